@@ -1,0 +1,246 @@
+//! Typed settings read through a lookup function, so tests pass a map and Lambda passes the environment.
+//!
+//! Every reader validates at init and names the variable and what it accepts; a function never starts with a setting
+//! it misread.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Display;
+use std::ops::RangeInclusive;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::report::{Classify, ErrorType};
+
+/// A setting that is missing, malformed or out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("setting {name}: {problem}; accepted: {accepted}")]
+pub struct ConfigError {
+    pub name: String,
+    pub problem: String,
+    pub accepted: String,
+}
+
+impl Classify for ConfigError {
+    fn error_type(&self) -> ErrorType {
+        ErrorType::CONFIGURATION
+    }
+}
+
+/// Where settings come from: the process environment, or a map in tests.
+pub struct Lookup<'a> {
+    get: Box<dyn Fn(&str) -> Option<String> + Send + Sync + 'a>,
+}
+
+impl<'a> Lookup<'a> {
+    pub fn new(get: impl Fn(&str) -> Option<String> + Send + Sync + 'a) -> Self {
+        Lookup { get: Box::new(get) }
+    }
+
+    pub fn env() -> Lookup<'static> {
+        Lookup::new(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_map(map: &'a HashMap<String, String>) -> Self {
+        Lookup::new(move |name| map.get(name).cloned())
+    }
+
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Lookup<'static> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Lookup::new(move |name| map.get(name).cloned())
+    }
+
+    /// The trimmed value; a variable set to blanks counts as unset (SAM renders an empty parameter that way).
+    pub fn string(&self, name: &str) -> Option<String> {
+        (self.get)(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    pub fn flag(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.string(name) {
+            None => Ok(default),
+            Some(v) => parse_flag(&v).ok_or_else(|| ConfigError {
+                name: name.into(),
+                problem: format!("`{v}` is not a boolean"),
+                accepted: "true, false, 1, 0, yes, no".into(),
+            }),
+        }
+    }
+
+    pub fn number<T>(&self, name: &str, default: T, range: RangeInclusive<T>) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + Display + Copy,
+    {
+        let accepted = || format!("a whole number from {} to {}", range.start(), range.end());
+        let Some(raw) = self.string(name) else { return Ok(default) };
+        let value: T = raw.parse().map_err(|_| ConfigError {
+            name: name.into(),
+            problem: format!("`{raw}` is not a number"),
+            accepted: accepted(),
+        })?;
+        if !range.contains(&value) {
+            return Err(ConfigError { name: name.into(), problem: format!("{value} is out of range"), accepted: accepted() });
+        }
+        Ok(value)
+    }
+
+    /// A comma-separated list; blanks and empty items are dropped.
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.string(name)
+            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+            .unwrap_or_default()
+    }
+
+    /// `key=value,key=value` (tags); a key may not repeat.
+    pub fn pairs(&self, name: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+        let mut out = BTreeMap::new();
+        for item in self.list(name) {
+            let err = |problem: String| ConfigError { name: name.into(), problem, accepted: "key=value,key=value".into() };
+            let (k, v) = item.split_once('=').ok_or_else(|| err(format!("`{item}` has no `=`")))?;
+            let (k, v) = (k.trim(), v.trim());
+            if k.is_empty() {
+                return Err(err(format!("`{item}` has an empty key")));
+            }
+            if out.insert(k.to_string(), v.to_string()).is_some() {
+                return Err(err(format!("key `{k}` appears twice")));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn parse_flag(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// The settings every function shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `DRY_RUN`: observe and plan, never mutate. A request's `dryRun: true` also turns it on (never off).
+    pub dry_run: bool,
+    /// `IDEMPOTENCY_TABLE`: the DynamoDB table of the event guard; unset → an in-memory guard (local runs).
+    pub idempotency_table: Option<String>,
+    /// `IDEMPOTENCY_TTL_SECONDS`: how long a completed event is remembered (default 1 h).
+    pub idempotency_ttl: Duration,
+    /// `MAX_ATTEMPTS`: SDK attempts per call, first included (default 5).
+    pub max_attempts: u32,
+    /// `RETRY_INITIAL_BACKOFF_MS`: the SDK's first backoff step (default 1000; tests and the emulator use less).
+    pub retry_initial_backoff: Duration,
+    /// `METRICS_NAMESPACE`: the CloudWatch namespace of the EMF counters (default `keeper`).
+    pub metrics_namespace: String,
+}
+
+impl Settings {
+    pub fn from_lookup(lookup: &Lookup<'_>) -> Result<Self, ConfigError> {
+        let metrics_namespace = lookup.string("METRICS_NAMESPACE").unwrap_or_else(|| "keeper".into());
+        if metrics_namespace.len() > 255 {
+            return Err(ConfigError {
+                name: "METRICS_NAMESPACE".into(),
+                problem: format!("{} characters", metrics_namespace.len()),
+                accepted: "1 to 255 characters".into(),
+            });
+        }
+        Ok(Settings {
+            dry_run: lookup.flag("DRY_RUN", false)?,
+            idempotency_table: lookup.string("IDEMPOTENCY_TABLE"),
+            idempotency_ttl: Duration::from_secs(lookup.number("IDEMPOTENCY_TTL_SECONDS", 3600u64, 60..=30 * 86_400)?),
+            max_attempts: lookup.number("MAX_ATTEMPTS", 5u32, 1..=10)?,
+            retry_initial_backoff: Duration::from_millis(lookup.number("RETRY_INITIAL_BACKOFF_MS", 1000u64, 1..=20_000)?),
+            metrics_namespace,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Settings::from_lookup(&Lookup::env())
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        // Cannot fail: every variable is unset and every default is valid.
+        Settings {
+            dry_run: false,
+            idempotency_table: None,
+            idempotency_ttl: Duration::from_secs(3600),
+            max_attempts: 5,
+            retry_initial_backoff: Duration::from_millis(1000),
+            metrics_namespace: "keeper".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_nothing_set_when_loaded_then_defaults() {
+        let s = Settings::from_lookup(&Lookup::from_pairs(&[])).unwrap();
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn given_every_setting_when_loaded_then_typed_values() {
+        let s = Settings::from_lookup(&Lookup::from_pairs(&[
+            ("DRY_RUN", "yes"),
+            ("IDEMPOTENCY_TABLE", " keeper-idem "),
+            ("IDEMPOTENCY_TTL_SECONDS", "7200"),
+            ("MAX_ATTEMPTS", "3"),
+            ("RETRY_INITIAL_BACKOFF_MS", "10"),
+            ("METRICS_NAMESPACE", "ops/keeper"),
+        ]))
+        .unwrap();
+        assert!(s.dry_run);
+        assert_eq!(s.idempotency_table.as_deref(), Some("keeper-idem"));
+        assert_eq!(s.idempotency_ttl, Duration::from_secs(7200));
+        assert_eq!(s.max_attempts, 3);
+        assert_eq!(s.retry_initial_backoff, Duration::from_millis(10));
+        assert_eq!(s.metrics_namespace, "ops/keeper");
+    }
+
+    #[test]
+    fn given_bad_values_when_loaded_then_error_names_variable_and_accepted_values() {
+        let cases = [
+            ("DRY_RUN", "maybe", "true, false"),
+            ("MAX_ATTEMPTS", "0", "from 1 to 10"),
+            ("MAX_ATTEMPTS", "five", "from 1 to 10"),
+            ("IDEMPOTENCY_TTL_SECONDS", "5", "from 60 to"),
+            ("RETRY_INITIAL_BACKOFF_MS", "-1", "from 1 to 20000"),
+        ];
+        for (name, value, accepted) in cases {
+            let err = Settings::from_lookup(&Lookup::from_pairs(&[(name, value)])).unwrap_err();
+            assert_eq!(err.name, name);
+            let text = err.to_string();
+            assert!(text.starts_with(&format!("setting {name}:")), "{text}");
+            assert!(text.contains(accepted), "{text}");
+            assert_eq!(err.error_type(), ErrorType::CONFIGURATION);
+        }
+    }
+
+    #[test]
+    fn given_blank_value_when_read_then_unset() {
+        let lookup = Lookup::from_pairs(&[("IDEMPOTENCY_TABLE", "   "), ("MAX_ATTEMPTS", "")]);
+        let s = Settings::from_lookup(&lookup).unwrap();
+        assert_eq!(s.idempotency_table, None);
+        assert_eq!(s.max_attempts, 5);
+    }
+
+    #[test]
+    fn given_lists_and_pairs_when_read_then_split_and_validated() {
+        let lookup = Lookup::from_pairs(&[
+            ("REGIONS", " us-east-1, ,eu-west-1 "),
+            ("TAGS", "team=ops, keeper:schedule=office-hours,empty="),
+            ("DUP", "a=1,a=2"),
+            ("NOEQ", "a"),
+        ]);
+        assert_eq!(lookup.list("REGIONS"), vec!["us-east-1", "eu-west-1"]);
+        assert!(lookup.list("UNSET").is_empty());
+        let tags = lookup.pairs("TAGS").unwrap();
+        assert_eq!(tags.get("keeper:schedule").map(String::as_str), Some("office-hours"));
+        assert_eq!(tags.get("empty").map(String::as_str), Some(""));
+        assert!(lookup.pairs("DUP").unwrap_err().to_string().contains("`a` appears twice"));
+        assert!(lookup.pairs("NOEQ").unwrap_err().to_string().contains("accepted: key=value"));
+    }
+}

@@ -1,0 +1,311 @@
+//! Doing a thing once: deterministic client tokens for AWS calls, and an event guard with Powertools semantics.
+//!
+//! The guard keeps one record per event id: INPROGRESS while a run holds it, COMPLETED with the stored response
+//! afterwards. A redelivered event gets the stored response without running again; an event whose run is still going
+//! gets a retryable error; a run that fails deletes its record so the retry can run. The lock is ONE conditional
+//! write, so two concurrent deliveries can never both run.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::report::{Classify, ErrorType};
+use crate::trigger::{canonical_json, sha256_hex};
+
+mod dynamodb;
+mod memory;
+
+pub use dynamodb::DynamoDbStore;
+pub use memory::MemoryStore;
+
+/// The UUID v5 namespace of keeper's tokens (itself derived, so it needs no registry).
+fn namespace() -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_URL, b"https://github.com/keeper/client-token")
+}
+
+/// A deterministic token (UUID v5, 36 characters) for Image Builder `clientToken` and CloudFront `CallerReference`:
+/// the same scope and parts give the same token, so a retried event replays instead of acting twice.
+///
+/// Parts are length-prefixed, so `["a,b"]` and `["a", "b"]` never collide.
+pub fn client_token(scope: &str, parts: &[&str]) -> String {
+    let mut name = Vec::with_capacity(scope.len() + parts.iter().map(|p| p.len() + 8).sum::<usize>());
+    for piece in std::iter::once(scope).chain(parts.iter().copied()) {
+        name.extend_from_slice(piece.len().to_string().as_bytes());
+        name.push(b':');
+        name.extend_from_slice(piece.as_bytes());
+    }
+    Uuid::new_v5(&namespace(), &name).to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    InProgress,
+    Completed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::InProgress => "INPROGRESS",
+            Status::Completed => "COMPLETED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "INPROGRESS" => Some(Status::InProgress),
+            "COMPLETED" => Some(Status::Completed),
+            _ => None,
+        }
+    }
+}
+
+/// One event's record, as Powertools stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// `<function>#<sha256 of the event id>`.
+    pub id: String,
+    pub status: Status,
+    /// Epoch seconds; DynamoDB's TTL attribute. A record past it is treated as absent even before TTL deletes it.
+    pub expiration: i64,
+    /// Epoch milliseconds: when an INPROGRESS lock is considered abandoned (the holder's Lambda deadline).
+    pub in_progress_expiration: Option<i64>,
+    /// The stored response (JSON) of a COMPLETED run.
+    pub data: Option<String>,
+    /// Hash of the payload, to tell a replay from a reuse of the same key for another payload.
+    pub validation: Option<String>,
+}
+
+/// The clock a store compares records with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub seconds: i64,
+    pub millis: i64,
+}
+
+impl Now {
+    pub fn at(time: SystemTime) -> Self {
+        let millis = time.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        Now { seconds: millis / 1000, millis }
+    }
+}
+
+/// What taking the lock found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lock {
+    /// The record was written: this run holds the event.
+    Acquired,
+    /// A live record holds the id: the existing record.
+    Held(Record),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("idempotency store: {0}")]
+pub struct StoreError(pub String);
+
+/// Where the guard keeps its records.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Writes `record` unless a live record holds its id, in one conditional write: the id is free when absent,
+    /// when `expiration < now.seconds`, or when it is INPROGRESS and `in_progress_expiration < now.millis`.
+    async fn put_in_progress(&self, record: &Record, now: Now) -> Result<Lock, StoreError>;
+    /// Stores the COMPLETED record with the response.
+    async fn complete(&self, record: &Record) -> Result<(), StoreError>;
+    async fn delete(&self, id: &str) -> Result<(), StoreError>;
+}
+
+/// Why the guard did not return the handler's own result.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError<E> {
+    #[error(transparent)]
+    Handler(E),
+    #[error("event {event_id} is being handled by another invocation; retry later")]
+    InProgress { event_id: String },
+    #[error("event id {event_id} was already used for a different payload; send a new requestId")]
+    PayloadMismatch { event_id: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored result for event {event_id} cannot be read: {reason}")]
+    CorruptRecord { event_id: String, reason: String },
+}
+
+impl<E: Classify> Classify for GuardError<E> {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            GuardError::Handler(e) => e.error_type(),
+            GuardError::InProgress { .. } => ErrorType::IN_PROGRESS,
+            GuardError::PayloadMismatch { .. } => ErrorType::IDEMPOTENCY_KEY_REUSED,
+            GuardError::Store(_) | GuardError::CorruptRecord { .. } => ErrorType::IDEMPOTENCY_STORE,
+        }
+    }
+}
+
+/// The handler's value and whether it was replayed from an earlier run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guarded<T> {
+    pub value: T,
+    pub replayed: bool,
+}
+
+type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// Lambda's longest timeout: how long a lock is held when the caller knows no deadline.
+const DEFAULT_LOCK: Duration = Duration::from_secs(15 * 60);
+
+/// The event guard of one function.
+#[derive(Clone)]
+pub struct Idempotency {
+    store: Arc<dyn IdempotencyStore>,
+    function: String,
+    ttl: Duration,
+    clock: Clock,
+}
+
+impl Idempotency {
+    pub fn new(store: Arc<dyn IdempotencyStore>, function: impl Into<String>, ttl: Duration) -> Self {
+        Idempotency { store, function: function.into(), ttl, clock: Arc::new(SystemTime::now) }
+    }
+
+    /// Replaces the clock (tests of expiry).
+    pub fn with_clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The record id of an event: the function name keeps functions sharing one table apart.
+    pub fn record_id(&self, event_id: &str) -> String {
+        format!("{}#{}", self.function, sha256_hex(event_id.as_bytes()))
+    }
+
+    /// Runs `handler` once per `event_id`. `payload` is the raw event (its canonical hash tells a replay from a key
+    /// reuse); `deadline` is the Lambda deadline, after which an unfinished run's lock may be taken over.
+    pub async fn run<T, E, F, Fut>(
+        &self,
+        event_id: &str,
+        payload: &Value,
+        deadline: Option<SystemTime>,
+        handler: F,
+    ) -> Result<Guarded<T>, GuardError<E>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let now_time = (self.clock)();
+        let now = Now::at(now_time);
+        let id = self.record_id(event_id);
+        let validation = sha256_hex(canonical_json(payload).as_bytes());
+        let lock_until = Now::at(deadline.unwrap_or(now_time + DEFAULT_LOCK)).millis;
+        let in_progress = Record {
+            id: id.clone(),
+            status: Status::InProgress,
+            expiration: now.seconds + self.ttl.as_secs() as i64,
+            in_progress_expiration: Some(lock_until),
+            data: None,
+            validation: Some(validation.clone()),
+        };
+        match self.store.put_in_progress(&in_progress, now).await? {
+            Lock::Acquired => {}
+            Lock::Held(existing) => return self.answer_held(event_id, existing, &validation),
+        }
+        match handler().await {
+            Ok(value) => {
+                let data = serde_json::to_string(&value).map_err(|e| StoreError(format!("cannot store result: {e}")))?;
+                let completed = Record {
+                    status: Status::Completed,
+                    expiration: Now::at((self.clock)()).seconds + self.ttl.as_secs() as i64,
+                    in_progress_expiration: None,
+                    data: Some(data),
+                    ..in_progress
+                };
+                if let Err(e) = self.store.complete(&completed).await {
+                    // The work is done; failing now would make Lambda redo it. The INPROGRESS record expires at the
+                    // deadline, after which a redelivery runs again and re-observes what this run already did.
+                    tracing::warn!(event_id, error = %e, "could not store the completed record");
+                }
+                Ok(Guarded { value, replayed: false })
+            }
+            Err(error) => {
+                if let Err(e) = self.store.delete(&id).await {
+                    tracing::warn!(event_id, error = %e, "could not delete the record of a failed run; a retry waits for the lock to expire");
+                }
+                Err(GuardError::Handler(error))
+            }
+        }
+    }
+
+    fn answer_held<T: DeserializeOwned, E>(&self, event_id: &str, existing: Record, validation: &str) -> Result<Guarded<T>, GuardError<E>> {
+        if existing.validation.as_deref().is_some_and(|v| v != validation) {
+            return Err(GuardError::PayloadMismatch { event_id: event_id.to_string() });
+        }
+        match existing.status {
+            Status::InProgress => Err(GuardError::InProgress { event_id: event_id.to_string() }),
+            Status::Completed => {
+                let corrupt = |reason: String| GuardError::CorruptRecord { event_id: event_id.to_string(), reason };
+                let data = existing.data.ok_or_else(|| corrupt("no data".into()))?;
+                let value = serde_json::from_str(&data).map_err(|e| corrupt(e.to_string()))?;
+                tracing::info!(event_id, "event already handled; returning the stored result");
+                Ok(Guarded { value, replayed: true })
+            }
+        }
+    }
+}
+
+/// The store the settings ask for: DynamoDB when `IDEMPOTENCY_TABLE` is set, else memory (and the log says so, since
+/// a memory guard forgets across cold starts).
+pub fn store_for(table: Option<&str>, sdk_config: &aws_types::SdkConfig, settings: &crate::config::Settings) -> Arc<dyn IdempotencyStore> {
+    match table {
+        Some(table) => Arc::new(DynamoDbStore::new(crate::clients::dynamodb(sdk_config, settings), table)),
+        None => {
+            tracing::warn!("IDEMPOTENCY_TABLE is not set: duplicate deliveries are only recognised within this process");
+            Arc::new(MemoryStore::default())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_same_scope_and_parts_when_tokens_derived_then_equal_36_char_uuids() {
+        let a = client_token("update-distribution-regions", &["evt-1", "arn:aws:imagebuilder:x", "hash"]);
+        let b = client_token("update-distribution-regions", &["evt-1", "arn:aws:imagebuilder:x", "hash"]);
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 36);
+        let parsed = Uuid::parse_str(&a).unwrap();
+        assert_eq!(parsed.get_version_num(), 5);
+    }
+
+    #[test]
+    fn given_different_inputs_when_tokens_derived_then_different() {
+        let base = client_token("s", &["a", "b"]);
+        assert_ne!(base, client_token("s", &["a", "c"]));
+        assert_ne!(base, client_token("t", &["a", "b"]));
+        assert_ne!(base, client_token("s", &["a,b"]));
+        assert_ne!(base, client_token("s", &["ab"]));
+        assert_ne!(client_token("s", &[]), client_token("s", &[""]));
+    }
+
+    #[test]
+    fn given_known_inputs_when_token_derived_then_value_is_stable_across_releases() {
+        // Changing the derivation would make every in-flight retry look like a new request to AWS.
+        assert_eq!(client_token("scope", &["part"]), client_token("scope", &["part"]));
+        let pinned = client_token("keeper", &["event-1"]);
+        assert_eq!(pinned, Uuid::new_v5(&namespace(), b"6:keeper7:event-1").to_string());
+    }
+
+    #[test]
+    fn given_record_ids_when_derived_then_scoped_by_function_and_hashed() {
+        let guard = Idempotency::new(Arc::new(MemoryStore::default()), "rotate-key-group", Duration::from_secs(60));
+        let id = guard.record_id("manual:x");
+        assert!(id.starts_with("rotate-key-group#"));
+        assert_eq!(id.len(), "rotate-key-group#".len() + 64);
+        assert_ne!(id, guard.record_id("manual:y"));
+    }
+}

@@ -1,0 +1,170 @@
+//! The production idempotency store: one DynamoDB item per event, locked by one conditional PutItem.
+//!
+//! Table: partition key `id` (S), TTL attribute `expiration`. Attributes as Powertools names them: `status`,
+//! `expiration` (N, epoch s), `in_progress_expiration` (N, epoch ms), `data` (S), `validation` (S).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+
+use super::{IdempotencyStore, Lock, Now, Record, Status, StoreError};
+
+const LOCK_CONDITION: &str =
+    "attribute_not_exists(#id) OR #expiry < :now OR (#status = :inprogress AND #in_progress_expiry < :now_in_millis)";
+
+#[derive(Debug, Clone)]
+pub struct DynamoDbStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDbStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoDbStore { client, table: table.into() }
+    }
+
+    /// Fallback when a condition failure came back without the old item (some DynamoDB-compatible servers omit it).
+    async fn read(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(id.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError(format!("GetItem on {}: {}", self.table, DisplayErrorContext(&e))))?;
+        out.item.as_ref().map(from_item).transpose()
+    }
+}
+
+fn to_item(record: &Record) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::from([
+        ("id".to_string(), AttributeValue::S(record.id.clone())),
+        ("status".to_string(), AttributeValue::S(record.status.as_str().into())),
+        ("expiration".to_string(), AttributeValue::N(record.expiration.to_string())),
+    ]);
+    if let Some(t) = record.in_progress_expiration {
+        item.insert("in_progress_expiration".into(), AttributeValue::N(t.to_string()));
+    }
+    if let Some(data) = &record.data {
+        item.insert("data".into(), AttributeValue::S(data.clone()));
+    }
+    if let Some(v) = &record.validation {
+        item.insert("validation".into(), AttributeValue::S(v.clone()));
+    }
+    item
+}
+
+fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Record, StoreError> {
+    let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let n = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+    let bad = |what: &str| StoreError(format!("stored item has no valid `{what}`"));
+    Ok(Record {
+        id: s("id").ok_or_else(|| bad("id"))?,
+        status: s("status").as_deref().and_then(Status::parse).ok_or_else(|| bad("status"))?,
+        expiration: n("expiration").ok_or_else(|| bad("expiration"))?,
+        in_progress_expiration: n("in_progress_expiration"),
+        data: s("data"),
+        validation: s("validation"),
+    })
+}
+
+#[async_trait]
+impl IdempotencyStore for DynamoDbStore {
+    async fn put_in_progress(&self, record: &Record, now: Now) -> Result<Lock, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)))
+            .condition_expression(LOCK_CONDITION)
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_names("#expiry", "expiration")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#in_progress_expiry", "in_progress_expiration")
+            .expression_attribute_values(":now", AttributeValue::N(now.seconds.to_string()))
+            .expression_attribute_values(":now_in_millis", AttributeValue::N(now.millis.to_string()))
+            .expression_attribute_values(":inprogress", AttributeValue::S(Status::InProgress.as_str().into()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Lock::Acquired),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    let existing = match failed.item() {
+                        Some(item) => Some(from_item(item)?),
+                        None => self.read(&record.id).await?,
+                    };
+                    // Gone between the failed write and the read (TTL or a failed run's delete): report it as held
+                    // by a run in progress, so the caller retries rather than runs unguarded.
+                    Ok(Lock::Held(existing.unwrap_or_else(|| Record {
+                        status: Status::InProgress,
+                        validation: None,
+                        ..record.clone()
+                    })))
+                }
+                _ => Err(StoreError(format!("PutItem on {}: {}", self.table, DisplayErrorContext(&e)))),
+            },
+        }
+    }
+
+    async fn complete(&self, record: &Record) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)))
+            .send()
+            .await
+            .map_err(|e| StoreError(format!("PutItem on {}: {}", self.table, DisplayErrorContext(&e))))?;
+        Ok(())
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(id.into()))
+            .send()
+            .await
+            .map_err(|e| StoreError(format!("DeleteItem on {}: {}", self.table, DisplayErrorContext(&e))))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_full_record_when_stored_and_read_then_identical() {
+        let record = Record {
+            id: "f#abc".into(),
+            status: Status::Completed,
+            expiration: 1_800_000_000,
+            in_progress_expiration: Some(1_800_000_000_123),
+            data: Some(r#"{"a":1}"#.into()),
+            validation: Some("hash".into()),
+        };
+        assert_eq!(from_item(&to_item(&record)).unwrap(), record);
+    }
+
+    #[test]
+    fn given_item_without_status_when_read_then_error_names_attribute() {
+        let mut item = to_item(&Record {
+            id: "x".into(),
+            status: Status::InProgress,
+            expiration: 1,
+            in_progress_expiration: None,
+            data: None,
+            validation: None,
+        });
+        item.remove("status");
+        assert!(from_item(&item).unwrap_err().to_string().contains("`status`"));
+    }
+}

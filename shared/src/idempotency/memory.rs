@@ -1,0 +1,59 @@
+//! The in-process idempotency store for local runs and tests: the same condition as DynamoDB, under a mutex.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{IdempotencyStore, Lock, Now, Record, Status, StoreError};
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    records: Mutex<HashMap<String, Record>>,
+}
+
+impl MemoryStore {
+    /// A copy of a record, for tests.
+    pub fn get(&self, id: &str) -> Option<Record> {
+        self.lock().ok()?.get(id).cloned()
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Record>>, StoreError> {
+        self.records.lock().map_err(|_| StoreError("memory store poisoned by a panic".into()))
+    }
+}
+
+/// The lock condition of the DynamoDB store, evaluated in process.
+pub(super) fn is_free(existing: Option<&Record>, now: Now) -> bool {
+    match existing {
+        None => true,
+        Some(r) => {
+            r.expiration < now.seconds
+                || (r.status == Status::InProgress && r.in_progress_expiration.is_some_and(|t| t < now.millis))
+        }
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for MemoryStore {
+    async fn put_in_progress(&self, record: &Record, now: Now) -> Result<Lock, StoreError> {
+        let mut records = self.lock()?;
+        let existing = records.get(&record.id);
+        if is_free(existing, now) {
+            records.insert(record.id.clone(), record.clone());
+            Ok(Lock::Acquired)
+        } else {
+            Ok(Lock::Held(existing.cloned().ok_or_else(|| StoreError("record vanished".into()))?))
+        }
+    }
+
+    async fn complete(&self, record: &Record) -> Result<(), StoreError> {
+        self.lock()?.insert(record.id.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        self.lock()?.remove(id);
+        Ok(())
+    }
+}

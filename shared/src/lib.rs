@@ -1,0 +1,12 @@
+//! What keeper's Lambda functions share: triggers, idempotency, retries, configuration, clients, telemetry, reports.
+//!
+//! Every function runs one pipeline: payload --[`trigger`]--> request --observe--> state --plan--> plan --apply-->
+//! [`report::Report`], inside the event guard of [`idempotency`].
+
+pub mod clients;
+pub mod config;
+pub mod idempotency;
+pub mod report;
+pub mod retry;
+pub mod telemetry;
+pub mod trigger;
