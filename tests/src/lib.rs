@@ -1,1 +1,3 @@
-//! Support for the end-to-end tests (see tests/).
+//! Support for keeper's end-to-end tests: real servers started on loopback for the duration of one test.
+
+pub mod moto;

@@ -1,0 +1,317 @@
+//! One suite for the event guard, run against both stores: DynamoDB (a real moto server) and memory.
+//!
+//! Each case says GIVEN / WHEN / THEN and asserts, besides the answer, whether the handler ran: a replay or a refused
+//! delivery must not run it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use keeper_tests::moto::Moto;
+use serde_json::json;
+use shared::config::Settings;
+use shared::idempotency::{
+    DynamoDbStore, GuardError, Idempotency, IdempotencyStore, Lock, MemoryStore, Now, Record, Status,
+};
+use shared::report::{Action, Classify, ErrorType, Outcome, Report};
+
+#[derive(Debug, thiserror::Error)]
+#[error("handler failed")]
+struct HandlerFailed;
+
+impl Classify for HandlerFailed {
+    fn error_type(&self) -> ErrorType {
+        ErrorType::SERVICE_UNAVAILABLE
+    }
+}
+
+/// A store under test, and the moto server behind it (kept alive for the test).
+struct Fixture {
+    store: Arc<dyn IdempotencyStore>,
+    _moto: Option<Moto>,
+}
+
+async fn memory() -> Fixture {
+    Fixture { store: Arc::new(MemoryStore::default()), _moto: None }
+}
+
+async fn dynamodb() -> Fixture {
+    let moto = tokio::task::spawn_blocking(Moto::start).await.expect("moto start");
+    let settings = Settings { retry_initial_backoff: Duration::from_millis(5), ..Settings::default() };
+    let sdk = shared::clients::local_sdk_config(&moto.url, "us-east-1", &settings).await;
+    let client = shared::clients::dynamodb(&sdk, &settings);
+    client
+        .create_table()
+        .table_name("keeper-idempotency")
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().unwrap())
+        .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().unwrap())
+        .send()
+        .await
+        .expect("create the idempotency table in moto");
+    Fixture { store: Arc::new(DynamoDbStore::new(client, "keeper-idempotency")), _moto: Some(moto) }
+}
+
+/// A clock the test moves by hand, starting now.
+#[derive(Clone)]
+struct TestClock(Arc<AtomicI64>);
+
+impl TestClock {
+    fn new() -> Self {
+        TestClock(Arc::new(AtomicI64::new(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64)))
+    }
+    fn now(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.0.load(Ordering::SeqCst) as u64)
+    }
+    fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+fn guard(fixture: &Fixture, clock: &TestClock) -> Idempotency {
+    let clock = clock.clone();
+    Idempotency::new(fixture.store.clone(), "start-idle-image-builders", Duration::from_secs(3600)).with_clock(move || clock.now())
+}
+
+fn report(event_id: &str) -> Report {
+    let mut r = Report::new("start-idle-image-builders", event_id, false);
+    r.push(Action::new("us-east-1/b1", "start", Outcome::Applied, ""));
+    r
+}
+
+async fn completed_replays_without_running(fixture: Fixture) {
+    // GIVEN an event that was handled once
+    let clock = TestClock::new();
+    let guard = guard(&fixture, &clock);
+    let payload = json!({"names": ["b1"]});
+    let runs = AtomicU32::new(0);
+    let handler = || async {
+        runs.fetch_add(1, Ordering::SeqCst);
+        Ok::<_, HandlerFailed>(report("evt-1"))
+    };
+    let first = guard.run("evt-1", &payload, None, handler).await.unwrap();
+    assert!(!first.replayed);
+    // WHEN it is delivered again
+    let second = guard.run("evt-1", &payload, None, handler).await.unwrap();
+    // THEN the stored report comes back and the handler did not run again
+    assert!(second.replayed);
+    assert_eq!(second.value, first.value);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+async fn payload_key_order_is_not_a_mismatch(fixture: Fixture) {
+    // GIVEN a handled event
+    let clock = TestClock::new();
+    let guard = guard(&fixture, &clock);
+    let ok = || async { Ok::<_, HandlerFailed>(report("evt-1")) };
+    guard.run("evt-1", &json!({"a": 1, "b": {"x": 1, "y": 2}}), None, ok).await.unwrap();
+    // WHEN the same payload arrives with its keys in another order
+    let again = guard.run("evt-1", &json!({"b": {"y": 2, "x": 1}, "a": 1}), None, ok).await.unwrap();
+    // THEN it is a replay
+    assert!(again.replayed);
+}
+
+async fn payload_mismatch_is_an_error_and_does_not_run(fixture: Fixture) {
+    // GIVEN an event id handled for one payload
+    let clock = TestClock::new();
+    let guard = guard(&fixture, &clock);
+    guard.run("manual:change-1", &json!({"names": ["b1"]}), None, || async { Ok::<_, HandlerFailed>(report("e")) }).await.unwrap();
+    // WHEN the same id comes with another payload
+    let runs = AtomicU32::new(0);
+    let result = guard
+        .run("manual:change-1", &json!({"names": ["b2"]}), None, || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, HandlerFailed>(report("e"))
+        })
+        .await;
+    // THEN an explicit permanent error, not a replay, and the handler did not run
+    let err = result.unwrap_err();
+    assert!(matches!(err, GuardError::PayloadMismatch { .. }), "{err}");
+    assert_eq!(err.error_type(), ErrorType::IDEMPOTENCY_KEY_REUSED);
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+}
+
+async fn in_progress_blocks_a_second_delivery(fixture: Fixture) {
+    // GIVEN a run that holds the event and has not finished
+    let clock = TestClock::new();
+    let guard = guard(&fixture, &clock);
+    let payload = json!({"names": ["b1"]});
+    let (release, wait) = tokio::sync::oneshot::channel::<()>();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let deadline = Some(clock.now() + Duration::from_secs(60));
+    let first = {
+        let guard = guard.clone();
+        let payload = payload.clone();
+        tokio::spawn(async move {
+            guard
+                .run("evt-2", &payload, deadline, || async move {
+                    let _ = started_tx.send(());
+                    let _ = wait.await;
+                    Ok::<_, HandlerFailed>(report("evt-2"))
+                })
+                .await
+        })
+    };
+    started_rx.await.unwrap();
+    // WHEN the event is delivered again meanwhile
+    let runs = AtomicU32::new(0);
+    let second = guard
+        .run("evt-2", &payload, deadline, || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, HandlerFailed>(report("evt-2"))
+        })
+        .await;
+    // THEN it is refused with a retryable error and does not run
+    let err = second.unwrap_err();
+    assert!(matches!(err, GuardError::InProgress { .. }), "{err}");
+    assert!(err.error_type().is_retryable());
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    release.send(()).unwrap();
+    assert!(!first.await.unwrap().unwrap().replayed);
+}
+
+async fn abandoned_lock_expires_at_the_deadline(fixture: Fixture) {
+    // GIVEN a run that took the lock and died (its record stays INPROGRESS until its Lambda deadline)
+    let clock = TestClock::new();
+    let guard = guard(&fixture, &clock);
+    let id = guard.record_id("evt-3");
+    let now = Now::at(clock.now());
+    let abandoned = Record {
+        id: id.clone(),
+        status: Status::InProgress,
+        expiration: now.seconds + 3600,
+        in_progress_expiration: Some(now.millis + 30_000),
+        data: None,
+        validation: None,
+    };
+    assert_eq!(fixture.store.put_in_progress(&abandoned, now).await.unwrap(), Lock::Acquired);
+    let runs = AtomicU32::new(0);
+    let handler = || async {
+        runs.fetch_add(1, Ordering::SeqCst);
+        Ok::<_, HandlerFailed>(report("evt-3"))
+    };
+    // WHEN a retry arrives before the deadline THEN it is refused
+    let early = guard.run("evt-3", &json!({}), None, handler).await;
+    assert!(matches!(early, Err(GuardError::InProgress { .. })));
+    // WHEN a retry arrives after the deadline THEN it takes the lock and runs
+    clock.advance(Duration::from_secs(31));
+    let late = guard.run("evt-3", &json!({}), None, handler).await.unwrap();
+    assert!(!late.replayed);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+async fn failed_run_deletes_its_record_so_a_retry_runs(fixture: Fixture) {
+    // GIVEN a run whose handler failed
+    let clock = TestClock::new();
+    let guard = guard(&fixture, &clock);
+    let payload = json!({"names": ["b1"]});
+    let failed = guard.run("evt-4", &payload, None, || async { Err::<Report, _>(HandlerFailed) }).await;
+    assert!(matches!(failed, Err(GuardError::Handler(HandlerFailed))));
+    // WHEN Lambda retries it
+    let runs = AtomicU32::new(0);
+    let retry = guard
+        .run("evt-4", &payload, None, || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, HandlerFailed>(report("evt-4"))
+        })
+        .await
+        .unwrap();
+    // THEN the retry runs for real
+    assert!(!retry.replayed);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+async fn completed_record_expires_after_its_ttl(fixture: Fixture) {
+    // GIVEN a handled event
+    let clock = TestClock::new();
+    let guard = guard(&fixture, &clock);
+    let runs = AtomicU32::new(0);
+    let handler = || async {
+        runs.fetch_add(1, Ordering::SeqCst);
+        Ok::<_, HandlerFailed>(report("evt-5"))
+    };
+    guard.run("evt-5", &json!({}), None, handler).await.unwrap();
+    // WHEN it arrives again after the TTL (DynamoDB's TTL deletion is lazy: the record may still be there)
+    clock.advance(Duration::from_secs(3602));
+    let again = guard.run("evt-5", &json!({}), None, handler).await.unwrap();
+    // THEN it runs again
+    assert!(!again.replayed);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+async fn concurrent_deliveries_run_the_handler_once(fixture: Fixture) {
+    // GIVEN eight deliveries of one event at once
+    let clock = TestClock::new();
+    let guard = guard(&fixture, &clock);
+    let runs = Arc::new(AtomicU32::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (guard, runs) = (guard.clone(), runs.clone());
+        tasks.push(tokio::spawn(async move {
+            guard
+                .run("evt-6", &json!({"n": 1}), None, || async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Ok::<_, HandlerFailed>(report("evt-6"))
+                })
+                .await
+        }));
+    }
+    // WHEN they all finish
+    let mut ran = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(g) if !g.replayed => ran += 1,
+            Ok(_) | Err(GuardError::InProgress { .. }) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    // THEN exactly one ran the handler
+    assert_eq!(ran, 1);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+macro_rules! suite {
+    ($store:ident) => {
+        mod $store {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn given_handled_event_when_redelivered_then_stored_result_without_running() {
+                completed_replays_without_running(super::$store().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn given_handled_event_when_redelivered_with_keys_reordered_then_replay() {
+                payload_key_order_is_not_a_mismatch(super::$store().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn given_handled_event_id_when_sent_with_other_payload_then_mismatch_error_and_no_run() {
+                payload_mismatch_is_an_error_and_does_not_run(super::$store().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn given_run_in_progress_when_redelivered_then_retryable_refusal_and_no_run() {
+                in_progress_blocks_a_second_delivery(super::$store().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn given_abandoned_lock_when_deadline_passes_then_retry_takes_over() {
+                abandoned_lock_expires_at_the_deadline(super::$store().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn given_failed_run_when_retried_then_runs_again() {
+                failed_run_deletes_its_record_so_a_retry_runs(super::$store().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn given_completed_record_when_ttl_passes_then_runs_again() {
+                completed_record_expires_after_its_ttl(super::$store().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn given_eight_concurrent_deliveries_when_guarded_then_handler_runs_once() {
+                concurrent_deliveries_run_the_handler_once(super::$store().await).await;
+            }
+        }
+    };
+}
+
+suite!(memory);
+suite!(dynamodb);
