@@ -77,7 +77,11 @@ impl<'a> Lookup<'a> {
             accepted: accepted(),
         })?;
         if !range.contains(&value) {
-            return Err(ConfigError { name: name.into(), problem: format!("{value} is out of range"), accepted: accepted() });
+            return Err(ConfigError {
+                name: name.into(),
+                problem: format!("{value} is out of range"),
+                accepted: accepted(),
+            });
         }
         Ok(value)
     }
@@ -93,7 +97,8 @@ impl<'a> Lookup<'a> {
     pub fn pairs(&self, name: &str) -> Result<BTreeMap<String, String>, ConfigError> {
         let mut out = BTreeMap::new();
         for item in self.list(name) {
-            let err = |problem: String| ConfigError { name: name.into(), problem, accepted: "key=value,key=value".into() };
+            let err =
+                |problem: String| ConfigError { name: name.into(), problem, accepted: "key=value,key=value".into() };
             let (k, v) = item.split_once('=').ok_or_else(|| err(format!("`{item}` has no `=`")))?;
             let (k, v) = (k.trim(), v.trim());
             if k.is_empty() {
@@ -145,9 +150,17 @@ impl Settings {
         Ok(Settings {
             dry_run: lookup.flag("DRY_RUN", false)?,
             idempotency_table: lookup.string("IDEMPOTENCY_TABLE"),
-            idempotency_ttl: Duration::from_secs(lookup.number("IDEMPOTENCY_TTL_SECONDS", 3600u64, 60..=30 * 86_400)?),
+            idempotency_ttl: Duration::from_secs(lookup.number(
+                "IDEMPOTENCY_TTL_SECONDS",
+                3600u64,
+                60..=30 * 86_400,
+            )?),
             max_attempts: lookup.number("MAX_ATTEMPTS", 5u32, 1..=10)?,
-            retry_initial_backoff: Duration::from_millis(lookup.number("RETRY_INITIAL_BACKOFF_MS", 1000u64, 1..=20_000)?),
+            retry_initial_backoff: Duration::from_millis(lookup.number(
+                "RETRY_INITIAL_BACKOFF_MS",
+                1000u64,
+                1..=20_000,
+            )?),
             metrics_namespace,
         })
     }

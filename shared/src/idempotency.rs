@@ -215,7 +215,8 @@ impl Idempotency {
         }
         match handler().await {
             Ok(value) => {
-                let data = serde_json::to_string(&value).map_err(|e| StoreError(format!("cannot store result: {e}")))?;
+                let data =
+                    serde_json::to_string(&value).map_err(|e| StoreError(format!("cannot store result: {e}")))?;
                 let completed = Record {
                     status: Status::Completed,
                     expiration: Now::at((self.clock)()).seconds + self.ttl.as_secs() as i64,
@@ -239,7 +240,12 @@ impl Idempotency {
         }
     }
 
-    fn answer_held<T: DeserializeOwned, E>(&self, event_id: &str, existing: Record, validation: &str) -> Result<Guarded<T>, GuardError<E>> {
+    fn answer_held<T: DeserializeOwned, E>(
+        &self,
+        event_id: &str,
+        existing: Record,
+        validation: &str,
+    ) -> Result<Guarded<T>, GuardError<E>> {
         if existing.validation.as_deref().is_some_and(|v| v != validation) {
             return Err(GuardError::PayloadMismatch { event_id: event_id.to_string() });
         }
@@ -258,11 +264,17 @@ impl Idempotency {
 
 /// The store the settings ask for: DynamoDB when `IDEMPOTENCY_TABLE` is set, else memory (and the log says so, since
 /// a memory guard forgets across cold starts).
-pub fn store_for(table: Option<&str>, sdk_config: &aws_types::SdkConfig, settings: &crate::config::Settings) -> Arc<dyn IdempotencyStore> {
+pub fn store_for(
+    table: Option<&str>,
+    sdk_config: &aws_types::SdkConfig,
+    settings: &crate::config::Settings,
+) -> Arc<dyn IdempotencyStore> {
     match table {
         Some(table) => Arc::new(DynamoDbStore::new(crate::clients::dynamodb(sdk_config, settings), table)),
         None => {
-            tracing::warn!("IDEMPOTENCY_TABLE is not set: duplicate deliveries are only recognised within this process");
+            tracing::warn!(
+                "IDEMPOTENCY_TABLE is not set: duplicate deliveries are only recognised within this process"
+            );
             Arc::new(MemoryStore::default())
         }
     }

@@ -6,6 +6,7 @@
 pub mod clients;
 pub mod config;
 pub mod idempotency;
+pub mod invocation;
 pub mod report;
 pub mod retry;
 pub mod telemetry;

@@ -53,7 +53,12 @@ pub struct Action {
 }
 
 impl Action {
-    pub fn new(target: impl Into<String>, action: impl Into<String>, outcome: Outcome, detail: impl Into<String>) -> Self {
+    pub fn new(
+        target: impl Into<String>,
+        action: impl Into<String>,
+        outcome: Outcome,
+        detail: impl Into<String>,
+    ) -> Self {
         Action { target: target.into(), action: action.into(), outcome, detail: detail.into(), error_type: None }
     }
 
@@ -87,7 +92,14 @@ pub struct Report {
 
 impl Report {
     pub fn new(function: impl Into<String>, event_id: impl Into<String>, dry_run: bool) -> Self {
-        Report { function: function.into(), event_id: event_id.into(), dry_run, actions: Vec::new(), error: None, replayed: false }
+        Report {
+            function: function.into(),
+            event_id: event_id.into(),
+            dry_run,
+            actions: Vec::new(),
+            error: None,
+            replayed: false,
+        }
     }
 
     pub fn push(&mut self, action: Action) {
@@ -165,6 +177,13 @@ pub trait Classify: std::error::Error {
     fn error_type(&self) -> ErrorType;
 }
 
+/// A pipeline that cannot fail.
+impl Classify for std::convert::Infallible {
+    fn error_type(&self) -> ErrorType {
+        match *self {}
+    }
+}
+
 /// A failure as it appears in a report and in Lambda's error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -204,7 +223,11 @@ pub enum Caller {
 /// - permanent failure of a request sent by hand → a function error, so the caller sees it at once.
 ///
 /// Every failure is logged at ERROR with its type, so alarms see the permanent ones too.
-pub fn into_lambda_result<E: Classify>(result: Result<Report, E>, caller: Caller, header: Report) -> Result<Report, Diagnostic> {
+pub fn into_lambda_result<E: Classify>(
+    result: Result<Report, E>,
+    caller: Caller,
+    header: Report,
+) -> Result<Report, Diagnostic> {
     match result {
         Ok(report) => Ok(report),
         Err(error) => {

@@ -144,7 +144,12 @@ pub struct RmwPolicy {
 
 impl Default for RmwPolicy {
     fn default() -> Self {
-        RmwPolicy { max_attempts: 6, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(5), margin: Duration::from_secs(5) }
+        RmwPolicy {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+            margin: Duration::from_secs(5),
+        }
     }
 }
 

@@ -132,17 +132,22 @@ mod tests {
         let directive = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "keeper");
         assert_eq!(directive["Dimensions"], json!([["function"]]));
-        let names: Vec<&str> = directive["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
+        let names: Vec<&str> =
+            directive["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
         assert_eq!(names, vec!["applied", "failed", "planned", "skipped", "started"]);
         assert_eq!(line["function"], "start-idle-image-builders");
-        assert_eq!((line["applied"].clone(), line["skipped"].clone(), line["failed"].clone()), (json!(2), json!(1), json!(0)));
+        assert_eq!(
+            (line["applied"].clone(), line["skipped"].clone(), line["failed"].clone()),
+            (json!(2), json!(1), json!(0))
+        );
         assert_eq!(line["started"], 2);
     }
 
     #[test]
     fn given_permanent_failure_in_report_when_counted_then_failed_is_one() {
         let mut report = Report::new("f", "e", false);
-        report.error = Some(crate::report::Failure { error_type: "Permanent.InvalidInput".into(), error_message: "x".into() });
+        report.error =
+            Some(crate::report::Failure { error_type: "Permanent.InvalidInput".into(), error_message: "x".into() });
         assert_eq!(Metrics::from_report("keeper", &report).get("failed"), 1);
     }
 }

@@ -273,7 +273,11 @@ fn parse_sns<R: Request>(whole: Value) -> Result<Trigger<R>, TriggerError> {
         });
     }
     if out.is_empty() {
-        return Err(TriggerError::BadEnvelope { envelope: "SNS event", path: "Records".into(), message: "no records".into() });
+        return Err(TriggerError::BadEnvelope {
+            envelope: "SNS event",
+            path: "Records".into(),
+            message: "no records".into(),
+        });
     }
     Ok(Trigger::Sns(out))
 }
@@ -309,7 +313,11 @@ fn parse_s3<R>(whole: Value) -> Result<Trigger<R>, TriggerError> {
         }));
     }
     if out.is_empty() {
-        return Err(TriggerError::BadEnvelope { envelope: "S3 event", path: "Records".into(), message: "no records".into() });
+        return Err(TriggerError::BadEnvelope {
+            envelope: "S3 event",
+            path: "Records".into(),
+            message: "no records".into(),
+        });
     }
     Ok(Trigger::S3(out))
 }
@@ -363,7 +371,8 @@ fn parse_eventbridge<R: Request>(whole: Value) -> Result<Trigger<R>, TriggerErro
     let event: EventBridgeEvent<Value> = envelope("EventBridge event", whole.clone())?;
     let id = event.id.clone().filter(|id| !id.is_empty());
     let time = event.time.map(|t| t.to_rfc3339());
-    let missing_id = || TriggerError::BadEnvelope { envelope: "EventBridge event", path: "id".into(), message: "missing".into() };
+    let missing_id =
+        || TriggerError::BadEnvelope { envelope: "EventBridge event", path: "id".into(), message: "missing".into() };
     match (event.source.as_str(), event.detail_type.as_str()) {
         ("aws.events", "Scheduled Event") => Ok(Trigger::Schedule(Schedule {
             event_id: id.ok_or_else(missing_id)?,
@@ -423,7 +432,8 @@ fn parse_scheduler<R: Request>(mut object: Map<String, Value>) -> Result<Trigger
         return Err(TriggerError::InvalidRequest {
             location: "EventBridge Scheduler input".into(),
             path: format!("{SCHEDULER_KEY}.executionId"),
-            message: "must be the scheduler's `<aws.scheduler.execution-id>`, filled in by EventBridge Scheduler".into(),
+            message: "must be the scheduler's `<aws.scheduler.execution-id>`, filled in by EventBridge Scheduler"
+                .into(),
         });
     }
     let (_, request) = request_from(object, "EventBridge Scheduler input")?;
@@ -446,7 +456,10 @@ fn parse_manual<R: Request>(object: Map<String, Value>) -> Result<Trigger<R>, Tr
 }
 
 /// Splits off the optional `requestId` and parses the rest as the function's request, naming the failing field.
-fn request_from<R: Request>(mut object: Map<String, Value>, location: &str) -> Result<(Option<String>, R), TriggerError> {
+fn request_from<R: Request>(
+    mut object: Map<String, Value>,
+    location: &str,
+) -> Result<(Option<String>, R), TriggerError> {
     let request_id = match object.remove(REQUEST_ID_KEY) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 256 => Some(s),
@@ -458,11 +471,12 @@ fn request_from<R: Request>(mut object: Map<String, Value>, location: &str) -> R
             });
         }
     };
-    let request = serde_path_to_error::deserialize(Value::Object(object)).map_err(|e| TriggerError::InvalidRequest {
-        location: location.into(),
-        path: e.path().to_string(),
-        message: e.inner().to_string(),
-    })?;
+    let request =
+        serde_path_to_error::deserialize(Value::Object(object)).map_err(|e| TriggerError::InvalidRequest {
+            location: location.into(),
+            path: e.path().to_string(),
+            message: e.inner().to_string(),
+        })?;
     Ok((request_id, request))
 }
 

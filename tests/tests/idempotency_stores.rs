@@ -45,7 +45,9 @@ async fn dynamodb() -> Fixture {
         .create_table()
         .table_name("keeper-idempotency")
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().unwrap())
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().unwrap(),
+        )
         .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().unwrap())
         .send()
         .await
@@ -71,7 +73,8 @@ impl TestClock {
 
 fn guard(fixture: &Fixture, clock: &TestClock) -> Idempotency {
     let clock = clock.clone();
-    Idempotency::new(fixture.store.clone(), "start-idle-image-builders", Duration::from_secs(3600)).with_clock(move || clock.now())
+    Idempotency::new(fixture.store.clone(), "start-idle-image-builders", Duration::from_secs(3600))
+        .with_clock(move || clock.now())
 }
 
 fn report(event_id: &str) -> Report {
@@ -116,7 +119,10 @@ async fn payload_mismatch_is_an_error_and_does_not_run(fixture: Fixture) {
     // GIVEN an event id handled for one payload
     let clock = TestClock::new();
     let guard = guard(&fixture, &clock);
-    guard.run("manual:change-1", &json!({"names": ["b1"]}), None, || async { Ok::<_, HandlerFailed>(report("e")) }).await.unwrap();
+    guard
+        .run("manual:change-1", &json!({"names": ["b1"]}), None, || async { Ok::<_, HandlerFailed>(report("e")) })
+        .await
+        .unwrap();
     // WHEN the same id comes with another payload
     let runs = AtomicU32::new(0);
     let result = guard

@@ -45,7 +45,9 @@ fn given_verdicts_when_turned_into_actions_then_throttle_contention_with_longer_
     assert_eq!(classifier.action(Verdict::Throttled, 0.5), RetryAction::throttling_error());
     assert_eq!(classifier.action(Verdict::Quota, 0.5), RetryAction::RetryForbidden);
     for (random, expected_ms) in [(0.0, 400), (0.5, 600), (0.999, 799)] {
-        let RetryAction::RetryIndicated(RetryReason::RetryableError { kind, retry_after }) = classifier.action(Verdict::Contention, random) else {
+        let RetryAction::RetryIndicated(RetryReason::RetryableError { kind, retry_after }) =
+            classifier.action(Verdict::Contention, random)
+        else {
             panic!("contention must be retried")
         };
         assert_eq!(kind, ErrorKind::TransientError);
@@ -57,17 +59,31 @@ fn given_verdicts_when_turned_into_actions_then_throttle_contention_with_longer_
 fn given_raw_error_responses_of_each_protocol_when_read_then_code_found_and_cleaned() {
     // restJson1 / awsJson1_1: the header wins and is cleaned like the SDK does.
     assert_eq!(
-        error_code(Some("CallRateLimitExceededException:http://internal.amazon.com/coral/"), Some("application/json"), b"{}"),
+        error_code(
+            Some("CallRateLimitExceededException:http://internal.amazon.com/coral/"),
+            Some("application/json"),
+            b"{}"
+        ),
         Some("CallRateLimitExceededException".into())
     );
     // awsJson: `__type` with a namespace, or `code`.
     assert_eq!(
-        error_code(None, Some("application/x-amz-json-1.1"), br#"{"__type":"com.amazonaws.appstream#ConcurrentModificationException","Message":"x"}"#),
+        error_code(
+            None,
+            Some("application/x-amz-json-1.1"),
+            br#"{"__type":"com.amazonaws.appstream#ConcurrentModificationException","Message":"x"}"#
+        ),
         Some("ConcurrentModificationException".into())
     );
-    assert_eq!(error_code(None, Some("application/json"), br#"{"code":"ResourceInUseException"}"#), Some("ResourceInUseException".into()));
+    assert_eq!(
+        error_code(None, Some("application/json"), br#"{"code":"ResourceInUseException"}"#),
+        Some("ResourceInUseException".into())
+    );
     // RPC v2 CBOR: only the body's `__type`.
-    assert_eq!(error_code(None, Some("application/cbor"), &cbor_error("LimitExceededException")), Some("LimitExceededException".into()));
+    assert_eq!(
+        error_code(None, Some("application/cbor"), &cbor_error("LimitExceededException")),
+        Some("LimitExceededException".into())
+    );
     // Nothing recognisable.
     assert_eq!(error_code(None, Some("application/cbor"), b"\xff\x00garbage"), None);
     assert_eq!(error_code(None, Some("text/xml"), b"<ErrorResponse/>"), None);
@@ -98,7 +114,10 @@ fn given_appstream_cbor_errors_when_classified_then_contention_retried_and_quota
     let ctx = ctx_with_error_response(400, "application/cbor", cbor_error("ConcurrentModificationException"));
     assert!(matches!(
         classifier.classify_retry(&ctx),
-        RetryAction::RetryIndicated(RetryReason::RetryableError { kind: ErrorKind::TransientError, retry_after: Some(_) })
+        RetryAction::RetryIndicated(RetryReason::RetryableError {
+            kind: ErrorKind::TransientError,
+            retry_after: Some(_)
+        })
     ));
     let ctx = ctx_with_error_response(400, "application/cbor", cbor_error("LimitExceededException"));
     assert_eq!(classifier.classify_retry(&ctx), RetryAction::RetryForbidden);
@@ -191,7 +210,11 @@ async fn get_item_attempts(responses: Vec<(u16, &'static str)>) -> (bool, u32) {
 
 #[tokio::test]
 async fn given_real_sdk_client_when_account_quota_error_then_no_retry_although_sdk_lists_it_as_throttling() {
-    let (ok, attempts) = get_item_attempts(vec![(400, r#"{"__type":"com.amazonaws.dynamodb.v20120810#LimitExceededException","message":"quota"}"#)]).await;
+    let (ok, attempts) = get_item_attempts(vec![(
+        400,
+        r#"{"__type":"com.amazonaws.dynamodb.v20120810#LimitExceededException","message":"quota"}"#,
+    )])
+    .await;
     assert!(!ok);
     assert_eq!(attempts, 1, "LimitExceededException must not be retried");
 }
@@ -206,7 +229,8 @@ async fn given_real_sdk_client_when_429_rate_limit_then_retried_until_success() 
 
 #[tokio::test]
 async fn given_real_sdk_client_when_resource_in_use_then_retried_until_success() {
-    let (ok, attempts) = get_item_attempts(vec![(400, r#"{"__type":"ResourceInUseException","message":"busy"}"#), (200, "{}")]).await;
+    let (ok, attempts) =
+        get_item_attempts(vec![(400, r#"{"__type":"ResourceInUseException","message":"busy"}"#), (200, "{}")]).await;
     assert!(ok);
     assert_eq!(attempts, 2);
 }
@@ -239,57 +263,70 @@ enum RmwError {
 }
 
 fn fast_policy(max_attempts: u32) -> RmwPolicy {
-    RmwPolicy { max_attempts, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(5), margin: Duration::ZERO }
+    RmwPolicy {
+        max_attempts,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        margin: Duration::ZERO,
+    }
 }
 
 #[tokio::test]
 async fn given_conflicts_then_success_when_looping_then_each_round_rereads_and_succeeds() {
     let rounds = AtomicU32::new(0);
-    let result = read_modify_write(&fast_policy(5), None, |e| *e == RmwError::Conflict, |attempt| {
-        rounds.fetch_add(1, Ordering::SeqCst);
-        async move { if attempt < 2 { Err(RmwError::Conflict) } else { Ok(attempt) } }
-    })
+    let result = read_modify_write(
+        &fast_policy(5),
+        None,
+        |e| *e == RmwError::Conflict,
+        |attempt| {
+            rounds.fetch_add(1, Ordering::SeqCst);
+            async move { if attempt < 2 { Err(RmwError::Conflict) } else { Ok(attempt) } }
+        },
+    )
     .await;
     assert_eq!(result, Ok(2));
     assert_eq!(rounds.load(Ordering::SeqCst), 3);
 }
 
+/// Runs the loop with a round that always fails with `error`; returns the result and how many rounds ran.
+async fn rounds_until_given_up(
+    policy: RmwPolicy,
+    deadline: Option<Instant>,
+    error: fn() -> RmwError,
+) -> (Result<(), RmwError>, u32) {
+    let rounds = AtomicU32::new(0);
+    let result = read_modify_write(
+        &policy,
+        deadline,
+        |e| *e == RmwError::Conflict,
+        |_| {
+            rounds.fetch_add(1, Ordering::SeqCst);
+            async move { Err(error()) }
+        },
+    )
+    .await;
+    (result, rounds.load(Ordering::SeqCst))
+}
+
 #[tokio::test]
 async fn given_non_conflict_error_when_looping_then_no_second_round() {
-    let rounds = AtomicU32::new(0);
-    let result: Result<(), _> = read_modify_write(&fast_policy(5), None, |e| *e == RmwError::Conflict, |_| {
-        rounds.fetch_add(1, Ordering::SeqCst);
-        async { Err(RmwError::Fatal) }
-    })
-    .await;
-    assert_eq!(result, Err(RmwError::Fatal));
-    assert_eq!(rounds.load(Ordering::SeqCst), 1);
+    assert_eq!(rounds_until_given_up(fast_policy(5), None, || RmwError::Fatal).await, (Err(RmwError::Fatal), 1));
 }
 
 #[tokio::test]
 async fn given_endless_conflict_when_looping_then_bounded_by_attempts() {
-    let rounds = AtomicU32::new(0);
-    let result: Result<(), _> = read_modify_write(&fast_policy(4), None, |e| *e == RmwError::Conflict, |_| {
-        rounds.fetch_add(1, Ordering::SeqCst);
-        async { Err(RmwError::Conflict) }
-    })
-    .await;
-    assert_eq!(result, Err(RmwError::Conflict));
-    assert_eq!(rounds.load(Ordering::SeqCst), 4);
+    assert_eq!(rounds_until_given_up(fast_policy(4), None, || RmwError::Conflict).await, (Err(RmwError::Conflict), 4));
 }
 
 #[tokio::test]
 async fn given_deadline_inside_the_margin_when_conflicting_then_gives_up_without_sleeping_past_it() {
-    let rounds = AtomicU32::new(0);
+    // No second round may start when it could not finish before the deadline minus the margin.
     let policy = RmwPolicy { margin: Duration::from_secs(5), ..fast_policy(100) };
     let deadline = Instant::now() + Duration::from_secs(2);
-    let result: Result<(), _> = read_modify_write(&policy, Some(deadline), |e| *e == RmwError::Conflict, |_| {
-        rounds.fetch_add(1, Ordering::SeqCst);
-        async { Err(RmwError::Conflict) }
-    })
-    .await;
-    assert_eq!(result, Err(RmwError::Conflict));
-    assert_eq!(rounds.load(Ordering::SeqCst), 1, "no second round may start within the margin");
+    assert_eq!(
+        rounds_until_given_up(policy, Some(deadline), || RmwError::Conflict).await,
+        (Err(RmwError::Conflict), 1)
+    );
 }
 
 #[tokio::test]
@@ -299,7 +336,12 @@ async fn given_sdk_client_without_keeper_classifier_when_account_quota_error_the
     let settings = settings(1, 4);
     let sdk = crate::clients::local_sdk_config(&url, "us-east-1", &settings).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let result = client.get_item().table_name("t").key("id", aws_sdk_dynamodb::types::AttributeValue::S("x".into())).send().await;
+    let result = client
+        .get_item()
+        .table_name("t")
+        .key("id", aws_sdk_dynamodb::types::AttributeValue::S("x".into()))
+        .send()
+        .await;
     assert!(result.is_err());
     assert_eq!(count.load(Ordering::SeqCst), 4);
 }

@@ -82,7 +82,9 @@ fn given_sns_event_with_request_message_when_parsed_then_request_keyed_by_messag
 #[test]
 fn given_sns_message_that_is_a_recognised_notification_when_parsed_then_notification() {
     let mut event = fixture("sns-request.json");
-    event["Records"][0]["Sns"]["Message"] = json!(r#"{"versionlessArn":"arn:aws:imagebuilder:us-east-1:123456789012:image/x","semver":1237940039285380274899124227}"#);
+    event["Records"][0]["Sns"]["Message"] = json!(
+        r#"{"versionlessArn":"arn:aws:imagebuilder:us-east-1:123456789012:image/x","semver":1237940039285380274899124227}"#
+    );
     let Trigger::Sns(records) = parse::<Req>(event).unwrap() else { panic!() };
     let SnsMessage::Notification(doc) = &records[0].message else { panic!("{:?}", records[0].message) };
     assert!(doc.get("semver").is_some());
@@ -171,7 +173,10 @@ fn given_s3_object_created_through_eventbridge_when_parsed_then_same_object_shap
     assert_eq!(o.etag.as_deref(), Some("b1946ac92492d2347c6235b4d2611184"));
     assert_eq!(o.event_name, "Object Created");
     assert_eq!(o.region.as_deref(), Some("ca-central-1"));
-    assert_eq!(trigger.event_id(), "s3://amzn-s3-demo-bucket1/keys/K2ABCDEF/new key.pem#version=IYV3p45BT0ac8hjHg1houSdS1a.Mro8e");
+    assert_eq!(
+        trigger.event_id(),
+        "s3://amzn-s3-demo-bucket1/keys/K2ABCDEF/new key.pem#version=IYV3p45BT0ac8hjHg1houSdS1a.Mro8e"
+    );
 }
 
 #[test]

@@ -1,0 +1,33 @@
+# keeper's commands. `make test` is the one CI runs (.ci/run): it installs what the tests need and runs them all.
+
+VENV := .venv
+PYTHON ?= python3
+# The venv's tools (moto_server, cfn-lint, cargo-lambda and its zig) come first on PATH for every recipe.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: test venv lint-template fmt-check clippy probe bench-release
+
+test: venv lint-template fmt-check
+	cargo test --workspace --locked
+
+# Python tools from PyPI, pinned in requirements-dev.txt; reinstalled when that file changes.
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+lint-template: venv
+	cfn-lint template.yaml
+
+fmt-check:
+	cargo fmt --all --check
+
+clippy:
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Runs the trigger probe once on a sample event, in process: what keeper reads from that event source.
+EVENT ?= shared/tests/fixtures/aws/s3-eventbridge-object-created.json
+probe:
+	AWS_EC2_METADATA_DISABLED=true AWS_REGION=$${AWS_REGION:-us-east-1} cargo run --quiet -p shared --example trigger_probe -- $(EVENT)
