@@ -31,3 +31,8 @@ clippy:
 EVENT ?= shared/tests/fixtures/aws/s3-eventbridge-object-created.json
 probe:
 	AWS_EC2_METADATA_DISABLED=true AWS_REGION=$${AWS_REGION:-us-east-1} cargo run --quiet -p shared --example trigger_probe -- $(EVENT)
+
+# Release bootstrap of the trigger probe: its size, cold start (exec → first runtime-API poll) and peak RSS.
+bench-release:
+	cargo build --release --locked -p shared --example trigger_probe
+	$(PYTHON) bench/cold_start.py target/release/examples/trigger_probe --runs 40
