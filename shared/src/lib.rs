@@ -7,6 +7,7 @@ pub mod clients;
 pub mod config;
 pub mod idempotency;
 pub mod invocation;
+pub mod public_key;
 pub mod report;
 pub mod retry;
 pub mod telemetry;
