@@ -16,13 +16,23 @@ pub async fn sdk_config(settings: &Settings) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config(settings)).load().await
 }
 
+/// The credentials of everything local: the emulator verifies S3 signatures with them, and tests sign with them.
+pub const LOCAL_ACCESS_KEY_ID: &str = "AKIDKEEPERLOCAL";
+pub const LOCAL_SECRET_ACCESS_KEY: &str = "keeper-local-secret";
+
 /// A configuration for the emulator or moto on this machine: fixed region, dummy static credentials, one endpoint.
 /// Nothing is looked up in the environment, so a test can never reach AWS by accident.
 pub async fn local_sdk_config(endpoint_url: &str, region: &str, settings: &Settings) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .endpoint_url(endpoint_url)
-        .credentials_provider(Credentials::new("AKIDKEEPERLOCAL", "keeper-local-secret", None, None, "keeper-local"))
+        .credentials_provider(Credentials::new(
+            LOCAL_ACCESS_KEY_ID,
+            LOCAL_SECRET_ACCESS_KEY,
+            None,
+            None,
+            "keeper-local",
+        ))
         .retry_config(retry_config(settings))
         .load()
         .await

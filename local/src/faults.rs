@@ -1,0 +1,191 @@
+//! Faults injected on demand (an error code with a probability or for the next N calls, added latency) and the log of
+//! every call, so tests can assert which calls happened and which did not.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::ApiError;
+
+/// One fault: for calls to `operation` (of `service`, when set) whose key parameters include every pair in `when`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    pub operation: String,
+    /// Key parameters that must match, e.g. `{"Name": "b3"}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub when: BTreeMap<String, String>,
+    /// The error code to return, e.g. `ConcurrentModificationException`; none = latency only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The HTTP status of that error; default: what the service uses for the code, else 400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Chance of firing per matching call, 0..=1 (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    /// Fires only for the next `count` matching calls, then retires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// Added before answering (also when no error is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+}
+
+/// What the faults decided for one call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Injection {
+    pub error: Option<ApiError>,
+    pub latency_ms: u64,
+}
+
+/// The active faults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Faults {
+    pub rules: Vec<FaultRule>,
+}
+
+impl Faults {
+    /// Decides the faults of a call; `random` gives numbers in [0, 1) and `default_status` maps a code to its status.
+    pub fn inject(
+        &mut self,
+        service: &str,
+        operation: &str,
+        params: &BTreeMap<String, String>,
+        mut random: impl FnMut() -> f64,
+        default_status: impl Fn(&str) -> u16,
+    ) -> Injection {
+        let mut injection = Injection::default();
+        for rule in self.rules.iter_mut() {
+            let applies = rule.operation == operation
+                && rule.service.as_deref().is_none_or(|s| s == service)
+                && rule.when.iter().all(|(k, v)| params.get(k) == Some(v))
+                && rule.count != Some(0);
+            if !applies || random() >= rule.probability.unwrap_or(1.0) {
+                continue;
+            }
+            if let Some(count) = rule.count.as_mut() {
+                *count -= 1;
+            }
+            injection.latency_ms += rule.latency_ms.unwrap_or(0);
+            if injection.error.is_none()
+                && let Some(code) = &rule.error
+            {
+                let status = rule.status.unwrap_or_else(|| default_status(code));
+                let message = rule.message.clone().unwrap_or_else(|| format!("injected fault: {code}"));
+                injection.error = Some(ApiError::new(code.clone(), status, message));
+            }
+        }
+        self.rules.retain(|r| r.count != Some(0));
+        injection
+    }
+}
+
+/// One call the emulator answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Call {
+    pub seq: u64,
+    pub service: String,
+    pub operation: String,
+    pub region: String,
+    /// The parameters that identify the target (names, ARNs, ids, tokens).
+    pub params: BTreeMap<String, String>,
+    /// `ok`, or the error code returned.
+    pub outcome: String,
+    /// True when the outcome came from an injected fault.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub injected: bool,
+}
+
+impl Call {
+    pub fn ok(&self) -> bool {
+        self.outcome == "ok"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn rule(operation: &str, error: &str) -> FaultRule {
+        FaultRule {
+            service: None,
+            operation: operation.into(),
+            when: BTreeMap::new(),
+            error: Some(error.into()),
+            status: None,
+            message: None,
+            probability: None,
+            count: None,
+            latency_ms: None,
+        }
+    }
+
+    #[test]
+    fn given_count_rule_when_calls_match_then_fires_n_times_then_retires() {
+        let mut faults =
+            Faults { rules: vec![FaultRule { count: Some(2), ..rule("UpdateKeyGroup", "PreconditionFailed") }] };
+        let mut fire = || faults.inject("cloudfront", "UpdateKeyGroup", &params(&[]), || 0.0, |_| 412).error;
+        assert_eq!(fire().map(|e| (e.code, e.status)), Some(("PreconditionFailed".into(), 412)));
+        assert!(fire().is_some());
+        assert!(fire().is_none());
+        assert!(faults.rules.is_empty());
+    }
+
+    #[test]
+    fn given_parameter_match_when_other_target_called_then_no_fault() {
+        let mut faults = Faults {
+            rules: vec![FaultRule {
+                when: params(&[("Name", "b3")]),
+                ..rule("StartImageBuilder", "IncompatibleImageException")
+            }],
+        };
+        assert!(
+            faults
+                .inject("appstream", "StartImageBuilder", &params(&[("Name", "b1")]), || 0.0, |_| 400)
+                .error
+                .is_none()
+        );
+        assert!(
+            faults
+                .inject("appstream", "StartImageBuilder", &params(&[("Name", "b3")]), || 0.0, |_| 400)
+                .error
+                .is_some()
+        );
+        assert!(
+            faults.inject("appstream", "StopImageBuilder", &params(&[("Name", "b3")]), || 0.0, |_| 400).error.is_none()
+        );
+    }
+
+    #[test]
+    fn given_probability_when_random_above_it_then_no_fault_and_count_kept() {
+        let mut faults = Faults { rules: vec![FaultRule { probability: Some(0.3), count: Some(1), ..rule("X", "E") }] };
+        assert!(faults.inject("s", "X", &params(&[]), || 0.5, |_| 400).error.is_none());
+        assert_eq!(faults.rules[0].count, Some(1));
+        assert!(faults.inject("s", "X", &params(&[]), || 0.1, |_| 400).error.is_some());
+    }
+
+    #[test]
+    fn given_latency_only_rule_when_matched_then_latency_without_error() {
+        let mut faults = Faults { rules: vec![FaultRule { error: None, latency_ms: Some(25), ..rule("X", "") }] };
+        assert_eq!(faults.inject("s", "X", &params(&[]), || 0.0, |_| 400), Injection { error: None, latency_ms: 25 });
+    }
+
+    #[test]
+    fn given_service_scoped_rule_when_other_service_has_same_operation_then_no_fault() {
+        let mut faults = Faults {
+            rules: vec![FaultRule { service: Some("imagebuilder".into()), ..rule("GetImage", "ServiceException") }],
+        };
+        assert!(faults.inject("appstream", "GetImage", &params(&[]), || 0.0, |_| 500).error.is_none());
+        assert!(faults.inject("imagebuilder", "GetImage", &params(&[]), || 0.0, |_| 500).error.is_some());
+    }
+}

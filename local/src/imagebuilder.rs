@@ -1,0 +1,738 @@
+//! EC2 Image Builder over restJson1: distribution configurations, images and their build versions, and resource-state
+//! lifecycle executions, validated as the API reference documents and idempotent by `clientToken`.
+//!
+//! Distribution configurations and images are kept as the JSON documents Image Builder returns, so every member a
+//! client sends (including members newer than this emulator) round-trips unchanged.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::regex;
+use crate::validate::{Object, Rules};
+use crate::wire::{ApiError, ApiRequest, Encoded, Reply, ReplyBody};
+use crate::world::{Region, Timing, iso8601};
+
+const RULES: Rules = Rules { code: "InvalidRequestException", status: 400 };
+const SERVICE: &str = "imagebuilder";
+
+/// The operations served, by route.
+pub const OPERATIONS: [(&str, &str); 10] = [
+    ("PUT", "CreateDistributionConfiguration"),
+    ("GET", "GetDistributionConfiguration"),
+    ("PUT", "UpdateDistributionConfiguration"),
+    ("POST", "ListDistributionConfigurations"),
+    ("PUT", "StartResourceStateUpdate"),
+    ("POST", "ListImages"),
+    ("POST", "ListImageBuildVersions"),
+    ("GET", "GetImage"),
+    ("POST", "ListLifecycleExecutions"),
+    ("GET", "GetLifecycleExecution"),
+];
+
+/// One lifecycle execution started by StartResourceStateUpdate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Execution {
+    pub lifecycle_execution_id: String,
+    pub resource_arn: String,
+    pub target_status: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_resources: Option<Value>,
+    /// Whether the state change reached the image (the execution succeeded).
+    #[serde(default)]
+    pub done: bool,
+}
+
+/// The HTTP status Image Builder uses for an error code.
+pub fn status_of(code: &str) -> u16 {
+    match code {
+        "ServiceException" => 500,
+        "ServiceUnavailableException" => 503,
+        "ForbiddenException" => 403,
+        "CallRateLimitExceededException" => 429,
+        "ServiceQuotaExceededException" => 402,
+        "DryRunOperationException" => 412,
+        "ResourceNotFoundException" | "UnknownOperationException" => 404,
+        _ => 400,
+    }
+}
+
+/// Which operation a request is, and the parameters that identify its target (for faults and the call log).
+pub fn route(req: &ApiRequest) -> Result<(&'static str, BTreeMap<String, String>), ApiError> {
+    let name = req.path.trim_start_matches('/');
+    let operation = OPERATIONS
+        .iter()
+        .find(|(method, op)| *op == name && req.method.as_str() == *method)
+        .map(|(_, op)| *op)
+        .ok_or_else(|| {
+            ApiError::new(
+                "UnknownOperationException",
+                404,
+                format!("{} {} is not an Image Builder operation", req.method, req.path),
+            )
+        })?;
+    let body: Object = serde_json::from_slice(&req.body).unwrap_or_default();
+    let mut params = BTreeMap::new();
+    for key in ["distributionConfigurationArn", "resourceArn", "clientToken", "name", "imageVersionArn"] {
+        if let Some(v) = body.get(key).and_then(Value::as_str) {
+            params.insert(key.to_string(), v.to_string());
+        }
+    }
+    if let Some(status) = body.get("state").and_then(|s| s.get("status")).and_then(Value::as_str) {
+        params.insert("status".into(), status.into());
+    }
+    for (key, value) in &req.query {
+        params.insert(key.clone(), value.clone());
+    }
+    Ok((operation, params))
+}
+
+/// Context of one call.
+pub struct Call<'a> {
+    pub account: &'a str,
+    pub region_name: &'a str,
+    pub timing: &'a Timing,
+    pub req: &'a ApiRequest,
+}
+
+pub fn execute(region: &mut Region, call: &Call<'_>, operation: &str) -> Result<Reply, ApiError> {
+    tick(region, call.req.now_ms);
+    match operation {
+        "CreateDistributionConfiguration" => idempotent(region, call, operation, create_distribution_configuration),
+        "UpdateDistributionConfiguration" => idempotent(region, call, operation, update_distribution_configuration),
+        "StartResourceStateUpdate" => idempotent(region, call, operation, start_resource_state_update),
+        "GetDistributionConfiguration" => get_distribution_configuration(region, call),
+        "ListDistributionConfigurations" => list_distribution_configurations(region, call),
+        "ListImages" => list_images(region, call),
+        "ListImageBuildVersions" => list_image_build_versions(region, call),
+        "GetImage" => get_image(region, call),
+        "ListLifecycleExecutions" => list_lifecycle_executions(region, call),
+        "GetLifecycleExecution" => get_lifecycle_execution(region, call),
+        other => Err(ApiError::new("UnknownOperationException", 404, format!("{other} is not served"))),
+    }
+}
+
+/// Encodes a reply or an error as restJson1: `requestId` in every success body, `X-Amzn-ErrorType` on errors.
+pub fn encode(result: Result<Reply, ApiError>, request_id: &str) -> Encoded {
+    match result {
+        Ok(reply) => {
+            let mut body = match reply.body {
+                ReplyBody::Json(v) => v,
+                _ => json!({}),
+            };
+            body["requestId"] = json!(request_id);
+            let mut headers = reply.headers;
+            headers.push(("content-type".into(), "application/json".into()));
+            Encoded { status: reply.status, headers, body: body.to_string().into() }
+        }
+        Err(e) => Encoded {
+            status: e.status,
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("x-amzn-errortype".into(), e.code.clone()),
+            ],
+            body: json!({"message": e.message}).to_string().into(),
+        },
+    }
+}
+
+/// Runs a token-carrying operation once per token: the same token with the same parameters returns the first
+/// response without acting again; with other parameters it is IdempotentParameterMismatchException.
+fn idempotent(
+    region: &mut Region,
+    call: &Call<'_>,
+    operation: &str,
+    act: fn(&mut Region, &Call<'_>, &Object) -> Result<Value, ApiError>,
+) -> Result<Reply, ApiError> {
+    let body = RULES.body(&call.req.body)?;
+    let token = RULES.required(&body, "clientToken", "")?;
+    RULES.length("clientToken", token, 1, 36)?;
+    let key = format!("{operation}:{token}");
+    let fingerprint = shared::trigger::canonical_json(&Value::Object(body.clone()));
+    if let Some((seen, response)) = region.client_tokens.get(&key) {
+        if *seen != fingerprint {
+            return Err(ApiError::new(
+                "IdempotentParameterMismatchException",
+                400,
+                format!("client token {token} was used with other parameters"),
+            ));
+        }
+        return Ok(Reply::json(response.clone()));
+    }
+    let response = act(region, call, &body)?;
+    region.client_tokens.insert(key, (fingerprint, response.clone()));
+    Ok(Reply::json(response))
+}
+
+fn distribution_arn(account: &str, region: &str, name: &str) -> String {
+    format!("arn:aws:imagebuilder:{region}:{account}:distribution-configuration/{}", name.to_ascii_lowercase())
+}
+
+fn check_distribution_arn(arn: &str) -> Result<(), ApiError> {
+    RULES.pattern(
+        "distributionConfigurationArn",
+        arn,
+        regex!(r"^arn:aws[^:]*:imagebuilder:[^:]+:(?:[0-9]{12}|aws):distribution-configuration/[a-z0-9-_]+$"),
+    )
+}
+
+fn check_description(body: &Object) -> Result<(), ApiError> {
+    if let Some(d) = RULES.string(body, "description", "")? {
+        RULES.length("description", d, 1, 1024)?;
+    }
+    Ok(())
+}
+
+fn create_distribution_configuration(region: &mut Region, call: &Call<'_>, body: &Object) -> Result<Value, ApiError> {
+    let name = RULES.required(body, "name", "")?;
+    RULES.pattern("name", name, regex!(r"^[-_A-Za-z0-9]{1,126}$"))?;
+    check_description(body)?;
+    let distributions = check_distributions(body)?;
+    let arn = distribution_arn(call.account, call.region_name, name);
+    if region.distribution_configurations.contains_key(&arn) {
+        return Err(ApiError::new("ResourceAlreadyExistsException", 400, format!("{arn} already exists")));
+    }
+    let mut config = json!({
+        "arn": arn, "name": name, "distributions": distributions, "timeoutMinutes": 720,
+        "dateCreated": iso8601(call.req.now_ms), "tags": body.get("tags").cloned().unwrap_or(json!({})),
+    });
+    if let Some(d) = body.get("description") {
+        config["description"] = d.clone();
+    }
+    region.distribution_configurations.insert(arn.clone(), config);
+    Ok(json!({"clientToken": body["clientToken"], "distributionConfigurationArn": arn}))
+}
+
+fn update_distribution_configuration(region: &mut Region, call: &Call<'_>, body: &Object) -> Result<Value, ApiError> {
+    let arn = RULES.required(body, "distributionConfigurationArn", "")?;
+    check_distribution_arn(arn)?;
+    check_description(body)?;
+    let distributions = check_distributions(body)?;
+    let config = region.distribution_configurations.get_mut(arn).ok_or_else(|| {
+        ApiError::new("ResourceNotFoundException", 404, format!("distribution configuration {arn} does not exist"))
+    })?;
+    let object = config.as_object_mut().ok_or_else(|| ApiError::new("ServiceException", 500, "corrupt state"))?;
+    // The update replaces the distributions and the description: a description left out is removed.
+    object.insert("distributions".into(), distributions);
+    match body.get("description") {
+        Some(d) => object.insert("description".into(), d.clone()),
+        None => object.remove("description"),
+    };
+    object.insert("dateUpdated".into(), json!(iso8601(call.req.now_ms)));
+    Ok(json!({"clientToken": body["clientToken"], "distributionConfigurationArn": arn}))
+}
+
+/// The `distributions` list, checked member by member against the documented constraints.
+fn check_distributions(body: &Object) -> Result<Value, ApiError> {
+    let list = RULES.array(body, "distributions", "")?.ok_or_else(|| RULES.fail("distributions is required"))?;
+    RULES.count("distributions", list.len(), 1, 1000)?;
+    let mut regions = std::collections::BTreeSet::new();
+    for (i, item) in list.iter().enumerate() {
+        let path = format!("distributions[{i}].");
+        let d = item.as_object().ok_or_else(|| RULES.fail(format!("distributions[{i}] must be an object")))?;
+        let region = RULES.required(d, "region", &path)?;
+        RULES.length(&format!("{path}region"), region, 1, 1024)?;
+        if !regions.insert(region.to_string()) {
+            return Err(ApiError::new(
+                "InvalidParameterCombinationException",
+                400,
+                format!("region {region} appears in more than one distribution"),
+            ));
+        }
+        check_distribution(d, &path)?;
+    }
+    Ok(Value::Array(list.clone()))
+}
+
+fn twelve_digits(s: &str) -> Result<(), String> {
+    regex!(r"^[0-9]{12}$").is_match(s).then_some(()).ok_or_else(|| format!("`{s}` is not a 12-digit account id"))
+}
+
+fn any_string(s: &str) -> Result<(), String> {
+    (!s.is_empty() && s.len() <= 1024).then_some(()).ok_or_else(|| "must be 1 to 1024 characters".into())
+}
+
+fn check_distribution(d: &Object, path: &str) -> Result<(), ApiError> {
+    if let Some(ami) = RULES.object(d, "amiDistributionConfiguration", path)? {
+        let p = format!("{path}amiDistributionConfiguration.");
+        if let Some(name) = RULES.string(ami, "name", &p)? {
+            RULES.length(&format!("{p}name"), name, 1, 127)?;
+            RULES.pattern(&format!("{p}name"), name, regex!(r"^[-_A-Za-z0-9{][-_A-Za-z0-9\s:{}\.]+[-_A-Za-z0-9}]$"))?;
+        }
+        if let Some(desc) = RULES.string(ami, "description", &p)? {
+            RULES.length(&format!("{p}description"), desc, 1, 1024)?;
+        }
+        RULES.strings(ami, "targetAccountIds", &p, (1, 1536), twelve_digits)?;
+        if let Some(kms) = RULES.string(ami, "kmsKeyId", &p)? {
+            RULES.length(&format!("{p}kmsKeyId"), kms, 1, 1024)?;
+        }
+        if let Some(tags) = RULES.object(ami, "amiTags", &p)? {
+            RULES.count(&format!("{p}amiTags"), tags.len(), 1, 50)?;
+        }
+        if let Some(lp) = RULES.object(ami, "launchPermission", &p)? {
+            let lp_path = format!("{p}launchPermission.");
+            RULES.strings(lp, "userIds", &lp_path, (1, 1536), twelve_digits)?;
+            RULES.strings(lp, "userGroups", &lp_path, (0, 1000), any_string)?;
+            RULES.strings(lp, "organizationArns", &lp_path, (1, 25), |s| {
+                regex!(r"^arn:aws[^:]*:organizations::[0-9]{12}:organization/o-[a-z0-9]{10,32}$")
+                    .is_match(s)
+                    .then_some(())
+                    .ok_or_else(|| format!("`{s}` is not an organization ARN"))
+            })?;
+            RULES.strings(lp, "organizationalUnitArns", &lp_path, (1, 25), |s| {
+                regex!(r"^arn:aws[^:]*:organizations::[0-9]{12}:ou/o-[a-z0-9]{10,32}/ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}")
+                    .is_match(s)
+                    .then_some(())
+                    .ok_or_else(|| format!("`{s}` is not an organizational unit ARN"))
+            })?;
+        }
+    }
+    if let Some(container) = RULES.object(d, "containerDistributionConfiguration", path)? {
+        let p = format!("{path}containerDistributionConfiguration.");
+        let repo = RULES
+            .object(container, "targetRepository", &p)?
+            .ok_or_else(|| RULES.fail(format!("{p}targetRepository is required")))?;
+        let rp = format!("{p}targetRepository.");
+        RULES.one_of(&format!("{rp}service"), RULES.required(repo, "service", &rp)?, &["ECR"])?;
+        RULES.length(&format!("{rp}repositoryName"), RULES.required(repo, "repositoryName", &rp)?, 1, 1024)?;
+    }
+    RULES.strings(d, "licenseConfigurationArns", path, (1, 50), |s| {
+        regex!(r"^arn:aws[^:]*:license-manager:[^:]+:[0-9]{12}:license-configuration:lic-[a-z0-9-_]{32}$")
+            .is_match(s)
+            .then_some(())
+            .ok_or_else(|| format!("`{s}` is not a license configuration ARN"))
+    })?;
+    if let Some(templates) = RULES.array(d, "launchTemplateConfigurations", path)? {
+        RULES.count(&format!("{path}launchTemplateConfigurations"), templates.len(), 1, 100)?;
+        for (i, t) in templates.iter().enumerate() {
+            let p = format!("{path}launchTemplateConfigurations[{i}].");
+            let t = t.as_object().ok_or_else(|| RULES.fail(format!("{p} must be an object")))?;
+            RULES.pattern(
+                &format!("{p}launchTemplateId"),
+                RULES.required(t, "launchTemplateId", &p)?,
+                regex!(r"^lt-[a-z0-9-_]{17}$"),
+            )?;
+            if let Some(a) = RULES.string(t, "accountId", &p)? {
+                twelve_digits(a).map_err(|e| RULES.fail(format!("{p}accountId {e}")))?;
+            }
+            RULES.boolean(t, "setDefaultVersion", &p)?;
+        }
+    }
+    if let Some(s3) = RULES.object(d, "s3ExportConfiguration", path)? {
+        let p = format!("{path}s3ExportConfiguration.");
+        RULES.length(&format!("{p}roleName"), RULES.required(s3, "roleName", &p)?, 1, 1024)?;
+        RULES.one_of(
+            &format!("{p}diskImageFormat"),
+            RULES.required(s3, "diskImageFormat", &p)?,
+            &["VMDK", "RAW", "VHD"],
+        )?;
+        RULES.length(&format!("{p}s3Bucket"), RULES.required(s3, "s3Bucket", &p)?, 1, 1024)?;
+    }
+    if let Some(fast) = RULES.array(d, "fastLaunchConfigurations", path)? {
+        RULES.count(&format!("{path}fastLaunchConfigurations"), fast.len(), 1, 1000)?;
+        for (i, f) in fast.iter().enumerate() {
+            let p = format!("{path}fastLaunchConfigurations[{i}].");
+            let f = f.as_object().ok_or_else(|| RULES.fail(format!("{p} must be an object")))?;
+            RULES.boolean(f, "enabled", &p)?.ok_or_else(|| RULES.fail(format!("{p}enabled is required")))?;
+            if let Some(snap) = RULES.object(f, "snapshotConfiguration", &p)? {
+                RULES.integer_in(snap, "targetResourceCount", &format!("{p}snapshotConfiguration."), 1, 10_000)?;
+            }
+            RULES.integer_in(f, "maxParallelLaunches", &p, 1, 10_000)?;
+            if let Some(lt) = RULES.object(f, "launchTemplate", &p)?
+                && let Some(id) = RULES.string(lt, "launchTemplateId", &format!("{p}launchTemplate."))?
+            {
+                RULES.pattern(&format!("{p}launchTemplate.launchTemplateId"), id, regex!(r"^lt-[a-z0-9-_]{17}$"))?;
+            }
+        }
+    }
+    if let Some(ssm) = RULES.array(d, "ssmParameterConfigurations", path)? {
+        for (i, s) in ssm.iter().enumerate() {
+            let p = format!("{path}ssmParameterConfigurations[{i}].");
+            let s = s.as_object().ok_or_else(|| RULES.fail(format!("{p} must be an object")))?;
+            RULES.length(&format!("{p}parameterName"), RULES.required(s, "parameterName", &p)?, 1, 1011)?;
+            if let Some(t) = RULES.string(s, "dataType", &p)? {
+                RULES.one_of(&format!("{p}dataType"), t, &["text", "aws:ec2:image"])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn get_distribution_configuration(region: &Region, call: &Call<'_>) -> Result<Reply, ApiError> {
+    let arn = call
+        .req
+        .query
+        .get("distributionConfigurationArn")
+        .ok_or_else(|| RULES.fail("distributionConfigurationArn is required"))?;
+    check_distribution_arn(arn)?;
+    let config = region.distribution_configurations.get(arn).ok_or_else(|| {
+        ApiError::new("ResourceNotFoundException", 404, format!("distribution configuration {arn} does not exist"))
+    })?;
+    Ok(Reply::json(json!({"distributionConfiguration": config})))
+}
+
+/// One page of `items` for `maxResults` / `nextToken`, and the token of the next page.
+fn page<T: Clone>(body: &Object, items: Vec<T>) -> Result<(Vec<T>, Option<String>), ApiError> {
+    let max = RULES.integer_in(body, "maxResults", "", 1, 100)?.unwrap_or(25) as usize;
+    let start = match RULES.string(body, "nextToken", "")? {
+        None => 0,
+        Some(t) => {
+            t.strip_prefix("page-").and_then(|n| n.parse::<usize>().ok()).filter(|n| *n <= items.len()).ok_or_else(
+                || ApiError::new("InvalidPaginationTokenException", 400, format!("nextToken `{t}` is not valid")),
+            )?
+        }
+    };
+    let end = (start + max).min(items.len());
+    let next = (end < items.len()).then(|| format!("page-{end}"));
+    Ok((items[start..end].to_vec(), next))
+}
+
+fn with_token(mut body: Value, next: Option<String>) -> Reply {
+    if let Some(next) = next {
+        body["nextToken"] = json!(next);
+    }
+    Reply::json(body)
+}
+
+fn list_distribution_configurations(region: &Region, call: &Call<'_>) -> Result<Reply, ApiError> {
+    let body = RULES.body(&call.req.body)?;
+    let summaries: Vec<Value> = region
+        .distribution_configurations
+        .values()
+        .map(|c| {
+            let regions: Vec<Value> = c["distributions"].as_array().into_iter().flatten().map(|d| d["region"].clone()).collect();
+            let mut s = json!({"arn": c["arn"], "name": c["name"], "dateCreated": c["dateCreated"], "tags": c["tags"], "regions": regions});
+            for key in ["description", "dateUpdated"] {
+                if let Some(v) = c.get(key) {
+                    s[key] = v.clone();
+                }
+            }
+            s
+        })
+        .collect();
+    let (items, next) = page(&body, summaries)?;
+    Ok(with_token(json!({"distributionConfigurationSummaryList": items}), next))
+}
+
+/// `(name, "1.2.0", build)` of an image build version ARN.
+fn parse_build_arn(arn: &str) -> Option<(String, String, u64)> {
+    let rest = arn.split(":image/").nth(1)?;
+    let mut parts = rest.split('/');
+    let (name, version, build) = (parts.next()?, parts.next()?, parts.next()?.parse().ok()?);
+    parts.next().is_none().then(|| (name.to_string(), version.to_string(), build))
+}
+
+/// Sort key of a version string: numerically by each part.
+fn version_key(version: &str) -> Vec<u64> {
+    version.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
+fn build_sort_key(arn: &str) -> (String, Vec<u64>, u64) {
+    parse_build_arn(arn).map(|(n, v, b)| (n, version_key(&v), b)).unwrap_or_default()
+}
+
+fn sorted_images(region: &Region) -> Vec<&Value> {
+    let mut images: Vec<&Value> = region.images.values().collect();
+    images.sort_by_key(|i| build_sort_key(i["arn"].as_str().unwrap_or_default()));
+    images
+}
+
+fn list_images(region: &Region, call: &Call<'_>) -> Result<Reply, ApiError> {
+    let body = RULES.body(&call.req.body)?;
+    if let Some(owner) = RULES.string(&body, "owner", "")? {
+        RULES.one_of("owner", owner, &["Self", "Shared", "Amazon", "ThirdParty", "AWSMarketplace"])?;
+    }
+    let owner_self = RULES.string(&body, "owner", "")?.is_none_or(|o| o == "Self");
+    let include_deprecated = RULES.boolean(&body, "includeDeprecated", "")?.unwrap_or(false);
+    let by_name = RULES.boolean(&body, "byName", "")?.unwrap_or(false);
+    // One entry per image version (name + semantic version); deprecated versions only when asked for.
+    let mut versions: BTreeMap<(String, Vec<u64>), (Value, bool)> = BTreeMap::new();
+    for image in sorted_images(region).into_iter().filter(|_| owner_self) {
+        let arn = image["arn"].as_str().unwrap_or_default();
+        let Some((name, version, _)) = parse_build_arn(arn) else { continue };
+        let deprecated = image["state"]["status"] == "DEPRECATED";
+        let key = (name.clone(), if by_name { Vec::new() } else { version_key(&version) });
+        let version_arn = arn.rsplit_once('/').map(|(a, _)| a.to_string()).unwrap_or_default();
+        let summary = json!({
+            "arn": version_arn, "name": name, "type": image["type"], "version": version, "platform": image["platform"],
+            "osVersion": image["osVersion"], "owner": image["owner"], "dateCreated": image["dateCreated"],
+            "buildType": image["buildType"], "imageSource": image["imageSource"],
+        });
+        let entry = versions.entry(key).or_insert((summary.clone(), true));
+        entry.0 = summary;
+        entry.1 &= deprecated;
+    }
+    let list: Vec<Value> = versions
+        .into_values()
+        .filter(|(_, all_deprecated)| include_deprecated || !all_deprecated)
+        .map(|(v, _)| v)
+        .collect();
+    let (items, next) = page(&body, list)?;
+    Ok(with_token(json!({"imageVersionList": items}), next))
+}
+
+const SUMMARY_MEMBERS: [&str; 16] = [
+    "arn",
+    "name",
+    "type",
+    "version",
+    "platform",
+    "osVersion",
+    "state",
+    "owner",
+    "dateCreated",
+    "outputResources",
+    "tags",
+    "buildType",
+    "imageSource",
+    "deprecationTime",
+    "lifecycleExecutionId",
+    "loggingConfiguration",
+];
+
+fn list_image_build_versions(region: &Region, call: &Call<'_>) -> Result<Reply, ApiError> {
+    let body = RULES.body(&call.req.body)?;
+    let filter = RULES.string(&body, "imageVersionArn", "")?;
+    if let Some(arn) = filter {
+        RULES.pattern(
+            "imageVersionArn",
+            arn,
+            regex!(r"^arn:aws[^:]*:imagebuilder:[^:]+:(?:[0-9]{12}|aws):image/[a-z0-9-_]+/[0-9]+\.[0-9]+\.[0-9]+$"),
+        )?;
+    }
+    let summaries: Vec<Value> = sorted_images(region)
+        .into_iter()
+        .filter(|i| {
+            filter.is_none_or(|f| i["arn"].as_str().and_then(|a| a.rsplit_once('/')).is_some_and(|(v, _)| v == f))
+        })
+        .map(|i| {
+            let mut s = serde_json::Map::new();
+            for key in SUMMARY_MEMBERS {
+                if let Some(v) = i.get(key) {
+                    s.insert(key.into(), v.clone());
+                }
+            }
+            Value::Object(s)
+        })
+        .collect();
+    let (items, next) = page(&body, summaries)?;
+    Ok(with_token(json!({"imageSummaryList": items}), next))
+}
+
+fn check_build_arn(field: &str, arn: &str) -> Result<(), ApiError> {
+    RULES.pattern(
+        field,
+        arn,
+        regex!(r"^arn:aws[^:]*:imagebuilder:[^:]+:(?:[0-9]{12}|aws):image/[a-z0-9-_]+/[0-9]+\.[0-9]+\.[0-9]+/[0-9]+$"),
+    )
+}
+
+fn get_image(region: &Region, call: &Call<'_>) -> Result<Reply, ApiError> {
+    let arn =
+        call.req.query.get("imageBuildVersionArn").ok_or_else(|| RULES.fail("imageBuildVersionArn is required"))?;
+    check_build_arn("imageBuildVersionArn", arn)?;
+    let image = region
+        .images
+        .get(arn)
+        .ok_or_else(|| ApiError::new("ResourceNotFoundException", 404, format!("image {arn} does not exist")))?;
+    Ok(Reply::json(json!({"image": image})))
+}
+
+fn start_resource_state_update(region: &mut Region, call: &Call<'_>, body: &Object) -> Result<Value, ApiError> {
+    let arn = RULES.required(body, "resourceArn", "")?;
+    check_build_arn("resourceArn", arn)?;
+    let state = RULES.object(body, "state", "")?.ok_or_else(|| RULES.fail("state is required"))?;
+    let target = RULES.required(state, "status", "state.")?;
+    RULES.one_of("state.status", target, &["AVAILABLE", "DELETED", "DEPRECATED", "DISABLED"])?;
+    let role = RULES.string(body, "executionRole", "")?;
+    if let Some(role) = role {
+        RULES.length("executionRole", role, 1, 2048)?;
+        RULES.pattern(
+            "executionRole",
+            role,
+            regex!(r"^(?:arn:aws(?:-[a-z]+)*:iam::[0-9]{12}:role/)?[a-zA-Z_0-9+=,.@\-_/]+$"),
+        )?;
+    }
+    let include = RULES.object(body, "includeResources", "")?;
+    if role.is_some() != include.is_some() {
+        return Err(RULES.fail("executionRole and includeResources must be given together"));
+    }
+    let flag = |name: &str| -> Result<bool, ApiError> {
+        Ok(match include {
+            Some(i) => RULES.boolean(i, name, "includeResources.")?.unwrap_or(false),
+            None => false,
+        })
+    };
+    let (amis, snapshots, containers) = (flag("amis")?, flag("snapshots")?, flag("containers")?);
+    if (snapshots || containers) && target != "DELETED" {
+        return Err(
+            RULES.fail("includeResources.snapshots and includeResources.containers are only valid with state DELETED")
+        );
+    }
+    if let Some(rules) = RULES.object(body, "exclusionRules", "")? {
+        if !amis {
+            return Err(RULES.fail("exclusionRules apply only when includeResources.amis is true"));
+        }
+        if let Some(ami_rules) = RULES.object(rules, "amis", "exclusionRules.")? {
+            let p = "exclusionRules.amis.";
+            RULES.boolean(ami_rules, "isPublic", p)?;
+            RULES.strings(ami_rules, "regions", p, (0, 1000), any_string)?;
+            RULES.strings(ami_rules, "sharedAccounts", p, (1, 1536), twelve_digits)?;
+            if let Some(last) = RULES.object(ami_rules, "lastLaunched", p)? {
+                let lp = "exclusionRules.amis.lastLaunched.";
+                RULES
+                    .integer_in(last, "value", lp, 1, 365)?
+                    .ok_or_else(|| RULES.fail(format!("{lp}value is required")))?;
+                RULES.one_of(
+                    &format!("{lp}unit"),
+                    RULES.required(last, "unit", lp)?,
+                    &["DAYS", "WEEKS", "MONTHS", "YEARS"],
+                )?;
+            }
+            if let Some(tags) = RULES.object(ami_rules, "tagMap", p)? {
+                RULES.count("exclusionRules.amis.tagMap", tags.len(), 1, 50)?;
+            }
+        }
+    }
+    let update_at = RULES.number(body, "updateAt", "")?;
+    if let Some(at) = update_at {
+        if target != "DEPRECATED" {
+            return Err(RULES.fail("updateAt is only valid with state DEPRECATED"));
+        }
+        if at * 1000.0 <= call.req.now_ms as f64 {
+            return Err(RULES.fail("updateAt must be in the future"));
+        }
+    }
+    let image = region
+        .images
+        .get(arn)
+        .ok_or_else(|| ApiError::new("ResourceNotFoundException", 404, format!("image {arn} does not exist")))?;
+    let current = image["state"]["status"].as_str().unwrap_or_default();
+    if !["AVAILABLE", "DEPRECATED", "DISABLED", "FAILED", "CANCELLED"].contains(&current) {
+        return Err(RULES.fail(format!("image {arn} is {current}; its state can only be updated when AVAILABLE, DEPRECATED, DISABLED, FAILED or CANCELLED")));
+    }
+    if ["FAILED", "CANCELLED"].contains(&current) && target != "DELETED" {
+        return Err(RULES.fail(format!("image {arn} is {current}; it can only be DELETED")));
+    }
+    if image["type"] == "DOCKER" && target != "DELETED" {
+        return Err(RULES.fail("container images can only be DELETED"));
+    }
+    if region.lifecycle_executions.values().any(|e| e.resource_arn == arn && !e.done) {
+        return Err(ApiError::new(
+            "ResourceInUseException",
+            400,
+            format!("a lifecycle execution is already in progress for {arn}"),
+        ));
+    }
+    let id = format!("lce-{}", uuid::Uuid::new_v4());
+    region.lifecycle_executions.insert(
+        id.clone(),
+        Execution {
+            lifecycle_execution_id: id.clone(),
+            resource_arn: arn.to_string(),
+            target_status: target.to_string(),
+            start_ms: call.req.now_ms,
+            end_ms: call.req.now_ms + call.timing.lifecycle_millis as i64,
+            update_at,
+            execution_role: role.map(String::from),
+            include_resources: include.map(|i| Value::Object(i.clone())),
+            done: false,
+        },
+    );
+    tick(region, call.req.now_ms);
+    Ok(json!({"lifecycleExecutionId": id, "resourceArn": arn}))
+}
+
+fn execution_json(e: &Execution) -> Value {
+    let status = if e.done { "SUCCESS" } else { "IN_PROGRESS" };
+    let mut v = json!({
+        "lifecycleExecutionId": e.lifecycle_execution_id,
+        "state": {"status": status},
+        "startTime": e.start_ms as f64 / 1000.0,
+        "resourcesImpactedSummary": {"hasImpactedResources": true},
+    });
+    if e.done {
+        v["endTime"] = json!(e.end_ms as f64 / 1000.0);
+    }
+    v
+}
+
+fn list_lifecycle_executions(region: &Region, call: &Call<'_>) -> Result<Reply, ApiError> {
+    let body = RULES.body(&call.req.body)?;
+    let arn = RULES.required(&body, "resourceArn", "")?;
+    let mut executions: Vec<&Execution> =
+        region.lifecycle_executions.values().filter(|e| e.resource_arn == arn).collect();
+    executions.sort_by_key(|e| std::cmp::Reverse(e.start_ms));
+    let (items, next) = page(&body, executions.into_iter().map(execution_json).collect())?;
+    Ok(with_token(json!({"lifecycleExecutions": items}), next))
+}
+
+fn get_lifecycle_execution(region: &Region, call: &Call<'_>) -> Result<Reply, ApiError> {
+    let id =
+        call.req.query.get("lifecycleExecutionId").ok_or_else(|| RULES.fail("lifecycleExecutionId is required"))?;
+    let e = region.lifecycle_executions.get(id).ok_or_else(|| {
+        ApiError::new("ResourceNotFoundException", 404, format!("lifecycle execution {id} does not exist"))
+    })?;
+    Ok(Reply::json(json!({"lifecycleExecution": execution_json(e)})))
+}
+
+/// Finishes the executions whose time has come: the image takes its new state.
+pub fn tick(region: &mut Region, now_ms: i64) {
+    for e in region.lifecycle_executions.values_mut().filter(|e| !e.done && e.end_ms <= now_ms) {
+        e.done = true;
+        if let Some(image) = region.images.get_mut(&e.resource_arn) {
+            image["state"] = json!({"status": e.target_status});
+            image["lifecycleExecutionId"] = json!(e.lifecycle_execution_id);
+            match e.target_status.as_str() {
+                "DEPRECATED" => image["deprecationTime"] = json!(e.update_at.unwrap_or(e.end_ms as f64 / 1000.0)),
+                "AVAILABLE" => {
+                    if let Some(o) = image.as_object_mut() {
+                        o.remove("deprecationTime");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Completes a seeded image or distribution configuration with the members AWS always returns.
+pub fn normalize_seed(account: &str, region_name: &str, region: &mut Region, seed_ms: i64) {
+    for (arn, image) in region.images.iter_mut() {
+        let Some((name, version, build)) = parse_build_arn(arn) else { continue };
+        let defaults = json!({
+            "arn": arn, "name": name, "version": format!("{version}/{build}"), "type": "AMI", "platform": "Linux",
+            "osVersion": "Amazon Linux 2023", "owner": account, "dateCreated": iso8601(seed_ms),
+            "state": {"status": "AVAILABLE"}, "buildType": "USER_INITIATED", "imageSource": "CUSTOM", "tags": {},
+        });
+        fill(image, &defaults);
+    }
+    for (arn, config) in region.distribution_configurations.iter_mut() {
+        let name = arn.rsplit('/').next().unwrap_or_default().to_string();
+        let defaults = json!({"arn": arn, "name": name, "timeoutMinutes": 720, "dateCreated": iso8601(seed_ms), "tags": {}, "distributions": [{"region": region_name}]});
+        fill(config, &defaults);
+    }
+}
+
+fn fill(target: &mut Value, defaults: &Value) {
+    if !target.is_object() {
+        *target = json!({});
+    }
+    if let (Some(t), Some(d)) = (target.as_object_mut(), defaults.as_object()) {
+        for (k, v) in d {
+            t.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+}
+
+pub const fn service() -> &'static str {
+    SERVICE
+}

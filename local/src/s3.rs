@@ -1,0 +1,237 @@
+//! S3 objects for uploaded keys and desired-state documents: the `s3s` crate speaks the S3 protocol (and checks SigV4
+//! with the local credentials), an in-memory store keeps the objects.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use s3s::dto::{
+    CreateBucketInput, CreateBucketOutput, ETag, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
+    HeadObjectInput, HeadObjectOutput, ListObjectsV2Input, ListObjectsV2Output, Object, PutObjectInput,
+    PutObjectOutput, StreamingBlob,
+};
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+
+use crate::server::Body;
+
+/// One stored object.
+#[derive(Debug, Clone)]
+struct Stored {
+    body: Bytes,
+    etag: String,
+    version_id: String,
+    modified: SystemTime,
+    content_type: Option<String>,
+}
+
+/// Buckets and their objects, in memory.
+#[derive(Debug, Default)]
+pub struct Store {
+    buckets: Mutex<BTreeMap<String, BTreeMap<String, Stored>>>,
+}
+
+impl Store {
+    pub fn from_seed(seed: &BTreeMap<String, BTreeMap<String, String>>) -> Store {
+        let store = Store::default();
+        for (bucket, objects) in seed {
+            store.lock().entry(bucket.clone()).or_default();
+            for (key, body) in objects {
+                store.put(bucket, key, Bytes::from(body.clone()), None);
+            }
+        }
+        store
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeMap<String, Stored>>> {
+        self.buckets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores an object (creating the bucket), returning its ETag and version id.
+    pub fn put(&self, bucket: &str, key: &str, body: Bytes, content_type: Option<String>) -> (String, String) {
+        let etag = shared::trigger::sha256_hex(&body)[..32].to_string();
+        let version_id = uuid::Uuid::new_v4().simple().to_string();
+        let stored = Stored {
+            body,
+            etag: etag.clone(),
+            version_id: version_id.clone(),
+            modified: SystemTime::now(),
+            content_type,
+        };
+        self.lock().entry(bucket.to_string()).or_default().insert(key.to_string(), stored);
+        (etag, version_id)
+    }
+
+    pub fn get(&self, bucket: &str, key: &str) -> Option<Bytes> {
+        self.lock().get(bucket)?.get(key).map(|o| o.body.clone())
+    }
+
+    /// Every object as text (lossy), for the state dump.
+    pub fn snapshot(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        self.lock()
+            .iter()
+            .map(|(b, objects)| {
+                (
+                    b.clone(),
+                    objects.iter().map(|(k, o)| (k.clone(), String::from_utf8_lossy(&o.body).into_owned())).collect(),
+                )
+            })
+            .collect()
+    }
+}
+
+struct Backend(Arc<Store>);
+
+fn lookup(store: &Store, bucket: &str, key: &str) -> S3Result<Stored> {
+    let buckets = store.lock();
+    let objects = buckets.get(bucket).ok_or_else(|| s3_error!(NoSuchBucket, "bucket {bucket} does not exist"))?;
+    objects.get(key).cloned().ok_or_else(|| s3_error!(NoSuchKey, "key {key} does not exist"))
+}
+
+#[async_trait::async_trait]
+impl S3 for Backend {
+    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+        self.0.lock().entry(req.input.bucket.clone()).or_default();
+        Ok(S3Response::new(CreateBucketOutput::default()))
+    }
+
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+        if !self.0.lock().contains_key(&req.input.bucket) {
+            return Err(s3_error!(NoSuchBucket));
+        }
+        Ok(S3Response::new(HeadBucketOutput::default()))
+    }
+
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        let input = req.input;
+        if !self.0.lock().contains_key(&input.bucket) {
+            return Err(s3_error!(NoSuchBucket, "bucket {} does not exist", input.bucket));
+        }
+        let mut body = Vec::new();
+        if let Some(mut blob) = input.body {
+            while let Some(chunk) = blob.next().await {
+                body.extend_from_slice(&chunk.map_err(|e| s3_error!(IncompleteBody, "{e}"))?);
+            }
+        }
+        let (etag, version_id) = self.0.put(&input.bucket, &input.key, Bytes::from(body), input.content_type);
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(ETag::Strong(etag)),
+            version_id: Some(version_id),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        let o = lookup(&self.0, &req.input.bucket, &req.input.key)?;
+        let length = o.body.len() as i64;
+        let blob = StreamingBlob::wrap(futures_util::stream::once(async move { Ok::<_, std::io::Error>(o.body) }));
+        Ok(S3Response::new(GetObjectOutput {
+            body: Some(blob),
+            content_length: Some(length),
+            content_type: o.content_type,
+            e_tag: Some(ETag::Strong(o.etag)),
+            last_modified: Some(o.modified.into()),
+            version_id: Some(o.version_id),
+            ..Default::default()
+        }))
+    }
+
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        let o = lookup(&self.0, &req.input.bucket, &req.input.key)?;
+        Ok(S3Response::new(HeadObjectOutput {
+            content_length: Some(o.body.len() as i64),
+            content_type: o.content_type,
+            e_tag: Some(ETag::Strong(o.etag)),
+            last_modified: Some(o.modified.into()),
+            version_id: Some(o.version_id),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let buckets = self.0.lock();
+        let objects = buckets.get(&req.input.bucket).ok_or_else(|| s3_error!(NoSuchBucket))?;
+        let prefix = req.input.prefix.clone().unwrap_or_default();
+        let contents: Vec<Object> = objects
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, o)| Object {
+                key: Some(k.clone()),
+                size: Some(o.body.len() as i64),
+                e_tag: Some(ETag::Strong(o.etag.clone())),
+                last_modified: Some(o.modified.into()),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(ListObjectsV2Output {
+            key_count: Some(contents.len() as i32),
+            contents: Some(contents),
+            name: Some(req.input.bucket.clone()),
+            prefix: req.input.prefix.clone(),
+            is_truncated: Some(false),
+            ..Default::default()
+        }))
+    }
+}
+
+/// The S3 service over `store`, verifying SigV4 with keeper's local credentials.
+pub fn service(store: Arc<Store>) -> S3Service {
+    let mut builder = S3ServiceBuilder::new(Backend(store));
+    builder.set_auth(s3s::auth::SimpleAuth::from_single(
+        shared::clients::LOCAL_ACCESS_KEY_ID,
+        shared::clients::LOCAL_SECRET_ACCESS_KEY,
+    ));
+    builder.build()
+}
+
+/// The operation of an S3 request, for the call log (path-style requests, as the SDK sends to an IP endpoint).
+fn operation(method: &http::Method, path: &str) -> (&'static str, String, String) {
+    let trimmed = path.trim_start_matches('/');
+    let (bucket, key) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+    let op = match (method.as_str(), key.is_empty()) {
+        ("PUT", true) => "CreateBucket",
+        ("HEAD", true) => "HeadBucket",
+        ("GET", true) => "ListObjectsV2",
+        ("PUT", false) => "PutObject",
+        ("GET", false) => "GetObject",
+        ("HEAD", false) => "HeadObject",
+        ("DELETE", false) => "DeleteObject",
+        _ => "(other)",
+    };
+    (op, bucket.to_string(), percent_encoding::percent_decode_str(key).decode_utf8_lossy().into_owned())
+}
+
+/// Serves one S3 request and logs it.
+pub async fn handle(
+    service: &S3Service,
+    req: Request<Incoming>,
+    _region: &str,
+    log: impl FnOnce(&str, BTreeMap<String, String>, &Result<(), String>),
+) -> Response<Body> {
+    let (op, bucket, key) = operation(req.method(), req.uri().path());
+    let response = service.call(req.map(s3s::Body::from)).await;
+    let mut params = BTreeMap::from([("Bucket".to_string(), bucket)]);
+    if !key.is_empty() {
+        params.insert("Key".into(), key);
+    }
+    match response {
+        Ok(resp) => {
+            let outcome =
+                if resp.status().is_success() { Ok(()) } else { Err(format!("HTTP {}", resp.status().as_u16())) };
+            log(op, params, &outcome);
+            resp.map(BodyExt::boxed)
+        }
+        Err(e) => {
+            log(op, params, &Err("InternalError".into()));
+            Response::builder()
+                .status(500)
+                .body(http_body_util::Full::new(Bytes::from(format!("{e:?}"))).map_err(|never| match never {}).boxed())
+                .unwrap_or_else(|_| Response::new(http_body_util::Empty::new().map_err(|never| match never {}).boxed()))
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! The one HTTP server of the emulated AWS: routes each request by the service in its SigV4 scope, applies injected
+//! faults, logs the call, and serves the admin API under `/_keeper/`.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::faults::{Call, FaultRule};
+use crate::wire::{ApiError, ApiRequest, Encoded, sigv4_scope};
+use crate::world::{World, now_ms};
+use crate::{appstream, cloudfront, imagebuilder, s3};
+
+pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// The largest request body accepted (CloudFront and Image Builder bodies are far smaller).
+const MAX_BODY: usize = 10 * 1024 * 1024;
+
+/// The emulated AWS: its state, its call log, and the S3 service mounted beside it.
+pub struct Emulator {
+    world: Mutex<World>,
+    calls: Mutex<Vec<Call>>,
+    seq: AtomicU64,
+    s3: s3s::service::S3Service,
+    objects: Arc<s3::Store>,
+}
+
+impl Emulator {
+    pub fn new(world: World) -> Arc<Emulator> {
+        let objects = Arc::new(s3::Store::from_seed(&world.s3));
+        Arc::new(Emulator {
+            world: Mutex::new(world),
+            calls: Mutex::new(Vec::new()),
+            seq: AtomicU64::new(0),
+            s3: s3::service(objects.clone()),
+            objects,
+        })
+    }
+
+    /// The state, locked: tests read and change it directly.
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every call answered so far, oldest first.
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn clear_calls(&self) {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    pub fn add_fault(&self, rule: FaultRule) {
+        self.world().add_faults([rule]);
+    }
+
+    /// The whole state as JSON (the seed format), S3 objects included.
+    pub fn dump(&self) -> Value {
+        let mut world = self.world().clone();
+        world.s3 = self.objects.snapshot();
+        serde_json::to_value(&world).unwrap_or(Value::Null)
+    }
+
+    /// S3 objects as they are now (bucket → key → body as UTF-8, lossy).
+    pub fn objects(&self) -> &s3::Store {
+        &self.objects
+    }
+
+    fn log(
+        &self,
+        service: &str,
+        operation: &str,
+        region: &str,
+        params: BTreeMap<String, String>,
+        outcome: &Result<(), String>,
+        injected: bool,
+    ) {
+        let call = Call {
+            seq: self.seq.fetch_add(1, Ordering::SeqCst) + 1,
+            service: service.into(),
+            operation: operation.into(),
+            region: region.into(),
+            params,
+            outcome: match outcome {
+                Ok(()) => "ok".into(),
+                Err(code) => code.clone(),
+            },
+            injected,
+        };
+        tracing::debug!(service, operation, region, outcome = %call.outcome, "call");
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).push(call);
+    }
+}
+
+/// An emulator listening on a port; stops when dropped.
+pub struct Running {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub emulator: Arc<Emulator>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Starts the emulator on `addr` (`127.0.0.1:0` picks a free port) in the current Tokio runtime.
+pub async fn start(world: World, addr: &str) -> std::io::Result<Running> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let emulator = Emulator::new(world);
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(serve(listener, emulator.clone(), rx));
+    Ok(Running { url: format!("http://{addr}"), addr, emulator, shutdown: Some(tx) })
+}
+
+async fn serve(listener: TcpListener, emulator: Arc<Emulator>, mut shutdown: oneshot::Receiver<()>) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut shutdown => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let emulator = emulator.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let emulator = emulator.clone();
+                async move { Ok::<_, Infallible>(handle(emulator, req).await) }
+            });
+            if let Err(e) =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
+            {
+                tracing::debug!(error = %e, "connection ended");
+            }
+        });
+    }
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+fn respond(encoded: Encoded, request_id: &str) -> Response<Body> {
+    let mut builder = Response::builder().status(encoded.status).header("x-amzn-RequestId", request_id);
+    for (k, v) in &encoded.headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    builder.body(full(encoded.body)).unwrap_or_else(|_| Response::new(full("bad response")))
+}
+
+fn json_response(status: u16, value: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(full(value.to_string()))
+        .unwrap_or_else(|_| Response::new(full("")))
+}
+
+async fn handle(emulator: Arc<Emulator>, req: Request<Incoming>) -> Response<Body> {
+    if req.uri().path().starts_with("/_keeper/") {
+        return admin(&emulator, req).await;
+    }
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let authorization =
+        req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let Some(scope) = sigv4_scope(authorization) else {
+        let e = ApiError::new(
+            "MissingAuthenticationTokenException",
+            403,
+            "requests must be signed with SigV4; the service is read from the credential scope",
+        );
+        return respond(
+            Encoded {
+                status: e.status,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: json!({"message": e.message}).to_string().into(),
+            },
+            &request_id,
+        );
+    };
+    if scope.service == "s3" {
+        return s3::handle(&emulator.s3, req, &scope.region, |op, params, outcome| {
+            emulator.log("s3", op, &scope.region, params, outcome, false)
+        })
+        .await;
+    }
+    let (parts, body) = req.into_parts();
+    let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return json_response(413, &json!({"message": "request body too large or unreadable"})),
+    };
+    let request = ApiRequest {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query: parts
+            .uri
+            .query()
+            .map(|q| {
+                q.split('&')
+                    .map(|pair| {
+                        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                        (percent_decode(k), percent_decode(v))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        headers: parts.headers,
+        body,
+        region: scope.region.clone(),
+        now_ms: now_ms(),
+    };
+    let encoded = match scope.service.as_str() {
+        "imagebuilder" => call(&emulator, &request, "imagebuilder", imagebuilder::route, imagebuilder::status_of, |world, op| {
+            let timing = world.timing.clone();
+            let account = world.account_id.clone();
+            let region = world.region(&request.region);
+            imagebuilder::execute(region, &imagebuilder::Call { account: &account, region_name: &request.region, timing: &timing, req: &request }, op)
+        })
+        .map(|r| imagebuilder::encode(r, &request_id)),
+        "appstream" => {
+            let protocol = appstream::Protocol::of(&request);
+            call(&emulator, &request, "appstream", appstream::route, appstream::status_of, |world, op| appstream::execute(world, &request, op))
+                .map(|r| appstream::encode(protocol, r))
+        }
+        "cloudfront" => call(&emulator, &request, "cloudfront", cloudfront::route, cloudfront::status_of, |world, op| {
+            let now = request.now_ms;
+            cloudfront::execute(&mut world.cloudfront, &request, op, now)
+        })
+        .map(|r| cloudfront::encode(r, &request_id)),
+        other => Err(Encoded {
+            status: 400,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: json!({"message": format!("service `{other}` is not emulated; served: appstream, imagebuilder, cloudfront, s3")}).to_string().into(),
+        }),
+    };
+    match encoded {
+        Ok(e) | Err(e) => respond(e, &request_id),
+    }
+}
+
+/// Routes, injects faults, executes and logs one call; returns the protocol's result for encoding. The latency of a
+/// fault is waited out before the state is touched; an injected error never changes the state.
+#[allow(clippy::type_complexity)]
+fn call<R>(
+    emulator: &Emulator,
+    request: &ApiRequest,
+    service: &str,
+    route: fn(&ApiRequest) -> Result<(&'static str, BTreeMap<String, String>), ApiError>,
+    status_of: fn(&str) -> u16,
+    execute: impl FnOnce(&mut World, &str) -> Result<R, ApiError>,
+) -> Result<Result<R, ApiError>, Encoded> {
+    let (operation, params) = match route(request) {
+        Ok(found) => found,
+        Err(e) => {
+            emulator.log(service, "(unknown)", &request.region, BTreeMap::new(), &Err(e.code.clone()), false);
+            return Ok(Err(e));
+        }
+    };
+    let mut world = emulator.world();
+    let injection = world.faults.inject(service, operation, &params, fastrand::f64, status_of);
+    if injection.latency_ms > 0 {
+        drop(world);
+        std::thread::sleep(std::time::Duration::from_millis(injection.latency_ms));
+        world = emulator.world();
+    }
+    if let Some(error) = injection.error {
+        drop(world);
+        emulator.log(service, operation, &request.region, params, &Err(error.code.clone()), true);
+        return Ok(Err(error));
+    }
+    let result = execute(&mut world, operation);
+    drop(world);
+    let outcome = result.as_ref().map(|_| ()).map_err(|e| e.code.clone());
+    emulator.log(service, operation, &request.region, params, &outcome, false);
+    Ok(result)
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned()
+}
+
+/// `/_keeper/state` (GET), `/_keeper/calls` (GET, DELETE), `/_keeper/faults` (GET, POST a rule or a list, DELETE).
+async fn admin(emulator: &Emulator, req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = http_body_util::Limited::new(body, MAX_BODY).collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    match (parts.method.as_str(), parts.uri.path()) {
+        ("GET", "/_keeper/state") => json_response(200, &emulator.dump()),
+        ("GET", "/_keeper/calls") => json_response(200, &serde_json::to_value(emulator.calls()).unwrap_or_default()),
+        ("DELETE", "/_keeper/calls") => {
+            emulator.clear_calls();
+            json_response(200, &json!({"cleared": true}))
+        }
+        ("GET", "/_keeper/faults") => {
+            json_response(200, &serde_json::to_value(&emulator.world().faults.rules).unwrap_or_default())
+        }
+        ("POST", "/_keeper/faults") => {
+            let rules: Result<Vec<FaultRule>, _> = serde_json::from_slice::<Value>(&body).and_then(|v| match v {
+                Value::Array(_) => serde_json::from_value(v),
+                other => serde_json::from_value(other).map(|r| vec![r]),
+            });
+            match rules {
+                Ok(rules) => {
+                    let n = rules.len();
+                    emulator.world().add_faults(rules);
+                    json_response(200, &json!({"added": n}))
+                }
+                Err(e) => json_response(400, &json!({"message": format!("not a fault rule: {e}")})),
+            }
+        }
+        ("DELETE", "/_keeper/faults") => {
+            emulator.world().faults.rules.clear();
+            json_response(200, &json!({"cleared": true}))
+        }
+        (method, path) => json_response(
+            404,
+            &json!({"message": format!("no admin route {method} {path}; try GET /_keeper/state, /_keeper/calls, /_keeper/faults")}),
+        ),
+    }
+}
