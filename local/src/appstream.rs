@@ -126,7 +126,11 @@ pub fn route(req: &ApiRequest) -> Result<(&'static str, BTreeMap<String, String>
     let operation = OPERATIONS.iter().copied().find(|op| *op == name).ok_or_else(|| {
         ApiError::new("UnknownOperationException", 400, format!("`{name}` is not an AppStream operation served here"))
     })?;
-    let mut params = BTreeMap::new();
+    let protocol = match Protocol::of(req) {
+        Protocol::Json => "awsJson1_1",
+        Protocol::Cbor => "rpcv2Cbor",
+    };
+    let mut params = BTreeMap::from([("protocol".to_string(), protocol.to_string())]);
     if let Ok(body) = body(req) {
         for key in ["Name", "ResourceArn", "AppstreamAgentVersion"] {
             if let Some(v) = body.get(key).and_then(Value::as_str) {
