@@ -1,0 +1,134 @@
+//! S3 through the real aws-sdk-s3 (objects for uploaded keys and documents), and the admin API: state, calls, faults.
+
+mod support;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::primitives::ByteStream;
+use serde_json::json;
+use support::*;
+
+async fn s3(running: &local::Running) -> Client {
+    let config = aws_sdk_s3::config::Builder::from(&sdk(running, "us-east-1").await).force_path_style(true).build();
+    Client::from_conf(config)
+}
+
+#[tokio::test]
+async fn given_seeded_bucket_when_objects_put_and_read_then_bodies_and_metadata_round_trip() {
+    let running =
+        emulator(json!({"s3": {"keeper-keys": {"desired/state.json": "{\"distributionConfigurations\":[]}"}}})).await;
+    let client = s3(&running).await;
+    let seeded = client.get_object().bucket("keeper-keys").key("desired/state.json").send().await.unwrap();
+    assert_eq!(seeded.body.collect().await.unwrap().into_bytes().as_ref(), b"{\"distributionConfigurations\":[]}");
+    let pem = "-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----\n";
+    let put = client
+        .put_object()
+        .bucket("keeper-keys")
+        .key("keys/K2/new key.pem")
+        .body(ByteStream::from_static(pem.as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.e_tag.is_some());
+    assert!(put.version_id.is_some());
+    let head = client.head_object().bucket("keeper-keys").key("keys/K2/new key.pem").send().await.unwrap();
+    assert_eq!(head.content_length, Some(pem.len() as i64));
+    assert_eq!(head.e_tag, put.e_tag);
+    let got = client.get_object().bucket("keeper-keys").key("keys/K2/new key.pem").send().await.unwrap();
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), pem.as_bytes());
+    let listed = client.list_objects_v2().bucket("keeper-keys").prefix("keys/").send().await.unwrap();
+    assert_eq!(
+        listed.contents.unwrap().iter().map(|o| o.key.clone().unwrap()).collect::<Vec<_>>(),
+        vec!["keys/K2/new key.pem"]
+    );
+    let err = client.get_object().bucket("keeper-keys").key("nope").send().await.unwrap_err().into_service_error();
+    assert!(matches!(err, GetObjectError::NoSuchKey(_)), "{err:?}");
+    let puts = calls_of(&running, "PutObject");
+    assert_eq!(puts.len(), 1);
+    assert_eq!(puts[0].params.get("Key").map(String::as_str), Some("keys/K2/new key.pem"));
+    assert_eq!(running.emulator.objects().get("keeper-keys", "keys/K2/new key.pem").as_deref(), Some(pem.as_bytes()));
+}
+
+#[tokio::test]
+async fn given_wrong_secret_when_calling_s3_then_signature_refused() {
+    let running = emulator(json!({"s3": {"keeper-docs": {}}})).await;
+    let config = aws_sdk_s3::config::Builder::from(&sdk(&running, "us-east-1").await)
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            shared::clients::LOCAL_ACCESS_KEY_ID,
+            "wrong",
+            None,
+            None,
+            "test",
+        ))
+        .build();
+    let err = Client::from_conf(config).get_object().bucket("keeper-docs").key("k").send().await.unwrap_err();
+    assert_eq!(aws_sdk_s3::error::ProvideErrorMetadata::code(&err), Some("SignatureDoesNotMatch"));
+}
+
+#[tokio::test]
+async fn given_admin_api_when_used_then_state_calls_and_faults_are_read_and_set() {
+    let running = emulator(json!({"regions": {"eu-west-1": {"imageBuilders": {"b1": {"State": "STOPPED"}}}}})).await;
+    let (status, state) = admin(&running, "GET", "/_keeper/state", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(state["regions"]["eu-west-1"]["imageBuilders"]["b1"]["State"], "STOPPED");
+    let (status, added) = admin(
+        &running,
+        "POST",
+        "/_keeper/faults",
+        Some(&json!([
+            {"operation": "StartImageBuilder", "error": "IncompatibleImageException", "when": {"Name": "b1"}},
+            {"operation": "DescribeImageBuilders", "latencyMs": 1}
+        ])),
+    )
+    .await;
+    assert_eq!((status, added["added"].clone()), (200, json!(2)));
+    let (status, bad) =
+        admin(&running, "POST", "/_keeper/faults", Some(&json!({"operation": "X", "errr": "typo"}))).await;
+    assert_eq!(status, 400);
+    assert!(bad["message"].as_str().unwrap().contains("errr"), "{bad}");
+    let client = aws_sdk_appstream::Client::new(&sdk(&running, "eu-west-1").await);
+    let err = client.start_image_builder().name("b1").send().await.unwrap_err().into_service_error();
+    assert!(err.is_incompatible_image_exception(), "{err:?}");
+    client.describe_image_builders().send().await.unwrap();
+    let (_, calls) = admin(&running, "GET", "/_keeper/calls", None).await;
+    let ops: Vec<(&str, &str, &str)> = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["operation"].as_str().unwrap(), c["region"].as_str().unwrap(), c["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        ops,
+        vec![
+            ("StartImageBuilder", "eu-west-1", "IncompatibleImageException"),
+            ("DescribeImageBuilders", "eu-west-1", "ok")
+        ]
+    );
+    assert_eq!(admin(&running, "DELETE", "/_keeper/calls", None).await.0, 200);
+    assert!(running.emulator.calls().is_empty());
+    assert_eq!(admin(&running, "DELETE", "/_keeper/faults", None).await.0, 200);
+    client.start_image_builder().name("b1").send().await.expect("fault removed");
+    let (status, _) = admin(&running, "GET", "/_keeper/nothing", None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn given_unsigned_or_unknown_service_request_when_sent_then_clear_error() {
+    let running = emulator(json!({})).await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for (auth, expected) in [
+        ("", "403"),
+        ("authorization: AWS4-HMAC-SHA256 Credential=A/20261121/us-east-1/sqs/aws4_request, Signature=x\r\n", "400"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+        let request = format!("POST / HTTP/1.1\r\nhost: x\r\n{auth}content-length: 0\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with(&format!("HTTP/1.1 {expected}")), "{response}");
+        if expected == "400" {
+            assert!(response.contains("service `sqs` is not emulated"), "{response}");
+        }
+    }
+}
