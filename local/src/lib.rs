@@ -7,6 +7,7 @@
 
 pub mod appstream;
 pub mod cloudfront;
+pub mod diff;
 pub mod faults;
 pub mod imagebuilder;
 pub mod s3;

@@ -231,6 +231,22 @@ async fn tags_and_validation(wire: Wire) {
     let err = client.start_image_builder().send().await.unwrap_err();
     assert_eq!(err.code(), Some("ValidationException"));
     assert!(err.message().unwrap_or_default().contains("Name is required"));
+    let err = client
+        .create_image_builder()
+        .name("-bad name")
+        .instance_type("stream.standard.small")
+        .image_name("i")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("ValidationException"));
+    assert!(err.message().unwrap_or_default().contains("Name `-bad name` does not match"), "{:?}", err.message());
+    let err = client.create_image_builder().name("ok").image_name("i").send().await.unwrap_err();
+    assert!(err.message().unwrap_or_default().contains("InstanceType is required"), "{:?}", err.message());
+    let err = client.create_image_builder().name("ok").instance_type("stream.standard.small").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("InvalidParameterCombinationException"));
+    let err = client.describe_image_builders().max_results(0).send().await.unwrap_err();
+    assert_eq!(err.code(), Some("ValidationException"));
     assert_eq!(running.emulator.dump(), before, "invalid requests change nothing");
     assert_wire(&running, wire);
 }

@@ -335,3 +335,40 @@ async fn given_injected_precondition_failure_when_updating_then_typed_412_and_st
     assert_eq!(updates[0]["params"]["Id"], id.as_str());
     assert_eq!(updates[1]["outcome"], "ok");
 }
+
+#[tokio::test]
+async fn given_bad_inputs_when_sent_then_invalid_argument_and_key_group_deleted_only_with_current_etag() {
+    let running = emulator(json!({})).await;
+    let client = client(&running).await;
+    let k = create_key(&client, "r", "k", "rsa-2048.pem").await;
+    let long = PublicKeyConfig::builder()
+        .caller_reference("r2")
+        .name("k2")
+        .encoded_key(pem("ec-p256.pem"))
+        .comment("c".repeat(129))
+        .build()
+        .unwrap();
+    let err = client.create_public_key().public_key_config(long).send().await.unwrap_err().into_service_error();
+    assert!(matches!(err, CreatePublicKeyError::InvalidArgument(_)), "{err:?}");
+    let bad_name = KeyGroupConfig::builder().name("has space").items(&k).build().unwrap();
+    let err = client.create_key_group().key_group_config(bad_name).send().await.unwrap_err().into_service_error();
+    assert!(matches!(err, CreateKeyGroupError::InvalidArgument(_)), "{err:?}");
+    let err = client.list_key_groups().max_items(0).send().await.unwrap_err();
+    assert_eq!(aws_sdk_cloudfront::error::ProvideErrorMetadata::code(&err), Some("InvalidArgument"));
+    let group = client.create_key_group().key_group_config(group_config("site", &[&k])).send().await.unwrap();
+    let id = group.key_group.unwrap().id;
+    let err = client.delete_key_group().id(&id).if_match("ESTALE").send().await.unwrap_err().into_service_error();
+    assert!(err.is_precondition_failed(), "{err:?}");
+    let err = client.delete_key_group().id(&id).send().await.unwrap_err().into_service_error();
+    assert!(err.is_invalid_if_match_version(), "{err:?}");
+    client
+        .delete_key_group()
+        .id(&id)
+        .if_match(group.e_tag.unwrap())
+        .send()
+        .await
+        .expect("deleted with the current ETag");
+    assert!(running.emulator.world().cloudfront.key_groups.is_empty());
+    let err = client.delete_key_group().id(&id).if_match("E").send().await.unwrap_err().into_service_error();
+    assert!(err.is_no_such_resource(), "{err:?}");
+}

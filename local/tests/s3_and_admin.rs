@@ -132,3 +132,19 @@ async fn given_unsigned_or_unknown_service_request_when_sent_then_clear_error() 
         }
     }
 }
+
+#[test]
+fn given_demo_account_seed_when_loaded_then_every_service_has_state() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/local-account.json");
+    let seed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let world = local::World::from_seed(seed, 0).expect("the demo seed is valid");
+    assert!(world.regions["us-east-1"].image_builders.len() >= 5);
+    assert!(!world.regions["eu-west-1"].image_builders.is_empty());
+    assert!(!world.regions["us-east-1"].distribution_configurations.is_empty());
+    assert!(world.regions["us-east-1"].images.len() >= 6);
+    assert_eq!(world.cloudfront.key_groups.len(), 1);
+    for key in world.cloudfront.public_keys.values() {
+        shared::public_key::inspect(&key.encoded_key).expect("demo keys are keys CloudFront accepts");
+    }
+    assert_eq!(world.s3.len(), 2);
+}
