@@ -35,12 +35,15 @@ pub struct Emulator {
     seq: AtomicU64,
     s3: s3s::service::S3Service,
     objects: Arc<s3::Store>,
+    dice: Mutex<fastrand::Rng>,
 }
 
 impl Emulator {
     pub fn new(world: World) -> Arc<Emulator> {
         let objects = Arc::new(s3::Store::from_seed(&world.s3));
+        let dice = Mutex::new(world.random_seed.map(fastrand::Rng::with_seed).unwrap_or_default());
         Arc::new(Emulator {
+            dice,
             world: Mutex::new(world),
             calls: Mutex::new(Vec::new()),
             seq: AtomicU64::new(0),
@@ -274,7 +277,9 @@ fn call<R>(
         }
     };
     let mut world = emulator.world();
-    let injection = world.faults.inject(service, operation, &params, fastrand::f64, status_of);
+    let mut dice = emulator.dice.lock().unwrap_or_else(|e| e.into_inner());
+    let injection = world.faults.inject(service, operation, &params, || dice.f64(), status_of);
+    drop(dice);
     if injection.latency_ms > 0 {
         drop(world);
         std::thread::sleep(std::time::Duration::from_millis(injection.latency_ms));

@@ -79,6 +79,9 @@ pub struct World {
     pub s3: BTreeMap<String, BTreeMap<String, String>>,
     #[serde(default)]
     pub faults: Faults,
+    /// Seeds the dice of probabilistic faults, so a test with `probability` is repeatable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random_seed: Option<u64>,
 }
 
 impl Default for World {
@@ -90,6 +93,7 @@ impl Default for World {
             cloudfront: CloudFront::default(),
             s3: BTreeMap::new(),
             faults: Faults::default(),
+            random_seed: None,
         }
     }
 }

@@ -54,6 +54,11 @@ impl<'a> Lookup<'a> {
         (self.get)(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
     }
 
+    /// Whether the variable exists at all, even empty (an empty value can mean "off").
+    pub fn is_set(&self, name: &str) -> bool {
+        (self.get)(name).is_some()
+    }
+
     pub fn flag(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
         match self.string(name) {
             None => Ok(default),

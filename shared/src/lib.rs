@@ -3,11 +3,13 @@
 //! Every function runs one pipeline: payload --[`trigger`]--> request --observe--> state --plan--> plan --apply-->
 //! [`report::Report`], inside the event guard of [`idempotency`].
 
+pub mod aws_error;
 pub mod clients;
 pub mod config;
 pub mod idempotency;
 pub mod invocation;
 pub mod public_key;
+pub mod regions;
 pub mod report;
 pub mod retry;
 pub mod telemetry;

@@ -1,0 +1,325 @@
+//! The request (manual JSON, SNS message, Scheduler input) and the settings each of its fields falls back to,
+//! merged and validated into one [`Job`] before any AWS call.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Deserialize;
+use shared::config::{ConfigError, Lookup, Settings};
+use shared::trigger;
+
+use crate::Error;
+
+/// Start (the default) or stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Start,
+    Stop,
+}
+
+/// What a caller may send; every field is optional and falls back to a setting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Request {
+    pub action: Option<Action>,
+    pub names: Option<Vec<String>>,
+    pub name_prefix: Option<String>,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub regions: Option<Vec<String>>,
+    pub appstream_agent_version: Option<String>,
+    pub wait_for_stopping: Option<bool>,
+    pub dry_run: Option<bool>,
+}
+
+impl trigger::Request for Request {}
+
+/// The function's settings (environment), read once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub shared: Settings,
+    /// `NAME_PREFIX`
+    pub name_prefix: Option<String>,
+    /// `TAGS` (`k=v,k=v`): a builder is selected only when it carries all of them.
+    pub tags: BTreeMap<String, String>,
+    /// `OPT_OUT_TAG` (default `keeper:skip`): builders carrying it are never touched; empty disables the check.
+    pub opt_out_tag: Option<String>,
+    /// `APPSTREAM_AGENT_VERSION`
+    pub appstream_agent_version: Option<String>,
+    /// `REGIONS`; default the function's own region.
+    pub regions: Vec<String>,
+    /// `MAX_CONCURRENCY` (default 8): start/stop calls in flight at once.
+    pub max_concurrency: usize,
+    /// `WAIT_FOR_STOPPING` (default true): start a STOPPING builder once it has stopped.
+    pub wait_for_stopping: bool,
+    /// `POLL_INTERVAL_MS` (default 5000): the base of the backoff while waiting for STOPPED.
+    pub poll_interval: Duration,
+}
+
+impl Config {
+    pub fn from_lookup(lookup: &Lookup<'_>) -> Result<Config, ConfigError> {
+        // `OPT_OUT_TAG=""` turns the opt-out check off; unset keeps the default tag.
+        let opt_out_tag = match lookup.string("OPT_OUT_TAG") {
+            Some(tag) => Some(tag),
+            None if lookup.is_set("OPT_OUT_TAG") => None,
+            None => Some("keeper:skip".to_string()),
+        };
+        let config = Config {
+            shared: Settings::from_lookup(lookup)?,
+            name_prefix: lookup.string("NAME_PREFIX"),
+            tags: lookup.pairs("TAGS")?,
+            opt_out_tag,
+            appstream_agent_version: lookup.string("APPSTREAM_AGENT_VERSION"),
+            regions: lookup.list("REGIONS"),
+            max_concurrency: lookup.number("MAX_CONCURRENCY", 8usize, 1..=64)?,
+            wait_for_stopping: lookup.flag("WAIT_FOR_STOPPING", true)?,
+            poll_interval: Duration::from_millis(lookup.number("POLL_INTERVAL_MS", 5000u64, 10..=60_000)?),
+        };
+        let as_setting = |e: Error, name: &str| ConfigError {
+            name: name.into(),
+            problem: e.to_string(),
+            accepted: "see the README".into(),
+        };
+        for region in &config.regions {
+            check_region("REGIONS", region).map_err(|e| as_setting(e, "REGIONS"))?;
+        }
+        if let Some(v) = &config.appstream_agent_version {
+            check_agent_version("APPSTREAM_AGENT_VERSION", v).map_err(|e| as_setting(e, "APPSTREAM_AGENT_VERSION"))?;
+        }
+        Ok(config)
+    }
+}
+
+/// One run's instructions: the request merged over the settings, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub action: Action,
+    pub selector: Selector,
+    pub opt_out_tag: Option<String>,
+    pub regions: Vec<String>,
+    pub appstream_agent_version: Option<String>,
+    pub wait_for_stopping: bool,
+    pub dry_run: bool,
+}
+
+/// Which builders a run considers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// Exactly these names (each region).
+    Names(Vec<String>),
+    /// Every builder whose name starts with the prefix (empty: all) and that carries all the tags.
+    Matching { prefix: String, tags: BTreeMap<String, String> },
+}
+
+static NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,100}$").expect("valid pattern"));
+
+fn invalid(field: &str, rule: impl Into<String>) -> Error {
+    Error::InvalidInput { field: field.to_string(), rule: rule.into() }
+}
+
+fn check_region(field: &str, region: &str) -> Result<(), Error> {
+    shared::regions::check(region).map_err(|e| invalid(field, e.to_string()))
+}
+
+fn check_agent_version(field: &str, v: &str) -> Result<(), Error> {
+    if (1..=100).contains(&v.chars().count()) {
+        Ok(())
+    } else {
+        Err(invalid(field, "must be 1 to 100 characters, e.g. [LATEST]"))
+    }
+}
+
+impl Job {
+    /// Merges a request over the settings and checks every field; `default_region` is the function's own region.
+    pub fn new(request: Request, config: &Config, default_region: Option<&str>) -> Result<Job, Error> {
+        if request.names.is_some() && (request.name_prefix.is_some() || request.tags.is_some()) {
+            return Err(invalid(
+                "names",
+                "cannot be combined with namePrefix or tags: name the builders, or select them",
+            ));
+        }
+        let selector = match request.names {
+            Some(names) => {
+                if names.is_empty() {
+                    return Err(invalid(
+                        "names",
+                        "must name at least one builder (leave it out to select by prefix and tags)",
+                    ));
+                }
+                for (i, name) in names.iter().enumerate() {
+                    if !NAME.is_match(name) {
+                        return Err(invalid(
+                            &format!("names[{i}]"),
+                            format!("`{name}` is not an image builder name ({})", NAME.as_str()),
+                        ));
+                    }
+                    if names[..i].contains(name) {
+                        return Err(invalid(&format!("names[{i}]"), format!("`{name}` is listed twice")));
+                    }
+                }
+                Selector::Names(names)
+            }
+            None => {
+                let prefix = request.name_prefix.or_else(|| config.name_prefix.clone()).unwrap_or_default();
+                if prefix.chars().count() > 100 {
+                    return Err(invalid("namePrefix", "must be at most 100 characters"));
+                }
+                let tags = request.tags.unwrap_or_else(|| config.tags.clone());
+                for (k, v) in &tags {
+                    if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+                        return Err(invalid(&format!("tags.{k}"), "keys are 1 to 128 characters, values at most 256"));
+                    }
+                }
+                Selector::Matching { prefix, tags }
+            }
+        };
+        let regions = match request.regions {
+            Some(r) if r.is_empty() => return Err(invalid("regions", "must name at least one region")),
+            Some(r) => r,
+            None if !config.regions.is_empty() => config.regions.clone(),
+            None => vec![
+                default_region
+                    .ok_or_else(|| invalid("regions", "no region given and the function has no AWS_REGION"))?
+                    .to_string(),
+            ],
+        };
+        for (i, region) in regions.iter().enumerate() {
+            check_region(&format!("regions[{i}]"), region)?;
+            if regions[..i].contains(region) {
+                return Err(invalid(&format!("regions[{i}]"), format!("`{region}` is listed twice")));
+            }
+        }
+        let appstream_agent_version =
+            request.appstream_agent_version.or_else(|| config.appstream_agent_version.clone());
+        if let Some(v) = &appstream_agent_version {
+            check_agent_version("appstreamAgentVersion", v)?;
+        }
+        Ok(Job {
+            action: request.action.unwrap_or(Action::Start),
+            selector,
+            opt_out_tag: config.opt_out_tag.clone(),
+            regions,
+            appstream_agent_version,
+            wait_for_stopping: request.wait_for_stopping.unwrap_or(config.wait_for_stopping),
+            // A request can ask for a dry run; it cannot switch off one the settings impose.
+            dry_run: config.shared.dry_run || request.dry_run.unwrap_or(false),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        Config::from_lookup(&Lookup::from_pairs(pairs)).unwrap()
+    }
+
+    #[test]
+    fn given_no_settings_when_loaded_then_defaults() {
+        let c = config(&[]);
+        assert_eq!(c.opt_out_tag.as_deref(), Some("keeper:skip"));
+        assert_eq!(c.max_concurrency, 8);
+        assert!(c.wait_for_stopping);
+        assert!(c.regions.is_empty());
+        assert_eq!(config(&[("OPT_OUT_TAG", "")]).opt_out_tag, None, "an empty OPT_OUT_TAG turns the check off");
+    }
+
+    #[test]
+    fn given_bad_settings_when_loaded_then_error_names_the_variable() {
+        for (name, value) in [
+            ("REGIONS", "us-east-1,eu-wst"),
+            ("MAX_CONCURRENCY", "0"),
+            ("TAGS", "novalue"),
+            ("APPSTREAM_AGENT_VERSION", &"x".repeat(101)),
+        ] {
+            let err = Config::from_lookup(&Lookup::from_pairs(&[(name, value)])).unwrap_err();
+            assert_eq!(err.name, name, "{err}");
+        }
+    }
+
+    #[test]
+    fn given_empty_request_when_merged_then_settings_apply() {
+        let c = config(&[
+            ("NAME_PREFIX", "team-"),
+            ("TAGS", "keeper:schedule=office-hours"),
+            ("REGIONS", "us-east-1,eu-west-1"),
+            ("APPSTREAM_AGENT_VERSION", "[LATEST]"),
+        ]);
+        let job = Job::new(Request::default(), &c, Some("us-west-2")).unwrap();
+        assert_eq!(job.action, Action::Start);
+        assert_eq!(
+            job.selector,
+            Selector::Matching {
+                prefix: "team-".into(),
+                tags: BTreeMap::from([("keeper:schedule".into(), "office-hours".into())])
+            }
+        );
+        assert_eq!(job.regions, vec!["us-east-1", "eu-west-1"]);
+        assert_eq!(job.appstream_agent_version.as_deref(), Some("[LATEST]"));
+        assert!(!job.dry_run);
+    }
+
+    #[test]
+    fn given_request_fields_when_merged_then_they_win_except_that_dry_run_cannot_be_switched_off() {
+        let c = config(&[("NAME_PREFIX", "team-"), ("DRY_RUN", "true")]);
+        let request = Request {
+            action: Some(Action::Stop),
+            names: Some(vec!["b1".into()]),
+            dry_run: Some(false),
+            ..Request::default()
+        };
+        let job = Job::new(request, &c, Some("us-east-1")).unwrap();
+        assert_eq!(job.action, Action::Stop);
+        assert_eq!(job.selector, Selector::Names(vec!["b1".into()]));
+        assert_eq!(job.regions, vec!["us-east-1"]);
+        assert!(job.dry_run);
+    }
+
+    #[test]
+    fn given_invalid_requests_when_merged_then_error_names_field_and_rule() {
+        let c = config(&[]);
+        let cases = [
+            (Request { names: Some(vec![]), ..Request::default() }, "names", "at least one"),
+            (
+                Request { names: Some(vec!["ok".into(), "bad name".into()]), ..Request::default() },
+                "names[1]",
+                "not an image builder name",
+            ),
+            (Request { names: Some(vec!["b1".into(), "b1".into()]), ..Request::default() }, "names[1]", "listed twice"),
+            (
+                Request { names: Some(vec!["b1".into()]), name_prefix: Some("t".into()), ..Request::default() },
+                "names",
+                "cannot be combined",
+            ),
+            (
+                Request { regions: Some(vec!["us-east-1".into(), "eu-wst".into()]), ..Request::default() },
+                "regions[1]",
+                "not a region code",
+            ),
+            (
+                Request { regions: Some(vec!["eu-wst-1".into()]), ..Request::default() },
+                "regions[0]",
+                "did you mean eu-west-1?",
+            ),
+            (Request { regions: Some(vec![]), ..Request::default() }, "regions", "at least one"),
+            (
+                Request { appstream_agent_version: Some(String::new()), ..Request::default() },
+                "appstreamAgentVersion",
+                "1 to 100",
+            ),
+            (Request { name_prefix: Some("x".repeat(101)), ..Request::default() }, "namePrefix", "at most 100"),
+        ];
+        for (request, field, rule) in cases {
+            let err = Job::new(request, &c, Some("us-east-1")).unwrap_err();
+            let Error::InvalidInput { field: f, rule: r } = &err else { panic!("{err}") };
+            assert_eq!(f, field, "{err}");
+            assert!(r.contains(rule), "{err}");
+        }
+        let err = Job::new(Request::default(), &c, None).unwrap_err();
+        assert!(err.to_string().contains("AWS_REGION"), "{err}");
+    }
+}

@@ -1,0 +1,368 @@
+//! Decides what to do with each image builder. Pure: no SDK types, no I/O; every decision of the function is here.
+
+use std::collections::BTreeMap;
+
+use crate::config::{Action, Job, Selector};
+
+/// An image builder as observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Builder {
+    pub region: String,
+    pub name: String,
+    pub arn: String,
+    /// The state as AppStream names it; states newer than keeper arrive as their own names.
+    pub state: String,
+    /// `StateChangeReason`, code and message.
+    pub reason: Option<String>,
+    /// Read only when a tag selector or the opt-out check needs them.
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// What was seen in the account: the builders, and the named builders that do not exist.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub builders: Vec<Builder>,
+    /// `(region, name)` of named builders that were not found.
+    pub missing: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Start,
+    /// STOPPING now: wait until STOPPED, then start.
+    WaitThenStart,
+    Stop,
+    Skip(String),
+}
+
+/// One selected builder and what to do with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub region: String,
+    pub name: String,
+    pub state_before: String,
+    pub step: Step,
+}
+
+impl Planned {
+    pub fn target(&self) -> String {
+        format!("{}/{}", self.region, self.name)
+    }
+
+    /// The report's verb for this step.
+    pub fn verb(&self, action: Action) -> &'static str {
+        match (&self.step, action) {
+            (Step::WaitThenStart, _) => "wait-and-start",
+            (_, Action::Start) => "start",
+            (_, Action::Stop) => "stop",
+        }
+    }
+}
+
+/// States in which a builder is up or on its way there: nothing to start.
+const UP_OR_BUSY: [&str; 10] = [
+    "RUNNING",
+    "PENDING",
+    "UPDATING_AGENT",
+    "REBOOTING",
+    "SNAPSHOTTING",
+    "UPDATING",
+    "PENDING_QUALIFICATION",
+    "PENDING_SYNCING_APPS",
+    "SYNCING_APPS",
+    "PENDING_IMAGE_IMPORT",
+];
+const BROKEN: [&str; 2] = ["FAILED", "DELETING"];
+
+/// Whether the step for this state could act (so the opt-out tag must be known).
+fn actionable(action: Action, state: &str) -> bool {
+    match action {
+        Action::Start => state == "STOPPED" || state == "STOPPING",
+        Action::Stop => state == "RUNNING",
+    }
+}
+
+/// Whether a builder's name is selected (before tags are known).
+pub fn name_selected(job: &Job, name: &str) -> bool {
+    match &job.selector {
+        Selector::Names(names) => names.iter().any(|n| n == name),
+        Selector::Matching { prefix, .. } => name.starts_with(prefix.as_str()),
+    }
+}
+
+/// Whether the builder's tags must be read: for a tag selector, or for the opt-out check of a builder that would be
+/// acted on. Others are skipped whatever their tags say, so their tags are not read.
+pub fn needs_tags(job: &Job, builder: &Builder) -> bool {
+    if !name_selected(job, &builder.name) {
+        return false;
+    }
+    let tag_selector = matches!(&job.selector, Selector::Matching { tags, .. } if !tags.is_empty());
+    tag_selector || (job.opt_out_tag.is_some() && actionable(job.action, &builder.state))
+}
+
+fn step_for(job: &Job, builder: &Builder) -> Step {
+    let state = builder.state.as_str();
+    let why = || builder.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+    match job.action {
+        Action::Start => match state {
+            "STOPPED" => Step::Start,
+            "STOPPING" if job.wait_for_stopping => Step::WaitThenStart,
+            "STOPPING" => Step::Skip("STOPPING, and waitForStopping is off".into()),
+            s if UP_OR_BUSY.contains(&s) => Step::Skip(format!("already running or busy ({s})")),
+            s if BROKEN.contains(&s) => Step::Skip(format!("{s}{}", why())),
+            s => Step::Skip(format!("state {s} is not known to keeper; left alone")),
+        },
+        Action::Stop => match state {
+            "RUNNING" => Step::Stop,
+            "STOPPED" | "STOPPING" => Step::Skip(format!("already {}", state.to_ascii_lowercase())),
+            s if UP_OR_BUSY.contains(&s) => Step::Skip(format!("busy ({s}); not stopped in the middle of a change")),
+            s if BROKEN.contains(&s) => Step::Skip(format!("{s}{}", why())),
+            s => Step::Skip(format!("state {s} is not known to keeper; left alone")),
+        },
+    }
+}
+
+/// The plan: one entry per selected builder (and per named builder that does not exist), in region then name order.
+pub fn plan(job: &Job, observed: &Observed) -> Vec<Planned> {
+    let mut out = Vec::new();
+    for builder in &observed.builders {
+        if !name_selected(job, &builder.name) {
+            continue;
+        }
+        if let Selector::Matching { tags: wanted, .. } = &job.selector
+            && !wanted.is_empty()
+        {
+            let has_all = builder.tags.as_ref().is_some_and(|tags| wanted.iter().all(|(k, v)| tags.get(k) == Some(v)));
+            if !has_all {
+                continue;
+            }
+        }
+        let step = match (&job.opt_out_tag, &builder.tags) {
+            (Some(tag), Some(tags)) if tags.contains_key(tag) => Step::Skip(format!("opted out by tag {tag}")),
+            (Some(_), None) if actionable(job.action, &builder.state) => {
+                // The observer reads tags for every actionable builder; acting without them could override an opt-out.
+                Step::Skip("tags unknown; not touched".into())
+            }
+            _ => step_for(job, builder),
+        };
+        out.push(Planned {
+            region: builder.region.clone(),
+            name: builder.name.clone(),
+            state_before: builder.state.clone(),
+            step,
+        });
+    }
+    for (region, name) in &observed.missing {
+        out.push(Planned {
+            region: region.clone(),
+            name: name.clone(),
+            state_before: "(none)".into(),
+            step: Step::Skip("no such image builder".into()),
+        });
+    }
+    out.sort_by(|a, b| (&a.region, &a.name).cmp(&(&b.region, &b.name)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(action: Action, selector: Selector) -> Job {
+        Job {
+            action,
+            selector,
+            opt_out_tag: Some("keeper:skip".into()),
+            regions: vec!["us-east-1".into()],
+            appstream_agent_version: None,
+            wait_for_stopping: true,
+            dry_run: false,
+        }
+    }
+
+    fn all() -> Selector {
+        Selector::Matching { prefix: String::new(), tags: BTreeMap::new() }
+    }
+
+    fn builder(name: &str, state: &str, tags: &[(&str, &str)]) -> Builder {
+        Builder {
+            region: "us-east-1".into(),
+            name: name.into(),
+            arn: format!("arn:aws:appstream:us-east-1:123456789012:image-builder/{name}"),
+            state: state.into(),
+            reason: None,
+            tags: Some(tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        }
+    }
+
+    fn steps(job: &Job, builders: Vec<Builder>) -> Vec<(String, Step)> {
+        plan(job, &Observed { builders, missing: vec![] }).into_iter().map(|p| (p.name, p.step)).collect()
+    }
+
+    #[test]
+    fn given_every_state_when_starting_then_only_stopped_starts_and_stopping_waits() {
+        let cases = [
+            ("STOPPED", Step::Start),
+            ("STOPPING", Step::WaitThenStart),
+            ("RUNNING", Step::Skip("already running or busy (RUNNING)".into())),
+            ("PENDING", Step::Skip("already running or busy (PENDING)".into())),
+            ("UPDATING_AGENT", Step::Skip("already running or busy (UPDATING_AGENT)".into())),
+            ("REBOOTING", Step::Skip("already running or busy (REBOOTING)".into())),
+            ("SNAPSHOTTING", Step::Skip("already running or busy (SNAPSHOTTING)".into())),
+            ("UPDATING", Step::Skip("already running or busy (UPDATING)".into())),
+            ("PENDING_QUALIFICATION", Step::Skip("already running or busy (PENDING_QUALIFICATION)".into())),
+            ("PENDING_SYNCING_APPS", Step::Skip("already running or busy (PENDING_SYNCING_APPS)".into())),
+            ("SYNCING_APPS", Step::Skip("already running or busy (SYNCING_APPS)".into())),
+            ("PENDING_IMAGE_IMPORT", Step::Skip("already running or busy (PENDING_IMAGE_IMPORT)".into())),
+            ("DELETING", Step::Skip("DELETING".into())),
+            ("HIBERNATING", Step::Skip("state HIBERNATING is not known to keeper; left alone".into())),
+        ];
+        for (state, expected) in cases {
+            assert_eq!(
+                steps(&job(Action::Start, all()), vec![builder("b", state, &[])]),
+                vec![("b".into(), expected)],
+                "{state}"
+            );
+        }
+    }
+
+    #[test]
+    fn given_failed_builder_when_starting_then_skipped_with_state_change_reason() {
+        let mut b = builder("b", "FAILED", &[]);
+        b.reason = Some("INTERNAL_ERROR: could not launch".into());
+        assert_eq!(
+            steps(&job(Action::Start, all()), vec![b]),
+            vec![("b".into(), Step::Skip("FAILED: INTERNAL_ERROR: could not launch".into()))]
+        );
+    }
+
+    #[test]
+    fn given_stopping_builder_and_waiting_off_when_starting_then_skipped() {
+        let mut j = job(Action::Start, all());
+        j.wait_for_stopping = false;
+        assert_eq!(
+            steps(&j, vec![builder("b", "STOPPING", &[])]),
+            vec![("b".into(), Step::Skip("STOPPING, and waitForStopping is off".into()))]
+        );
+    }
+
+    #[test]
+    fn given_every_state_when_stopping_then_only_running_stops() {
+        let cases = [
+            ("RUNNING", Step::Stop),
+            ("STOPPED", Step::Skip("already stopped".into())),
+            ("STOPPING", Step::Skip("already stopping".into())),
+            ("PENDING", Step::Skip("busy (PENDING); not stopped in the middle of a change".into())),
+            ("SNAPSHOTTING", Step::Skip("busy (SNAPSHOTTING); not stopped in the middle of a change".into())),
+            ("FAILED", Step::Skip("FAILED".into())),
+            ("NEW_STATE", Step::Skip("state NEW_STATE is not known to keeper; left alone".into())),
+        ];
+        for (state, expected) in cases {
+            assert_eq!(
+                steps(&job(Action::Stop, all()), vec![builder("b", state, &[])]),
+                vec![("b".into(), expected)],
+                "{state}"
+            );
+        }
+    }
+
+    #[test]
+    fn given_opt_out_tag_when_named_or_selected_then_never_touched() {
+        let opted = builder("legacy", "STOPPED", &[("keeper:skip", "")]);
+        let by_name = job(Action::Start, Selector::Names(vec!["legacy".into()]));
+        assert_eq!(
+            steps(&by_name, vec![opted.clone()]),
+            vec![("legacy".into(), Step::Skip("opted out by tag keeper:skip".into()))]
+        );
+        let mut running = opted.clone();
+        running.state = "RUNNING".into();
+        assert_eq!(
+            steps(&job(Action::Stop, all()), vec![running]),
+            vec![("legacy".into(), Step::Skip("opted out by tag keeper:skip".into()))]
+        );
+        let mut no_check = job(Action::Start, all());
+        no_check.opt_out_tag = None;
+        assert_eq!(steps(&no_check, vec![opted]), vec![("legacy".into(), Step::Start)]);
+    }
+
+    #[test]
+    fn given_actionable_builder_with_unknown_tags_when_planned_then_not_touched() {
+        let mut b = builder("b", "STOPPED", &[]);
+        b.tags = None;
+        assert_eq!(
+            steps(&job(Action::Start, all()), vec![b]),
+            vec![("b".into(), Step::Skip("tags unknown; not touched".into()))]
+        );
+    }
+
+    #[test]
+    fn given_prefix_and_tags_when_selecting_then_all_tags_must_match() {
+        let selector = Selector::Matching {
+            prefix: "team-".into(),
+            tags: BTreeMap::from([("keeper:schedule".into(), "office-hours".into()), ("team".into(), "web".into())]),
+        };
+        let builders = vec![
+            builder("team-web", "STOPPED", &[("keeper:schedule", "office-hours"), ("team", "web")]),
+            builder("team-web-2", "STOPPED", &[("keeper:schedule", "office-hours")]),
+            builder("team-data", "STOPPED", &[("keeper:schedule", "nights"), ("team", "web")]),
+            builder("sandbox", "STOPPED", &[("keeper:schedule", "office-hours"), ("team", "web")]),
+        ];
+        assert_eq!(steps(&job(Action::Start, selector), builders), vec![("team-web".into(), Step::Start)]);
+    }
+
+    #[test]
+    fn given_names_when_some_are_missing_then_each_missing_one_is_reported() {
+        let j = job(Action::Start, Selector::Names(vec!["b1".into(), "ghost".into()]));
+        let observed = Observed {
+            builders: vec![builder("b1", "STOPPED", &[]), builder("b2", "STOPPED", &[])],
+            missing: vec![("us-east-1".into(), "ghost".into())],
+        };
+        let planned = plan(&j, &observed);
+        assert_eq!(
+            planned.iter().map(|p| (p.name.as_str(), &p.step)).collect::<Vec<_>>(),
+            vec![("b1", &Step::Start), ("ghost", &Step::Skip("no such image builder".into()))]
+        );
+        assert_eq!(planned[1].state_before, "(none)");
+    }
+
+    #[test]
+    fn given_empty_selection_when_planned_then_empty_plan_not_an_error() {
+        let j = job(Action::Start, Selector::Matching { prefix: "nobody-".into(), tags: BTreeMap::new() });
+        assert!(plan(&j, &Observed { builders: vec![builder("b1", "STOPPED", &[])], missing: vec![] }).is_empty());
+    }
+
+    #[test]
+    fn given_builders_when_deciding_tag_reads_then_only_tag_selectors_and_actionable_builders_need_them() {
+        let start = job(Action::Start, all());
+        assert!(needs_tags(&start, &builder("b", "STOPPED", &[])));
+        assert!(needs_tags(&start, &builder("b", "STOPPING", &[])));
+        assert!(!needs_tags(&start, &builder("b", "RUNNING", &[])));
+        assert!(needs_tags(&job(Action::Stop, all()), &builder("b", "RUNNING", &[])));
+        let by_tag = job(
+            Action::Start,
+            Selector::Matching { prefix: "t".into(), tags: BTreeMap::from([("a".into(), "b".into())]) },
+        );
+        assert!(needs_tags(&by_tag, &builder("t1", "RUNNING", &[])));
+        assert!(!needs_tags(&by_tag, &builder("x1", "STOPPED", &[])), "names outside the prefix are never read");
+        let mut no_opt_out = start.clone();
+        no_opt_out.opt_out_tag = None;
+        assert!(!needs_tags(&no_opt_out, &builder("b", "STOPPED", &[])));
+    }
+
+    #[test]
+    fn given_two_regions_when_planned_then_sorted_by_region_then_name() {
+        let mut eu = builder("a", "STOPPED", &[]);
+        eu.region = "eu-west-1".into();
+        let planned = plan(
+            &job(Action::Start, all()),
+            &Observed {
+                builders: vec![builder("b", "STOPPED", &[]), eu, builder("a", "STOPPED", &[])],
+                missing: vec![],
+            },
+        );
+        assert_eq!(
+            planned.iter().map(Planned::target).collect::<Vec<_>>(),
+            vec!["eu-west-1/a", "us-east-1/a", "us-east-1/b"]
+        );
+    }
+}

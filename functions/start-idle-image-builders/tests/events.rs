@@ -1,0 +1,77 @@
+//! Every sample in events/start-idle-image-builders/ parses as the trigger it claims to be, and its request is valid.
+
+use shared::config::Lookup;
+use shared::trigger::{SnsMessage, Trigger, parse};
+use start_idle_image_builders::config::{Action, Config, Job, Request, Selector};
+
+fn samples() -> Vec<(String, serde_json::Value)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/start-idle-image-builders");
+    let mut out: Vec<(String, serde_json::Value)> = std::fs::read_dir(dir)
+        .expect("the samples folder")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn job(request: Request) -> Job {
+    Job::new(request, &Config::from_lookup(&Lookup::from_pairs(&[])).unwrap(), Some("us-east-1"))
+        .expect("a valid request")
+}
+
+#[test]
+fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_job() {
+    let samples = samples();
+    let names: Vec<&str> = samples.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "dry-run.json",
+            "manual-start.json",
+            "manual-stop.json",
+            "names-with-opt-out.json",
+            "schedule-eventbridge-rule.json",
+            "scheduler-start.json",
+            "scheduler-stop.json",
+            "sns-message.json"
+        ]
+    );
+    for (name, payload) in samples {
+        let trigger = parse::<Request>(payload).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let request = match (&trigger, name.as_str()) {
+            (Trigger::Schedule(s), "schedule-eventbridge-rule.json") => {
+                assert!(s.request.is_none());
+                Request::default()
+            }
+            (Trigger::Schedule(s), _) => s.request.clone().expect("Scheduler input carries the request"),
+            (Trigger::Sns(records), _) => match &records[0].message {
+                SnsMessage::Request(r) => r.clone(),
+                other => panic!("{name}: {other:?}"),
+            },
+            (Trigger::Manual(m), _) => m.request.clone(),
+            (other, _) => panic!("{name}: unexpected {other:?}"),
+        };
+        let job = job(request);
+        match name.as_str() {
+            "dry-run.json" => assert!(job.dry_run),
+            "manual-stop.json" | "scheduler-stop.json" => assert_eq!(job.action, Action::Stop),
+            "names-with-opt-out.json" => {
+                assert_eq!(
+                    job.selector,
+                    Selector::Names(vec!["team-web".into(), "team-legacy".into(), "team-gone".into()])
+                );
+                assert_eq!(trigger.event_id(), "manual:start-web-and-legacy-2026-11-23");
+            }
+            "scheduler-start.json" => assert!(trigger.event_id().starts_with("scheduler:")),
+            "sns-message.json" => assert_eq!(trigger.event_id(), "95df01b4-ee98-5cb9-9903-4c221d41eb5e"),
+            _ => assert_eq!(job.action, Action::Start),
+        }
+    }
+}

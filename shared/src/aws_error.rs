@@ -1,0 +1,115 @@
+//! Turns any AWS SDK error into what keeper reports: the AWS code and message, and a stable error type that says
+//! whether another attempt can help. Called after the SDK's own retries are spent.
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::report::ErrorType;
+
+/// One failed AWS call, as keeper reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation} failed: {}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
+pub struct AwsFailure {
+    pub operation: &'static str,
+    pub code: Option<String>,
+    pub message: String,
+    pub error_type: ErrorType,
+}
+
+/// The stable type of an AWS error code (HTTP status as a fallback for codes not listed).
+pub fn error_type_of(code: &str, status: Option<u16>) -> ErrorType {
+    match code {
+        "ResourceNotFoundException" | "NoSuchResource" | "NoSuchPublicKey" | "NoSuchKey" | "NoSuchBucket" => {
+            ErrorType::NOT_FOUND
+        }
+        "LimitExceededException"
+        | "ServiceQuotaExceededException"
+        | "TooManyPublicKeys"
+        | "TooManyKeyGroups"
+        | "TooManyPublicKeysInKeyGroup" => ErrorType::QUOTA_EXCEEDED,
+        "AccessDeniedException"
+        | "AccessDenied"
+        | "ForbiddenException"
+        | "UnauthorizedOperation"
+        | "InvalidAccountStatusException" => ErrorType::ACCESS_DENIED,
+        "ConcurrentModificationException" | "ResourceInUseException" | "PreconditionFailed" => ErrorType::CONFLICT,
+        "ThrottlingException"
+        | "Throttling"
+        | "TooManyRequestsException"
+        | "CallRateLimitExceededException"
+        | "RequestLimitExceeded"
+        | "RequestLimitExceededException"
+        | "SlowDown" => ErrorType::THROTTLED,
+        "ServiceException"
+        | "ServiceUnavailableException"
+        | "ServiceUnavailable"
+        | "InternalError"
+        | "InternalFailure"
+        | "InternalServerError" => ErrorType::SERVICE_UNAVAILABLE,
+        _ => match status {
+            Some(429) => ErrorType::THROTTLED,
+            Some(s) if s >= 500 => ErrorType::SERVICE_UNAVAILABLE,
+            _ => ErrorType::REJECTED,
+        },
+    }
+}
+
+/// Describes an SDK error: service errors by code, connection and timeout failures as retryable.
+pub fn describe<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> AwsFailure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            let code = e.code().map(String::from);
+            let status = Some(service.raw().status().as_u16());
+            AwsFailure {
+                operation,
+                error_type: error_type_of(code.as_deref().unwrap_or_default(), status),
+                message: e.message().map(String::from).unwrap_or_else(|| e.to_string()),
+                code,
+            }
+        }
+        SdkError::TimeoutError(_) => {
+            AwsFailure { operation, code: None, message: "timed out".into(), error_type: ErrorType::TIMEOUT }
+        }
+        SdkError::DispatchFailure(d) => AwsFailure {
+            operation,
+            code: None,
+            message: format!("could not reach AWS: {}", aws_smithy_types::error::display::DisplayErrorContext(err)),
+            error_type: if d.is_user() { ErrorType::REJECTED } else { ErrorType::SERVICE_UNAVAILABLE },
+        },
+        SdkError::ResponseError(_) => AwsFailure {
+            operation,
+            code: None,
+            message: format!("unreadable response: {}", aws_smithy_types::error::display::DisplayErrorContext(err)),
+            error_type: ErrorType::SERVICE_UNAVAILABLE,
+        },
+        _ => AwsFailure {
+            operation,
+            code: None,
+            message: aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
+            error_type: ErrorType::REJECTED,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_codes_named_in_the_wire_facts_when_typed_then_permanent_or_retryable() {
+        assert_eq!(error_type_of("ResourceNotFoundException", Some(400)), ErrorType::NOT_FOUND);
+        assert_eq!(error_type_of("LimitExceededException", Some(400)), ErrorType::QUOTA_EXCEEDED);
+        assert_eq!(error_type_of("ConcurrentModificationException", Some(400)), ErrorType::CONFLICT);
+        assert_eq!(error_type_of("CallRateLimitExceededException", Some(429)), ErrorType::THROTTLED);
+        assert_eq!(error_type_of("IncompatibleImageException", Some(400)), ErrorType::REJECTED);
+        assert_eq!(error_type_of("SomethingNew", Some(503)), ErrorType::SERVICE_UNAVAILABLE);
+        assert_eq!(error_type_of("SomethingNew", Some(429)), ErrorType::THROTTLED);
+        assert!(!error_type_of("InvalidParameterCombinationException", Some(400)).is_retryable());
+        assert!(error_type_of("ResourceInUseException", Some(400)).is_retryable());
+    }
+}

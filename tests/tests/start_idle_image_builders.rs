@@ -1,0 +1,279 @@
+//! start-idle-image-builders end to end: the function's handler, through the real AppStream SDK, against the
+//! emulated account. Each test asserts from the emulator's call log which calls happened and which did NOT.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use keeper_tests::emulator::{called_with, calls, fast_settings, sdk_config, start};
+use serde_json::{Value, json};
+use shared::config::Lookup;
+use shared::idempotency::MemoryStore;
+use shared::report::{Outcome, Report};
+use start_idle_image_builders::Deps;
+use start_idle_image_builders::config::Config;
+
+/// The function wired to the emulator: fast retries (`max_attempts`), fast polling, a memory guard.
+async fn function(running: &local::Running, max_attempts: u32, extra: &[(&str, &str)]) -> Deps {
+    let attempts = max_attempts.to_string();
+    let mut pairs =
+        vec![("MAX_ATTEMPTS", attempts.as_str()), ("RETRY_INITIAL_BACKOFF_MS", "1"), ("POLL_INTERVAL_MS", "20")];
+    pairs.extend_from_slice(extra);
+    let config = Config::from_lookup(&Lookup::from_pairs(&pairs)).expect("valid settings");
+    let sdk = sdk_config(running, "us-east-1", &fast_settings(max_attempts)).await;
+    Deps::with_store(&sdk, config, Arc::new(MemoryStore::default()))
+}
+
+fn builders(entries: &[(&str, &str, &[(&str, &str)])]) -> Value {
+    let map: serde_json::Map<String, Value> = entries
+        .iter()
+        .map(|(name, state, tags)| {
+            let tags: BTreeMap<&str, &str> = tags.iter().copied().collect();
+            (name.to_string(), json!({"State": state, "Tags": tags}))
+        })
+        .collect();
+    Value::Object(map)
+}
+
+fn outcomes(report: &Report) -> Vec<(String, Outcome)> {
+    report.actions.iter().map(|a| (a.target.clone(), a.outcome)).collect()
+}
+
+const MUTATING: [&str; 2] = ["StartImageBuilder", "StopImageBuilder"];
+
+fn mutating_calls(running: &local::Running) -> usize {
+    running.emulator.calls().iter().filter(|c| MUTATING.contains(&c.operation.as_str())).count()
+}
+
+#[tokio::test]
+async fn given_mixed_states_in_two_regions_when_started_then_exactly_the_stopped_selected_builders_start_with_the_agent_version()
+ {
+    // GIVEN builders in every kind of state, one opted out, one outside the prefix, in two regions
+    let running = start(json!({
+        "timing": {"transitionMillis": 60000},
+        "regions": {
+            "us-east-1": {"imageBuilders": builders(&[
+                ("team-a", "STOPPED", &[]),
+                ("team-b", "RUNNING", &[]),
+                ("team-c", "STOPPED", &[("keeper:skip", "true")]),
+                ("team-d", "FAILED", &[]),
+                ("other-x", "STOPPED", &[]),
+            ])},
+            "eu-west-1": {"imageBuilders": builders(&[("team-e", "STOPPED", &[]), ("team-f", "PENDING", &[])])},
+        }
+    }))
+    .await;
+    let deps = function(&running, 3, &[]).await;
+    // WHEN the function is asked to start the team builders in both regions with the latest agent
+    let payload =
+        json!({"namePrefix": "team-", "regions": ["us-east-1", "eu-west-1"], "appstreamAgentVersion": "[LATEST]"});
+    let report = deps.run(payload, None).await.expect("a report");
+    // THEN exactly team-a and team-e were started, each with the agent version, and nothing else was touched
+    let starts = calls(&running, "StartImageBuilder");
+    let mut started: Vec<(String, String)> =
+        starts.iter().map(|c| (c.region.clone(), c.params["Name"].clone())).collect();
+    started.sort();
+    assert_eq!(
+        started,
+        vec![("eu-west-1".to_string(), "team-e".to_string()), ("us-east-1".to_string(), "team-a".to_string())]
+    );
+    assert!(starts.iter().all(|c| c.params.get("AppstreamAgentVersion").map(String::as_str) == Some("[LATEST]")));
+    assert!(calls(&running, "StopImageBuilder").is_empty());
+    // Tags are read only where an opt-out could matter: the STOPPED builders in the selection.
+    let mut tag_reads: Vec<String> = called_with(&running, "ListTagsForResource", "ResourceArn")
+        .into_iter()
+        .map(|a| a.rsplit('/').next().unwrap().to_string())
+        .collect();
+    tag_reads.sort();
+    assert_eq!(tag_reads, vec!["team-a", "team-c", "team-e"]);
+    assert_eq!(
+        outcomes(&report),
+        vec![
+            ("eu-west-1/team-e".into(), Outcome::Applied),
+            ("eu-west-1/team-f".into(), Outcome::Skipped),
+            ("us-east-1/team-a".into(), Outcome::Applied),
+            ("us-east-1/team-b".into(), Outcome::Skipped),
+            ("us-east-1/team-c".into(), Outcome::Skipped),
+            ("us-east-1/team-d".into(), Outcome::Skipped),
+        ]
+    );
+    let detail = |target: &str| report.actions.iter().find(|a| a.target == target).unwrap().detail.clone();
+    assert_eq!(detail("us-east-1/team-a"), "STOPPED → PENDING (agent [LATEST])");
+    assert_eq!(detail("us-east-1/team-c"), "STOPPED: opted out by tag keeper:skip");
+    assert_eq!(detail("us-east-1/team-b"), "RUNNING: already running or busy (RUNNING)");
+    let state = running.emulator.world().regions["us-east-1"].image_builders["team-a"].state().to_string();
+    assert_eq!(state, "PENDING");
+}
+
+#[tokio::test]
+async fn given_120_builders_when_started_then_every_page_is_read_and_every_builder_started_once() {
+    let many: Vec<(String, &str, &[(&str, &str)])> =
+        (0..120).map(|i| (format!("b{i:03}"), "STOPPED", &[][..])).collect();
+    let entries: Vec<(&str, &str, &[(&str, &str)])> = many.iter().map(|(n, s, t)| (n.as_str(), *s, *t)).collect();
+    let running = start(
+        json!({"timing": {"transitionMillis": 60000}, "regions": {"us-east-1": {"imageBuilders": builders(&entries)}}}),
+    )
+    .await;
+    let deps = function(&running, 3, &[("MAX_CONCURRENCY", "16")]).await;
+    let report = deps.run(json!({}), None).await.unwrap();
+    assert_eq!(report.count(Outcome::Applied), 120);
+    assert_eq!(
+        called_with(&running, "StartImageBuilder", "Name"),
+        many.iter().map(|(n, _, _)| n.clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(calls(&running, "DescribeImageBuilders").len(), 5, "120 builders are five pages of 25");
+}
+
+#[tokio::test]
+async fn given_stopping_builder_when_started_then_it_is_started_once_it_has_stopped() {
+    let stops_at = local::world::now_ms() + 300;
+    let running = start(json!({"timing": {"transitionMillis": 60000}, "regions": {"us-east-1": {"imageBuilders": {
+        "b1": {"State": "STOPPING", "Transition": {"to": "STOPPED", "atMillis": stops_at}}
+    }}}}))
+    .await;
+    let deps = function(&running, 3, &[]).await;
+    let report = deps.run(json!({"names": ["b1"]}), None).await.unwrap();
+    assert_eq!(report.actions.len(), 1);
+    assert_eq!((report.actions[0].action.as_str(), report.actions[0].outcome), ("wait-and-start", Outcome::Applied));
+    let log = running.emulator.calls();
+    let start_seq = log.iter().find(|c| c.operation == "StartImageBuilder").expect("started").seq;
+    let polls_before = log.iter().filter(|c| c.operation == "DescribeImageBuilders" && c.seq < start_seq).count();
+    assert!(polls_before >= 2, "polled until STOPPED ({polls_before} reads)");
+    assert_eq!(calls(&running, "StartImageBuilder").len(), 1);
+    assert!(local::world::now_ms() >= stops_at);
+}
+
+#[tokio::test]
+async fn given_contention_on_30_percent_of_starts_when_started_then_every_builder_starts() {
+    let names: Vec<String> = (0..20).map(|i| format!("b{i:02}")).collect();
+    let entries: Vec<(&str, &str, &[(&str, &str)])> = names.iter().map(|n| (n.as_str(), "STOPPED", &[][..])).collect();
+    let running = start(json!({
+        "randomSeed": 7,
+        "timing": {"transitionMillis": 60000},
+        "regions": {"us-east-1": {"imageBuilders": builders(&entries)}},
+        "faults": {"rules": [{"operation": "StartImageBuilder", "error": "ConcurrentModificationException", "probability": 0.3}]}
+    }))
+    .await;
+    let deps = function(&running, 10, &[]).await;
+    let report = deps.run(json!({}), None).await.expect("keeper retries contention");
+    assert_eq!(report.count(Outcome::Applied), 20);
+    let starts = calls(&running, "StartImageBuilder");
+    let injected = starts.iter().filter(|c| c.injected).count();
+    assert!(injected > 0, "the fault fired");
+    assert_eq!(starts.iter().filter(|c| c.ok()).count(), 20, "each builder started exactly once");
+}
+
+#[tokio::test]
+async fn given_incompatible_image_on_one_builder_when_started_then_that_one_fails_and_the_others_start() {
+    let running = start(json!({
+        "timing": {"transitionMillis": 60000},
+        "regions": {"us-east-1": {"imageBuilders": builders(&[("b1", "STOPPED", &[]), ("b2", "STOPPED", &[]), ("b3", "STOPPED", &[])])}},
+        "faults": {"rules": [{"operation": "StartImageBuilder", "when": {"Name": "b2"}, "error": "IncompatibleImageException"}]}
+    }))
+    .await;
+    let deps = function(&running, 5, &[]).await;
+    let report = deps.run(json!({}), None).await.expect("a permanent failure of one builder is reported, not raised");
+    assert_eq!(
+        outcomes(&report),
+        vec![
+            ("us-east-1/b1".into(), Outcome::Applied),
+            ("us-east-1/b2".into(), Outcome::Failed),
+            ("us-east-1/b3".into(), Outcome::Applied)
+        ]
+    );
+    let b2 = &report.actions[1];
+    assert_eq!(b2.error_type.as_deref(), Some("Permanent.Rejected"));
+    assert!(b2.detail.contains("IncompatibleImageException"), "{}", b2.detail);
+    assert_eq!(
+        calls(&running, "StartImageBuilder").iter().filter(|c| c.params["Name"] == "b2").count(),
+        1,
+        "a permanent error is not retried"
+    );
+}
+
+#[tokio::test]
+async fn given_dry_run_when_run_then_the_plan_is_reported_and_no_mutating_call_is_made() {
+    let running = start(json!({"regions": {"us-east-1": {"imageBuilders": builders(&[("b1", "STOPPED", &[]), ("b2", "RUNNING", &[])])}}})).await;
+    let deps = function(&running, 3, &[]).await;
+    let report = deps.run(json!({"dryRun": true}), None).await.unwrap();
+    assert!(report.dry_run);
+    assert_eq!(
+        outcomes(&report),
+        vec![("us-east-1/b1".into(), Outcome::Planned), ("us-east-1/b2".into(), Outcome::Skipped)]
+    );
+    assert_eq!(mutating_calls(&running), 0);
+    let deps = function(&running, 3, &[("DRY_RUN", "true")]).await;
+    let report = deps.run(json!({"dryRun": false}), None).await.unwrap();
+    assert!(report.dry_run, "a request cannot switch off the setting's dry run");
+    assert_eq!(mutating_calls(&running), 0);
+}
+
+#[tokio::test]
+async fn given_the_same_event_twice_when_run_then_one_set_of_starts_and_a_replayed_report() {
+    let running = start(json!({"timing": {"transitionMillis": 60000}, "regions": {"us-east-1": {"imageBuilders": builders(&[("b1", "STOPPED", &[]), ("b2", "STOPPED", &[])])}}})).await;
+    let deps = function(&running, 3, &[]).await;
+    let event = json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:t:s",
+        "Sns": {"Type": "Notification", "MessageId": "m-42", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Message": "{\"names\":[\"b1\",\"b2\"]}",
+                "Timestamp": "2026-11-23T06:55:00.000Z", "SignatureVersion": "1", "Signature": "x", "SigningCertUrl": "x", "UnsubscribeUrl": "x"}}]});
+    let first = deps.run(event.clone(), None).await.unwrap();
+    let second = deps.run(event, None).await.unwrap();
+    assert_eq!(first.count(Outcome::Applied), 2);
+    assert!(second.replayed);
+    assert_eq!(second.actions, first.actions);
+    assert_eq!(calls(&running, "StartImageBuilder").len(), 2, "the redelivery made no call");
+}
+
+#[tokio::test]
+async fn given_bad_input_when_run_then_error_names_the_field_and_no_aws_call_is_made() {
+    let running =
+        start(json!({"regions": {"us-east-1": {"imageBuilders": builders(&[("b1", "STOPPED", &[])])}}})).await;
+    let deps = function(&running, 3, &[]).await;
+    for (payload, expected) in [
+        (json!({"names": ["b1", "not valid!"]}), "names[1]"),
+        (json!({"regions": ["eu-wst-1"]}), "did you mean eu-west-1?"),
+        (json!({"nmes": ["b1"]}), "unknown field `nmes`"),
+        (json!({"action": "restart"}), "unknown variant `restart`"),
+    ] {
+        let diag = deps.run(payload, None).await.unwrap_err();
+        assert_eq!(diag.error_type, "Permanent.InvalidInput");
+        assert!(diag.error_message.contains(expected), "{}", diag.error_message);
+    }
+    assert!(running.emulator.calls().is_empty(), "no call of any kind");
+}
+
+#[tokio::test]
+async fn given_stop_action_when_run_then_running_builders_stop_and_the_rest_are_skipped() {
+    let running = start(json!({"timing": {"transitionMillis": 60000}, "regions": {"us-east-1": {"imageBuilders": builders(&[
+        ("b1", "RUNNING", &[]), ("b2", "STOPPED", &[]), ("b3", "RUNNING", &[("keeper:skip", "")]), ("b4", "SNAPSHOTTING", &[])
+    ])}}}))
+    .await;
+    let deps = function(&running, 3, &[]).await;
+    let report = deps.run(json!({"action": "stop"}), None).await.unwrap();
+    assert_eq!(called_with(&running, "StopImageBuilder", "Name"), vec!["b1"]);
+    assert!(calls(&running, "StartImageBuilder").is_empty());
+    assert_eq!(report.count(Outcome::Applied), 1);
+    assert_eq!(report.count(Outcome::Skipped), 3);
+}
+
+#[tokio::test]
+async fn given_contention_that_outlasts_the_retries_when_run_then_retryable_error_and_the_retry_finishes_the_job() {
+    let running = start(json!({
+        "timing": {"transitionMillis": 60000},
+        "regions": {"us-east-1": {"imageBuilders": builders(&[("b1", "STOPPED", &[]), ("b2", "STOPPED", &[])])}},
+        "faults": {"rules": [{"operation": "StartImageBuilder", "when": {"Name": "b2"}, "error": "ConcurrentModificationException", "count": 3}]}
+    }))
+    .await;
+    let deps = function(&running, 3, &[]).await;
+    let payload = json!({"requestId": "morning-1"});
+    let diag = deps.run(payload.clone(), None).await.unwrap_err();
+    assert_eq!(diag.error_type, "Retryable.Conflict");
+    assert!(diag.error_message.contains("us-east-1/b2"), "{}", diag.error_message);
+    assert_eq!(called_with(&running, "StartImageBuilder", "Name"), vec!["b1", "b2", "b2", "b2"]);
+    // Lambda's retry of the same event: b1 is already PENDING and skipped, b2 starts now.
+    let report = deps.run(payload, None).await.expect("the retry completes");
+    assert!(!report.replayed, "a failed run is not replayed");
+    assert_eq!(
+        outcomes(&report),
+        vec![("us-east-1/b1".into(), Outcome::Skipped), ("us-east-1/b2".into(), Outcome::Applied)]
+    );
+    assert_eq!(calls(&running, "StartImageBuilder").iter().filter(|c| c.ok()).count(), 2);
+}
