@@ -1,4 +1,5 @@
-//! Support for keeper's end-to-end tests: real servers started on loopback for the duration of one test.
+//! Support for keeper's end-to-end tests: real servers and tools started on loopback for the duration of one test.
 
 pub mod emulator;
 pub mod moto;
+pub mod tools;

@@ -333,7 +333,12 @@ async fn wait_until_stopped(
                 )));
             }
             None => {
-                return Ok(Some(ReportAction::new(p.target(), "wait-and-start", Outcome::Skipped, "deleted meanwhile")));
+                return Ok(Some(ReportAction::new(
+                    p.target(),
+                    "wait-and-start",
+                    Outcome::Skipped,
+                    "deleted meanwhile",
+                )));
             }
         }
     }

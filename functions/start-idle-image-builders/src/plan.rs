@@ -102,21 +102,26 @@ pub fn needs_tags(job: &Job, builder: &Builder) -> bool {
 
 fn step_for(job: &Job, builder: &Builder) -> Step {
     let state = builder.state.as_str();
-    let why = || builder.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+    // The report prefixes the state; a broken builder's skip says why it broke (or that it is going away).
+    let broken = |s: &str| match (s, builder.reason.as_deref()) {
+        ("DELETING", _) => "being deleted".to_string(),
+        (_, Some(reason)) => reason.to_string(),
+        (_, None) => "no reason given".to_string(),
+    };
     match job.action {
         Action::Start => match state {
             "STOPPED" => Step::Start,
             "STOPPING" if job.wait_for_stopping => Step::WaitThenStart,
             "STOPPING" => Step::Skip("STOPPING, and waitForStopping is off".into()),
             s if UP_OR_BUSY.contains(&s) => Step::Skip(format!("already running or busy ({s})")),
-            s if BROKEN.contains(&s) => Step::Skip(format!("{s}{}", why())),
+            s if BROKEN.contains(&s) => Step::Skip(broken(s)),
             s => Step::Skip(format!("state {s} is not known to keeper; left alone")),
         },
         Action::Stop => match state {
             "RUNNING" => Step::Stop,
             "STOPPED" | "STOPPING" => Step::Skip(format!("already {}", state.to_ascii_lowercase())),
             s if UP_OR_BUSY.contains(&s) => Step::Skip(format!("busy ({s}); not stopped in the middle of a change")),
-            s if BROKEN.contains(&s) => Step::Skip(format!("{s}{}", why())),
+            s if BROKEN.contains(&s) => Step::Skip(broken(s)),
             s => Step::Skip(format!("state {s} is not known to keeper; left alone")),
         },
     }
@@ -214,7 +219,7 @@ mod tests {
             ("PENDING_SYNCING_APPS", Step::Skip("already running or busy (PENDING_SYNCING_APPS)".into())),
             ("SYNCING_APPS", Step::Skip("already running or busy (SYNCING_APPS)".into())),
             ("PENDING_IMAGE_IMPORT", Step::Skip("already running or busy (PENDING_IMAGE_IMPORT)".into())),
-            ("DELETING", Step::Skip("DELETING".into())),
+            ("DELETING", Step::Skip("being deleted".into())),
             ("HIBERNATING", Step::Skip("state HIBERNATING is not known to keeper; left alone".into())),
         ];
         for (state, expected) in cases {
@@ -232,7 +237,7 @@ mod tests {
         b.reason = Some("INTERNAL_ERROR: could not launch".into());
         assert_eq!(
             steps(&job(Action::Start, all()), vec![b]),
-            vec![("b".into(), Step::Skip("FAILED: INTERNAL_ERROR: could not launch".into()))]
+            vec![("b".into(), Step::Skip("INTERNAL_ERROR: could not launch".into()))]
         );
     }
 
@@ -254,7 +259,7 @@ mod tests {
             ("STOPPING", Step::Skip("already stopping".into())),
             ("PENDING", Step::Skip("busy (PENDING); not stopped in the middle of a change".into())),
             ("SNAPSHOTTING", Step::Skip("busy (SNAPSHOTTING); not stopped in the middle of a change".into())),
-            ("FAILED", Step::Skip("FAILED".into())),
+            ("FAILED", Step::Skip("no reason given".into())),
             ("NEW_STATE", Step::Skip("state NEW_STATE is not known to keeper; left alone".into())),
         ];
         for (state, expected) in cases {

@@ -2,8 +2,14 @@
 
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
+use lambda_runtime::Diagnostic;
 use local::World;
 use serde_json::Value;
+use shared::config::{Lookup, Settings};
+use shared::idempotency::MemoryStore;
+use shared::report::Report;
 
 const USAGE: &str = "usage:
   keeper-local serve [--port N] [--host ADDR] [--seed FILE]
@@ -14,8 +20,8 @@ const USAGE: &str = "usage:
       runs the function's handler on the event against an in-process emulator seeded with FILE
       (default events/local-account.json) and prints its report and what changed in the account";
 
-/// The functions `invoke` can run; each function's issue adds its entry.
-const FUNCTIONS: &[&str] = &[];
+/// The functions `invoke` can run; each function's issue adds its entry (and an arm in `run_function`).
+const FUNCTIONS: &[&str] = &[start_idle_image_builders::FUNCTION];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -103,15 +109,55 @@ async fn invoke(args: &[String]) -> Result<(), String> {
         return Err(format!("invoke needs a function and an event file\n{USAGE}"));
     };
     if !FUNCTIONS.contains(&function.as_str()) {
-        let available = if FUNCTIONS.is_empty() {
-            "none yet (each arrives with its issue)".to_string()
-        } else {
-            FUNCTIONS.join(", ")
-        };
-        return Err(format!("no function `{function}`; functions: {available}"));
+        return Err(format!("no function `{function}`; functions: {}", FUNCTIONS.join(", ")));
     }
     let text = std::fs::read_to_string(event).map_err(|e| format!("cannot read event {event}: {e}"))?;
-    let _payload: Value = serde_json::from_str(&text).map_err(|e| format!("event {event} is not JSON: {e}"))?;
-    let _world = load_seed(seed.as_deref())?;
-    Err(format!("function `{function}` is listed but not wired"))
+    let payload: Value = serde_json::from_str(&text).map_err(|e| format!("event {event} is not JSON: {e}"))?;
+    let lookup = Lookup::env();
+    shared::telemetry::init(&lookup);
+    let running = local::start(load_seed(seed.as_deref())?, "127.0.0.1:0")
+        .await
+        .map_err(|e| format!("cannot start the emulator: {e}"))?;
+    let before = running.emulator.dump();
+    let settings = Settings::from_lookup(&lookup).map_err(|e| e.to_string())?;
+    let region = lookup.string("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
+    let sdk_config = shared::clients::local_sdk_config(&running.url, &region, &settings).await;
+    let answer = run_function(function, &sdk_config, &lookup, payload).await?;
+    println!("== report");
+    match &answer {
+        Ok(report) => println!("{}", serde_json::to_string_pretty(report).unwrap_or_default()),
+        Err(diagnostic) => println!("{}: {}", diagnostic.error_type, diagnostic.error_message),
+    }
+    println!("== calls to the emulated account");
+    for call in running.emulator.calls() {
+        let params: Vec<String> =
+            call.params.iter().filter(|(k, _)| *k != "protocol").map(|(k, v)| format!("{k}={v}")).collect();
+        println!("  {:<10} {:<28} {:<12} {}", call.region, call.operation, call.outcome, params.join(" "));
+    }
+    println!("== changes in the emulated account");
+    let changes = local::diff::changes(&before, &running.emulator.dump());
+    if changes.is_empty() {
+        println!("  (none)");
+    }
+    for change in changes {
+        println!("  {change}");
+    }
+    Ok(())
+}
+
+/// Runs one function's real handler on the payload, with an in-memory idempotency guard.
+async fn run_function(
+    function: &str,
+    sdk_config: &aws_types::SdkConfig,
+    lookup: &Lookup<'_>,
+    payload: Value,
+) -> Result<Result<Report, Diagnostic>, String> {
+    let store = Arc::new(MemoryStore::default());
+    match function {
+        start_idle_image_builders::FUNCTION => {
+            let config = start_idle_image_builders::config::Config::from_lookup(lookup).map_err(|e| e.to_string())?;
+            Ok(start_idle_image_builders::Deps::with_store(sdk_config, config, store).run(payload, None).await)
+        }
+        other => Err(format!("no function `{other}`")),
+    }
 }
