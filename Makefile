@@ -6,7 +6,7 @@ PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: test venv lint-template fmt-check clippy probe bench-release
+.PHONY: test venv lint-template fmt-check clippy demo serve probe bench-release
 
 test: venv lint-template fmt-check
 	cargo test --workspace --locked
@@ -26,6 +26,16 @@ fmt-check:
 
 clippy:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Runs a function on the embedded emulator (the demo account in events/local-account.json) and shows what it did.
+FUNCTION ?= start-idle-image-builders
+DEMO_EVENT ?= events/start-idle-image-builders/manual-start.json
+demo:
+	cargo run --quiet -p local --bin keeper-local -- invoke $(FUNCTION) $(DEMO_EVENT)
+
+# The emulated AWS alone on port 4566, seeded with the demo account, for `cargo lambda watch` or any AWS client.
+serve:
+	cargo run --quiet -p local --bin keeper-local -- serve --port 4566 --seed events/local-account.json
 
 # Runs the trigger probe once on a sample event, in process: what keeper reads from that event source.
 EVENT ?= shared/tests/fixtures/aws/s3-eventbridge-object-created.json

@@ -50,7 +50,12 @@ const TRANSITIONAL: [&str; 10] = [
 pub struct Transition {
     /// The next state, or `DELETED` to remove the builder.
     pub to: String,
+    /// When, in epoch milliseconds.
+    #[serde(default)]
     pub at_millis: i64,
+    /// Seeds only: when, counted from the moment the seed is loaded (wins over `atMillis`).
+    #[serde(default, skip_serializing)]
+    pub in_millis: Option<i64>,
 }
 
 /// One image builder: the document DescribeImageBuilders returns (PascalCase members), its tags, and its next change.
@@ -178,7 +183,7 @@ impl Ctx<'_> {
     }
 
     fn after(&self, to: &str) -> Option<Transition> {
-        Some(Transition { to: to.into(), at_millis: self.now_ms + self.transition_ms })
+        Some(Transition { to: to.into(), at_millis: self.now_ms + self.transition_ms, in_millis: None })
     }
 }
 
@@ -447,6 +452,11 @@ pub fn normalize_seed(account: &str, region_name: &str, region: &mut Region, now
         ];
         for (k, v) in defaults {
             builder.fields.entry(k).or_insert(v);
+        }
+        if let Some(t) = builder.transition.as_mut()
+            && let Some(delay) = t.in_millis.take()
+        {
+            t.at_millis = now_ms + delay;
         }
     }
 }
