@@ -50,6 +50,9 @@ pub struct Action {
     /// The stable error type of a failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_type: Option<String>,
+    /// The same, typed, for deciding whether the run must be retried (not part of the response).
+    #[serde(skip)]
+    pub failure: Option<ErrorType>,
 }
 
 impl Action {
@@ -59,7 +62,14 @@ impl Action {
         outcome: Outcome,
         detail: impl Into<String>,
     ) -> Self {
-        Action { target: target.into(), action: action.into(), outcome, detail: detail.into(), error_type: None }
+        Action {
+            target: target.into(),
+            action: action.into(),
+            outcome,
+            detail: detail.into(),
+            error_type: None,
+            failure: None,
+        }
     }
 
     /// A failed action, carrying the error's stable type and message.
@@ -70,6 +80,7 @@ impl Action {
             outcome: Outcome::Failed,
             detail: error.to_string(),
             error_type: Some(error.error_type().to_string()),
+            failure: Some(error.error_type()),
         }
     }
 }
@@ -111,9 +122,39 @@ impl Report {
         self.actions.iter().filter(|a| a.outcome == outcome).count()
     }
 
+    /// When some targets failed for reasons that may pass: the error the invocation should end with, so Lambda retries
+    /// (the report itself is logged by the caller first, since Lambda keeps only the error).
+    pub fn incomplete(&self) -> Option<Incomplete> {
+        let transient: Vec<(&Action, ErrorType)> =
+            self.actions.iter().filter_map(|a| a.failure.filter(|t| t.is_retryable()).map(|t| (a, t))).collect();
+        let (first, error_type) = transient.first()?;
+        Some(Incomplete {
+            count: transient.len(),
+            first: format!("{}: {}", first.target, first.detail),
+            error_type: *error_type,
+        })
+    }
+
     /// How many actions named `action` ended with `outcome` (e.g. applied starts), for metrics.
     pub fn count_of(&self, action: &str, outcome: Outcome) -> usize {
         self.actions.iter().filter(|a| a.action == action && a.outcome == outcome).count()
+    }
+}
+
+/// A run that reported every target but where some failed for reasons that may pass.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{count} target(s) could not be handled for reasons that may pass (first: {first}); Lambda retries, and the retry re-observes and skips what already changed"
+)]
+pub struct Incomplete {
+    pub count: usize,
+    pub first: String,
+    pub error_type: ErrorType,
+}
+
+impl Classify for Incomplete {
+    fn error_type(&self) -> ErrorType {
+        self.error_type
     }
 }
 
@@ -293,9 +334,28 @@ mod tests {
             })
         );
         let back: Report = serde_json::from_value(json).unwrap();
-        assert_eq!(back, report);
+        assert_eq!(back.actions[1].error_type, report.actions[1].error_type);
+        assert_eq!(back.actions[0], report.actions[0]);
         assert_eq!(report.count(Outcome::Failed), 1);
         assert_eq!(report.count_of("start", Outcome::Applied), 1);
+    }
+
+    #[test]
+    fn given_failed_actions_when_checked_then_only_retryable_ones_make_the_run_incomplete() {
+        let mut report = header();
+        report.push(Action::new("b1", "start", Outcome::Applied, ""));
+        report.push(Action::failed("b2", "start", &TestError::Bad));
+        assert_eq!(report.incomplete(), None, "a permanent failure is reported, not retried");
+        report.push(Action::failed("b3", "start", &TestError::Slow));
+        let incomplete = report.incomplete().expect("a retryable failure");
+        assert_eq!((incomplete.count, incomplete.error_type), (1, ErrorType::THROTTLED));
+        assert_eq!(incomplete.first, "b3: rate exceeded");
+        let replayed: Report = serde_json::from_value(serde_json::to_value(&report).unwrap()).unwrap();
+        assert_eq!(
+            replayed.actions[2].error_type.as_deref(),
+            Some("Retryable.Throttled"),
+            "the response keeps the type as text"
+        );
     }
 
     #[test]

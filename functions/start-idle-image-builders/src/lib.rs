@@ -20,7 +20,7 @@ use shared::aws_error::AwsFailure;
 use shared::config::{ConfigError, Lookup};
 use shared::idempotency::IdempotencyStore;
 use shared::invocation::{Context, Runtime};
-use shared::report::{Action as ReportAction, Classify, ErrorType, Outcome, Report};
+use shared::report::{Action as ReportAction, Classify, ErrorType, Incomplete, Outcome, Report};
 use shared::retry::full_jitter_delay;
 use shared::telemetry::Metrics;
 use shared::trigger::{SnsMessage, Trigger};
@@ -42,10 +42,8 @@ pub enum Error {
     InvalidInput { field: String, rule: String },
     #[error("{target}: {failure}")]
     Aws { target: String, failure: AwsFailure },
-    #[error(
-        "{count} image builder(s) could not be handled for reasons that may pass (first: {first}); Lambda retries, and the retry re-observes and skips what already changed"
-    )]
-    Incomplete { count: usize, first: String, error_type: ErrorType },
+    #[error(transparent)]
+    Incomplete(#[from] Incomplete),
 }
 
 impl Error {
@@ -59,7 +57,7 @@ impl Classify for Error {
         match self {
             Error::InvalidInput { .. } => ErrorType::INVALID_INPUT,
             Error::Aws { failure, .. } => failure.error_type,
-            Error::Incomplete { error_type, .. } => *error_type,
+            Error::Incomplete(incomplete) => incomplete.error_type(),
         }
     }
 }
@@ -154,7 +152,6 @@ pub async fn handle(trigger: Trigger<Request>, ctx: Context, deps: &Deps) -> Res
     let jobs: Vec<Job> =
         requests.into_iter().map(|r| Job::new(r, &deps.config, default_region.as_deref())).collect::<Result<_, _>>()?;
     let mut report = Report::new(FUNCTION, ctx.event_id.clone(), jobs.iter().any(|j| j.dry_run));
-    let mut transient: Vec<(String, ErrorType)> = Vec::new();
     for job in &jobs {
         let observed = observe(job, deps).await?;
         let planned = plan::plan(job, &observed);
@@ -163,17 +160,12 @@ pub async fn handle(trigger: Trigger<Request>, ctx: Context, deps: &Deps) -> Res
             report.actions.extend(planned.iter().map(|p| as_planned(job, p)));
             continue;
         }
-        for (action, error) in apply(job, &planned, &ctx, deps).await {
-            if let Some(error_type) = error.filter(|t| t.is_retryable()) {
-                transient.push((format!("{}: {}", action.target, action.detail), error_type));
-            }
-            report.push(action);
-        }
+        report.actions.extend(apply(job, &planned, &ctx, deps).await);
     }
-    if let Some((first, error_type)) = transient.first().cloned() {
+    if let Some(incomplete) = report.incomplete() {
         // The per-builder outcomes go to the log before Lambda sees the error and retries.
         tracing::warn!(report = %serde_json::to_string(&report).unwrap_or_default(), "incomplete run");
-        return Err(Error::Incomplete { count: transient.len(), first, error_type });
+        return Err(incomplete.into());
     }
     Ok(report)
 }
@@ -227,29 +219,25 @@ fn as_planned(job: &Job, p: &Planned) -> ReportAction {
     }
 }
 
-/// Applies the plan with at most `MAX_CONCURRENCY` calls in flight; every builder gets its own outcome, and failures
-/// their error type.
-async fn apply(job: &Job, planned: &[Planned], ctx: &Context, deps: &Deps) -> Vec<(ReportAction, Option<ErrorType>)> {
+/// Applies the plan with at most `MAX_CONCURRENCY` calls in flight; every builder gets its own outcome.
+async fn apply(job: &Job, planned: &[Planned], ctx: &Context, deps: &Deps) -> Vec<ReportAction> {
     let limit = Semaphore::new(deps.config.max_concurrency);
     let work = planned.iter().map(|p| {
         let limit = &limit;
         async move {
             if let Step::Skip(why) = &p.step {
-                return (
-                    ReportAction::new(
-                        p.target(),
-                        p.verb(job.action),
-                        Outcome::Skipped,
-                        format!("{}: {why}", p.state_before),
-                    ),
-                    None,
+                return ReportAction::new(
+                    p.target(),
+                    p.verb(job.action),
+                    Outcome::Skipped,
+                    format!("{}: {why}", p.state_before),
                 );
             }
             let client = deps.clients.get(&p.region);
             if p.step == Step::WaitThenStart {
                 match wait_until_stopped(&client, p, ctx, deps.config.poll_interval).await {
                     Ok(None) => {}
-                    Ok(Some(skip)) => return (skip, None),
+                    Ok(Some(skip)) => return skip,
                     Err(e) => return failed(job, p, &e),
                 }
             }
@@ -268,18 +256,15 @@ async fn apply(job: &Job, planned: &[Planned], ctx: &Context, deps: &Deps) -> Ve
                         .filter(|_| p.step != Step::Stop)
                         .map(|v| format!(" (agent {v})"))
                         .unwrap_or_default();
-                    (
-                        ReportAction::new(
-                            p.target(),
-                            p.verb(job.action),
-                            Outcome::Applied,
-                            format!("{} → {state}{agent}", p.state_before),
-                        ),
-                        None,
+                    ReportAction::new(
+                        p.target(),
+                        p.verb(job.action),
+                        Outcome::Applied,
+                        format!("{} → {state}{agent}", p.state_before),
                     )
                 }
                 Err(e) if aws::is_gone(&e) => {
-                    (ReportAction::new(p.target(), p.verb(job.action), Outcome::Skipped, "deleted meanwhile"), None)
+                    ReportAction::new(p.target(), p.verb(job.action), Outcome::Skipped, "deleted meanwhile")
                 }
                 Err(e) => failed(job, p, &e),
             }
@@ -288,9 +273,9 @@ async fn apply(job: &Job, planned: &[Planned], ctx: &Context, deps: &Deps) -> Ve
     futures_util::future::join_all(work).await
 }
 
-fn failed(job: &Job, p: &Planned, error: &Error) -> (ReportAction, Option<ErrorType>) {
+fn failed(job: &Job, p: &Planned, error: &Error) -> ReportAction {
     tracing::warn!(target = %p.target(), error = %error, error_type = %error.error_type(), "builder failed");
-    (ReportAction::failed(p.target(), p.verb(job.action), error), Some(error.error_type()))
+    ReportAction::failed(p.target(), p.verb(job.action), error)
 }
 
 /// Polls a STOPPING builder until it is STOPPED, with growing jittered delays, within the deadline. `Ok(None)`:

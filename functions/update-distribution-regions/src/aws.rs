@@ -1,0 +1,359 @@
+//! The Image Builder and S3 calls, and how the SDK's `Distribution` is copied to a new region.
+//!
+//! The Get output and the Update input share the SDK's `Distribution` type, so a distribution goes back to AWS as the
+//! very value that was read: nothing is converted, nothing can be lost. Only the region-bound members are touched,
+//! and the test `given_the_pinned_sdk_when_its_members_are_listed_then_each_is_classified` fails when the SDK grows a
+//! member nobody has classified as copied or region-bound.
+
+use aws_sdk_imagebuilder::Client;
+use aws_sdk_imagebuilder::types::{
+    AmiDistributionConfiguration, Distribution as SdkDistribution, FastLaunchLaunchTemplateSpecification,
+    LaunchTemplateConfiguration,
+};
+use shared::aws_error::describe;
+
+use crate::Error;
+use crate::config::{DesiredState, Overrides};
+use crate::plan::{Copied, Distribution};
+
+/// The largest desired-state document read.
+pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+
+const KMS: &str = "amiDistributionConfiguration.kmsKeyId";
+const LAUNCH_TEMPLATES: &str = "launchTemplateConfigurations";
+const LICENSES: &str = "licenseConfigurationArns";
+const FAST_LAUNCH_TEMPLATE: &str = "fastLaunchConfigurations[].launchTemplate";
+
+impl Distribution for SdkDistribution {
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    fn copy_for(&self, region: &str, o: &Overrides) -> Copied<Self> {
+        let mut d = self.clone();
+        d.region = region.to_string();
+        let (mut dropped, mut overridden) = (Vec::new(), Vec::new());
+        match (&o.kms_key_id, d.ami_distribution_configuration.as_mut()) {
+            (Some(kms), Some(ami)) => {
+                ami.kms_key_id = Some(kms.clone());
+                overridden.push(KMS);
+            }
+            (Some(kms), None) => {
+                d.ami_distribution_configuration =
+                    Some(AmiDistributionConfiguration::builder().kms_key_id(kms).build());
+                overridden.push(KMS);
+            }
+            (None, Some(ami)) if ami.kms_key_id.is_some() => {
+                ami.kms_key_id = None;
+                dropped.push(KMS);
+            }
+            _ => {}
+        }
+        match &o.launch_template_configurations {
+            Some(templates) => {
+                // Validated earlier: every id is present, so no entry can fail to build.
+                d.launch_template_configurations = Some(
+                    templates
+                        .iter()
+                        .filter_map(|t| {
+                            LaunchTemplateConfiguration::builder()
+                                .launch_template_id(&t.launch_template_id)
+                                .set_account_id(t.account_id.clone())
+                                .set_set_default_version(t.set_default_version)
+                                .build()
+                                .ok()
+                        })
+                        .collect(),
+                );
+                overridden.push(LAUNCH_TEMPLATES);
+            }
+            None if d.launch_template_configurations.is_some() => {
+                d.launch_template_configurations = None;
+                dropped.push(LAUNCH_TEMPLATES);
+            }
+            None => {}
+        }
+        match &o.license_configuration_arns {
+            Some(arns) => {
+                d.license_configuration_arns = Some(arns.clone());
+                overridden.push(LICENSES);
+            }
+            None if d.license_configuration_arns.is_some() => {
+                d.license_configuration_arns = None;
+                dropped.push(LICENSES);
+            }
+            None => {}
+        }
+        if let Some(configs) = d.fast_launch_configurations.as_mut() {
+            let mut touched = (false, false);
+            for c in configs.iter_mut() {
+                match &o.fast_launch_template {
+                    Some(t) => {
+                        c.launch_template = Some(
+                            FastLaunchLaunchTemplateSpecification::builder()
+                                .set_launch_template_id(t.launch_template_id.clone())
+                                .set_launch_template_name(t.launch_template_name.clone())
+                                .set_launch_template_version(t.launch_template_version.clone())
+                                .build(),
+                        );
+                        touched.1 = true;
+                    }
+                    None if c.launch_template.is_some() => {
+                        c.launch_template = None;
+                        touched.0 = true;
+                    }
+                    None => {}
+                }
+            }
+            if touched.0 {
+                dropped.push(FAST_LAUNCH_TEMPLATE);
+            }
+            if touched.1 {
+                overridden.push(FAST_LAUNCH_TEMPLATE);
+            }
+        }
+        Copied { distribution: d, dropped, overridden }
+    }
+}
+
+/// A configuration as read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Current {
+    pub description: Option<String>,
+    pub distributions: Vec<SdkDistribution>,
+}
+
+pub async fn get(client: &Client, arn: &str) -> Result<Current, Error> {
+    let out = client
+        .get_distribution_configuration()
+        .distribution_configuration_arn(arn)
+        .send()
+        .await
+        .map_err(|e| Error::aws(arn, describe("GetDistributionConfiguration", &e)))?;
+    let config = out.distribution_configuration.ok_or_else(|| Error::InvalidInput {
+        field: "distributionConfigurationArn".into(),
+        rule: format!("{arn} returned no configuration"),
+    })?;
+    Ok(Current { description: config.description, distributions: config.distributions.unwrap_or_default() })
+}
+
+/// Replaces the distributions; the description is sent as read, since an update without one removes it.
+pub async fn update(
+    client: &Client,
+    arn: &str,
+    description: Option<&str>,
+    distributions: Vec<SdkDistribution>,
+    token: &str,
+) -> Result<(), Error> {
+    client
+        .update_distribution_configuration()
+        .distribution_configuration_arn(arn)
+        .set_description(description.map(String::from))
+        .set_distributions(Some(distributions))
+        .client_token(token)
+        .send()
+        .await
+        .map_err(|e| Error::aws(arn, describe("UpdateDistributionConfiguration", &e)))?;
+    Ok(())
+}
+
+/// A fingerprint of the new array that does not depend on the order of map entries (`amiTags` is a HashMap, whose
+/// Debug order differs between processes): the sorted lines of its pretty Debug form. It feeds the client token, so a
+/// Lambda retry in another process derives the same token.
+pub fn fingerprint(distributions: &[SdkDistribution]) -> String {
+    let text = format!("{distributions:#?}");
+    let mut lines: Vec<&str> = text.lines().map(str::trim).collect();
+    lines.sort_unstable();
+    shared::trigger::sha256_hex(lines.join("\n").as_bytes())
+}
+
+/// Reads and parses a desired-state document, refusing anything over [`MAX_DOCUMENT_BYTES`].
+pub async fn read_document(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> Result<DesiredState, Error> {
+    let target = format!("s3://{bucket}/{key}");
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version.map(String::from))
+        .send()
+        .await
+        .map_err(|e| Error::aws(&target, describe("GetObject", &e)))?;
+    if out.content_length.is_some_and(|n| n as usize > MAX_DOCUMENT_BYTES) {
+        return Err(Error::InvalidInput { field: target, rule: format!("is larger than {MAX_DOCUMENT_BYTES} bytes") });
+    }
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| Error::InvalidInput { field: target.clone(), rule: format!("could not be read: {e}") })?
+        .into_bytes();
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err(Error::InvalidInput { field: target, rule: format!("is larger than {MAX_DOCUMENT_BYTES} bytes") });
+    }
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
+        .map_err(|e| Error::InvalidInput { field: format!("{target} at `{}`", e.path()), rule: e.inner().to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_imagebuilder::types::*;
+
+    use super::{FAST_LAUNCH_TEMPLATE, KMS, LAUNCH_TEMPLATES, LICENSES, fingerprint};
+    use crate::config::{FastLaunchTemplate, LaunchTemplate, Overrides};
+    use crate::plan::Distribution as _;
+
+    /// The top-level member names of a struct's Debug output (`Name { a: None, b: None }` → `[a, b]`).
+    fn members(debug: &str) -> Vec<String> {
+        let inner = debug.split_once(" { ").map(|(_, rest)| rest.trim_end_matches(" }")).unwrap_or_default();
+        inner.split(", ").filter_map(|field| field.split_once(':').map(|(name, _)| name.trim().to_string())).collect()
+    }
+
+    #[test]
+    fn given_the_pinned_sdk_when_its_members_are_listed_then_each_is_classified() {
+        // Every member is either copied to a new region as it is, or region-bound and handled in copy_for. A member
+        // added by a newer SDK makes this fail until it is classified (and, if region-bound, handled).
+        let distribution = members(&format!("{:?}", Distribution::builder().region("r").build().unwrap()));
+        let copied = [
+            "region",
+            "ami_distribution_configuration",
+            "container_distribution_configuration",
+            "s3_export_configuration",
+            "fast_launch_configurations",
+            "ssm_parameter_configurations",
+        ];
+        let region_bound = ["license_configuration_arns", "launch_template_configurations"];
+        let mut known: Vec<&str> = copied.iter().chain(region_bound.iter()).copied().collect();
+        known.sort_unstable();
+        let mut found: Vec<&str> = distribution.iter().map(String::as_str).collect();
+        found.sort_unstable();
+        assert_eq!(found, known, "Distribution's members changed: classify the new ones");
+        let mut ami = members(&format!("{:?}", AmiDistributionConfiguration::builder().build()));
+        ami.sort();
+        assert_eq!(
+            ami,
+            vec!["ami_tags", "description", "kms_key_id", "launch_permission", "name", "target_account_ids"],
+            "kms_key_id is region-bound; the rest is copied"
+        );
+        let mut fast = members(&format!("{:?}", FastLaunchConfiguration::builder().enabled(true).build()));
+        fast.sort();
+        assert_eq!(
+            fast,
+            vec!["account_id", "enabled", "launch_template", "max_parallel_launches", "snapshot_configuration"],
+            "launch_template is region-bound; the rest is copied"
+        );
+    }
+
+    fn maximal(region: &str) -> Distribution {
+        Distribution::builder()
+            .region(region)
+            .ami_distribution_configuration(
+                AmiDistributionConfiguration::builder()
+                    .name("web-{{ imagebuilder:buildDate }}")
+                    .description("golden")
+                    .target_account_ids("210987654321")
+                    .ami_tags("team", "web")
+                    .kms_key_id("arn:aws:kms:us-east-1:123456789012:key/k")
+                    .launch_permission(LaunchPermissionConfiguration::builder().user_ids("111122223333").build())
+                    .build(),
+            )
+            .container_distribution_configuration(
+                ContainerDistributionConfiguration::builder()
+                    .target_repository(TargetContainerRepository::builder().service(ContainerRepositoryService::Ecr).repository_name("web").build().unwrap())
+                    .build(),
+            )
+            .license_configuration_arns("arn:aws:license-manager:us-east-1:123456789012:license-configuration:lic-0123456789abcdef0123456789abcdef")
+            .launch_template_configurations(LaunchTemplateConfiguration::builder().launch_template_id("lt-0123456789abcdef0").build().unwrap())
+            .s3_export_configuration(S3ExportConfiguration::builder().role_name("vmimport").disk_image_format(DiskImageFormat::Raw).s3_bucket("exports").build().unwrap())
+            .fast_launch_configurations(
+                FastLaunchConfiguration::builder()
+                    .enabled(true)
+                    .max_parallel_launches(6)
+                    .launch_template(FastLaunchLaunchTemplateSpecification::builder().launch_template_id("lt-0123456789abcdef0").build())
+                    .build(),
+            )
+            .ssm_parameter_configurations(SsmParameterConfiguration::builder().parameter_name("/golden/web").build().unwrap())
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn given_template_with_every_member_when_copied_without_overrides_then_region_bound_members_dropped_and_the_rest_identical()
+     {
+        let template = maximal("us-east-1");
+        let copied = template.copy_for("eu-west-2", &Overrides::default());
+        let d = &copied.distribution;
+        assert_eq!(d.region, "eu-west-2");
+        assert_eq!(copied.dropped, vec![KMS, LAUNCH_TEMPLATES, LICENSES, FAST_LAUNCH_TEMPLATE]);
+        assert!(copied.overridden.is_empty());
+        assert_eq!(d.ami_distribution_configuration.as_ref().unwrap().kms_key_id, None);
+        assert_eq!(d.launch_template_configurations, None);
+        assert_eq!(d.license_configuration_arns, None);
+        assert_eq!(d.fast_launch_configurations.as_ref().unwrap()[0].launch_template, None);
+        // Put the region-bound members back: the copy equals the template member for member.
+        let mut restored = d.clone();
+        restored.region = template.region.clone();
+        restored.ami_distribution_configuration.as_mut().unwrap().kms_key_id =
+            template.ami_distribution_configuration.as_ref().unwrap().kms_key_id.clone();
+        restored.launch_template_configurations = template.launch_template_configurations.clone();
+        restored.license_configuration_arns = template.license_configuration_arns.clone();
+        restored.fast_launch_configurations.as_mut().unwrap()[0].launch_template =
+            template.fast_launch_configurations.as_ref().unwrap()[0].launch_template.clone();
+        assert_eq!(restored, template);
+    }
+
+    #[test]
+    fn given_overrides_when_copied_then_region_bound_members_come_from_them() {
+        let overrides = Overrides {
+            kms_key_id: Some("arn:aws:kms:eu-west-2:123456789012:key/k2".into()),
+            launch_template_configurations: Some(vec![LaunchTemplate { launch_template_id: "lt-0fedcba9876543210".into(), account_id: None, set_default_version: Some(true) }]),
+            license_configuration_arns: Some(vec!["arn:aws:license-manager:eu-west-2:123456789012:license-configuration:lic-ffffffffffffffffffffffffffffffff".into()]),
+            fast_launch_template: Some(FastLaunchTemplate { launch_template_id: Some("lt-0fedcba9876543210".into()), launch_template_name: None, launch_template_version: Some("4".into()) }),
+        };
+        let copied = maximal("us-east-1").copy_for("eu-west-2", &overrides);
+        assert!(copied.dropped.is_empty());
+        assert_eq!(copied.overridden, vec![KMS, LAUNCH_TEMPLATES, LICENSES, FAST_LAUNCH_TEMPLATE]);
+        let d = copied.distribution;
+        assert_eq!(
+            d.ami_distribution_configuration.unwrap().kms_key_id.as_deref(),
+            Some("arn:aws:kms:eu-west-2:123456789012:key/k2")
+        );
+        assert_eq!(d.launch_template_configurations.unwrap()[0].launch_template_id, "lt-0fedcba9876543210");
+        assert_eq!(
+            d.fast_launch_configurations.unwrap()[0]
+                .launch_template
+                .as_ref()
+                .unwrap()
+                .launch_template_version
+                .as_deref(),
+            Some("4")
+        );
+    }
+
+    #[test]
+    fn given_template_without_region_bound_members_when_copied_then_nothing_dropped() {
+        let plain = Distribution::builder()
+            .region("us-east-1")
+            .ami_distribution_configuration(
+                AmiDistributionConfiguration::builder().name("x-{{ imagebuilder:buildDate }}").build(),
+            )
+            .build()
+            .unwrap();
+        let copied = plain.copy_for("eu-west-1", &Overrides::default());
+        assert!(copied.dropped.is_empty());
+        assert_eq!(copied.distribution.ami_distribution_configuration, plain.ami_distribution_configuration);
+    }
+
+    #[test]
+    fn given_the_same_array_when_fingerprinted_then_equal_and_a_change_differs() {
+        let a = vec![maximal("us-east-1"), maximal("eu-west-1")];
+        assert_eq!(fingerprint(&a), fingerprint(&a.clone()));
+        let mut b = a.clone();
+        b[1].region = "eu-west-2".into();
+        assert_ne!(fingerprint(&a), fingerprint(&b));
+    }
+}
