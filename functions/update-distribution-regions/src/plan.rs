@@ -51,6 +51,8 @@ impl<D> Plan<D> {
 }
 
 pub fn plan<D: Distribution>(change: &Change, current: &[D]) -> Result<Plan<D>, Error> {
+    // A templateRegion that is not there is a mistake in the request, even when nothing needs copying this time.
+    let template = template(change, current)?;
     let present = |r: &str| current.iter().any(|d| d.region() == r);
     let mut already = Vec::new();
     let (add, remove): (Vec<String>, Vec<String>) = match &change.regions {
@@ -82,7 +84,6 @@ pub fn plan<D: Distribution>(change: &Change, current: &[D]) -> Result<Plan<D>, 
     let mut distributions = kept;
     let mut added = Vec::new();
     if !add.is_empty() {
-        let template = template(change, current)?;
         for region in &add {
             let overrides = change.overrides.get(region).cloned().unwrap_or_default();
             let copied = template.copy_for(region, &overrides);

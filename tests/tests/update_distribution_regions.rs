@@ -1,0 +1,254 @@
+//! update-distribution-regions end to end: the handler, through the real Image Builder and S3 SDKs, against a
+//! maximal seeded configuration. The emulator's stored JSON is compared whole: nothing but the planned change may move.
+
+use std::sync::Arc;
+
+use keeper_tests::emulator::{calls, fast_settings, sdk_config, start};
+use serde_json::{Value, json};
+use shared::config::Lookup;
+use shared::idempotency::MemoryStore;
+use shared::report::Outcome;
+use update_distribution_regions::Deps;
+use update_distribution_regions::config::Config;
+
+const ARN: &str = "arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/web-golden";
+const ACCOUNT: &str = "123456789012";
+
+/// A distribution with every member the pinned SDK knows, set explicitly.
+fn maximal(region: &str) -> Value {
+    json!({
+        "region": region,
+        "amiDistributionConfiguration": {
+            "name": "web-{{ imagebuilder:buildDate }}", "description": format!("golden web image ({region})"),
+            "targetAccountIds": ["210987654321"], "amiTags": {"team": "web", "region": region},
+            "kmsKeyId": format!("arn:aws:kms:{region}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+            "launchPermission": {"userIds": ["111122223333"], "userGroups": ["all"],
+                "organizationArns": [format!("arn:aws:organizations::{ACCOUNT}:organization/o-abcdefghij")],
+                "organizationalUnitArns": [format!("arn:aws:organizations::{ACCOUNT}:ou/o-abcdefghij/ou-ab12-cdefgh34")]}
+        },
+        "containerDistributionConfiguration": {"description": "web container", "containerTags": ["latest", "golden"],
+            "targetRepository": {"service": "ECR", "repositoryName": "web"}},
+        "licenseConfigurationArns": [format!("arn:aws:license-manager:{region}:{ACCOUNT}:license-configuration:lic-0123456789abcdef0123456789abcdef")],
+        "launchTemplateConfigurations": [{"launchTemplateId": "lt-0123456789abcdef0", "accountId": ACCOUNT, "setDefaultVersion": true}],
+        "s3ExportConfiguration": {"roleName": "vmimport", "diskImageFormat": "VMDK", "s3Bucket": "exports", "s3Prefix": "web/"},
+        "fastLaunchConfigurations": [{"enabled": true, "snapshotConfiguration": {"targetResourceCount": 5}, "maxParallelLaunches": 6,
+            "launchTemplate": {"launchTemplateId": "lt-0fedcba9876543210", "launchTemplateName": "fast", "launchTemplateVersion": "3"},
+            "accountId": ACCOUNT}],
+        "ssmParameterConfigurations": [{"amiAccountId": ACCOUNT, "parameterName": "/golden/web/latest", "dataType": "aws:ec2:image"}]
+    })
+}
+
+fn seed(extra: Value) -> Value {
+    let mut seed = json!({
+        "regions": {"us-east-1": {"distributionConfigurations": {ARN: {
+            "name": "web-golden", "description": "Golden web AMI", "tags": {"team": "web"},
+            "distributions": [maximal("us-east-1"), maximal("eu-west-1"), maximal("ap-south-1")]
+        }}}},
+        "s3": {"keeper-desired-state-123456789012": {"regions.json": json!({"distributionConfigurations": [
+            {"arn": ARN, "regions": ["us-east-1", "eu-west-1", "eu-central-1"]}
+        ]}).to_string()}}
+    });
+    if let (Some(s), Some(e)) = (seed.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    seed
+}
+
+async fn function(running: &local::Running, max_attempts: u32, extra: &[(&str, &str)]) -> Deps {
+    let attempts = max_attempts.to_string();
+    let mut pairs = vec![("MAX_ATTEMPTS", attempts.as_str()), ("RETRY_INITIAL_BACKOFF_MS", "1")];
+    pairs.extend_from_slice(extra);
+    let config = Config::from_lookup(&Lookup::from_pairs(&pairs)).expect("valid settings");
+    let sdk = sdk_config(running, "us-east-1", &fast_settings(max_attempts)).await;
+    Deps::with_store(&sdk, config, Arc::new(MemoryStore::default()))
+}
+
+fn stored(running: &local::Running) -> Value {
+    running.emulator.dump()["regions"]["us-east-1"]["distributionConfigurations"][ARN].clone()
+}
+
+/// The configuration without `dateUpdated`, which every real update sets.
+fn without_date(mut config: Value) -> Value {
+    config.as_object_mut().map(|o| o.remove("dateUpdated"));
+    config
+}
+
+fn updates(running: &local::Running) -> usize {
+    calls(running, "UpdateDistributionConfiguration").len()
+}
+
+#[tokio::test]
+async fn given_maximal_configuration_when_a_region_is_added_then_stored_json_is_the_old_plus_exactly_the_planned_copy()
+{
+    let running = start(seed(json!({}))).await;
+    let before = stored(&running);
+    let deps = function(&running, 3, &[]).await;
+    let report =
+        deps.run(json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-west-2"]}), None).await.unwrap();
+    // The copy: the ARN region's distribution with the region replaced and every region-bound member dropped.
+    let mut copy = maximal("us-east-1");
+    copy["region"] = json!("eu-west-2");
+    copy["amiDistributionConfiguration"].as_object_mut().unwrap().remove("kmsKeyId");
+    copy.as_object_mut().unwrap().remove("launchTemplateConfigurations");
+    copy.as_object_mut().unwrap().remove("licenseConfigurationArns");
+    copy["fastLaunchConfigurations"][0].as_object_mut().unwrap().remove("launchTemplate");
+    let mut expected = before.clone();
+    expected["distributions"].as_array_mut().unwrap().push(copy);
+    assert_eq!(without_date(stored(&running)), expected);
+    assert!(stored(&running)["dateUpdated"].is_string());
+    assert_eq!(report.actions.len(), 1);
+    let action = &report.actions[0];
+    assert_eq!((action.action.as_str(), action.outcome), ("add-region", Outcome::Applied));
+    assert_eq!(action.target, format!("{ARN}#eu-west-2"));
+    assert!(action.detail.contains("copied from us-east-1"), "{}", action.detail);
+    assert!(action.detail.contains("dropped amiDistributionConfiguration.kmsKeyId, launchTemplateConfigurations, licenseConfigurationArns, fastLaunchConfigurations[].launchTemplate"), "{}", action.detail);
+    let token = &calls(&running, "UpdateDistributionConfiguration")[0].params["clientToken"];
+    assert_eq!(token.len(), 36);
+}
+
+#[tokio::test]
+async fn given_overrides_when_a_region_is_added_then_its_region_bound_members_come_from_them() {
+    let running = start(seed(json!({}))).await;
+    let deps = function(&running, 3, &[]).await;
+    let kms = format!("arn:aws:kms:eu-west-2:{ACCOUNT}:key/9999abcd-12ab-34cd-56ef-1234567890ab");
+    let request = json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-west-2"], "templateRegion": "eu-west-1",
+        "regionOverrides": {"eu-west-2": {"kmsKeyId": kms, "launchTemplateConfigurations": [{"launchTemplateId": "lt-0a1b2c3d4e5f60718", "setDefaultVersion": false}]}}});
+    let report = deps.run(request, None).await.unwrap();
+    let added = stored(&running)["distributions"][3].clone();
+    assert_eq!(added["region"], "eu-west-2");
+    assert_eq!(added["amiDistributionConfiguration"]["kmsKeyId"], kms.as_str());
+    assert_eq!(
+        added["amiDistributionConfiguration"]["description"], "golden web image (eu-west-1)",
+        "copied from the chosen template"
+    );
+    // The SDK does not send a boolean member equal to its default (false): absent and false mean the same to AWS.
+    assert_eq!(added["launchTemplateConfigurations"], json!([{"launchTemplateId": "lt-0a1b2c3d4e5f60718"}]));
+    assert!(added.get("licenseConfigurationArns").is_none());
+    assert!(
+        report.actions[0].detail.contains(
+            "from regionOverrides.eu-west-2: amiDistributionConfiguration.kmsKeyId, launchTemplateConfigurations"
+        ),
+        "{}",
+        report.actions[0].detail
+    );
+}
+
+#[tokio::test]
+async fn given_maximal_configuration_when_a_region_is_removed_then_stored_json_is_the_old_minus_exactly_that_entry() {
+    let running = start(seed(json!({}))).await;
+    let before = stored(&running);
+    let deps = function(&running, 3, &[]).await;
+    deps.run(json!({"distributionConfigurationArn": ARN, "removeRegions": ["eu-west-1"]}), None).await.unwrap();
+    let mut expected = before.clone();
+    expected["distributions"].as_array_mut().unwrap().remove(1);
+    assert_eq!(without_date(stored(&running)), expected);
+}
+
+#[tokio::test]
+async fn given_the_same_event_twice_when_run_then_one_update_and_the_second_a_replay() {
+    let running = start(seed(json!({}))).await;
+    let event = json!({"requestId": "change-17", "distributionConfigurationArn": ARN, "addRegions": ["eu-north-1"]});
+    let deps = function(&running, 3, &[]).await;
+    let first = deps.run(event.clone(), None).await.unwrap();
+    let after_first = stored(&running);
+    let second = deps.run(event.clone(), None).await.unwrap();
+    assert!(second.replayed);
+    assert_eq!(second.actions, first.actions);
+    assert_eq!(updates(&running), 1, "the guard answered the redelivery");
+    // A second Lambda instance (its guard knows nothing) sends the same token: Image Builder replays, nothing moves.
+    let other_instance = function(&running, 3, &[]).await;
+    let third = other_instance.run(event, None).await.unwrap();
+    assert_eq!(third.actions[0].outcome, Outcome::Skipped, "it re-reads, and the region is already there");
+    assert_eq!(stored(&running), after_first);
+}
+
+#[tokio::test]
+async fn given_rate_limiting_on_the_first_two_calls_when_run_then_it_converges() {
+    let running = start(seed(json!({"faults": {"rules": [
+        {"service": "imagebuilder", "operation": "GetDistributionConfiguration", "error": "CallRateLimitExceededException", "count": 2},
+        {"service": "imagebuilder", "operation": "UpdateDistributionConfiguration", "error": "CallRateLimitExceededException", "count": 2}
+    ]}}))).await;
+    let deps = function(&running, 5, &[]).await;
+    let report = deps
+        .run(json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-west-3"]}), None)
+        .await
+        .expect("converges");
+    assert_eq!(report.actions[0].outcome, Outcome::Applied);
+    let outcomes: Vec<String> =
+        calls(&running, "UpdateDistributionConfiguration").into_iter().map(|c| c.outcome).collect();
+    assert_eq!(outcomes, vec!["CallRateLimitExceededException", "CallRateLimitExceededException", "ok"]);
+    assert_eq!(stored(&running)["distributions"].as_array().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn given_dry_run_when_run_then_the_plan_is_reported_and_nothing_is_updated() {
+    let running = start(seed(json!({}))).await;
+    let before = stored(&running);
+    let deps = function(&running, 3, &[]).await;
+    let report = deps.run(json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-west-2"], "removeRegions": ["ap-south-1"], "dryRun": true}), None).await.unwrap();
+    assert!(report.dry_run);
+    assert_eq!(
+        report.actions.iter().map(|a| (a.action.as_str(), a.outcome)).collect::<Vec<_>>(),
+        vec![("add-region", Outcome::Planned), ("remove-region", Outcome::Planned)]
+    );
+    assert_eq!(updates(&running), 0);
+    assert_eq!(stored(&running), before);
+}
+
+#[tokio::test]
+async fn given_bad_requests_when_run_then_clear_errors_and_no_update() {
+    let running = start(seed(json!({}))).await;
+    let deps = function(&running, 3, &[]).await;
+    let diag =
+        deps.run(json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-wst-1"]}), None).await.unwrap_err();
+    assert_eq!(diag.error_type, "Permanent.InvalidInput");
+    assert!(diag.error_message.contains("did you mean eu-west-1?"), "{}", diag.error_message);
+    assert!(running.emulator.calls().is_empty(), "a typo makes no call at all");
+    let diag = deps
+        .run(
+            json!({"distributionConfigurationArn": ARN, "setRegions": ["us-east-1"], "templateRegion": "sa-east-1"}),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(diag.error_message.contains("`sa-east-1` is not a region of this configuration"), "{}", diag.error_message);
+    let diag = deps
+        .run(
+            json!({"distributionConfigurationArn": ARN, "removeRegions": ["us-east-1", "eu-west-1", "ap-south-1"]}),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(diag.error_message.contains("would leave the configuration without a region"), "{}", diag.error_message);
+    assert_eq!(updates(&running), 0);
+}
+
+#[tokio::test]
+async fn given_desired_state_in_s3_when_uploaded_or_scheduled_then_the_configuration_is_reconciled_to_it() {
+    let running = start(seed(json!({}))).await;
+    let deps =
+        function(&running, 3, &[("DESIRED_STATE_S3_URI", "s3://keeper-desired-state-123456789012/regions.json")]).await;
+    let schedule = json!({"version": "0", "id": "drift-1", "detail-type": "Scheduled Event", "source": "aws.events", "account": ACCOUNT,
+        "time": "2026-11-23T03:00:00Z", "region": "us-east-1", "resources": [], "detail": {}});
+    let report = deps.run(schedule, None).await.unwrap();
+    let regions: Vec<String> = stored(&running)["distributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["region"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(regions, vec!["us-east-1", "eu-west-1", "eu-central-1"]);
+    assert_eq!(report.count_of("add-region", Outcome::Applied), 1);
+    assert_eq!(report.count_of("remove-region", Outcome::Applied), 1);
+    assert_eq!(calls(&running, "GetObject")[0].params["Key"], "regions.json");
+    // The same document uploaded again (an S3 notification): already as desired, no update.
+    let upload = json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1", "eventTime": "2026-11-23T10:20:00.000Z",
+        "eventName": "ObjectCreated:Put", "userIdentity": {"principalId": "x"}, "requestParameters": {"sourceIPAddress": "x"}, "responseElements": {},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "c", "bucket": {"name": "keeper-desired-state-123456789012", "ownerIdentity": {"principalId": "x"}, "arn": "arn:aws:s3:::keeper-desired-state-123456789012"},
+               "object": {"key": "regions.json", "size": 10, "eTag": "e", "sequencer": "01"}}}]});
+    let report = deps.run(upload, None).await.unwrap();
+    assert_eq!(report.actions[0].detail, "already as desired");
+    assert_eq!(updates(&running), 1);
+}
