@@ -33,6 +33,17 @@ fn walk(path: &str, before: &Value, after: &Value, out: &mut Vec<String>) {
                 }
             }
         }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, (va, vb)) in a.iter().zip(b).enumerate() {
+                walk(&format!("{path}[{i}]"), va, vb, out);
+            }
+            for (i, vb) in b.iter().enumerate().skip(a.len()) {
+                out.push(format!("+ {path}[{i}] = {}", short(vb)));
+            }
+            for i in b.len()..a.len() {
+                out.push(format!("- {path}[{i}]"));
+            }
+        }
         (a, b) if a != b => out.push(format!("{path}: {} → {}", short(a), short(b))),
         _ => {}
     }
@@ -56,5 +67,9 @@ mod tests {
             ]
         );
         assert!(changes(&before, &before).is_empty());
+        let lists =
+            changes(&json!({"d": [{"r": "a"}, {"r": "b"}]}), &json!({"d": [{"r": "a"}, {"r": "c"}, {"r": "d"}]}));
+        assert_eq!(lists, vec!["d[1].r: \"b\" → \"c\"", "+ d[2] = {\"r\":\"d\"}"]);
+        assert_eq!(changes(&json!({"d": [1, 2]}), &json!({"d": [1]})), vec!["- d[1]"]);
     }
 }
