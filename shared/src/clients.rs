@@ -3,6 +3,9 @@
 //! Endpoints follow the SDK's own rules, so `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` point a function at the
 //! emulator or at moto without a code path of its own.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
 use aws_types::SdkConfig;
@@ -53,4 +56,59 @@ macro_rules! service_client {
 /// The DynamoDB client of the idempotency store.
 pub fn dynamodb(sdk_config: &SdkConfig, settings: &Settings) -> aws_sdk_dynamodb::Client {
     service_client!(aws_sdk_dynamodb, sdk_config, settings)
+}
+
+/// One client per region, built on first use from the process's one AWS configuration (regional resources live in
+/// the region their ARN or request names, not only in the function's own).
+pub struct PerRegion<C> {
+    sdk_config: SdkConfig,
+    build: Box<dyn Fn(&SdkConfig) -> C + Send + Sync>,
+    clients: Mutex<HashMap<String, C>>,
+}
+
+impl<C: Clone> PerRegion<C> {
+    /// `build` makes a client from a configuration whose region is already set, e.g.
+    /// `move |c| shared::service_client!(aws_sdk_appstream, c, &settings)`.
+    pub fn new(sdk_config: &SdkConfig, build: impl Fn(&SdkConfig) -> C + Send + Sync + 'static) -> Self {
+        PerRegion { sdk_config: sdk_config.clone(), build: Box::new(build), clients: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn get(&self, region: &str) -> C {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(region.to_string())
+            .or_insert_with(|| {
+                (self.build)(&self.sdk_config.to_builder().region(Region::new(region.to_string())).build())
+            })
+            .clone()
+    }
+
+    /// The region of the process's configuration (the function's own region in Lambda).
+    pub fn default_region(&self) -> Option<String> {
+        self.sdk_config.region().map(|r| r.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn given_regions_when_clients_are_asked_for_then_one_is_built_per_region_with_that_region() {
+        let sdk = local_sdk_config("http://127.0.0.1:9", "us-east-1", &Settings::default()).await;
+        let built = Arc::new(AtomicU32::new(0));
+        let counter = built.clone();
+        let clients = PerRegion::new(&sdk, move |c| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            c.region().map(|r| r.to_string()).unwrap_or_default()
+        });
+        assert_eq!(clients.get("eu-west-1"), "eu-west-1");
+        assert_eq!(clients.get("eu-west-1"), "eu-west-1");
+        assert_eq!(clients.get("ap-south-1"), "ap-south-1");
+        assert_eq!(built.load(Ordering::SeqCst), 2);
+        assert_eq!(clients.default_region().as_deref(), Some("us-east-1"));
+    }
 }

@@ -6,6 +6,7 @@
 pub mod aws_error;
 pub mod clients;
 pub mod config;
+pub mod error;
 pub mod idempotency;
 pub mod invocation;
 pub mod public_key;

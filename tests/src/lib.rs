@@ -2,4 +2,5 @@
 
 pub mod emulator;
 pub mod moto;
+pub mod samples;
 pub mod tools;

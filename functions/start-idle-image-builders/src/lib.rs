@@ -7,20 +7,18 @@ pub mod aws;
 pub mod config;
 pub mod plan;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_appstream::Client;
 use aws_types::SdkConfig;
-use aws_types::region::Region;
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use shared::aws_error::AwsFailure;
+use shared::clients::PerRegion;
 use shared::config::{ConfigError, Lookup};
 use shared::idempotency::IdempotencyStore;
 use shared::invocation::{Context, Runtime};
-use shared::report::{Action as ReportAction, Classify, ErrorType, Incomplete, Outcome, Report};
+use shared::report::{Action as ReportAction, Classify, ErrorType, Outcome, Report};
 use shared::retry::full_jitter_delay;
 use shared::telemetry::Metrics;
 use shared::trigger::{SnsMessage, Trigger};
@@ -36,65 +34,19 @@ const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 /// The longest wait for STOPPED when no deadline is known (a run by hand).
 const MAX_WAIT_WITHOUT_DEADLINE: Duration = Duration::from_secs(14 * 60);
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("invalid request: `{field}` {rule}")]
-    InvalidInput { field: String, rule: String },
-    #[error("{target}: {failure}")]
-    Aws { target: String, failure: AwsFailure },
-    #[error(transparent)]
-    Incomplete(#[from] Incomplete),
-}
-
-impl Error {
-    pub fn aws(target: &str, failure: AwsFailure) -> Error {
-        Error::Aws { target: target.to_string(), failure }
-    }
-}
-
-impl Classify for Error {
-    fn error_type(&self) -> ErrorType {
-        match self {
-            Error::InvalidInput { .. } => ErrorType::INVALID_INPUT,
-            Error::Aws { failure, .. } => failure.error_type,
-            Error::Incomplete(incomplete) => incomplete.error_type(),
-        }
-    }
-}
-
-/// One AppStream client per region, built on first use from the process's one AWS configuration.
-pub struct Clients {
-    sdk_config: SdkConfig,
-    settings: shared::config::Settings,
-    by_region: Mutex<HashMap<String, Client>>,
-}
-
-impl Clients {
-    pub fn new(sdk_config: SdkConfig, settings: shared::config::Settings) -> Self {
-        Clients { sdk_config, settings, by_region: Mutex::new(HashMap::new()) }
-    }
-
-    pub fn get(&self, region: &str) -> Client {
-        let mut clients = self.by_region.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry(region.to_string())
-            .or_insert_with(|| {
-                let config = self.sdk_config.to_builder().region(Region::new(region.to_string())).build();
-                shared::service_client!(aws_sdk_appstream, &config, &self.settings)
-            })
-            .clone()
-    }
-
-    pub fn default_region(&self) -> Option<String> {
-        self.sdk_config.region().map(|r| r.to_string())
-    }
-}
+pub use shared::error::Error;
 
 /// What the function keeps across invocations.
 pub struct Deps {
     pub runtime: Runtime,
     pub config: Config,
-    pub clients: Clients,
+    /// One AppStream client per region.
+    pub clients: PerRegion<Client>,
+}
+
+fn clients(sdk_config: &SdkConfig, settings: &shared::config::Settings) -> PerRegion<Client> {
+    let settings = settings.clone();
+    PerRegion::new(sdk_config, move |config| shared::service_client!(aws_sdk_appstream, config, &settings))
 }
 
 impl Deps {
@@ -102,13 +54,13 @@ impl Deps {
     pub fn from_lookup(sdk_config: &SdkConfig, lookup: &Lookup<'_>) -> Result<Deps, ConfigError> {
         let config = Config::from_lookup(lookup)?;
         let runtime = Runtime::from_settings(FUNCTION, config.shared.clone(), sdk_config).with_counters(counters);
-        Ok(Deps { clients: Clients::new(sdk_config.clone(), config.shared.clone()), runtime, config })
+        Ok(Deps { clients: clients(sdk_config, &config.shared), runtime, config })
     }
 
     /// Local runs and tests: a given store (memory or a test's DynamoDB).
     pub fn with_store(sdk_config: &SdkConfig, config: Config, store: std::sync::Arc<dyn IdempotencyStore>) -> Deps {
         let runtime = Runtime::new(FUNCTION, config.shared.clone(), store).with_counters(counters);
-        Deps { clients: Clients::new(sdk_config.clone(), config.shared.clone()), runtime, config }
+        Deps { clients: clients(sdk_config, &config.shared), runtime, config }
     }
 
     /// One invocation, as Lambda calls it.

@@ -5,20 +5,7 @@ use shared::trigger::{SnsMessage, Trigger, parse};
 use start_idle_image_builders::config::{Action, Config, Job, Request, Selector};
 
 fn samples() -> Vec<(String, serde_json::Value)> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/start-idle-image-builders");
-    let mut out: Vec<(String, serde_json::Value)> = std::fs::read_dir(dir)
-        .expect("the samples folder")
-        .map(|e| e.expect("an entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap(),
-            )
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    keeper_tests::samples::samples("start-idle-image-builders")
 }
 
 fn job(request: Request) -> Job {

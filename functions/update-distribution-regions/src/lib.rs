@@ -8,20 +8,17 @@ pub mod aws;
 pub mod config;
 pub mod plan;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::SystemTime;
 
 use aws_sdk_imagebuilder::types::Distribution as SdkDistribution;
 use aws_types::SdkConfig;
-use aws_types::region::Region;
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
-use shared::aws_error::AwsFailure;
+use shared::clients::PerRegion;
 use shared::config::{ConfigError, Lookup};
 use shared::idempotency::{IdempotencyStore, client_token};
 use shared::invocation::{Context, Runtime};
-use shared::report::{Action, Classify, ErrorType, Incomplete, Outcome, Report};
+use shared::report::{Action, Outcome, Report};
 use shared::telemetry::Metrics;
 use shared::trigger::{SnsMessage, Trigger};
 
@@ -30,37 +27,11 @@ use crate::plan::Plan;
 
 pub const FUNCTION: &str = "update-distribution-regions";
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("invalid request: `{field}` {rule}")]
-    InvalidInput { field: String, rule: String },
-    #[error("{target}: {failure}")]
-    Aws { target: String, failure: AwsFailure },
-    #[error(transparent)]
-    Incomplete(#[from] Incomplete),
-}
+pub use shared::error::Error;
 
-impl Error {
-    pub fn aws(target: &str, failure: AwsFailure) -> Error {
-        Error::Aws { target: target.to_string(), failure }
-    }
-}
-
-impl Classify for Error {
-    fn error_type(&self) -> ErrorType {
-        match self {
-            Error::InvalidInput { .. } => ErrorType::INVALID_INPUT,
-            Error::Aws { failure, .. } => failure.error_type,
-            Error::Incomplete(incomplete) => incomplete.error_type(),
-        }
-    }
-}
-
-/// Image Builder clients per region (a configuration lives in the region of its ARN) and the S3 client.
+/// Image Builder clients per region (a configuration lives in the region of its ARN), and the S3 client.
 pub struct Clients {
-    sdk_config: SdkConfig,
-    settings: shared::config::Settings,
-    by_region: Mutex<HashMap<String, aws_sdk_imagebuilder::Client>>,
+    pub imagebuilder: PerRegion<aws_sdk_imagebuilder::Client>,
     pub s3: aws_sdk_s3::Client,
 }
 
@@ -71,23 +42,13 @@ impl Clients {
             .force_path_style(sdk_config.endpoint_url().is_some())
             .retry_classifier(shared::retry::KeeperRetryClassifier::new(settings))
             .build();
+        let settings = settings.clone();
         Clients {
-            sdk_config: sdk_config.clone(),
-            settings: settings.clone(),
-            by_region: Mutex::new(HashMap::new()),
+            imagebuilder: PerRegion::new(sdk_config, move |config| {
+                shared::service_client!(aws_sdk_imagebuilder, config, &settings)
+            }),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
         }
-    }
-
-    pub fn imagebuilder(&self, region: &str) -> aws_sdk_imagebuilder::Client {
-        let mut clients = self.by_region.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry(region.to_string())
-            .or_insert_with(|| {
-                let config = self.sdk_config.to_builder().region(Region::new(region.to_string())).build();
-                shared::service_client!(aws_sdk_imagebuilder, &config, &self.settings)
-            })
-            .clone()
     }
 }
 
@@ -167,7 +128,7 @@ pub async fn handle(trigger: Trigger<Request>, ctx: Context, deps: &Deps) -> Res
     let mut report = Report::new(FUNCTION, ctx.event_id.clone(), changes.iter().any(|c| c.dry_run));
     let mut planned = Vec::new();
     for change in &changes {
-        let client = deps.clients.imagebuilder(&change.arn_region);
+        let client = deps.clients.imagebuilder.get(&change.arn_region);
         let current = aws::get(&client, &change.arn).await?;
         let plan = plan::plan(change, &current.distributions)?;
         planned.push((change, client, current, plan));

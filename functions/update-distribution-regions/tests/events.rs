@@ -6,20 +6,7 @@ use shared::trigger::{SnsMessage, Trigger, parse};
 use update_distribution_regions::config::{Change, Config, Regions, Request};
 
 fn samples() -> Vec<(String, serde_json::Value)> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/update-distribution-regions");
-    let mut out: Vec<(String, serde_json::Value)> = std::fs::read_dir(dir)
-        .expect("the samples folder")
-        .map(|e| e.expect("an entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap(),
-            )
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    keeper_tests::samples::samples("update-distribution-regions")
 }
 
 #[test]
