@@ -8,7 +8,7 @@ export SAM_CLI_TELEMETRY := 0
 
 .PHONY: test venv lint-template fmt-check clippy demo serve probe bench-release
 
-test: venv lint-template fmt-check
+test: venv lint-template fmt-check clippy
 	cargo test --workspace --locked
 
 # Python tools from PyPI, pinned in requirements-dev.txt; reinstalled when that file changes.

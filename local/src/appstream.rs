@@ -191,7 +191,7 @@ fn not_found(name: &str) -> ApiError {
     ApiError::new("ResourceNotFoundException", 400, format!("image builder {name} does not exist"))
 }
 
-fn name_of<'a>(body: &'a Object) -> Result<&'a str, ApiError> {
+fn name_of(body: &Object) -> Result<&str, ApiError> {
     let name = RULES.required(body, "Name", "")?;
     RULES.length("Name", name, 1, 256)?;
     Ok(name)

@@ -382,10 +382,14 @@ fn update_key_group(state: &mut CloudFront, req: &ApiRequest, now_ms: i64) -> Re
 }
 
 /// `(items after Marker, next marker)` for `MaxItems` paging; markers are ids.
-fn page<'a, T>(
-    items: &'a BTreeMap<String, T>,
-    req: &ApiRequest,
-) -> Result<(Vec<(&'a String, &'a T)>, Option<String>, usize), ApiError> {
+/// One page of a listing: the entries, the next marker, and the page size used.
+struct Page<'a, T> {
+    items: Vec<(&'a String, &'a T)>,
+    next: Option<String>,
+    max: usize,
+}
+
+fn page<'a, T>(items: &'a BTreeMap<String, T>, req: &ApiRequest) -> Result<Page<'a, T>, ApiError> {
     let max = match req.query.get("MaxItems") {
         None => 100,
         Some(m) => m
@@ -398,11 +402,11 @@ fn page<'a, T>(
     let rest: Vec<(&String, &T)> =
         items.iter().filter(|(id, _)| after.is_none_or(|m| id.as_str() > m.as_str())).collect();
     let next = (rest.len() > max).then(|| rest[max - 1].0.clone());
-    Ok((rest.into_iter().take(max).collect(), next, max))
+    Ok(Page { items: rest.into_iter().take(max).collect(), next, max })
 }
 
 fn list_public_keys(state: &CloudFront, req: &ApiRequest) -> Result<Reply, ApiError> {
-    let (items, next, max) = page(&state.public_keys, req)?;
+    let Page { items, next, max } = page(&state.public_keys, req)?;
     let mut xml = format!(r#"<?xml version="1.0" encoding="UTF-8"?><PublicKeyList xmlns="{NS}">"#);
     if let Some(next) = next {
         xml.push_str(&format!("<NextMarker>{}</NextMarker>", xml_escape(&next)));
@@ -423,7 +427,7 @@ fn list_public_keys(state: &CloudFront, req: &ApiRequest) -> Result<Reply, ApiEr
 }
 
 fn list_key_groups(state: &CloudFront, req: &ApiRequest) -> Result<Reply, ApiError> {
-    let (items, next, max) = page(&state.key_groups, req)?;
+    let Page { items, next, max } = page(&state.key_groups, req)?;
     let mut xml = format!(r#"<?xml version="1.0" encoding="UTF-8"?><KeyGroupList xmlns="{NS}">"#);
     if let Some(next) = next {
         xml.push_str(&format!("<NextMarker>{}</NextMarker>", xml_escape(&next)));

@@ -26,9 +26,12 @@ impl Classify for ConfigError {
     }
 }
 
+/// Reads one variable.
+type Getter<'a> = Box<dyn Fn(&str) -> Option<String> + Send + Sync + 'a>;
+
 /// Where settings come from: the process environment, or a map in tests.
 pub struct Lookup<'a> {
-    get: Box<dyn Fn(&str) -> Option<String> + Send + Sync + 'a>,
+    get: Getter<'a>,
 }
 
 impl<'a> Lookup<'a> {

@@ -104,7 +104,7 @@ mod tests {
             check("eu-wst-1"),
             Err(RegionError::Unknown { given: "eu-wst-1".into(), suggestion: Some("eu-west-1".into()) })
         );
-        assert_eq!(check("us-east-1").is_ok(), true);
+        assert!(check("us-east-1").is_ok());
         assert!(check("us-eats-2").unwrap_err().to_string().ends_with("did you mean us-east-2?"));
         assert_eq!(check("xx-nowhere-9"), Err(RegionError::Unknown { given: "xx-nowhere-9".into(), suggestion: None }));
     }

@@ -179,11 +179,11 @@ where
             return Err(error);
         }
         let delay = full_jitter_delay(attempt - 1, policy.base_delay, policy.max_delay, fastrand::f64());
-        if let Some(deadline) = deadline {
-            if Instant::now() + delay + policy.margin >= deadline {
-                tracing::warn!(attempts = attempt, "read-modify-write gave up: the deadline is near");
-                return Err(error);
-            }
+        if let Some(deadline) = deadline
+            && Instant::now() + delay + policy.margin >= deadline
+        {
+            tracing::warn!(attempts = attempt, "read-modify-write gave up: the deadline is near");
+            return Err(error);
         }
         tracing::info!(attempt, delay_ms = delay.as_millis() as u64, "conflict; re-reading before the next write");
         tokio::time::sleep(delay).await;

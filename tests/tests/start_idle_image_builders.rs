@@ -23,7 +23,10 @@ async fn function(running: &local::Running, max_attempts: u32, extra: &[(&str, &
     Deps::with_store(&sdk, config, Arc::new(MemoryStore::default()))
 }
 
-fn builders(entries: &[(&str, &str, &[(&str, &str)])]) -> Value {
+/// A seeded builder: name, state, tags.
+type Seeded<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+fn builders(entries: &[Seeded<'_>]) -> Value {
     let map: serde_json::Map<String, Value> = entries
         .iter()
         .map(|(name, state, tags)| {
@@ -106,9 +109,8 @@ async fn given_mixed_states_in_two_regions_when_started_then_exactly_the_stopped
 
 #[tokio::test]
 async fn given_120_builders_when_started_then_every_page_is_read_and_every_builder_started_once() {
-    let many: Vec<(String, &str, &[(&str, &str)])> =
-        (0..120).map(|i| (format!("b{i:03}"), "STOPPED", &[][..])).collect();
-    let entries: Vec<(&str, &str, &[(&str, &str)])> = many.iter().map(|(n, s, t)| (n.as_str(), *s, *t)).collect();
+    let many: Vec<String> = (0..120).map(|i| format!("b{i:03}")).collect();
+    let entries: Vec<Seeded<'_>> = many.iter().map(|n| (n.as_str(), "STOPPED", &[][..])).collect();
     let running = start(
         json!({"timing": {"transitionMillis": 60000}, "regions": {"us-east-1": {"imageBuilders": builders(&entries)}}}),
     )
@@ -116,10 +118,7 @@ async fn given_120_builders_when_started_then_every_page_is_read_and_every_build
     let deps = function(&running, 3, &[("MAX_CONCURRENCY", "16")]).await;
     let report = deps.run(json!({}), None).await.unwrap();
     assert_eq!(report.count(Outcome::Applied), 120);
-    assert_eq!(
-        called_with(&running, "StartImageBuilder", "Name"),
-        many.iter().map(|(n, _, _)| n.clone()).collect::<Vec<_>>()
-    );
+    assert_eq!(called_with(&running, "StartImageBuilder", "Name"), many);
     assert_eq!(calls(&running, "DescribeImageBuilders").len(), 5, "120 builders are five pages of 25");
 }
 
@@ -145,7 +144,7 @@ async fn given_stopping_builder_when_started_then_it_is_started_once_it_has_stop
 #[tokio::test]
 async fn given_contention_on_30_percent_of_starts_when_started_then_every_builder_starts() {
     let names: Vec<String> = (0..20).map(|i| format!("b{i:02}")).collect();
-    let entries: Vec<(&str, &str, &[(&str, &str)])> = names.iter().map(|n| (n.as_str(), "STOPPED", &[][..])).collect();
+    let entries: Vec<Seeded<'_>> = names.iter().map(|n| (n.as_str(), "STOPPED", &[][..])).collect();
     let running = start(json!({
         "randomSeed": 7,
         "timing": {"transitionMillis": 60000},

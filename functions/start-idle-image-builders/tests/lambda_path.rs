@@ -6,7 +6,6 @@
 //! would wait forever for the build-directory lock that the running `cargo test` holds.
 
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,12 +15,12 @@ use keeper_tests::tools::{venv_tool, workspace_root};
 
 use serde_json::{Value, json};
 
-/// A child process (and its group) that ends with the test.
+/// A child process that ends with the test. SIGKILL to the child alone: neither child starts processes of its own
+/// (watch runs with --only-lambda-apis), and a SIGTERM lets cargo-lambda's shutdown signal more than its own.
 struct Reaped(Child);
 
 impl Drop for Reaped {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &format!("-{}", self.0.id())]).status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -62,9 +61,10 @@ async fn given_the_bootstrap_under_cargo_lambda_watch_when_invoked_then_it_repor
     let watch = Command::new(&tool)
         .args(["lambda", "watch", "--only-lambda-apis", "--invoke-port", &port.to_string()])
         .current_dir(workspace_root())
+        // No terminal for them: a process in another group touching it can stop or confuse the caller's shell.
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .process_group(0)
         .spawn()
         .expect("cargo lambda watch starts");
     let _watch = Reaped(watch);
@@ -91,9 +91,10 @@ async fn given_the_bootstrap_under_cargo_lambda_watch_when_invoked_then_it_repor
             ("RETRY_INITIAL_BACKOFF_MS", "1".into()),
             ("NAME_PREFIX", "team-".into()),
         ])
+        // No terminal for them: a process in another group touching it can stop or confuse the caller's shell.
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .process_group(0)
         .spawn()
         .expect("the bootstrap starts");
     let _bootstrap = Reaped(bootstrap);
