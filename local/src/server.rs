@@ -70,9 +70,13 @@ impl Emulator {
         self.world().add_faults([rule]);
     }
 
-    /// The whole state as JSON (the seed format), S3 objects included.
+    /// The whole state as of now as JSON (the seed format), S3 objects included.
     pub fn dump(&self) -> Value {
-        let mut world = self.world().clone();
+        let mut world = {
+            let mut live = self.world();
+            live.tick(now_ms());
+            live.clone()
+        };
         world.s3 = self.objects.snapshot();
         serde_json::to_value(&world).unwrap_or(Value::Null)
     }

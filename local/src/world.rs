@@ -116,6 +116,14 @@ impl World {
         self.regions.entry(name.to_string()).or_default()
     }
 
+    /// Moves every timed transition that is due (builder states, lifecycle executions) in every region.
+    pub fn tick(&mut self, now_ms: i64) {
+        for region in self.regions.values_mut() {
+            crate::appstream::tick(region, now_ms);
+            crate::imagebuilder::tick(region, now_ms);
+        }
+    }
+
     pub fn add_faults(&mut self, rules: impl IntoIterator<Item = FaultRule>) {
         self.faults.rules.extend(rules);
     }

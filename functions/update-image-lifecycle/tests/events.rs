@@ -1,0 +1,57 @@
+//! Every sample in events/update-image-lifecycle/ parses as the trigger it claims to be; explicit requests validate
+//! (the invalid one must not, and must name the rule).
+
+use shared::trigger::{SnsMessage, Trigger, parse};
+use update_image_lifecycle::config::{Explicit, Notification, Request};
+
+const NOW: f64 = 1_795_000_000.0;
+
+#[test]
+fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_request_or_notification() {
+    let samples = keeper_tests::samples::samples("update-image-lifecycle");
+    let names: Vec<&str> = samples.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "dry-run.json",
+            "eventbridge-state-change.json",
+            "explicit-delete.json",
+            "explicit-deprecate.json",
+            "invalid-combination.json",
+            "restore.json",
+            "schedule-sweep.json",
+            "sns-available.json",
+            "sns-failed.json"
+        ]
+    );
+    for (name, payload) in samples {
+        let trigger = parse::<Request>(payload).unwrap_or_else(|e| panic!("{name}: {e}"));
+        match (&trigger, name.as_str()) {
+            (Trigger::Sns(records), "sns-available.json" | "sns-failed.json") => {
+                let SnsMessage::Notification(doc) = &records[0].message else { panic!("{name}: a notification") };
+                let n = Notification::from_document(doc).expect("readable");
+                assert_eq!(n.image_name(), "web-golden");
+                assert_eq!(n.status, if name == "sns-available.json" { "AVAILABLE" } else { "FAILED" });
+            }
+            (Trigger::Event(e), "eventbridge-state-change.json") => {
+                assert_eq!(
+                    Notification::from_document(&e.document).unwrap().arn,
+                    "arn:aws:imagebuilder:us-east-1:123456789012:image/web-golden/1.2.0/3"
+                );
+            }
+            (Trigger::Schedule(s), "schedule-sweep.json") => assert!(s.request.is_none()),
+            (Trigger::Manual(m), "dry-run.json") => assert_eq!(m.request.dry_run, Some(true)),
+            (Trigger::Manual(m), "invalid-combination.json") => {
+                let err = Explicit::new(m.request.clone(), NOW, false).unwrap_err().to_string();
+                assert!(
+                    err.contains("`includeResources` snapshots and containers are only valid with state DELETED"),
+                    "{err}"
+                );
+            }
+            (Trigger::Manual(m), _) => {
+                Explicit::new(m.request.clone(), NOW, false).unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+            (other, _) => panic!("{name}: unexpected {other:?}"),
+        }
+    }
+}
