@@ -10,6 +10,9 @@ pub enum Error {
     InvalidInput { field: String, rule: String },
     #[error("{target}: {failure}")]
     Aws { target: String, failure: AwsFailure },
+    /// A valid request that cannot be carried out now, with its own stable type (e.g. a quota it would exceed).
+    #[error("{reason}")]
+    Refused { error_type: ErrorType, reason: String },
     #[error(transparent)]
     Incomplete(#[from] Incomplete),
 }
@@ -29,6 +32,7 @@ impl Classify for Error {
         match self {
             Error::InvalidInput { .. } => ErrorType::INVALID_INPUT,
             Error::Aws { failure, .. } => failure.error_type,
+            Error::Refused { error_type, .. } => *error_type,
             Error::Incomplete(incomplete) => incomplete.error_type(),
         }
     }

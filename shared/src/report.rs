@@ -192,6 +192,7 @@ impl ErrorType {
     pub const CONFIGURATION: ErrorType = ErrorType::permanent("Configuration");
     pub const NOT_FOUND: ErrorType = ErrorType::permanent("NotFound");
     pub const QUOTA_EXCEEDED: ErrorType = ErrorType::permanent("QuotaExceeded");
+    pub const QUOTA_WOULD_BE_EXCEEDED: ErrorType = ErrorType::permanent("QuotaWouldBeExceeded");
     pub const ACCESS_DENIED: ErrorType = ErrorType::permanent("AccessDenied");
     pub const IDEMPOTENCY_KEY_REUSED: ErrorType = ErrorType::permanent("IdempotencyKeyReused");
     pub const REJECTED: ErrorType = ErrorType::permanent("Rejected");

@@ -21,8 +21,12 @@ const USAGE: &str = "usage:
       (default events/local-account.json) and prints its report and what changed in the account";
 
 /// The functions `invoke` can run; each function's issue adds its entry (and an arm in `run_function`).
-const FUNCTIONS: &[&str] =
-    &[start_idle_image_builders::FUNCTION, update_distribution_regions::FUNCTION, update_image_lifecycle::FUNCTION];
+const FUNCTIONS: &[&str] = &[
+    start_idle_image_builders::FUNCTION,
+    rotate_key_group::FUNCTION,
+    update_distribution_regions::FUNCTION,
+    update_image_lifecycle::FUNCTION,
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -166,6 +170,10 @@ async fn run_function(
         update_image_lifecycle::FUNCTION => {
             let config = update_image_lifecycle::config::Config::from_lookup(lookup).map_err(|e| e.to_string())?;
             Ok(update_image_lifecycle::Deps::with_store(sdk_config, config, store).run(payload, None).await)
+        }
+        rotate_key_group::FUNCTION => {
+            let config = rotate_key_group::config::Config::from_lookup(lookup).map_err(|e| e.to_string())?;
+            Ok(rotate_key_group::Deps::with_store(sdk_config, config, store).run(payload, None).await)
         }
         other => Err(format!("no function `{other}`")),
     }

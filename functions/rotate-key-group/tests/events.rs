@@ -1,0 +1,50 @@
+//! Every sample in events/rotate-key-group/ parses as the trigger it claims to be, and its request is valid.
+
+use rotate_key_group::config::{Config, Job, Request};
+use shared::config::Lookup;
+use shared::trigger::{SnsMessage, Trigger, parse};
+
+#[test]
+fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_job() {
+    let config = Config::from_lookup(&Lookup::from_pairs(&[])).unwrap();
+    let samples = keeper_tests::samples::samples("rotate-key-group");
+    let names: Vec<&str> = samples.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "dry-run.json",
+            "manual-add.json",
+            "manual-retire.json",
+            "s3-eventbridge.json",
+            "s3-put.json",
+            "schedule-sweep.json",
+            "sns-message.json"
+        ]
+    );
+    for (name, payload) in samples {
+        let trigger = parse::<Request>(payload).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let request = match trigger {
+            Trigger::S3(objects) => {
+                assert_eq!(
+                    Job::upload_target(&config, &objects[0].key).unwrap(),
+                    ("5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f", "site-2026-11"),
+                    "{name}"
+                );
+                continue;
+            }
+            Trigger::Schedule(s) => {
+                assert!(s.request.is_none(), "{name}: a plain schedule sweeps KEY_GROUP_IDS");
+                continue;
+            }
+            Trigger::Sns(records) => match &records[0].message {
+                SnsMessage::Request(r) => r.clone(),
+                other => panic!("{name}: {other:?}"),
+            },
+            Trigger::Manual(m) => m.request,
+            other => panic!("{name}: unexpected {other:?}"),
+        };
+        let job = Job::from_request(request, &config, |_| "token".into()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(job.dry_run, name == "dry-run.json", "{name}");
+        assert_eq!(job.new_key.is_some(), name == "manual-add.json" || name == "dry-run.json", "{name}");
+    }
+}
