@@ -31,11 +31,11 @@ clippy:
 FUNCTION ?= start-idle-image-builders
 DEMO_EVENT ?= events/start-idle-image-builders/manual-start.json
 demo:
-	cargo run --quiet -p local --bin keeper-local -- invoke $(FUNCTION) $(DEMO_EVENT)
+	cargo run --quiet -p keeper-local -- invoke $(FUNCTION) $(DEMO_EVENT)
 
 # The emulated AWS alone on port 4566, seeded with the demo account, for `cargo lambda watch` or any AWS client.
 serve:
-	cargo run --quiet -p local --bin keeper-local -- serve --port 4566 --seed events/local-account.json
+	cargo run --quiet -p keeper-local -- serve --port 4566 --seed events/local-account.json
 
 # Runs the trigger probe once on a sample event, in process: what keeper reads from that event source.
 EVENT ?= shared/tests/fixtures/aws/s3-eventbridge-object-created.json

@@ -11,7 +11,6 @@ use serde_json::{Map, Value, json};
 use crate::regex;
 use crate::validate::{Object, Rules};
 use crate::wire::{ApiError, ApiRequest, Encoded, Reply, ReplyBody};
-use crate::world::{Region, World};
 
 const RULES: Rules = Rules { code: "ValidationException", status: 400 };
 const TARGET_PREFIX: &str = "PhotonAdminProxyService.";
@@ -57,6 +56,9 @@ pub struct Transition {
     #[serde(default, skip_serializing)]
     pub in_millis: Option<i64>,
 }
+
+/// The image builders of one region, by name.
+pub type Builders = BTreeMap<String, Builder>;
 
 /// One image builder: the document DescribeImageBuilders returns (PascalCase members), its tags, and its next change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,13 +152,17 @@ pub fn route(req: &ApiRequest) -> Result<(&'static str, BTreeMap<String, String>
     Ok((operation, params))
 }
 
-pub fn execute(world: &mut World, req: &ApiRequest, operation: &str) -> Result<Reply, ApiError> {
-    let account = world.account_id.clone();
-    let transition_ms = world.timing.transition_millis as i64;
-    let region = world.region(&req.region);
+/// Runs one operation on the builders of the request's region; `transition_ms` is how long a state change takes.
+pub fn execute(
+    region: &mut Builders,
+    account: &str,
+    transition_ms: u64,
+    req: &ApiRequest,
+    operation: &str,
+) -> Result<Reply, ApiError> {
     tick(region, req.now_ms);
     let body = body(req)?;
-    let ctx = Ctx { account: &account, region_name: &req.region, now_ms: req.now_ms, transition_ms };
+    let ctx = Ctx { account, region_name: &req.region, now_ms: req.now_ms, transition_ms: transition_ms as i64 };
     let out = match operation {
         "CreateImageBuilder" => create(region, &ctx, &body)?,
         "DescribeImageBuilders" => describe(region, &body)?,
@@ -202,7 +208,7 @@ fn document(builder: &Builder) -> Value {
     Value::Object(builder.fields.clone())
 }
 
-fn create(region: &mut Region, ctx: &Ctx<'_>, body: &Object) -> Result<Value, ApiError> {
+fn create(region: &mut Builders, ctx: &Ctx<'_>, body: &Object) -> Result<Value, ApiError> {
     let name = RULES.required(body, "Name", "")?;
     RULES.pattern("Name", name, regex!(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,100}$"))?;
     RULES.length("InstanceType", RULES.required(body, "InstanceType", "")?, 1, 256)?;
@@ -218,7 +224,7 @@ fn create(region: &mut Region, ctx: &Ctx<'_>, body: &Object) -> Result<Value, Ap
     if let Some(v) = RULES.string(body, "AppstreamAgentVersion", "")? {
         RULES.length("AppstreamAgentVersion", v, 1, 100)?;
     }
-    if region.image_builders.contains_key(name) {
+    if region.contains_key(name) {
         return Err(ApiError::new(
             "ResourceAlreadyExistsException",
             400,
@@ -241,11 +247,11 @@ fn create(region: &mut Region, ctx: &Ctx<'_>, body: &Object) -> Result<Value, Ap
     fields.entry("LatestAppstreamAgentVersion").or_insert(json!("TRUE"));
     let builder = Builder { tags, transition: ctx.after("RUNNING"), fields };
     let out = json!({"ImageBuilder": document(&builder)});
-    region.image_builders.insert(name.to_string(), builder);
+    region.insert(name.to_string(), builder);
     Ok(out)
 }
 
-fn describe(region: &Region, body: &Object) -> Result<Value, ApiError> {
+fn describe(region: &Builders, body: &Object) -> Result<Value, ApiError> {
     let max = RULES.integer_in(body, "MaxResults", "", 1, i64::from(i32::MAX))?.unwrap_or(25) as usize;
     let names: Option<Vec<String>> = match RULES.array(body, "Names", "")? {
         None => None,
@@ -259,10 +265,8 @@ fn describe(region: &Region, body: &Object) -> Result<Value, ApiError> {
         ),
     };
     let selected: Vec<&Builder> = match &names {
-        Some(names) => {
-            names.iter().map(|n| region.image_builders.get(n).ok_or_else(|| not_found(n))).collect::<Result<_, _>>()?
-        }
-        None => region.image_builders.values().collect(),
+        Some(names) => names.iter().map(|n| region.get(n).ok_or_else(|| not_found(n))).collect::<Result<_, _>>()?,
+        None => region.values().collect(),
     };
     let start = match RULES.string(body, "NextToken", "")? {
         None => 0,
@@ -280,13 +284,13 @@ fn describe(region: &Region, body: &Object) -> Result<Value, ApiError> {
     Ok(out)
 }
 
-fn start(region: &mut Region, ctx: &Ctx<'_>, body: &Object) -> Result<Value, ApiError> {
+fn start(region: &mut Builders, ctx: &Ctx<'_>, body: &Object) -> Result<Value, ApiError> {
     let name = name_of(body)?;
     let agent = RULES.string(body, "AppstreamAgentVersion", "")?;
     if let Some(v) = agent {
         RULES.length("AppstreamAgentVersion", v, 1, 100)?;
     }
-    let builder = region.image_builders.get_mut(name).ok_or_else(|| not_found(name))?;
+    let builder = region.get_mut(name).ok_or_else(|| not_found(name))?;
     match builder.state() {
         "STOPPED" => {}
         state if TRANSITIONAL.contains(&state) => {
@@ -324,9 +328,9 @@ fn start(region: &mut Region, ctx: &Ctx<'_>, body: &Object) -> Result<Value, Api
     Ok(json!({"ImageBuilder": document(builder)}))
 }
 
-fn stop(region: &mut Region, ctx: &Ctx<'_>, body: &Object) -> Result<Value, ApiError> {
+fn stop(region: &mut Builders, ctx: &Ctx<'_>, body: &Object) -> Result<Value, ApiError> {
     let name = name_of(body)?;
-    let builder = region.image_builders.get_mut(name).ok_or_else(|| not_found(name))?;
+    let builder = region.get_mut(name).ok_or_else(|| not_found(name))?;
     match builder.state() {
         "RUNNING" => {}
         state if TRANSITIONAL.contains(&state) => {
@@ -349,9 +353,9 @@ fn stop(region: &mut Region, ctx: &Ctx<'_>, body: &Object) -> Result<Value, ApiE
     Ok(json!({"ImageBuilder": document(builder)}))
 }
 
-fn delete(region: &mut Region, ctx: &Ctx<'_>, body: &Object) -> Result<Value, ApiError> {
+fn delete(region: &mut Builders, ctx: &Ctx<'_>, body: &Object) -> Result<Value, ApiError> {
     let name = name_of(body)?;
-    let builder = region.image_builders.get_mut(name).ok_or_else(|| not_found(name))?;
+    let builder = region.get_mut(name).ok_or_else(|| not_found(name))?;
     let state = builder.state().to_string();
     if TRANSITIONAL.contains(&state.as_str()) || state == "DELETING" {
         return Err(ApiError::new(
@@ -365,7 +369,7 @@ fn delete(region: &mut Region, ctx: &Ctx<'_>, body: &Object) -> Result<Value, Ap
     Ok(json!({"ImageBuilder": document(builder)}))
 }
 
-fn builder_by_arn<'a>(region: &'a mut Region, ctx: &Ctx<'_>, body: &Object) -> Result<&'a mut Builder, ApiError> {
+fn builder_by_arn<'a>(region: &'a mut Builders, ctx: &Ctx<'_>, body: &Object) -> Result<&'a mut Builder, ApiError> {
     let arn = RULES.required(body, "ResourceArn", "")?;
     let name = arn
         .strip_prefix(&format!("arn:aws:appstream:{}:{}:image-builder/", ctx.region_name, ctx.account))
@@ -377,12 +381,11 @@ fn builder_by_arn<'a>(region: &'a mut Region, ctx: &Ctx<'_>, body: &Object) -> R
             )
         })?;
     region
-        .image_builders
         .get_mut(name)
         .ok_or_else(|| ApiError::new("ResourceNotFoundException", 400, format!("resource {arn} does not exist")))
 }
 
-fn list_tags(region: &mut Region, ctx: &Ctx<'_>, body: &Object) -> Result<Value, ApiError> {
+fn list_tags(region: &mut Builders, ctx: &Ctx<'_>, body: &Object) -> Result<Value, ApiError> {
     let builder = builder_by_arn(region, ctx, body)?;
     Ok(json!({"Tags": builder.tags}))
 }
@@ -407,7 +410,7 @@ fn check_tags(body: &Object) -> Result<Option<BTreeMap<String, String>>, ApiErro
     Ok(Some(out))
 }
 
-fn tag(region: &mut Region, ctx: &Ctx<'_>, body: &Object) -> Result<Value, ApiError> {
+fn tag(region: &mut Builders, ctx: &Ctx<'_>, body: &Object) -> Result<Value, ApiError> {
     let tags = check_tags(body)?.ok_or_else(|| RULES.fail("Tags is required"))?;
     let builder = builder_by_arn(region, ctx, body)?;
     let mut merged = builder.tags.clone();
@@ -420,9 +423,9 @@ fn tag(region: &mut Region, ctx: &Ctx<'_>, body: &Object) -> Result<Value, ApiEr
 }
 
 /// Moves every builder whose transition is due; a chain (STOPPING → STOPPED) takes one step per due transition.
-pub fn tick(region: &mut Region, now_ms: i64) {
+pub fn tick(region: &mut Builders, now_ms: i64) {
     let mut deleted = Vec::new();
-    for (name, builder) in region.image_builders.iter_mut() {
+    for (name, builder) in region.iter_mut() {
         if let Some(t) = builder.transition.take_if(|t| t.at_millis <= now_ms) {
             if t.to == "DELETED" {
                 deleted.push(name.clone());
@@ -432,13 +435,13 @@ pub fn tick(region: &mut Region, now_ms: i64) {
         }
     }
     for name in deleted {
-        region.image_builders.remove(&name);
+        region.remove(&name);
     }
 }
 
 /// Completes seeded builders with the members AWS always returns.
-pub fn normalize_seed(account: &str, region_name: &str, region: &mut Region, now_ms: i64) {
-    for (name, builder) in region.image_builders.iter_mut() {
+pub fn normalize_seed(account: &str, region_name: &str, region: &mut Builders, now_ms: i64) {
+    for (name, builder) in region.iter_mut() {
         let defaults = [
             ("Name", json!(name)),
             ("Arn", json!(format!("arn:aws:appstream:{region_name}:{account}:image-builder/{name}"))),

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::iso8601;
 use crate::wire::{ApiError, ApiRequest, Encoded, Reply, ReplyBody, xml_escape};
-use crate::world::iso8601;
 
 const NS: &str = "http://cloudfront.amazonaws.com/doc/2020-05-31/";
 const PREFIX: &str = "/2020-05-31/";
@@ -299,7 +299,7 @@ fn create_public_key(state: &mut CloudFront, req: &ApiRequest, now_ms: i64) -> R
     if state.public_keys.values().any(|k| k.name == name) {
         return Err(error("PublicKeyAlreadyExists", format!("a public key named {name} already exists")));
     }
-    shared::public_key::inspect(&encoded).map_err(|e| invalid(format!("EncodedKey: {e}")))?;
+    accepted_key(&encoded).map_err(|e| invalid(format!("EncodedKey: {e}")))?;
     if state.public_keys.len() >= state.max_public_keys {
         return Err(error(
             "TooManyPublicKeys",
@@ -320,6 +320,56 @@ fn create_public_key(state: &mut CloudFront, req: &ApiRequest, now_ms: i64) -> R
         .with_header("Location", format!("https://cloudfront.amazonaws.com/2020-05-31/public-key/{id}"));
     state.public_keys.insert(id, key);
     Ok(reply)
+}
+
+/// Whether CloudFront takes a key: a PEM SubjectPublicKeyInfo of an RSA key with a 2048-bit modulus, or of a point
+/// on P-256. Read with the RustCrypto types directly, never with keeper's own check, so that a mistake in keeper's
+/// cannot hide behind the same mistake here.
+pub fn accepted_key(pem: &str) -> Result<(), String> {
+    use p256::pkcs8::DecodePublicKey;
+    use pkcs1::der::Decode;
+    use spki::ObjectIdentifier as Oid;
+    const RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
+    const EC: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
+    const CURVES: [(Oid, &str); 4] = [
+        (Oid::new_unwrap("1.2.840.10045.3.1.7"), "P-256"),
+        (Oid::new_unwrap("1.3.132.0.34"), "P-384"),
+        (Oid::new_unwrap("1.3.132.0.35"), "P-521"),
+        (Oid::new_unwrap("1.3.132.0.10"), "secp256k1"),
+    ];
+    let not_a_key = |why: String| format!("not a PEM public key (SubjectPublicKeyInfo): {why}");
+    let (label, der) = pkcs1::der::pem::decode_vec(pem.trim().as_bytes()).map_err(|e| not_a_key(e.to_string()))?;
+    if label != "PUBLIC KEY" {
+        return Err(not_a_key(format!("the PEM holds a `{label}`")));
+    }
+    let info = spki::SubjectPublicKeyInfoRef::from_der(&der).map_err(|e| not_a_key(e.to_string()))?;
+    match info.algorithm.oid {
+        RSA => {
+            let key =
+                pkcs1::RsaPublicKey::<pkcs1::der::asn1::UintRef<'_>>::from_der(info.subject_public_key.raw_bytes())
+                    .map_err(|e| not_a_key(format!("RSA key body: {e}")))?;
+            let modulus = key.modulus.as_bytes();
+            let first = modulus.iter().position(|b| *b != 0).unwrap_or(modulus.len());
+            let bits = modulus.get(first).map_or(0, |b| (modulus.len() - first) * 8 - b.leading_zeros() as usize);
+            match bits {
+                2048 => Ok(()),
+                _ => Err(format!("an RSA {bits}-bit key; CloudFront accepts RSA 2048-bit and ECDSA P-256 keys")),
+            }
+        }
+        EC => {
+            let curve = info.algorithm.parameters.and_then(|p| p.decode_as::<Oid>().ok());
+            match CURVES.iter().find(|(oid, _)| Some(*oid) == curve).map(|(_, name)| *name) {
+                Some("P-256") => p256::PublicKey::from_public_key_pem(pem.trim())
+                    .map(|_| ())
+                    .map_err(|e| format!("an EC key whose point is not on P-256: {e}")),
+                found => Err(format!(
+                    "an EC key on {}; CloudFront accepts RSA 2048-bit and ECDSA P-256 keys",
+                    found.map(String::from).or(curve.map(|c| c.to_string())).unwrap_or_else(|| "no named curve".into())
+                )),
+            }
+        }
+        other => Err(format!("a key with algorithm {other}; CloudFront accepts RSA 2048-bit and ECDSA P-256 keys")),
+    }
 }
 
 /// The new configuration of a key group, checked against the keys that exist and the quota.

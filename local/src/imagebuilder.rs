@@ -4,15 +4,15 @@
 //! Distribution configurations and images are kept as the JSON documents Image Builder returns, so every member a
 //! client sends (including members newer than this emulator) round-trips unchanged.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::clock::{Timing, iso8601};
 use crate::regex;
 use crate::validate::{Object, Rules};
 use crate::wire::{ApiError, ApiRequest, Encoded, Reply, ReplyBody};
-use crate::world::{Region, Timing, iso8601};
 
 const RULES: Rules = Rules { code: "InvalidRequestException", status: 400 };
 const SERVICE: &str = "imagebuilder";
@@ -30,6 +30,18 @@ pub const OPERATIONS: [(&str, &str); 10] = [
     ("POST", "ListLifecycleExecutions"),
     ("GET", "GetLifecycleExecution"),
 ];
+
+/// What Image Builder keeps in one region.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct State {
+    /// Distribution configurations by ARN, as GetDistributionConfiguration returns them.
+    pub distribution_configurations: BTreeMap<String, Value>,
+    /// Build versions by ARN, as GetImage returns them.
+    pub images: BTreeMap<String, Value>,
+    pub lifecycle_executions: BTreeMap<String, Execution>,
+    /// `operation:token` → (the request it was first used with, the response).
+    pub client_tokens: HashMap<String, (Value, Value)>,
+}
 
 /// One lifecycle execution started by StartResourceStateUpdate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,19 +115,19 @@ pub struct Call<'a> {
     pub req: &'a ApiRequest,
 }
 
-pub fn execute(region: &mut Region, call: &Call<'_>, operation: &str) -> Result<Reply, ApiError> {
-    tick(region, call.req.now_ms);
+pub fn execute(state: &mut State, call: &Call<'_>, operation: &str) -> Result<Reply, ApiError> {
+    tick(state, call.req.now_ms);
     match operation {
-        "CreateDistributionConfiguration" => idempotent(region, call, operation, create_distribution_configuration),
-        "UpdateDistributionConfiguration" => idempotent(region, call, operation, update_distribution_configuration),
-        "StartResourceStateUpdate" => idempotent(region, call, operation, start_resource_state_update),
-        "GetDistributionConfiguration" => get_distribution_configuration(region, call),
-        "ListDistributionConfigurations" => list_distribution_configurations(region, call),
-        "ListImages" => list_images(region, call),
-        "ListImageBuildVersions" => list_image_build_versions(region, call),
-        "GetImage" => get_image(region, call),
-        "ListLifecycleExecutions" => list_lifecycle_executions(region, call),
-        "GetLifecycleExecution" => get_lifecycle_execution(region, call),
+        "CreateDistributionConfiguration" => idempotent(state, call, operation, create_distribution_configuration),
+        "UpdateDistributionConfiguration" => idempotent(state, call, operation, update_distribution_configuration),
+        "StartResourceStateUpdate" => idempotent(state, call, operation, start_resource_state_update),
+        "GetDistributionConfiguration" => get_distribution_configuration(state, call),
+        "ListDistributionConfigurations" => list_distribution_configurations(state, call),
+        "ListImages" => list_images(state, call),
+        "ListImageBuildVersions" => list_image_build_versions(state, call),
+        "GetImage" => get_image(state, call),
+        "ListLifecycleExecutions" => list_lifecycle_executions(state, call),
+        "GetLifecycleExecution" => get_lifecycle_execution(state, call),
         other => Err(ApiError::new("UnknownOperationException", 404, format!("{other} is not served"))),
     }
 }
@@ -147,18 +159,19 @@ pub fn encode(result: Result<Reply, ApiError>, request_id: &str) -> Encoded {
 /// Runs a token-carrying operation once per token: the same token with the same parameters returns the first
 /// response without acting again; with other parameters it is IdempotentParameterMismatchException.
 fn idempotent(
-    region: &mut Region,
+    state: &mut State,
     call: &Call<'_>,
     operation: &str,
-    act: fn(&mut Region, &Call<'_>, &Object) -> Result<Value, ApiError>,
+    act: fn(&mut State, &Call<'_>, &Object) -> Result<Value, ApiError>,
 ) -> Result<Reply, ApiError> {
     let body = RULES.body(&call.req.body)?;
     let token = RULES.required(&body, "clientToken", "")?;
     RULES.length("clientToken", token, 1, 36)?;
     let key = format!("{operation}:{token}");
-    let fingerprint = shared::trigger::canonical_json(&Value::Object(body.clone()));
-    if let Some((seen, response)) = region.client_tokens.get(&key) {
-        if *seen != fingerprint {
+    // serde_json's maps compare by content, whatever their key order.
+    let request = Value::Object(body.clone());
+    if let Some((seen, response)) = state.client_tokens.get(&key) {
+        if *seen != request {
             return Err(ApiError::new(
                 "IdempotentParameterMismatchException",
                 400,
@@ -167,8 +180,8 @@ fn idempotent(
         }
         return Ok(Reply::json(response.clone()));
     }
-    let response = act(region, call, &body)?;
-    region.client_tokens.insert(key, (fingerprint, response.clone()));
+    let response = act(state, call, &body)?;
+    state.client_tokens.insert(key, (request, response.clone()));
     Ok(Reply::json(response))
 }
 
@@ -191,13 +204,13 @@ fn check_description(body: &Object) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn create_distribution_configuration(region: &mut Region, call: &Call<'_>, body: &Object) -> Result<Value, ApiError> {
+fn create_distribution_configuration(state: &mut State, call: &Call<'_>, body: &Object) -> Result<Value, ApiError> {
     let name = RULES.required(body, "name", "")?;
     RULES.pattern("name", name, regex!(r"^[-_A-Za-z0-9]{1,126}$"))?;
     check_description(body)?;
     let distributions = check_distributions(body)?;
     let arn = distribution_arn(call.account, call.region_name, name);
-    if region.distribution_configurations.contains_key(&arn) {
+    if state.distribution_configurations.contains_key(&arn) {
         return Err(ApiError::new("ResourceAlreadyExistsException", 400, format!("{arn} already exists")));
     }
     let mut config = json!({
@@ -207,16 +220,16 @@ fn create_distribution_configuration(region: &mut Region, call: &Call<'_>, body:
     if let Some(d) = body.get("description") {
         config["description"] = d.clone();
     }
-    region.distribution_configurations.insert(arn.clone(), config);
+    state.distribution_configurations.insert(arn.clone(), config);
     Ok(json!({"clientToken": body["clientToken"], "distributionConfigurationArn": arn}))
 }
 
-fn update_distribution_configuration(region: &mut Region, call: &Call<'_>, body: &Object) -> Result<Value, ApiError> {
+fn update_distribution_configuration(state: &mut State, call: &Call<'_>, body: &Object) -> Result<Value, ApiError> {
     let arn = RULES.required(body, "distributionConfigurationArn", "")?;
     check_distribution_arn(arn)?;
     check_description(body)?;
     let distributions = check_distributions(body)?;
-    let config = region.distribution_configurations.get_mut(arn).ok_or_else(|| {
+    let config = state.distribution_configurations.get_mut(arn).ok_or_else(|| {
         ApiError::new("ResourceNotFoundException", 404, format!("distribution configuration {arn} does not exist"))
     })?;
     let object = config.as_object_mut().ok_or_else(|| ApiError::new("ServiceException", 500, "corrupt state"))?;
@@ -366,14 +379,14 @@ fn check_distribution(d: &Object, path: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn get_distribution_configuration(region: &Region, call: &Call<'_>) -> Result<Reply, ApiError> {
+fn get_distribution_configuration(state: &State, call: &Call<'_>) -> Result<Reply, ApiError> {
     let arn = call
         .req
         .query
         .get("distributionConfigurationArn")
         .ok_or_else(|| RULES.fail("distributionConfigurationArn is required"))?;
     check_distribution_arn(arn)?;
-    let config = region.distribution_configurations.get(arn).ok_or_else(|| {
+    let config = state.distribution_configurations.get(arn).ok_or_else(|| {
         ApiError::new("ResourceNotFoundException", 404, format!("distribution configuration {arn} does not exist"))
     })?;
     Ok(Reply::json(json!({"distributionConfiguration": config})))
@@ -402,9 +415,9 @@ fn with_token(mut body: Value, next: Option<String>) -> Reply {
     Reply::json(body)
 }
 
-fn list_distribution_configurations(region: &Region, call: &Call<'_>) -> Result<Reply, ApiError> {
+fn list_distribution_configurations(state: &State, call: &Call<'_>) -> Result<Reply, ApiError> {
     let body = RULES.body(&call.req.body)?;
-    let summaries: Vec<Value> = region
+    let summaries: Vec<Value> = state
         .distribution_configurations
         .values()
         .map(|c| {
@@ -439,13 +452,13 @@ fn build_sort_key(arn: &str) -> (String, Vec<u64>, u64) {
     parse_build_arn(arn).map(|(n, v, b)| (n, version_key(&v), b)).unwrap_or_default()
 }
 
-fn sorted_images(region: &Region) -> Vec<&Value> {
-    let mut images: Vec<&Value> = region.images.values().collect();
+fn sorted_images(state: &State) -> Vec<&Value> {
+    let mut images: Vec<&Value> = state.images.values().collect();
     images.sort_by_key(|i| build_sort_key(i["arn"].as_str().unwrap_or_default()));
     images
 }
 
-fn list_images(region: &Region, call: &Call<'_>) -> Result<Reply, ApiError> {
+fn list_images(state: &State, call: &Call<'_>) -> Result<Reply, ApiError> {
     let body = RULES.body(&call.req.body)?;
     if let Some(owner) = RULES.string(&body, "owner", "")? {
         RULES.one_of("owner", owner, &["Self", "Shared", "Amazon", "ThirdParty", "AWSMarketplace"])?;
@@ -455,7 +468,7 @@ fn list_images(region: &Region, call: &Call<'_>) -> Result<Reply, ApiError> {
     let by_name = RULES.boolean(&body, "byName", "")?.unwrap_or(false);
     // One entry per image version (name + semantic version); deprecated versions only when asked for.
     let mut versions: BTreeMap<(String, Vec<u64>), (Value, bool)> = BTreeMap::new();
-    for image in sorted_images(region).into_iter().filter(|_| owner_self) {
+    for image in sorted_images(state).into_iter().filter(|_| owner_self) {
         let arn = image["arn"].as_str().unwrap_or_default();
         let Some((name, version, _)) = parse_build_arn(arn) else { continue };
         let deprecated = image["state"]["status"] == "DEPRECATED";
@@ -498,7 +511,7 @@ const SUMMARY_MEMBERS: [&str; 16] = [
     "loggingConfiguration",
 ];
 
-fn list_image_build_versions(region: &Region, call: &Call<'_>) -> Result<Reply, ApiError> {
+fn list_image_build_versions(state: &State, call: &Call<'_>) -> Result<Reply, ApiError> {
     let body = RULES.body(&call.req.body)?;
     let filter = RULES.string(&body, "imageVersionArn", "")?;
     if let Some(arn) = filter {
@@ -508,7 +521,7 @@ fn list_image_build_versions(region: &Region, call: &Call<'_>) -> Result<Reply, 
             regex!(r"^arn:aws[^:]*:imagebuilder:[^:]+:(?:[0-9]{12}|aws):image/[a-z0-9-_]+/[0-9]+\.[0-9]+\.[0-9]+$"),
         )?;
     }
-    let summaries: Vec<Value> = sorted_images(region)
+    let summaries: Vec<Value> = sorted_images(state)
         .into_iter()
         .filter(|i| {
             filter.is_none_or(|f| i["arn"].as_str().and_then(|a| a.rsplit_once('/')).is_some_and(|(v, _)| v == f))
@@ -535,22 +548,22 @@ fn check_build_arn(field: &str, arn: &str) -> Result<(), ApiError> {
     )
 }
 
-fn get_image(region: &Region, call: &Call<'_>) -> Result<Reply, ApiError> {
+fn get_image(state: &State, call: &Call<'_>) -> Result<Reply, ApiError> {
     let arn =
         call.req.query.get("imageBuildVersionArn").ok_or_else(|| RULES.fail("imageBuildVersionArn is required"))?;
     check_build_arn("imageBuildVersionArn", arn)?;
-    let image = region
+    let image = state
         .images
         .get(arn)
         .ok_or_else(|| ApiError::new("ResourceNotFoundException", 404, format!("image {arn} does not exist")))?;
     Ok(Reply::json(json!({"image": image})))
 }
 
-fn start_resource_state_update(region: &mut Region, call: &Call<'_>, body: &Object) -> Result<Value, ApiError> {
+fn start_resource_state_update(state: &mut State, call: &Call<'_>, body: &Object) -> Result<Value, ApiError> {
     let arn = RULES.required(body, "resourceArn", "")?;
     check_build_arn("resourceArn", arn)?;
-    let state = RULES.object(body, "state", "")?.ok_or_else(|| RULES.fail("state is required"))?;
-    let target = RULES.required(state, "status", "state.")?;
+    let requested = RULES.object(body, "state", "")?.ok_or_else(|| RULES.fail("state is required"))?;
+    let target = RULES.required(requested, "status", "state.")?;
     RULES.one_of("state.status", target, &["AVAILABLE", "DELETED", "DEPRECATED", "DISABLED"])?;
     let role = RULES.string(body, "executionRole", "")?;
     if let Some(role) = role {
@@ -611,7 +624,7 @@ fn start_resource_state_update(region: &mut Region, call: &Call<'_>, body: &Obje
             return Err(RULES.fail("updateAt must be in the future"));
         }
     }
-    let image = region
+    let image = state
         .images
         .get(arn)
         .ok_or_else(|| ApiError::new("ResourceNotFoundException", 404, format!("image {arn} does not exist")))?;
@@ -625,7 +638,7 @@ fn start_resource_state_update(region: &mut Region, call: &Call<'_>, body: &Obje
     if image["type"] == "DOCKER" && target != "DELETED" {
         return Err(RULES.fail("container images can only be DELETED"));
     }
-    if region.lifecycle_executions.values().any(|e| e.resource_arn == arn && !e.done) {
+    if state.lifecycle_executions.values().any(|e| e.resource_arn == arn && !e.done) {
         return Err(ApiError::new(
             "ResourceInUseException",
             400,
@@ -633,7 +646,7 @@ fn start_resource_state_update(region: &mut Region, call: &Call<'_>, body: &Obje
         ));
     }
     let id = format!("lce-{}", uuid::Uuid::new_v4());
-    region.lifecycle_executions.insert(
+    state.lifecycle_executions.insert(
         id.clone(),
         Execution {
             lifecycle_execution_id: id.clone(),
@@ -647,7 +660,7 @@ fn start_resource_state_update(region: &mut Region, call: &Call<'_>, body: &Obje
             done: false,
         },
     );
-    tick(region, call.req.now_ms);
+    tick(state, call.req.now_ms);
     Ok(json!({"lifecycleExecutionId": id, "resourceArn": arn}))
 }
 
@@ -665,30 +678,30 @@ fn execution_json(e: &Execution) -> Value {
     v
 }
 
-fn list_lifecycle_executions(region: &Region, call: &Call<'_>) -> Result<Reply, ApiError> {
+fn list_lifecycle_executions(state: &State, call: &Call<'_>) -> Result<Reply, ApiError> {
     let body = RULES.body(&call.req.body)?;
     let arn = RULES.required(&body, "resourceArn", "")?;
     let mut executions: Vec<&Execution> =
-        region.lifecycle_executions.values().filter(|e| e.resource_arn == arn).collect();
+        state.lifecycle_executions.values().filter(|e| e.resource_arn == arn).collect();
     executions.sort_by_key(|e| std::cmp::Reverse(e.start_ms));
     let (items, next) = page(&body, executions.into_iter().map(execution_json).collect())?;
     Ok(with_token(json!({"lifecycleExecutions": items}), next))
 }
 
-fn get_lifecycle_execution(region: &Region, call: &Call<'_>) -> Result<Reply, ApiError> {
+fn get_lifecycle_execution(state: &State, call: &Call<'_>) -> Result<Reply, ApiError> {
     let id =
         call.req.query.get("lifecycleExecutionId").ok_or_else(|| RULES.fail("lifecycleExecutionId is required"))?;
-    let e = region.lifecycle_executions.get(id).ok_or_else(|| {
+    let e = state.lifecycle_executions.get(id).ok_or_else(|| {
         ApiError::new("ResourceNotFoundException", 404, format!("lifecycle execution {id} does not exist"))
     })?;
     Ok(Reply::json(json!({"lifecycleExecution": execution_json(e)})))
 }
 
 /// Finishes the executions whose time has come: the image takes its new state.
-pub fn tick(region: &mut Region, now_ms: i64) {
-    for e in region.lifecycle_executions.values_mut().filter(|e| !e.done && e.end_ms <= now_ms) {
+pub fn tick(state: &mut State, now_ms: i64) {
+    for e in state.lifecycle_executions.values_mut().filter(|e| !e.done && e.end_ms <= now_ms) {
         e.done = true;
-        if let Some(image) = region.images.get_mut(&e.resource_arn) {
+        if let Some(image) = state.images.get_mut(&e.resource_arn) {
             image["state"] = json!({"status": e.target_status});
             image["lifecycleExecutionId"] = json!(e.lifecycle_execution_id);
             match e.target_status.as_str() {
@@ -705,8 +718,8 @@ pub fn tick(region: &mut Region, now_ms: i64) {
 }
 
 /// Completes a seeded image or distribution configuration with the members AWS always returns.
-pub fn normalize_seed(account: &str, region_name: &str, region: &mut Region, seed_ms: i64) {
-    for (arn, image) in region.images.iter_mut() {
+pub fn normalize_seed(account: &str, region_name: &str, state: &mut State, seed_ms: i64) {
+    for (arn, image) in state.images.iter_mut() {
         let Some((name, version, build)) = parse_build_arn(arn) else { continue };
         let defaults = json!({
             "arn": arn, "name": name, "version": format!("{version}/{build}"), "type": "AMI", "platform": "Linux",
@@ -715,7 +728,7 @@ pub fn normalize_seed(account: &str, region_name: &str, region: &mut Region, see
         });
         fill(image, &defaults);
     }
-    for (arn, config) in region.distribution_configurations.iter_mut() {
+    for (arn, config) in state.distribution_configurations.iter_mut() {
         let name = arn.rsplit('/').next().unwrap_or_default().to_string();
         let defaults = json!({"arn": arn, "name": name, "timeoutMinutes": 720, "dateCreated": iso8601(seed_ms), "tags": {}, "distributions": [{"region": region_name}]});
         fill(config, &defaults);

@@ -3,15 +3,35 @@
 //! Requests are routed by the service named in their SigV4 credential scope; each service validates its input like
 //! AWS, keeps state, and encodes replies and errors the way its protocol does, so the SDK yields the same typed
 //! results it would from AWS. Faults can be injected per operation, and every call is logged so tests can assert
-//! which calls happened and which did not.
+//! which calls happened and which did not. It depends on no keeper function and shares no code with them: it is the
+//! judge of their calls, not a party to them.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`server`] | the one HTTP server: routing by SigV4 scope, faults, the call log, the admin API |
+//! | [`wire`] | what every service shares on the wire: the scope, the request, errors, replies, the body type |
+//! | [`validate`] | input checks with each service's validation error |
+//! | [`appstream`] | AppStream image builders in awsJson1_1 and RPC v2 CBOR, with their state machine |
+//! | [`imagebuilder`] | Image Builder distribution configurations, images, lifecycle executions, client tokens |
+//! | [`cloudfront`] | CloudFront public keys and key groups in restXml, with ETags and quotas |
+//! | [`s3`] | S3 objects through the `s3s` crate |
+//! | [`world`] | the account: each service's state per region, seeded and dumped as JSON |
+//! | [`faults`] | injected errors and latency; the call log's entries |
+//! | [`clock`] | now, ISO-8601 dates, how fast timed transitions run |
+//! | [`diff`] | what changed between two dumps, for people |
+//! | [`client`] | the endpoint and credentials an SDK client uses to reach a local server |
+//! | [`testing`] | what tests on the emulator share |
 
 pub mod appstream;
+pub mod client;
+pub mod clock;
 pub mod cloudfront;
 pub mod diff;
 pub mod faults;
 pub mod imagebuilder;
 pub mod s3;
 pub mod server;
+pub mod testing;
 pub mod validate;
 pub mod wire;
 pub mod world;

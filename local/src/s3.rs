@@ -17,8 +17,9 @@ use s3s::dto::{
 };
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+use sha2::{Digest, Sha256};
 
-use crate::server::Body;
+use crate::wire::Body;
 
 /// One stored object.
 #[derive(Debug, Clone)]
@@ -54,7 +55,7 @@ impl Store {
 
     /// Stores an object (creating the bucket), returning its ETag and version id.
     pub fn put(&self, bucket: &str, key: &str, body: Bytes, content_type: Option<String>) -> (String, String) {
-        let etag = shared::trigger::sha256_hex(&body)[..32].to_string();
+        let etag: String = Sha256::digest(&body).iter().take(16).map(|b| format!("{b:02x}")).collect();
         let version_id = uuid::Uuid::new_v4().simple().to_string();
         let stored = Stored {
             body,
@@ -182,10 +183,8 @@ impl S3 for Backend {
 /// The S3 service over `store`, verifying SigV4 with keeper's local credentials.
 pub fn service(store: Arc<Store>) -> S3Service {
     let mut builder = S3ServiceBuilder::new(Backend(store));
-    builder.set_auth(s3s::auth::SimpleAuth::from_single(
-        shared::clients::LOCAL_ACCESS_KEY_ID,
-        shared::clients::LOCAL_SECRET_ACCESS_KEY,
-    ));
+    builder
+        .set_auth(s3s::auth::SimpleAuth::from_single(crate::client::ACCESS_KEY_ID, crate::client::SECRET_ACCESS_KEY));
     builder.build()
 }
 

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -18,12 +17,11 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use crate::clock::now_ms;
 use crate::faults::{Call, FaultRule};
-use crate::wire::{ApiError, ApiRequest, Encoded, sigv4_scope};
-use crate::world::{World, now_ms};
+use crate::wire::{ApiError, ApiRequest, Body, Encoded, sigv4_scope};
+use crate::world::World;
 use crate::{appstream, cloudfront, imagebuilder, s3};
-
-pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// The largest request body accepted (CloudFront and Image Builder bodies are far smaller).
 const MAX_BODY: usize = 10 * 1024 * 1024;
@@ -235,16 +233,18 @@ async fn handle(emulator: Arc<Emulator>, req: Request<Incoming>) -> Response<Bod
     };
     let encoded = match scope.service.as_str() {
         "imagebuilder" => call(&emulator, &request, "imagebuilder", imagebuilder::route, imagebuilder::status_of, |world, op| {
-            let timing = world.timing.clone();
-            let account = world.account_id.clone();
-            let region = world.region(&request.region);
-            imagebuilder::execute(region, &imagebuilder::Call { account: &account, region_name: &request.region, timing: &timing, req: &request }, op)
+            let (timing, account) = (world.timing.clone(), world.account_id.clone());
+            let state = &mut world.region(&request.region).imagebuilder;
+            imagebuilder::execute(state, &imagebuilder::Call { account: &account, region_name: &request.region, timing: &timing, req: &request }, op)
         })
         .map(|r| imagebuilder::encode(r, &request_id)),
         "appstream" => {
             let protocol = appstream::Protocol::of(&request);
-            call(&emulator, &request, "appstream", appstream::route, appstream::status_of, |world, op| appstream::execute(world, &request, op))
-                .map(|r| appstream::encode(protocol, r))
+            call(&emulator, &request, "appstream", appstream::route, appstream::status_of, |world, op| {
+                let (account, transition_ms) = (world.account_id.clone(), world.timing.transition_millis);
+                appstream::execute(&mut world.region(&request.region).image_builders, &account, transition_ms, &request, op)
+            })
+            .map(|r| appstream::encode(protocol, r))
         }
         "cloudfront" => call(&emulator, &request, "cloudfront", cloudfront::route, cloudfront::status_of, |world, op| {
             let now = request.now_ms;

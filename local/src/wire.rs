@@ -4,7 +4,11 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use serde_json::Value;
+
+/// The body of every response the server sends, whichever service (or `s3s`) produced it.
+pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// The service and region named in a request's SigV4 credential scope (`.../<date>/<region>/<service>/aws4_request`).
 #[derive(Debug, Clone, PartialEq, Eq)]

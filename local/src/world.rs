@@ -1,64 +1,69 @@
-//! The emulated account: every resource the services keep, seeded from JSON and dumped as JSON.
+//! The emulated account: every resource the services keep, seeded from JSON and dumped as JSON. The world composes
+//! each service's own state; no service module reads the world.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::appstream::Builder;
+use crate::appstream::{self, Builders};
+use crate::clock::Timing;
 use crate::cloudfront::CloudFront;
 use crate::faults::{FaultRule, Faults};
-use crate::imagebuilder::Execution;
+use crate::imagebuilder::{self, Execution};
 
 fn default_account() -> String {
     "123456789012".into()
 }
 
-/// How fast the emulated account moves; tests make it fast, the demo keeps it visible.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Timing {
-    /// AppStream image builder transitions (PENDING → RUNNING, STOPPING → STOPPED, ...).
-    #[serde(default = "Timing::default_transition")]
-    pub transition_millis: u64,
-    /// Image Builder lifecycle executions (IN_PROGRESS → SUCCESS).
-    #[serde(default = "Timing::default_lifecycle")]
-    pub lifecycle_millis: u64,
-}
-
-impl Timing {
-    fn default_transition() -> u64 {
-        1000
-    }
-    fn default_lifecycle() -> u64 {
-        1000
-    }
-}
-
-impl Default for Timing {
-    fn default() -> Self {
-        Timing { transition_millis: Timing::default_transition(), lifecycle_millis: Timing::default_lifecycle() }
-    }
-}
-
-/// What one region holds.
+/// What one region holds: AppStream's image builders and Image Builder's resources.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(from = "RegionSeed", into = "RegionSeed")]
 pub struct Region {
     /// AppStream image builders by name.
+    pub image_builders: Builders,
+    pub imagebuilder: imagebuilder::State,
+}
+
+/// A region as seeds and dumps write it: one flat object, unknown keys refused.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RegionSeed {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub image_builders: BTreeMap<String, Builder>,
+    image_builders: Builders,
     /// Image Builder distribution configurations by ARN, as GetDistributionConfiguration returns them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub distribution_configurations: BTreeMap<String, Value>,
+    distribution_configurations: BTreeMap<String, Value>,
     /// Image Builder build versions by ARN, as GetImage returns them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub images: BTreeMap<String, Value>,
+    images: BTreeMap<String, Value>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub lifecycle_executions: BTreeMap<String, Execution>,
-    /// Image Builder client tokens: `operation:token` → (request fingerprint, response).
-    #[serde(skip)]
-    pub client_tokens: HashMap<String, (String, Value)>,
+    lifecycle_executions: BTreeMap<String, Execution>,
+}
+
+impl From<RegionSeed> for Region {
+    fn from(seed: RegionSeed) -> Region {
+        Region {
+            image_builders: seed.image_builders,
+            imagebuilder: imagebuilder::State {
+                distribution_configurations: seed.distribution_configurations,
+                images: seed.images,
+                lifecycle_executions: seed.lifecycle_executions,
+                client_tokens: Default::default(),
+            },
+        }
+    }
+}
+
+impl From<Region> for RegionSeed {
+    fn from(region: Region) -> RegionSeed {
+        RegionSeed {
+            image_builders: region.image_builders,
+            distribution_configurations: region.imagebuilder.distribution_configurations,
+            images: region.imagebuilder.images,
+            lifecycle_executions: region.imagebuilder.lifecycle_executions,
+        }
+    }
 }
 
 /// The whole emulated account.
@@ -105,8 +110,8 @@ impl World {
             serde_path_to_error::deserialize(seed).map_err(|e| format!("seed: `{}`: {}", e.path(), e.inner()))?;
         let account = world.account_id.clone();
         for (name, region) in world.regions.iter_mut() {
-            crate::imagebuilder::normalize_seed(&account, name, region, now_ms);
-            crate::appstream::normalize_seed(&account, name, region, now_ms);
+            imagebuilder::normalize_seed(&account, name, &mut region.imagebuilder, now_ms);
+            appstream::normalize_seed(&account, name, &mut region.image_builders, now_ms);
         }
         world.cloudfront.normalize_seed(now_ms);
         Ok(world)
@@ -119,8 +124,8 @@ impl World {
     /// Moves every timed transition that is due (builder states, lifecycle executions) in every region.
     pub fn tick(&mut self, now_ms: i64) {
         for region in self.regions.values_mut() {
-            crate::appstream::tick(region, now_ms);
-            crate::imagebuilder::tick(region, now_ms);
+            appstream::tick(&mut region.image_builders, now_ms);
+            imagebuilder::tick(&mut region.imagebuilder, now_ms);
         }
     }
 
@@ -129,44 +134,30 @@ impl World {
     }
 }
 
-/// `2026-11-21T05:38:52.000Z` for epoch milliseconds (UTC, proleptic Gregorian).
-pub fn iso8601(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn given_epoch_millis_when_formatted_then_iso8601_utc() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso8601(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(iso8601(1_795_239_532_000), "2026-11-21T05:38:52.000Z");
-    }
 
     #[test]
     fn given_seed_with_misspelt_key_when_loaded_then_error_names_the_path() {
         let err = World::from_seed(serde_json::json!({"regions": {"us-east-1": {"imageBuilder": {}}}}), 0).unwrap_err();
         assert!(err.contains("regions.us-east-1"), "{err}");
         assert!(err.contains("imageBuilder"), "{err}");
+    }
+
+    #[test]
+    fn given_a_seeded_region_when_dumped_then_the_same_flat_shape_comes_back() {
+        let seed = serde_json::json!({"regions": {"us-east-1": {
+            "imageBuilders": {"b1": {"State": "STOPPED"}},
+            "images": {"arn:aws:imagebuilder:us-east-1:123456789012:image/web/1.0.0/1": {}},
+        }}});
+        let world = World::from_seed(seed, 0).unwrap();
+        let region = &world.regions["us-east-1"];
+        assert_eq!(region.image_builders["b1"].state(), "STOPPED");
+        assert_eq!(region.imagebuilder.images.len(), 1);
+        let dumped = serde_json::to_value(&world).unwrap();
+        let again = World::from_seed(dumped.clone(), 0).unwrap();
+        assert_eq!(again.regions, world.regions);
+        assert!(dumped["regions"]["us-east-1"]["images"].is_object(), "{dumped}");
     }
 }

@@ -30,19 +30,12 @@ impl Wire {
     }
 }
 
-fn build(config: &aws_types::SdkConfig, wire: Wire, keeper_retries: Option<&shared::config::Settings>) -> Client {
-    let mut builder = aws_sdk_appstream::config::Builder::from(config);
+async fn client(running: &local::Running, wire: Wire) -> Client {
+    let mut builder = aws_sdk_appstream::config::Builder::from(&sdk(running, "us-east-1").await);
     if wire == Wire::Json {
         builder = builder.protocol(AwsJsonRpcProtocol::aws_json_1_1());
     }
-    if let Some(settings) = keeper_retries {
-        builder = builder.retry_classifier(shared::retry::KeeperRetryClassifier::new(settings));
-    }
     Client::from_conf(builder.build())
-}
-
-async fn client(running: &local::Running, wire: Wire) -> Client {
-    build(&sdk(running, "us-east-1").await, wire, None)
 }
 
 /// Every call went over `wire`.
@@ -99,7 +92,7 @@ async fn created_builder_round_trips(wire: Wire) {
     assert_eq!(created.enable_default_internet_access, Some(false));
     assert_eq!(created.appstream_agent_version.as_deref(), Some("1.1.1300"));
     let created_secs = created.created_time.unwrap().secs();
-    let now = local::world::now_ms() / 1000;
+    let now = local::clock::now_ms() / 1000;
     assert!((now - created_secs).abs() <= 5, "CreatedTime {created_secs} is now ({now})");
     let tags = client
         .list_tags_for_resource()
@@ -251,44 +244,6 @@ async fn tags_and_validation(wire: Wire) {
     assert_wire(&running, wire);
 }
 
-async fn injected_contention_is_retried_by_keeper_and_quota_is_not(wire: Wire) {
-    // GIVEN two ConcurrentModificationExceptions for b1's start, and a LimitExceededException for tagging
-    let running = emulator(seed(json!({"b1": {"State": "STOPPED"}}), 1000)).await;
-    let fault = |operation: &str, error: &str, count: u32| local::FaultRule {
-        service: Some("appstream".into()),
-        operation: operation.into(),
-        when: [("Name".to_string(), "b1".to_string())]
-            .into_iter()
-            .filter(|_| operation == "StartImageBuilder")
-            .collect(),
-        error: Some(error.into()),
-        status: None,
-        message: None,
-        probability: None,
-        count: Some(count),
-        latency_ms: None,
-    };
-    running.emulator.add_fault(fault("StartImageBuilder", "ConcurrentModificationException", 2));
-    running.emulator.add_fault(fault("TagResource", "LimitExceededException", 5));
-    let settings = settings(5);
-    let keeper = build(&sdk_with(&running, "us-east-1", 5).await, wire, Some(&settings));
-    // WHEN keeper's client starts it THEN it retries through the contention and the builder starts
-    keeper.start_image_builder().name("b1").send().await.expect("started after two contention errors");
-    let outcomes: Vec<String> = calls_of(&running, "StartImageBuilder").into_iter().map(|c| c.outcome).collect();
-    assert_eq!(outcomes, vec!["ConcurrentModificationException", "ConcurrentModificationException", "ok"]);
-    // WHEN it tags against an exhausted quota THEN exactly one call: a quota is not retried
-    let err = keeper
-        .tag_resource()
-        .resource_arn("arn:aws:appstream:us-east-1:123456789012:image-builder/b1")
-        .tags("a", "b")
-        .send()
-        .await
-        .unwrap_err();
-    assert!(matches!(err.into_service_error(), TagResourceError::LimitExceededException(_)));
-    assert_eq!(calls_of(&running, "TagResource").len(), 1);
-    assert_wire(&running, wire);
-}
-
 macro_rules! both_protocols {
     ($($case:ident),* $(,)?) => {
         mod rpcv2_cbor {
@@ -305,5 +260,4 @@ both_protocols!(
     state_machine_moves_on_a_timer,
     describe_pages_through_many_builders,
     tags_and_validation,
-    injected_contention_is_retried_by_keeper_and_quota_is_not,
 );

@@ -55,7 +55,7 @@ async fn given_wrong_secret_when_calling_s3_then_signature_refused() {
     let config = aws_sdk_s3::config::Builder::from(&sdk(&running, "us-east-1").await)
         .force_path_style(true)
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            shared::clients::LOCAL_ACCESS_KEY_ID,
+            local::client::ACCESS_KEY_ID,
             "wrong",
             None,
             None,
@@ -140,11 +140,11 @@ fn given_demo_account_seed_when_loaded_then_every_service_has_state() {
     let world = local::World::from_seed(seed, 0).expect("the demo seed is valid");
     assert!(world.regions["us-east-1"].image_builders.len() >= 5);
     assert!(!world.regions["eu-west-1"].image_builders.is_empty());
-    assert!(!world.regions["us-east-1"].distribution_configurations.is_empty());
-    assert!(world.regions["us-east-1"].images.len() >= 6);
+    assert!(!world.regions["us-east-1"].imagebuilder.distribution_configurations.is_empty());
+    assert!(world.regions["us-east-1"].imagebuilder.images.len() >= 6);
     assert_eq!(world.cloudfront.key_groups.len(), 1);
     for key in world.cloudfront.public_keys.values() {
-        shared::public_key::inspect(&key.encoded_key).expect("demo keys are keys CloudFront accepts");
+        local::cloudfront::accepted_key(&key.encoded_key).expect("demo keys are keys CloudFront accepts");
     }
     assert_eq!(world.s3.len(), 2);
 }

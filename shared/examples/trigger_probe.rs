@@ -1,12 +1,12 @@
-//! A minimal keeper Lambda on the shared pipeline: it parses the trigger, takes the event guard and reports what it
+//! A minimal keeper function on the shared host: it parses the trigger, takes the event guard and reports what it
 //! read, changing nothing. Used to measure the release profile (bootstrap size, cold start) and to see how keeper
 //! reads an event source before trusting a real function with it.
 
-use lambda_runtime::{LambdaEvent, service_fn};
+use aws_types::SdkConfig;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use shared::config::{Lookup, Settings};
-use shared::invocation::{Context, Runtime, deadline_of};
+use shared::config::{ConfigError, Lookup, Settings};
+use shared::host::{Context, Function, Host};
 use shared::report::{Action, Outcome, Report};
 use shared::trigger::{Request, SnsMessage, Trigger};
 
@@ -20,49 +20,57 @@ impl Request for AnyRequest {
     }
 }
 
-async fn describe(trigger: Trigger<AnyRequest>, ctx: Context) -> Result<Report, std::convert::Infallible> {
-    let mut report = Report::new(ctx.function, ctx.event_id, true);
-    let mut seen = |target: String, detail: String| report.push(Action::new(target, "read", Outcome::Skipped, detail));
-    match trigger {
-        Trigger::Schedule(s) => {
-            seen(s.resources.join(","), format!("schedule at {:?}, request: {}", s.time, s.request.is_some()))
-        }
-        Trigger::Sns(records) => records.into_iter().for_each(|r| {
-            let kind = match r.message {
-                SnsMessage::Request(_) => "request",
-                SnsMessage::Notification(_) => "notification",
-            };
-            seen(r.topic_arn, format!("SNS {kind} {}", r.message_id))
-        }),
-        Trigger::S3(objects) => {
-            objects.into_iter().for_each(|o| seen(format!("s3://{}/{}", o.bucket, o.key), o.event_name))
-        }
-        Trigger::Event(n) => seen(n.source, n.detail_type),
-        Trigger::Manual(m) => seen("manual".into(), format!("{} field(s)", m.request.0.len())),
+struct TriggerProbe;
+
+impl Function for TriggerProbe {
+    const NAME: &'static str = "trigger-probe";
+    type Request = AnyRequest;
+    type Settings = ();
+    type Error = std::convert::Infallible;
+
+    fn settings(_lookup: &Lookup<'_>) -> Result<(), ConfigError> {
+        Ok(())
     }
-    Ok(report)
+
+    fn new(_sdk_config: &SdkConfig, _shared: &Settings, _settings: ()) -> Self {
+        TriggerProbe
+    }
+
+    async fn run(&self, trigger: Trigger<AnyRequest>, _ctx: &Context, report: &mut Report) -> Result<(), Self::Error> {
+        let mut seen =
+            |target: String, detail: String| report.push(Action::new(target, "read", Outcome::Skipped, detail));
+        match trigger {
+            Trigger::Schedule(s) => {
+                seen(s.resources.join(","), format!("schedule at {:?}, request: {}", s.time, s.request.is_some()))
+            }
+            Trigger::Sns(records) => records.into_iter().for_each(|r| {
+                let kind = match r.message {
+                    SnsMessage::Request(_) => "request",
+                    SnsMessage::Notification(_) => "notification",
+                };
+                seen(r.topic_arn, format!("SNS {kind} {}", r.message_id))
+            }),
+            Trigger::S3(objects) => {
+                objects.into_iter().for_each(|o| seen(format!("s3://{}/{}", o.bucket, o.key), o.event_name))
+            }
+            Trigger::Event(n) => seen(n.source, n.detail_type),
+            Trigger::Manual(m) => seen("manual".into(), format!("{} field(s)", m.request.0.len())),
+        }
+        Ok(())
+    }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    // `trigger_probe EVENT.json`: one event, in process, the report on stdout. Without an argument: a Lambda.
+    let Some(path) = std::env::args().nth(1) else { return shared::host::serve::<TriggerProbe>().await };
     let lookup = Lookup::env();
     shared::telemetry::init(&lookup);
-    let settings = Settings::from_lookup(&lookup)?;
-    let sdk_config = shared::clients::sdk_config(&settings).await;
-    let runtime = Runtime::from_settings("trigger-probe", settings, &sdk_config);
-    let runtime = &runtime;
-    // `trigger_probe EVENT.json`: one event, in process, the report on stdout. Without an argument: a Lambda.
-    if let Some(path) = std::env::args().nth(1) {
-        let payload: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
-        let answer = runtime.handle(payload, None, describe).await;
-        match answer {
-            Ok(report) => println!("{}", serde_json::to_string_pretty(&report)?),
-            Err(diagnostic) => println!("{}: {}", diagnostic.error_type, diagnostic.error_message),
-        }
-        return Ok(());
+    let host = Host::<TriggerProbe>::from_lookup(&lookup).await?;
+    let payload: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    match host.handle(payload, None).await {
+        Ok(report) => println!("{}", serde_json::to_string_pretty(&report)?),
+        Err(diagnostic) => println!("{}: {}", diagnostic.error_type, diagnostic.error_message),
     }
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        runtime.handle(event.payload, deadline_of(&event.context), describe).await
-    }))
-    .await
+    Ok(())
 }

@@ -1,13 +1,13 @@
 //! Builds the AWS SDK configuration once per process and every service client from it, with keeper's retry setup.
 //!
 //! Endpoints follow the SDK's own rules, so `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` point a function at the
-//! emulator or at moto without a code path of its own.
+//! emulator or at moto without a code path of its own; the credentials and endpoint of a local emulator are the
+//! emulator's business (`local::client`), not production code's.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use aws_config::BehaviorVersion;
-use aws_credential_types::Credentials;
 use aws_types::SdkConfig;
 use aws_types::region::Region;
 
@@ -17,28 +17,6 @@ use crate::retry::retry_config;
 /// Loads the AWS configuration from the Lambda environment (region, credentials, endpoint overrides).
 pub async fn sdk_config(settings: &Settings) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config(settings)).load().await
-}
-
-/// The credentials of everything local: the emulator verifies S3 signatures with them, and tests sign with them.
-pub const LOCAL_ACCESS_KEY_ID: &str = "AKIDKEEPERLOCAL";
-pub const LOCAL_SECRET_ACCESS_KEY: &str = "keeper-local-secret";
-
-/// A configuration for the emulator or moto on this machine: fixed region, dummy static credentials, one endpoint.
-/// Nothing is looked up in the environment, so a test can never reach AWS by accident.
-pub async fn local_sdk_config(endpoint_url: &str, region: &str, settings: &Settings) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(region.to_string()))
-        .endpoint_url(endpoint_url)
-        .credentials_provider(Credentials::new(
-            LOCAL_ACCESS_KEY_ID,
-            LOCAL_SECRET_ACCESS_KEY,
-            None,
-            None,
-            "keeper-local",
-        ))
-        .retry_config(retry_config(settings))
-        .load()
-        .await
 }
 
 /// A service client with keeper's retry classifier, from any SDK crate:
@@ -96,9 +74,9 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn given_regions_when_clients_are_asked_for_then_one_is_built_per_region_with_that_region() {
-        let sdk = local_sdk_config("http://127.0.0.1:9", "us-east-1", &Settings::default()).await;
+    #[test]
+    fn given_regions_when_clients_are_asked_for_then_one_is_built_per_region_with_that_region() {
+        let sdk = SdkConfig::builder().region(Region::new("us-east-1")).build();
         let built = Arc::new(AtomicU32::new(0));
         let counter = built.clone();
         let clients = PerRegion::new(&sdk, move |c| {

@@ -1,40 +1,31 @@
-//! The error a function's pipeline ends with: bad input (before any call), a failed AWS call, or a run whose every
-//! target was reported but some failed for reasons that may pass.
+//! The one failure every function shares: a request or event that breaks a rule, named by its field. Everything else
+//! a function can fail with is its own error enum, so that classifying it is a `match`.
 
-use crate::aws_error::AwsFailure;
-use crate::report::{Classify, ErrorType, Incomplete};
+use crate::report::{Classify, ErrorType};
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("invalid request: `{field}` {rule}")]
-    InvalidInput { field: String, rule: String },
-    #[error("{target}: {failure}")]
-    Aws { target: String, failure: AwsFailure },
-    /// A valid request that cannot be carried out now, with its own stable type (e.g. a quota it would exceed).
-    #[error("{reason}")]
-    Refused { error_type: ErrorType, reason: String },
-    #[error(transparent)]
-    Incomplete(#[from] Incomplete),
+/// A request, event or uploaded document that breaks a rule: `Permanent.InvalidInput`, raised before any mutating
+/// call, naming the field and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid request: `{field}` {rule}")]
+pub struct InvalidInput {
+    pub field: String,
+    pub rule: String,
 }
 
-impl Error {
-    pub fn invalid(field: impl Into<String>, rule: impl Into<String>) -> Error {
-        Error::InvalidInput { field: field.into(), rule: rule.into() }
+impl InvalidInput {
+    pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        InvalidInput { field: field.into(), rule: rule.into() }
     }
 
-    pub fn aws(target: &str, failure: AwsFailure) -> Error {
-        Error::Aws { target: target.to_string(), failure }
+    /// An input kind the function does not take (an S3 upload sent to a function that only takes requests, ...).
+    pub fn not_a_trigger(kind: &str, function: &str) -> Self {
+        InvalidInput::new("event", format!("{kind} is not a trigger of {function}"))
     }
 }
 
-impl Classify for Error {
+impl Classify for InvalidInput {
     fn error_type(&self) -> ErrorType {
-        match self {
-            Error::InvalidInput { .. } => ErrorType::INVALID_INPUT,
-            Error::Aws { failure, .. } => failure.error_type,
-            Error::Refused { error_type, .. } => *error_type,
-            Error::Incomplete(incomplete) => incomplete.error_type(),
-        }
+        ErrorType::INVALID_INPUT
     }
 }
 
@@ -43,17 +34,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn given_each_kind_when_classified_then_its_stable_type() {
-        assert_eq!(Error::invalid("names[0]", "is empty").error_type(), ErrorType::INVALID_INPUT);
-        assert_eq!(Error::invalid("names[0]", "is empty").to_string(), "invalid request: `names[0]` is empty");
-        let failure = AwsFailure {
-            operation: "GetImage",
-            code: Some("ThrottlingException".into()),
-            message: "slow".into(),
-            error_type: ErrorType::THROTTLED,
-        };
-        let aws = Error::aws("us-east-1/b1", failure);
-        assert_eq!(aws.error_type(), ErrorType::THROTTLED);
-        assert_eq!(aws.to_string(), "us-east-1/b1: GetImage failed: ThrottlingException: slow");
+    fn given_a_broken_rule_when_rendered_then_field_and_rule_and_a_permanent_type() {
+        let e = InvalidInput::new("names[0]", "is empty");
+        assert_eq!(e.to_string(), "invalid request: `names[0]` is empty");
+        assert_eq!(e.error_type(), ErrorType::INVALID_INPUT);
+        let e = InvalidInput::not_a_trigger("an S3 upload", "start-idle-image-builders");
+        assert_eq!(
+            e.to_string(),
+            "invalid request: `event` an S3 upload is not a trigger of start-idle-image-builders"
+        );
     }
 }

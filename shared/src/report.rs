@@ -196,6 +196,8 @@ impl ErrorType {
     pub const ACCESS_DENIED: ErrorType = ErrorType::permanent("AccessDenied");
     pub const IDEMPOTENCY_KEY_REUSED: ErrorType = ErrorType::permanent("IdempotencyKeyReused");
     pub const REJECTED: ErrorType = ErrorType::permanent("Rejected");
+    /// A fault in keeper itself (a request it could not build): retrying runs the same code again.
+    pub const INTERNAL: ErrorType = ErrorType::permanent("Internal");
     pub const THROTTLED: ErrorType = ErrorType::retryable("Throttled");
     pub const CONFLICT: ErrorType = ErrorType::retryable("Conflict");
     pub const IN_PROGRESS: ErrorType = ErrorType::retryable("InProgress");

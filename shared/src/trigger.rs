@@ -30,6 +30,9 @@ pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 pub const REQUEST_ID_KEY: &str = "requestId";
 /// The key of the EventBridge Scheduler metadata block; stripped before parsing.
 pub const SCHEDULER_KEY: &str = "scheduler";
+/// The key with which any request asks for a dry run. Read here, for every function alike, so that no function can
+/// forget it; left in the request, whose type still declares and type-checks it.
+pub const DRY_RUN_KEY: &str = "dryRun";
 
 const ACCEPTED_SHAPES: &str = "an SNS event (Records[].EventSource = aws:sns), an S3 event notification \
 (Records[].eventSource = aws:s3), an EventBridge Scheduled Event (source aws.events), an EventBridge S3 Object Created \
@@ -86,6 +89,8 @@ pub struct Schedule<R> {
     /// The rule or schedule ARN(s), for the log.
     pub resources: Vec<String>,
     pub request: Option<R>,
+    /// The Scheduler input has `"dryRun": true`.
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +100,8 @@ pub struct SnsRecord<R> {
     pub subject: Option<String>,
     pub timestamp: String,
     pub message: SnsMessage<R>,
+    /// The message is a request with `"dryRun": true`.
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -135,6 +142,33 @@ pub struct Notification {
 pub struct Manual<R> {
     pub event_id: String,
     pub request: R,
+    /// The request has `"dryRun": true`.
+    pub dry_run: bool,
+}
+
+/// One unit of work a trigger carries, whatever envelope it came in: what a function's pipeline matches on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input<R> {
+    /// A request sent by hand or in an SNS message.
+    Request(R),
+    /// A schedule firing: an EventBridge rule (no request) or EventBridge Scheduler (its input).
+    Schedule(Option<R>),
+    /// An AWS notification the function recognised: an SNS message body or a whole EventBridge event.
+    Notification(Value),
+    /// An object an S3 notification names.
+    Object(S3Object),
+}
+
+impl<R> Input<R> {
+    /// What it is, for an error that refuses it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Input::Request(_) => "a request",
+            Input::Schedule(_) => "a schedule",
+            Input::Notification(_) => "an AWS notification",
+            Input::Object(_) => "an S3 upload",
+        }
+    }
 }
 
 impl<R> Trigger<R> {
@@ -155,6 +189,34 @@ impl<R> Trigger<R> {
             Trigger::S3(objects) => combined("s3", objects.iter().map(|o| o.event_id.as_str())),
             Trigger::Event(n) => n.event_id.clone(),
             Trigger::Manual(m) => m.event_id.clone(),
+        }
+    }
+
+    /// Whether any request in the trigger asks for a dry run (`"dryRun": true`). A request can turn dry run on,
+    /// never off: the host ORs this with `DRY_RUN` once per invocation.
+    pub fn asks_for_dry_run(&self) -> bool {
+        match self {
+            Trigger::Schedule(s) => s.dry_run,
+            Trigger::Sns(records) => records.iter().any(|r| r.dry_run),
+            Trigger::Manual(m) => m.dry_run,
+            Trigger::S3(_) | Trigger::Event(_) => false,
+        }
+    }
+
+    /// The units of work, in delivery order, without their envelopes.
+    pub fn into_inputs(self) -> Vec<Input<R>> {
+        match self {
+            Trigger::Schedule(s) => vec![Input::Schedule(s.request)],
+            Trigger::Sns(records) => records
+                .into_iter()
+                .map(|r| match r.message {
+                    SnsMessage::Request(request) => Input::Request(request),
+                    SnsMessage::Notification(document) => Input::Notification(document),
+                })
+                .collect(),
+            Trigger::S3(objects) => objects.into_iter().map(Input::Object).collect(),
+            Trigger::Event(n) => vec![Input::Notification(n.document)],
+            Trigger::Manual(m) => vec![Input::Request(m.request)],
         }
     }
 
@@ -251,6 +313,7 @@ fn parse_sns<R: Request>(whole: Value) -> Result<Trigger<R>, TriggerError> {
             path: ".".into(),
             message: format!("the SNS message is not JSON: {e}"),
         })?;
+        let dry_run = asks_for_dry_run(&document);
         let message = if R::is_notification(&document) {
             SnsMessage::Notification(document)
         } else {
@@ -269,6 +332,7 @@ fn parse_sns<R: Request>(whole: Value) -> Result<Trigger<R>, TriggerError> {
             topic_arn: sns.topic_arn,
             subject: sns.subject,
             timestamp: sns.timestamp.to_rfc3339(),
+            dry_run: dry_run && matches!(message, SnsMessage::Request(_)),
             message,
         });
     }
@@ -379,6 +443,7 @@ fn parse_eventbridge<R: Request>(whole: Value) -> Result<Trigger<R>, TriggerErro
             time,
             resources: event.resources.unwrap_or_default(),
             request: None,
+            dry_run: false,
         })),
         ("aws.s3", "Object Created") => {
             let detail: S3EventBridgeDetail = envelope("EventBridge S3 event", event.detail)?;
@@ -436,23 +501,27 @@ fn parse_scheduler<R: Request>(mut object: Map<String, Value>) -> Result<Trigger
                 .into(),
         });
     }
+    let dry_run = asks_for_dry_run(&Value::Object(object.clone()));
     let (_, request) = request_from(object, "EventBridge Scheduler input")?;
     Ok(Trigger::Schedule(Schedule {
         event_id: format!("scheduler:{}", block.execution_id),
         time: block.scheduled_time,
         resources: block.schedule_arn.into_iter().collect(),
         request: Some(request),
+        dry_run,
     }))
 }
 
 fn parse_manual<R: Request>(object: Map<String, Value>) -> Result<Trigger<R>, TriggerError> {
-    let canonical_hash = sha256_hex(canonical_json(&Value::Object(object.clone())).as_bytes());
+    let whole = Value::Object(object.clone());
+    let canonical_hash = sha256_hex(canonical_json(&whole).as_bytes());
+    let dry_run = asks_for_dry_run(&whole);
     let (request_id, request) = request_from(object, "request")?;
     let event_id = match request_id {
         Some(id) => format!("manual:{id}"),
         None => format!("manual-{canonical_hash}"),
     };
-    Ok(Trigger::Manual(Manual { event_id, request }))
+    Ok(Trigger::Manual(Manual { event_id, request, dry_run }))
 }
 
 /// Splits off the optional `requestId` and parses the rest as the function's request, naming the failing field.
@@ -478,6 +547,12 @@ fn request_from<R: Request>(
             message: e.inner().to_string(),
         })?;
     Ok((request_id, request))
+}
+
+/// `"dryRun": true` in a request document; anything else (absent, false, not a boolean) asks for no dry run, and the
+/// request's own type refuses a value that is not a boolean.
+fn asks_for_dry_run(document: &Value) -> bool {
+    document.get(DRY_RUN_KEY) == Some(&Value::Bool(true))
 }
 
 fn json_kind(value: &Value) -> &'static str {

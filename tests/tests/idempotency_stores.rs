@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-use keeper_tests::moto::Moto;
 use serde_json::json;
 use shared::config::Settings;
 use shared::idempotency::{
     DynamoDbStore, GuardError, Idempotency, IdempotencyStore, Lock, MemoryStore, Now, Record, Status,
 };
 use shared::report::{Action, Classify, ErrorType, Outcome, Report};
+use testbed::moto::Moto;
 
 #[derive(Debug, thiserror::Error)]
 #[error("handler failed")]
@@ -39,7 +39,7 @@ async fn memory() -> Fixture {
 async fn dynamodb() -> Fixture {
     let moto = tokio::task::spawn_blocking(Moto::start).await.expect("moto start");
     let settings = Settings { retry_initial_backoff: Duration::from_millis(5), ..Settings::default() };
-    let sdk = shared::clients::local_sdk_config(&moto.url, "us-east-1", &settings).await;
+    let sdk = local::client::sdk_config(&moto.url, "us-east-1", shared::retry::retry_config(&settings)).await;
     let client = shared::clients::dynamodb(&sdk, &settings);
     client
         .create_table()

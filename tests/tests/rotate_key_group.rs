@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use keeper_tests::emulator::{calls, fast_settings, sdk_config, start};
-use rotate_key_group::Deps;
-use rotate_key_group::config::Config;
+use rotate_key_group::RotateKeyGroup;
 use serde_json::{Value, json};
 use shared::config::Lookup;
+use shared::host::Host;
 use shared::idempotency::MemoryStore;
 use shared::report::Outcome;
+use testbed::emulator::{calls, fast_settings, sdk_config, start};
 
 const GROUP: &str = "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f";
 const BUCKET: &str = "keeper-keys-123456789012";
@@ -18,7 +18,7 @@ fn pem(name: &str) -> String {
 }
 
 fn hours_ago(hours: i64) -> String {
-    local::world::iso8601(local::world::now_ms() - hours * 3_600_000)
+    local::clock::iso8601(local::clock::now_ms() - hours * 3_600_000)
 }
 
 fn seed(items: &[&str], uploads: &[(&str, &str)]) -> Value {
@@ -36,13 +36,12 @@ fn seed(items: &[&str], uploads: &[(&str, &str)]) -> Value {
     })
 }
 
-async fn function(running: &local::Running, extra: &[(&str, &str)]) -> Deps {
+async fn function(running: &local::Running, extra: &[(&str, &str)]) -> Host<RotateKeyGroup> {
     let mut pairs =
         vec![("MAX_ATTEMPTS", "5"), ("RETRY_INITIAL_BACKOFF_MS", "1"), ("MAX_KEYS", "2"), ("GRACE_HOURS", "24")];
     pairs.extend_from_slice(extra);
-    let config = Config::from_lookup(&Lookup::from_pairs(&pairs)).expect("valid settings");
     let sdk = sdk_config(running, "us-east-1", &fast_settings(5)).await;
-    Deps::with_store(&sdk, config, Arc::new(MemoryStore::default()))
+    Host::with_store(&sdk, &Lookup::from_pairs(&pairs), Arc::new(MemoryStore::default())).expect("valid settings")
 }
 
 fn upload(key: &str, version: &str) -> Value {
@@ -67,7 +66,7 @@ async fn given_a_pem_upload_when_handled_then_the_new_key_joins_and_the_oldest_p
     let key = format!("keys/{GROUP}/site 2026-11.pem");
     let running = start(seed(&["K1OLD", "K2MID"], &[(&key, "rsa-2048-second.pem")])).await;
     let deps = function(&running, &[("DELETE_RETIRED_KEYS", "true")]).await;
-    let report = deps.run(upload(&key.replace(' ', "+"), "v1"), None).await.expect("a report");
+    let report = deps.handle(upload(&key.replace(' ', "+"), "v1"), None).await.expect("a report");
     let group = items(&running);
     assert_eq!(group.len(), 2);
     assert_eq!(group[0], "K2MID");
@@ -96,10 +95,10 @@ async fn given_the_same_upload_twice_when_handled_then_one_public_key_is_created
     let key = format!("keys/{GROUP}/site-2026-11.pem");
     let running = start(seed(&["K1OLD", "K2MID"], &[(&key, "rsa-2048-second.pem")])).await;
     let deps = function(&running, &[]).await;
-    deps.run(upload(&key, "v1"), None).await.unwrap();
-    assert!(deps.run(upload(&key, "v1"), None).await.unwrap().replayed);
+    deps.handle(upload(&key, "v1"), None).await.unwrap();
+    assert!(deps.handle(upload(&key, "v1"), None).await.unwrap().replayed);
     // Another instance: the same CallerReference gets the same key back, and the group already has it.
-    let again = function(&running, &[]).await.run(upload(&key, "v1"), None).await.unwrap();
+    let again = function(&running, &[]).await.handle(upload(&key, "v1"), None).await.unwrap();
     assert_eq!(again.actions.last().map(|a| a.detail.as_str()), Some("already as desired"));
     assert_eq!(running.emulator.world().cloudfront.public_keys.len(), 3);
 }
@@ -120,7 +119,7 @@ async fn given_a_concurrent_edit_on_the_first_update_when_rotating_then_it_rerea
     });
     let deps = function(&running, &[]).await;
     let report = deps
-        .run(json!({"keyGroupId": GROUP, "addPublicKeyPem": pem("rsa-2048-second.pem")}), None)
+        .handle(json!({"keyGroupId": GROUP, "addPublicKeyPem": pem("rsa-2048-second.pem")}), None)
         .await
         .expect("converges");
     let outcomes: Vec<String> = calls(&running, "UpdateKeyGroup").into_iter().map(|c| c.outcome).collect();
@@ -134,7 +133,7 @@ async fn given_a_concurrent_edit_on_the_first_update_when_rotating_then_it_rerea
 async fn given_eight_concurrent_rotations_of_one_group_when_they_race_then_no_update_is_lost() {
     let running = start(seed(&["K1OLD"], &[])).await;
     let deps = function(&running, &[("MAX_KEYS", "5"), ("GRACE_HOURS", "0")]).await;
-    let runs = (0..8).map(|i| deps.run(json!({"requestId": format!("add-{i}"), "keyGroupId": GROUP, "addPublicKeyPem": pem("rsa-2048-second.pem")}), None));
+    let runs = (0..8).map(|i| deps.handle(json!({"requestId": format!("add-{i}"), "keyGroupId": GROUP, "addPublicKeyPem": pem("rsa-2048-second.pem")}), None));
     let results = futures_util::future::join_all(runs).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     let group = items(&running);
@@ -166,7 +165,7 @@ async fn given_dry_run_when_rotating_then_the_plan_is_reported_and_nothing_chang
     let running = start(seed(&["K1OLD", "K2MID"], &[])).await;
     let deps = function(&running, &[]).await;
     let report = deps
-        .run(json!({"keyGroupId": GROUP, "addPublicKeyPem": pem("ec-p256.pem"), "dryRun": true}), None)
+        .handle(json!({"keyGroupId": GROUP, "addPublicKeyPem": pem("ec-p256.pem"), "dryRun": true}), None)
         .await
         .unwrap();
     assert!(report.dry_run);
@@ -180,7 +179,7 @@ async fn given_a_key_cloudfront_refuses_when_uploaded_then_a_clear_error_and_no_
     let key = format!("keys/{GROUP}/weak.pem");
     let running = start(seed(&["K1OLD", "K2MID"], &[(&key, "rsa-1024.pem")])).await;
     let deps = function(&running, &[]).await;
-    let report = deps.run(upload(&key, "v1"), None).await.expect("an event source gets a report");
+    let report = deps.handle(upload(&key, "v1"), None).await.expect("an event source gets a report");
     let failure = report.error.expect("the failure is in the report");
     assert_eq!(failure.error_type, "Permanent.InvalidInput");
     assert!(failure.error_message.contains("an RSA 1024-bit key"), "{}", failure.error_message);
@@ -192,7 +191,7 @@ async fn given_five_young_keys_when_adding_a_sixth_then_quota_refusal_and_no_key
     let running = start(seed(&["K1OLD"], &[])).await;
     let deps = function(&running, &[("MAX_KEYS", "5"), ("GRACE_HOURS", "1000")]).await;
     for i in 0..4 {
-        deps.run(
+        deps.handle(
             json!({"requestId": format!("fill-{i}"), "keyGroupId": GROUP, "addPublicKeyPem": pem("ec-p256.pem")}),
             None,
         )
@@ -201,7 +200,8 @@ async fn given_five_young_keys_when_adding_a_sixth_then_quota_refusal_and_no_key
     }
     assert_eq!(items(&running).len(), 5);
     let before = mutating(&running);
-    let diag = deps.run(json!({"keyGroupId": GROUP, "addPublicKeyPem": pem("ec-p256.pem")}), None).await.unwrap_err();
+    let diag =
+        deps.handle(json!({"keyGroupId": GROUP, "addPublicKeyPem": pem("ec-p256.pem")}), None).await.unwrap_err();
     assert_eq!(diag.error_type, "Permanent.QuotaWouldBeExceeded");
     assert!(diag.error_message.contains("next key becomes retirable at"), "{}", diag.error_message);
     assert_eq!(mutating(&running), before, "no key was created for a rotation that cannot happen");

@@ -4,23 +4,22 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use keeper_tests::emulator::{called_with, calls, fast_settings, sdk_config, start};
 use serde_json::{Value, json};
 use shared::config::Lookup;
+use shared::host::Host;
 use shared::idempotency::MemoryStore;
 use shared::report::{Outcome, Report};
-use start_idle_image_builders::Deps;
-use start_idle_image_builders::config::Config;
+use start_idle_image_builders::StartIdleImageBuilders;
+use testbed::emulator::{called_with, calls, fast_settings, sdk_config, start};
 
 /// The function wired to the emulator: fast retries (`max_attempts`), fast polling, a memory guard.
-async fn function(running: &local::Running, max_attempts: u32, extra: &[(&str, &str)]) -> Deps {
+async fn function(running: &local::Running, max_attempts: u32, extra: &[(&str, &str)]) -> Host<StartIdleImageBuilders> {
     let attempts = max_attempts.to_string();
     let mut pairs =
         vec![("MAX_ATTEMPTS", attempts.as_str()), ("RETRY_INITIAL_BACKOFF_MS", "1"), ("POLL_INTERVAL_MS", "20")];
     pairs.extend_from_slice(extra);
-    let config = Config::from_lookup(&Lookup::from_pairs(&pairs)).expect("valid settings");
     let sdk = sdk_config(running, "us-east-1", &fast_settings(max_attempts)).await;
-    Deps::with_store(&sdk, config, Arc::new(MemoryStore::default()))
+    Host::with_store(&sdk, &Lookup::from_pairs(&pairs), Arc::new(MemoryStore::default())).expect("valid settings")
 }
 
 /// A seeded builder: name, state, tags.
@@ -69,7 +68,7 @@ async fn given_mixed_states_in_two_regions_when_started_then_exactly_the_stopped
     // WHEN the function is asked to start the team builders in both regions with the latest agent
     let payload =
         json!({"namePrefix": "team-", "regions": ["us-east-1", "eu-west-1"], "appstreamAgentVersion": "[LATEST]"});
-    let report = deps.run(payload, None).await.expect("a report");
+    let report = deps.handle(payload, None).await.expect("a report");
     // THEN exactly team-a and team-e were started, each with the agent version, and nothing else was touched
     let starts = calls(&running, "StartImageBuilder");
     let mut started: Vec<(String, String)> =
@@ -116,7 +115,7 @@ async fn given_120_builders_when_started_then_every_page_is_read_and_every_build
     )
     .await;
     let deps = function(&running, 3, &[("MAX_CONCURRENCY", "16")]).await;
-    let report = deps.run(json!({}), None).await.unwrap();
+    let report = deps.handle(json!({}), None).await.unwrap();
     assert_eq!(report.count(Outcome::Applied), 120);
     assert_eq!(called_with(&running, "StartImageBuilder", "Name"), many);
     assert_eq!(calls(&running, "DescribeImageBuilders").len(), 5, "120 builders are five pages of 25");
@@ -124,13 +123,13 @@ async fn given_120_builders_when_started_then_every_page_is_read_and_every_build
 
 #[tokio::test]
 async fn given_stopping_builder_when_started_then_it_is_started_once_it_has_stopped() {
-    let stops_at = local::world::now_ms() + 300;
+    let stops_at = local::clock::now_ms() + 300;
     let running = start(json!({"timing": {"transitionMillis": 60000}, "regions": {"us-east-1": {"imageBuilders": {
         "b1": {"State": "STOPPING", "Transition": {"to": "STOPPED", "atMillis": stops_at}}
     }}}}))
     .await;
     let deps = function(&running, 3, &[]).await;
-    let report = deps.run(json!({"names": ["b1"]}), None).await.unwrap();
+    let report = deps.handle(json!({"names": ["b1"]}), None).await.unwrap();
     assert_eq!(report.actions.len(), 1);
     assert_eq!((report.actions[0].action.as_str(), report.actions[0].outcome), ("wait-and-start", Outcome::Applied));
     let log = running.emulator.calls();
@@ -138,7 +137,7 @@ async fn given_stopping_builder_when_started_then_it_is_started_once_it_has_stop
     let polls_before = log.iter().filter(|c| c.operation == "DescribeImageBuilders" && c.seq < start_seq).count();
     assert!(polls_before >= 2, "polled until STOPPED ({polls_before} reads)");
     assert_eq!(calls(&running, "StartImageBuilder").len(), 1);
-    assert!(local::world::now_ms() >= stops_at);
+    assert!(local::clock::now_ms() >= stops_at);
 }
 
 #[tokio::test]
@@ -153,7 +152,7 @@ async fn given_contention_on_30_percent_of_starts_when_started_then_every_builde
     }))
     .await;
     let deps = function(&running, 10, &[]).await;
-    let report = deps.run(json!({}), None).await.expect("keeper retries contention");
+    let report = deps.handle(json!({}), None).await.expect("keeper retries contention");
     assert_eq!(report.count(Outcome::Applied), 20);
     let starts = calls(&running, "StartImageBuilder");
     let injected = starts.iter().filter(|c| c.injected).count();
@@ -170,7 +169,8 @@ async fn given_incompatible_image_on_one_builder_when_started_then_that_one_fail
     }))
     .await;
     let deps = function(&running, 5, &[]).await;
-    let report = deps.run(json!({}), None).await.expect("a permanent failure of one builder is reported, not raised");
+    let report =
+        deps.handle(json!({}), None).await.expect("a permanent failure of one builder is reported, not raised");
     assert_eq!(
         outcomes(&report),
         vec![
@@ -193,7 +193,7 @@ async fn given_incompatible_image_on_one_builder_when_started_then_that_one_fail
 async fn given_dry_run_when_run_then_the_plan_is_reported_and_no_mutating_call_is_made() {
     let running = start(json!({"regions": {"us-east-1": {"imageBuilders": builders(&[("b1", "STOPPED", &[]), ("b2", "RUNNING", &[])])}}})).await;
     let deps = function(&running, 3, &[]).await;
-    let report = deps.run(json!({"dryRun": true}), None).await.unwrap();
+    let report = deps.handle(json!({"dryRun": true}), None).await.unwrap();
     assert!(report.dry_run);
     assert_eq!(
         outcomes(&report),
@@ -201,7 +201,7 @@ async fn given_dry_run_when_run_then_the_plan_is_reported_and_no_mutating_call_i
     );
     assert_eq!(mutating_calls(&running), 0);
     let deps = function(&running, 3, &[("DRY_RUN", "true")]).await;
-    let report = deps.run(json!({"dryRun": false}), None).await.unwrap();
+    let report = deps.handle(json!({"dryRun": false}), None).await.unwrap();
     assert!(report.dry_run, "a request cannot switch off the setting's dry run");
     assert_eq!(mutating_calls(&running), 0);
 }
@@ -213,8 +213,8 @@ async fn given_the_same_event_twice_when_run_then_one_set_of_starts_and_a_replay
     let event = json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:t:s",
         "Sns": {"Type": "Notification", "MessageId": "m-42", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Message": "{\"names\":[\"b1\",\"b2\"]}",
                 "Timestamp": "2026-11-23T06:55:00.000Z", "SignatureVersion": "1", "Signature": "x", "SigningCertUrl": "x", "UnsubscribeUrl": "x"}}]});
-    let first = deps.run(event.clone(), None).await.unwrap();
-    let second = deps.run(event, None).await.unwrap();
+    let first = deps.handle(event.clone(), None).await.unwrap();
+    let second = deps.handle(event, None).await.unwrap();
     assert_eq!(first.count(Outcome::Applied), 2);
     assert!(second.replayed);
     assert_eq!(second.actions, first.actions);
@@ -232,7 +232,7 @@ async fn given_bad_input_when_run_then_error_names_the_field_and_no_aws_call_is_
         (json!({"nmes": ["b1"]}), "unknown field `nmes`"),
         (json!({"action": "restart"}), "unknown variant `restart`"),
     ] {
-        let diag = deps.run(payload, None).await.unwrap_err();
+        let diag = deps.handle(payload, None).await.unwrap_err();
         assert_eq!(diag.error_type, "Permanent.InvalidInput");
         assert!(diag.error_message.contains(expected), "{}", diag.error_message);
     }
@@ -246,7 +246,7 @@ async fn given_stop_action_when_run_then_running_builders_stop_and_the_rest_are_
     ])}}}))
     .await;
     let deps = function(&running, 3, &[]).await;
-    let report = deps.run(json!({"action": "stop"}), None).await.unwrap();
+    let report = deps.handle(json!({"action": "stop"}), None).await.unwrap();
     assert_eq!(called_with(&running, "StopImageBuilder", "Name"), vec!["b1"]);
     assert!(calls(&running, "StartImageBuilder").is_empty());
     assert_eq!(report.count(Outcome::Applied), 1);
@@ -263,12 +263,12 @@ async fn given_contention_that_outlasts_the_retries_when_run_then_retryable_erro
     .await;
     let deps = function(&running, 3, &[]).await;
     let payload = json!({"requestId": "morning-1"});
-    let diag = deps.run(payload.clone(), None).await.unwrap_err();
+    let diag = deps.handle(payload.clone(), None).await.unwrap_err();
     assert_eq!(diag.error_type, "Retryable.Conflict");
     assert!(diag.error_message.contains("us-east-1/b2"), "{}", diag.error_message);
     assert_eq!(called_with(&running, "StartImageBuilder", "Name"), vec!["b1", "b2", "b2", "b2"]);
     // Lambda's retry of the same event: b1 is already PENDING and skipped, b2 starts now.
-    let report = deps.run(payload, None).await.expect("the retry completes");
+    let report = deps.handle(payload, None).await.expect("the retry completes");
     assert!(!report.replayed, "a failed run is not replayed");
     assert_eq!(
         outcomes(&report),

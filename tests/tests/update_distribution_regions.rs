@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use keeper_tests::emulator::{calls, fast_settings, sdk_config, start};
 use serde_json::{Value, json};
 use shared::config::Lookup;
+use shared::host::Host;
 use shared::idempotency::MemoryStore;
 use shared::report::Outcome;
-use update_distribution_regions::Deps;
-use update_distribution_regions::config::Config;
+use testbed::emulator::{calls, fast_settings, sdk_config, start};
+use update_distribution_regions::UpdateDistributionRegions;
 
 const ARN: &str = "arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/web-golden";
 const ACCOUNT: &str = "123456789012";
@@ -56,13 +56,16 @@ fn seed(extra: Value) -> Value {
     seed
 }
 
-async fn function(running: &local::Running, max_attempts: u32, extra: &[(&str, &str)]) -> Deps {
+async fn function(
+    running: &local::Running,
+    max_attempts: u32,
+    extra: &[(&str, &str)],
+) -> Host<UpdateDistributionRegions> {
     let attempts = max_attempts.to_string();
     let mut pairs = vec![("MAX_ATTEMPTS", attempts.as_str()), ("RETRY_INITIAL_BACKOFF_MS", "1")];
     pairs.extend_from_slice(extra);
-    let config = Config::from_lookup(&Lookup::from_pairs(&pairs)).expect("valid settings");
     let sdk = sdk_config(running, "us-east-1", &fast_settings(max_attempts)).await;
-    Deps::with_store(&sdk, config, Arc::new(MemoryStore::default()))
+    Host::with_store(&sdk, &Lookup::from_pairs(&pairs), Arc::new(MemoryStore::default())).expect("valid settings")
 }
 
 fn stored(running: &local::Running) -> Value {
@@ -86,7 +89,7 @@ async fn given_maximal_configuration_when_a_region_is_added_then_stored_json_is_
     let before = stored(&running);
     let deps = function(&running, 3, &[]).await;
     let report =
-        deps.run(json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-west-2"]}), None).await.unwrap();
+        deps.handle(json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-west-2"]}), None).await.unwrap();
     // The copy: the ARN region's distribution with the region replaced and every region-bound member dropped.
     let mut copy = maximal("us-east-1");
     copy["region"] = json!("eu-west-2");
@@ -115,7 +118,7 @@ async fn given_overrides_when_a_region_is_added_then_its_region_bound_members_co
     let kms = format!("arn:aws:kms:eu-west-2:{ACCOUNT}:key/9999abcd-12ab-34cd-56ef-1234567890ab");
     let request = json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-west-2"], "templateRegion": "eu-west-1",
         "regionOverrides": {"eu-west-2": {"kmsKeyId": kms, "launchTemplateConfigurations": [{"launchTemplateId": "lt-0a1b2c3d4e5f60718", "setDefaultVersion": false}]}}});
-    let report = deps.run(request, None).await.unwrap();
+    let report = deps.handle(request, None).await.unwrap();
     let added = stored(&running)["distributions"][3].clone();
     assert_eq!(added["region"], "eu-west-2");
     assert_eq!(added["amiDistributionConfiguration"]["kmsKeyId"], kms.as_str());
@@ -140,7 +143,7 @@ async fn given_maximal_configuration_when_a_region_is_removed_then_stored_json_i
     let running = start(seed(json!({}))).await;
     let before = stored(&running);
     let deps = function(&running, 3, &[]).await;
-    deps.run(json!({"distributionConfigurationArn": ARN, "removeRegions": ["eu-west-1"]}), None).await.unwrap();
+    deps.handle(json!({"distributionConfigurationArn": ARN, "removeRegions": ["eu-west-1"]}), None).await.unwrap();
     let mut expected = before.clone();
     expected["distributions"].as_array_mut().unwrap().remove(1);
     assert_eq!(without_date(stored(&running)), expected);
@@ -151,15 +154,15 @@ async fn given_the_same_event_twice_when_run_then_one_update_and_the_second_a_re
     let running = start(seed(json!({}))).await;
     let event = json!({"requestId": "change-17", "distributionConfigurationArn": ARN, "addRegions": ["eu-north-1"]});
     let deps = function(&running, 3, &[]).await;
-    let first = deps.run(event.clone(), None).await.unwrap();
+    let first = deps.handle(event.clone(), None).await.unwrap();
     let after_first = stored(&running);
-    let second = deps.run(event.clone(), None).await.unwrap();
+    let second = deps.handle(event.clone(), None).await.unwrap();
     assert!(second.replayed);
     assert_eq!(second.actions, first.actions);
     assert_eq!(updates(&running), 1, "the guard answered the redelivery");
     // A second Lambda instance (its guard knows nothing) sends the same token: Image Builder replays, nothing moves.
     let other_instance = function(&running, 3, &[]).await;
-    let third = other_instance.run(event, None).await.unwrap();
+    let third = other_instance.handle(event, None).await.unwrap();
     assert_eq!(third.actions[0].outcome, Outcome::Skipped, "it re-reads, and the region is already there");
     assert_eq!(stored(&running), after_first);
 }
@@ -172,7 +175,7 @@ async fn given_rate_limiting_on_the_first_two_calls_when_run_then_it_converges()
     ]}}))).await;
     let deps = function(&running, 5, &[]).await;
     let report = deps
-        .run(json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-west-3"]}), None)
+        .handle(json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-west-3"]}), None)
         .await
         .expect("converges");
     assert_eq!(report.actions[0].outcome, Outcome::Applied);
@@ -187,7 +190,7 @@ async fn given_dry_run_when_run_then_the_plan_is_reported_and_nothing_is_updated
     let running = start(seed(json!({}))).await;
     let before = stored(&running);
     let deps = function(&running, 3, &[]).await;
-    let report = deps.run(json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-west-2"], "removeRegions": ["ap-south-1"], "dryRun": true}), None).await.unwrap();
+    let report = deps.handle(json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-west-2"], "removeRegions": ["ap-south-1"], "dryRun": true}), None).await.unwrap();
     assert!(report.dry_run);
     assert_eq!(
         report.actions.iter().map(|a| (a.action.as_str(), a.outcome)).collect::<Vec<_>>(),
@@ -202,12 +205,12 @@ async fn given_bad_requests_when_run_then_clear_errors_and_no_update() {
     let running = start(seed(json!({}))).await;
     let deps = function(&running, 3, &[]).await;
     let diag =
-        deps.run(json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-wst-1"]}), None).await.unwrap_err();
+        deps.handle(json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-wst-1"]}), None).await.unwrap_err();
     assert_eq!(diag.error_type, "Permanent.InvalidInput");
     assert!(diag.error_message.contains("did you mean eu-west-1?"), "{}", diag.error_message);
     assert!(running.emulator.calls().is_empty(), "a typo makes no call at all");
     let diag = deps
-        .run(
+        .handle(
             json!({"distributionConfigurationArn": ARN, "setRegions": ["us-east-1"], "templateRegion": "sa-east-1"}),
             None,
         )
@@ -215,7 +218,7 @@ async fn given_bad_requests_when_run_then_clear_errors_and_no_update() {
         .unwrap_err();
     assert!(diag.error_message.contains("`sa-east-1` is not a region of this configuration"), "{}", diag.error_message);
     let diag = deps
-        .run(
+        .handle(
             json!({"distributionConfigurationArn": ARN, "removeRegions": ["us-east-1", "eu-west-1", "ap-south-1"]}),
             None,
         )
@@ -232,7 +235,7 @@ async fn given_desired_state_in_s3_when_uploaded_or_scheduled_then_the_configura
         function(&running, 3, &[("DESIRED_STATE_S3_URI", "s3://keeper-desired-state-123456789012/regions.json")]).await;
     let schedule = json!({"version": "0", "id": "drift-1", "detail-type": "Scheduled Event", "source": "aws.events", "account": ACCOUNT,
         "time": "2026-11-23T03:00:00Z", "region": "us-east-1", "resources": [], "detail": {}});
-    let report = deps.run(schedule, None).await.unwrap();
+    let report = deps.handle(schedule, None).await.unwrap();
     let regions: Vec<String> = stored(&running)["distributions"]
         .as_array()
         .unwrap()
@@ -248,7 +251,7 @@ async fn given_desired_state_in_s3_when_uploaded_or_scheduled_then_the_configura
         "eventName": "ObjectCreated:Put", "userIdentity": {"principalId": "x"}, "requestParameters": {"sourceIPAddress": "x"}, "responseElements": {},
         "s3": {"s3SchemaVersion": "1.0", "configurationId": "c", "bucket": {"name": "keeper-desired-state-123456789012", "ownerIdentity": {"principalId": "x"}, "arn": "arn:aws:s3:::keeper-desired-state-123456789012"},
                "object": {"key": "regions.json", "size": 10, "eTag": "e", "sequencer": "01"}}}]});
-    let report = deps.run(upload, None).await.unwrap();
+    let report = deps.handle(upload, None).await.unwrap();
     assert_eq!(report.actions[0].detail, "already as desired");
     assert_eq!(updates(&running), 1);
 }

@@ -4,19 +4,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keeper_tests::emulator::{calls, fast_settings, sdk_config, start};
 use serde_json::{Value, json};
 use shared::config::Lookup;
+use shared::host::Host;
 use shared::idempotency::MemoryStore;
 use shared::report::Outcome;
-use update_image_lifecycle::Deps;
-use update_image_lifecycle::config::Config;
+use testbed::emulator::{calls, fast_settings, sdk_config, start};
+use update_image_lifecycle::UpdateImageLifecycle;
 
 const BASE: &str = "arn:aws:imagebuilder:us-east-1:123456789012:image/web-golden";
 const OTHER: &str = "arn:aws:imagebuilder:us-east-1:123456789012:image/data-golden";
 
 fn days_ago(days: i64) -> String {
-    local::world::iso8601(local::world::now_ms() - days * 86_400_000)
+    local::clock::iso8601(local::clock::now_ms() - days * 86_400_000)
 }
 
 /// web-golden: six older builds and the new 1.2.0/4; data-golden: an old build (beyond the newest two) that another
@@ -46,7 +46,7 @@ fn seed(extra: Value) -> Value {
     seed
 }
 
-async fn function(running: &local::Running, extra: &[(&str, &str)]) -> Deps {
+async fn function(running: &local::Running, extra: &[(&str, &str)]) -> Host<UpdateImageLifecycle> {
     let mut pairs = vec![
         ("MAX_ATTEMPTS", "5"),
         ("RETRY_INITIAL_BACKOFF_MS", "1"),
@@ -55,9 +55,8 @@ async fn function(running: &local::Running, extra: &[(&str, &str)]) -> Deps {
         ("DISABLE_AFTER_DAYS", "90"),
     ];
     pairs.extend_from_slice(extra);
-    let config = Config::from_lookup(&Lookup::from_pairs(&pairs)).expect("valid settings");
     let sdk = sdk_config(running, "us-east-1", &fast_settings(5)).await;
-    Deps::with_store(&sdk, config, Arc::new(MemoryStore::default()))
+    Host::with_store(&sdk, &Lookup::from_pairs(&pairs), Arc::new(MemoryStore::default())).expect("valid settings")
 }
 
 fn sns_available(build: &str) -> Value {
@@ -90,7 +89,7 @@ fn status(running: &local::Running, arn: &str) -> String {
 async fn given_a_new_build_announced_when_the_policy_runs_then_exactly_the_planned_updates_and_the_new_states() {
     let running = start(seed(json!({}))).await;
     let deps = function(&running, &[]).await;
-    let report = deps.run(sns_available("1.2.0/4"), None).await.expect("a report");
+    let report = deps.handle(sns_available("1.2.0/4"), None).await.expect("a report");
     // Older than 30 days → DEPRECATED, older than 90 → DISABLED; the newest two AVAILABLE, the trigger, the already
     // DEPRECATED and the FAILED build (no DELETE_AFTER_DAYS) are left alone; the other image is not touched.
     assert_eq!(
@@ -119,11 +118,11 @@ async fn given_a_new_build_announced_when_the_policy_runs_then_exactly_the_plann
 async fn given_the_same_notification_twice_when_run_then_no_second_execution() {
     let running = start(seed(json!({}))).await;
     let deps = function(&running, &[]).await;
-    deps.run(sns_available("1.2.0/4"), None).await.unwrap();
-    let again = deps.run(sns_available("1.2.0/4"), None).await.unwrap();
+    deps.handle(sns_available("1.2.0/4"), None).await.unwrap();
+    let again = deps.handle(sns_available("1.2.0/4"), None).await.unwrap();
     assert!(again.replayed);
     // A second instance (its guard knows nothing) derives the same tokens: Image Builder replays, nothing new starts.
-    function(&running, &[]).await.run(sns_available("1.2.0/4"), None).await.unwrap();
+    function(&running, &[]).await.handle(sns_available("1.2.0/4"), None).await.unwrap();
     let executions = running.emulator.dump()["regions"]["us-east-1"]["lifecycleExecutions"]
         .as_object()
         .map(|o| o.len())
@@ -135,7 +134,7 @@ async fn given_the_same_notification_twice_when_run_then_no_second_execution() {
 async fn given_an_execution_in_progress_on_the_first_call_when_run_then_it_is_retried_and_done() {
     let running = start(seed(json!({"faults": {"rules": [{"operation": "StartResourceStateUpdate", "error": "ResourceInUseException", "count": 1}]}}))).await;
     let deps = function(&running, &[("MAX_CONCURRENCY", "1")]).await;
-    let report = deps.run(sns_available("1.2.0/4"), None).await.expect("retried past ResourceInUse");
+    let report = deps.handle(sns_available("1.2.0/4"), None).await.expect("retried past ResourceInUse");
     assert_eq!(report.count(Outcome::Applied), 3);
     let outcomes: Vec<String> = calls(&running, "StartResourceStateUpdate").into_iter().map(|c| c.outcome).collect();
     assert_eq!(outcomes, vec!["ResourceInUseException", "ok", "ok", "ok"]);
@@ -146,7 +145,7 @@ async fn given_an_invalid_explicit_request_when_run_then_a_clear_error_and_no_ca
     let running = start(seed(json!({}))).await;
     let deps = function(&running, &[]).await;
     let diag = deps
-        .run(
+        .handle(
             json!({"resourceArn": format!("{BASE}/1.1.0/1"), "state": "DISABLED", "updateAt": "2030-01-01T00:00:00Z"}),
             None,
         )
@@ -161,7 +160,7 @@ async fn given_an_invalid_explicit_request_when_run_then_a_clear_error_and_no_ca
 async fn given_dry_run_when_the_account_is_swept_then_the_plan_is_reported_and_nothing_is_updated() {
     let running = start(seed(json!({}))).await;
     let deps = function(&running, &[]).await;
-    let report = deps.run(json!({"dryRun": true}), None).await.unwrap();
+    let report = deps.handle(json!({"dryRun": true}), None).await.unwrap();
     assert!(report.dry_run);
     let planned: Vec<&str> =
         report.actions.iter().filter(|a| a.outcome == Outcome::Planned).map(|a| a.target.as_str()).collect();
@@ -176,7 +175,7 @@ async fn given_explicit_deprecate_then_restore_when_run_then_each_is_one_update_
     let deps = function(&running, &[]).await;
     let arn = format!("{BASE}/1.2.0/3");
     let report = deps
-        .run(json!({"resourceArn": arn, "state": "DEPRECATED", "updateAt": "2030-01-01T00:00:00Z"}), None)
+        .handle(json!({"resourceArn": arn, "state": "DEPRECATED", "updateAt": "2030-01-01T00:00:00Z"}), None)
         .await
         .unwrap();
     assert_eq!((report.actions[0].action.as_str(), report.actions[0].outcome), ("deprecate", Outcome::Applied));
@@ -186,7 +185,7 @@ async fn given_explicit_deprecate_then_restore_when_run_then_each_is_one_update_
         running.emulator.dump()["regions"]["us-east-1"]["images"][&arn]["deprecationTime"],
         json!(1_893_456_000.0)
     );
-    deps.run(json!({"resourceArn": arn, "state": "AVAILABLE"}), None).await.unwrap();
+    deps.handle(json!({"resourceArn": arn, "state": "AVAILABLE"}), None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(120)).await;
     assert_eq!(status(&running, &arn), "AVAILABLE");
     assert_eq!(

@@ -1,8 +1,8 @@
 //! The request (by hand or SNS), the settings, and the validated [`Job`] per key group.
 
 use serde::Deserialize;
-use shared::config::{ConfigError, Lookup, Settings};
-use shared::error::Error;
+use shared::config::{ConfigError, Lookup};
+use shared::error::InvalidInput;
 use shared::trigger;
 
 use crate::plan::MAX_KEYS_PER_GROUP;
@@ -22,9 +22,9 @@ pub struct Request {
 
 impl trigger::Request for Request {}
 
+/// The function's own settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    pub shared: Settings,
+pub struct Settings {
     /// `KEY_GROUP_IDS`: the groups a schedule sweeps.
     pub key_group_ids: Vec<String>,
     /// `KEY_PREFIX` (default `keys/`): uploads are `<prefix><key-group-id>/<name>.pem`.
@@ -37,10 +37,9 @@ pub struct Config {
     pub delete_retired_keys: bool,
 }
 
-impl Config {
-    pub fn from_lookup(lookup: &Lookup<'_>) -> Result<Config, ConfigError> {
-        Ok(Config {
-            shared: Settings::from_lookup(lookup)?,
+impl Settings {
+    pub fn from_lookup(lookup: &Lookup<'_>) -> Result<Settings, ConfigError> {
+        Ok(Settings {
             key_group_ids: lookup.list("KEY_GROUP_IDS"),
             key_prefix: lookup.string("KEY_PREFIX").unwrap_or_else(|| "keys/".into()),
             max_keys: lookup.number("MAX_KEYS", 2usize, 1..=MAX_KEYS_PER_GROUP)?,
@@ -71,7 +70,6 @@ pub struct Job {
     pub max_keys: usize,
     pub grace_hours: f64,
     pub delete_retired: bool,
-    pub dry_run: bool,
 }
 
 /// A valid CloudFront public-key name from a file name: letters, digits, `-` and `_`.
@@ -84,13 +82,13 @@ pub fn key_name(stem: &str, unique: &str) -> String {
     format!("{}-{suffix}", clean.chars().take(128 - suffix.len() - 1).collect::<String>())
 }
 
-fn check_ids(field: &str, ids: &[String]) -> Result<(), Error> {
+fn check_ids(field: &str, ids: &[String]) -> Result<(), InvalidInput> {
     for (i, id) in ids.iter().enumerate() {
         if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(Error::invalid(format!("{field}[{i}]"), format!("`{id}` is not a public key id")));
+            return Err(InvalidInput::new(format!("{field}[{i}]"), format!("`{id}` is not a public key id")));
         }
         if ids[..i].contains(id) {
-            return Err(Error::invalid(format!("{field}[{i}]"), format!("`{id}` is listed twice")));
+            return Err(InvalidInput::new(format!("{field}[{i}]"), format!("`{id}` is listed twice")));
         }
     }
     Ok(())
@@ -98,27 +96,31 @@ fn check_ids(field: &str, ids: &[String]) -> Result<(), Error> {
 
 impl Job {
     /// A request by hand or SNS, checked whole; `token` makes a PEM's CallerReference (stable per event).
-    pub fn from_request(request: Request, config: &Config, token: impl Fn(&str) -> String) -> Result<Job, Error> {
+    pub fn from_request(
+        request: Request,
+        config: &Settings,
+        token: impl Fn(&str) -> String,
+    ) -> Result<Job, InvalidInput> {
         let group = request
             .key_group_id
             .filter(|g| !g.is_empty())
-            .ok_or_else(|| Error::invalid("keyGroupId", "is required"))?;
+            .ok_or_else(|| InvalidInput::new("keyGroupId", "is required"))?;
         let add = request.add_public_key_ids.unwrap_or_default();
         let retire = request.retire_public_key_ids.unwrap_or_default();
         check_ids("addPublicKeyIds", &add)?;
         check_ids("retirePublicKeyIds", &retire)?;
         let max_keys = request.max_keys.unwrap_or(config.max_keys);
         if !(1..=MAX_KEYS_PER_GROUP).contains(&max_keys) {
-            return Err(Error::invalid("maxKeys", format!("{max_keys} is not from 1 to {MAX_KEYS_PER_GROUP}")));
+            return Err(InvalidInput::new("maxKeys", format!("{max_keys} is not from 1 to {MAX_KEYS_PER_GROUP}")));
         }
         let grace_hours = request.grace_hours.unwrap_or(f64::from(config.grace_hours));
         if !(0.0..=8760.0).contains(&grace_hours) {
-            return Err(Error::invalid("graceHours", "must be from 0 to 8760"));
+            return Err(InvalidInput::new("graceHours", "must be from 0 to 8760"));
         }
         let new_key = match request.add_public_key_pem {
             None => None,
             Some(pem) => {
-                shared::public_key::inspect(&pem).map_err(|e| Error::invalid("addPublicKeyPem", e.to_string()))?;
+                shared::public_key::inspect(&pem).map_err(|e| InvalidInput::new("addPublicKeyPem", e.to_string()))?;
                 let caller_reference = token(&pem);
                 Some(NewKey {
                     name: key_name("keeper", &caller_reference),
@@ -136,27 +138,26 @@ impl Job {
             max_keys,
             grace_hours,
             delete_retired: request.delete_retired_keys.unwrap_or(config.delete_retired_keys),
-            dry_run: config.shared.dry_run || request.dry_run.unwrap_or(false),
         })
     }
 
     /// The key group and file name of an upload under the prefix, or why it is not one.
-    pub fn upload_target<'a>(config: &Config, key: &'a str) -> Result<(&'a str, &'a str), Error> {
+    pub fn upload_target<'a>(config: &Settings, key: &'a str) -> Result<(&'a str, &'a str), InvalidInput> {
         let rest = key
             .strip_prefix(config.key_prefix.as_str())
-            .ok_or_else(|| Error::invalid("object key", format!("`{key}` is not under {}", config.key_prefix)))?;
+            .ok_or_else(|| InvalidInput::new("object key", format!("`{key}` is not under {}", config.key_prefix)))?;
         let (group, file) = rest.split_once('/').ok_or_else(|| {
-            Error::invalid("object key", format!("`{key}` is not {}<key-group-id>/<name>.pem", config.key_prefix))
+            InvalidInput::new("object key", format!("`{key}` is not {}<key-group-id>/<name>.pem", config.key_prefix))
         })?;
         let stem = file
             .strip_suffix(".pem")
             .filter(|s| !s.is_empty() && !s.contains('/'))
-            .ok_or_else(|| Error::invalid("object key", format!("`{key}` does not end in <name>.pem")))?;
+            .ok_or_else(|| InvalidInput::new("object key", format!("`{key}` does not end in <name>.pem")))?;
         Ok((group, stem))
     }
 
     /// A rotation with no additions (the schedule's sweep).
-    pub fn sweep(group: &str, config: &Config) -> Job {
+    pub fn sweep(group: &str, config: &Settings) -> Job {
         Job {
             key_group_id: group.to_string(),
             add: Vec::new(),
@@ -165,7 +166,6 @@ impl Job {
             max_keys: config.max_keys,
             grace_hours: f64::from(config.grace_hours),
             delete_retired: config.delete_retired_keys,
-            dry_run: config.shared.dry_run,
         }
     }
 }
@@ -174,8 +174,8 @@ impl Job {
 mod tests {
     use super::*;
 
-    fn config() -> Config {
-        Config::from_lookup(&Lookup::from_pairs(&[])).unwrap()
+    fn config() -> Settings {
+        Settings::from_lookup(&Lookup::from_pairs(&[])).unwrap()
     }
 
     fn pem(name: &str) -> String {

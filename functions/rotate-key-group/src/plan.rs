@@ -1,45 +1,91 @@
 //! The new key list of a key group. Pure: ids, creation times and the clock in, the list and the reasons out.
+//!
+//! Generic over the key id, so that a rotation can be planned before its new key exists: the caller plans with
+//! [`Member`] (existing ids and the key to create) to refuse a rotation that cannot happen before creating anything,
+//! and with plain ids once the key is created.
 
-use shared::error::Error;
+use std::fmt;
+
+use shared::error::InvalidInput;
+use shared::report::{Classify, ErrorType};
 
 /// A key of the group and when it was created (epoch seconds).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Key {
-    pub id: String,
+pub struct Key<K> {
+    pub id: K,
     pub created: f64,
+}
+
+/// A key of a plan made before the new key exists: one that has an id, or the one this run will create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Member {
+    Existing(String),
+    /// The key the run creates, by the name it will have.
+    ToCreate(String),
+}
+
+impl fmt::Display for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Member::Existing(id) => f.write_str(id),
+            Member::ToCreate(name) => write!(f, "{name} (to be created)"),
+        }
+    }
 }
 
 /// CloudFront's limit of public keys in one key group.
 pub const MAX_KEYS_PER_GROUP: usize = 5;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Rotation {
-    pub add: Vec<String>,
-    pub retire: Vec<String>,
+pub struct Rotation<K> {
+    pub add: Vec<K>,
+    pub retire: Vec<K>,
     pub max_keys: usize,
     pub grace_seconds: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
-    pub items: Vec<String>,
-    pub added: Vec<String>,
+pub struct Plan<K> {
+    pub items: Vec<K>,
+    pub added: Vec<K>,
     /// `(id, why)`.
-    pub retired: Vec<(String, String)>,
+    pub retired: Vec<(K, String)>,
     /// Requested changes that were already true.
-    pub already: Vec<(String, String)>,
+    pub already: Vec<(K, String)>,
 }
 
-impl Plan {
+impl<K> Plan<K> {
     pub fn changes(&self) -> bool {
         !self.added.is_empty() || !self.retired.is_empty()
     }
 }
 
+/// Why a rotation cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    /// The group would exceed CloudFront's limit and no key may leave it yet.
+    #[error("{0}")]
+    QuotaWouldBeExceeded(String),
+}
+
+impl Classify for Refusal {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            Refusal::Invalid(e) => e.error_type(),
+            Refusal::QuotaWouldBeExceeded(_) => ErrorType::QUOTA_WOULD_BE_EXCEEDED,
+        }
+    }
+}
+
 /// Applies a rotation to the current items. `keys` has the creation time of every current and added key.
-pub fn plan(current: &[String], keys: &[Key], rotation: &Rotation, now: f64) -> Result<Plan, Error> {
-    let created = |id: &str| keys.iter().find(|k| k.id == id).map(|k| k.created);
-    let mut items: Vec<String> = current.to_vec();
+pub fn plan<K>(current: &[K], keys: &[Key<K>], rotation: &Rotation<K>, now: f64) -> Result<Plan<K>, Refusal>
+where
+    K: Clone + PartialEq + fmt::Display,
+{
+    let created = |id: &K| keys.iter().find(|k| k.id == *id).map(|k| k.created);
+    let mut items: Vec<K> = current.to_vec();
     let mut plan = Plan { items: Vec::new(), added: Vec::new(), retired: Vec::new(), already: Vec::new() };
     for id in &rotation.add {
         if items.contains(id) {
@@ -51,15 +97,16 @@ pub fn plan(current: &[String], keys: &[Key], rotation: &Rotation, now: f64) -> 
     }
     for id in &rotation.retire {
         if rotation.add.contains(id) {
-            return Err(Error::invalid("retirePublicKeyIds", format!("`{id}` is also being added")));
+            return Err(InvalidInput::new("retirePublicKeyIds", format!("`{id}` is also being added")).into());
         }
         match items.iter().position(|i| i == id) {
             None => plan.already.push((id.clone(), "not in the group".into())),
             Some(_) if items.len() == 1 => {
-                return Err(Error::invalid(
+                return Err(InvalidInput::new(
                     "retirePublicKeyIds",
                     format!("retiring `{id}` would leave the key group empty"),
-                ));
+                )
+                .into());
             }
             Some(p) => {
                 items.remove(p);
@@ -68,17 +115,16 @@ pub fn plan(current: &[String], keys: &[Key], rotation: &Rotation, now: f64) -> 
         }
     }
     // The newest key is never retired by age: it is what signs new URLs.
-    let newest = items.iter().filter_map(|i| created(i).map(|c| (c, i.clone()))).fold(
-        None,
-        |best: Option<(f64, String)>, (c, i)| match best {
-            Some((bc, _)) if bc >= c => best,
-            _ => Some((c, i)),
-        },
-    );
-    let retirable = |id: &str| {
-        !rotation.add.iter().any(|a| a == id)
-            && newest.as_ref().is_none_or(|(_, n)| n != id)
-            && created(id).is_some_and(|c| now - c >= rotation.grace_seconds)
+    let newest =
+        items.iter().filter_map(|i| created(i).map(|c| (c, i.clone()))).fold(None, |best: Option<(f64, K)>, (c, i)| {
+            match best {
+                Some((bc, _)) if bc >= c => best,
+                _ => Some((c, i)),
+            }
+        });
+    let is_newest = |id: &K| newest.as_ref().is_some_and(|(_, n)| n == id);
+    let retirable = |id: &K| {
+        !rotation.add.contains(id) && !is_newest(id) && created(id).is_some_and(|c| now - c >= rotation.grace_seconds)
     };
     while items.len() > rotation.max_keys {
         let oldest = items
@@ -93,27 +139,26 @@ pub fn plan(current: &[String], keys: &[Key], rotation: &Rotation, now: f64) -> 
     if items.len() > MAX_KEYS_PER_GROUP {
         let next = items
             .iter()
-            .filter(|i| !rotation.add.contains(i) && newest.as_ref().is_none_or(|(_, n)| n != *i))
-            .filter_map(|i| created(i))
+            .filter(|i| !rotation.add.contains(i) && !is_newest(i))
+            .filter_map(created)
             .map(|c| c + rotation.grace_seconds)
             .fold(f64::INFINITY, f64::min);
-        let when = if next.is_finite() { shared_iso(next) } else { "never (every key is being added)".into() };
-        return Err(Error::Refused {
-            error_type: shared::report::ErrorType::QUOTA_WOULD_BE_EXCEEDED,
-            reason: format!(
-                "adding would put {} keys in the group (CloudFront allows {MAX_KEYS_PER_GROUP}) and none may be retired yet; the next key becomes retirable at {when}",
-                items.len()
-            ),
-        });
+        let when = if next.is_finite() { iso(next) } else { "never (every key is being added)".into() };
+        return Err(Refusal::QuotaWouldBeExceeded(format!(
+            "adding would put {} keys in the group (CloudFront allows {MAX_KEYS_PER_GROUP}) and none may be retired yet; the next key becomes retirable at {when}",
+            items.len()
+        )));
     }
     plan.items = items;
     Ok(plan)
 }
 
-fn shared_iso(secs: f64) -> String {
-    aws_smithy_types::DateTime::from_secs_f64(secs)
-        .fmt(aws_smithy_types::date_time::Format::DateTime)
-        .unwrap_or_else(|_| format!("{secs} s"))
+/// Epoch seconds as RFC 3339 (UTC), for messages.
+fn iso(secs: f64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs.floor() as i64)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| format!("{secs} s after the epoch"))
 }
 
 #[cfg(test)]
@@ -123,13 +168,13 @@ mod tests {
     const NOW: f64 = 1_800_000_000.0;
     const HOUR: f64 = 3600.0;
 
-    fn keys(ages_hours: &[(&str, f64)]) -> (Vec<String>, Vec<Key>) {
+    fn keys(ages_hours: &[(&str, f64)]) -> (Vec<String>, Vec<Key<String>>) {
         let ids = ages_hours.iter().map(|(id, _)| id.to_string()).collect();
         let keys = ages_hours.iter().map(|(id, age)| Key { id: id.to_string(), created: NOW - age * HOUR }).collect();
         (ids, keys)
     }
 
-    fn rotation(add: &[&str], retire: &[&str], max_keys: usize, grace_hours: f64) -> Rotation {
+    fn rotation(add: &[&str], retire: &[&str], max_keys: usize, grace_hours: f64) -> Rotation<String> {
         Rotation {
             add: add.iter().map(|s| s.to_string()).collect(),
             retire: retire.iter().map(|s| s.to_string()).collect(),
@@ -197,5 +242,26 @@ mod tests {
         let plan = plan(&current, &all, &rotation(&[], &[], 1, 0.0), NOW).unwrap();
         assert_eq!(plan.items, vec!["K3"]);
         assert_eq!(plan.retired.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), vec!["K1", "K2"]);
+    }
+
+    #[test]
+    fn given_a_key_still_to_create_when_planned_then_it_counts_as_the_newest_and_is_named_in_the_refusal() {
+        let existing = |id: &str| Member::Existing(id.into());
+        let current: Vec<Member> = ["K1", "K2", "K3", "K4", "K5"].map(existing).to_vec();
+        let mut all: Vec<Key<Member>> = current
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Key { id: m.clone(), created: NOW - (5 - i) as f64 * HOUR })
+            .collect();
+        let new = Member::ToCreate("site-2026".into());
+        all.push(Key { id: new.clone(), created: NOW });
+        let rotation = Rotation { add: vec![new.clone()], retire: vec![], max_keys: 2, grace_seconds: 24.0 * HOUR };
+        let err = plan(&current, &all, &rotation, NOW).unwrap_err();
+        assert_eq!(err.error_type(), ErrorType::QUOTA_WOULD_BE_EXCEEDED);
+        let zero_grace = Rotation { grace_seconds: 0.0, ..rotation };
+        let planned = plan(&current, &all, &zero_grace, NOW).unwrap();
+        assert_eq!(planned.added, vec![new.clone()]);
+        assert_eq!(planned.items, vec![existing("K5"), new], "the key to create is kept as the newest");
+        assert_eq!(Member::ToCreate("site-2026".into()).to_string(), "site-2026 (to be created)");
     }
 }

@@ -1,13 +1,13 @@
 //! Every sample in events/rotate-key-group/ parses as the trigger it claims to be, and its request is valid.
 
-use rotate_key_group::config::{Config, Job, Request};
+use rotate_key_group::config::{Job, Request, Settings};
 use shared::config::Lookup;
 use shared::trigger::{SnsMessage, Trigger, parse};
 
 #[test]
 fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_job() {
-    let config = Config::from_lookup(&Lookup::from_pairs(&[])).unwrap();
-    let samples = keeper_tests::samples::samples("rotate-key-group");
+    let config = Settings::from_lookup(&Lookup::from_pairs(&[])).unwrap();
+    let samples = testbed::samples::samples("rotate-key-group");
     let names: Vec<&str> = samples.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -23,6 +23,7 @@ fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_job() {
     );
     for (name, payload) in samples {
         let trigger = parse::<Request>(payload).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let asks_for_dry_run = trigger.asks_for_dry_run();
         let request = match trigger {
             Trigger::S3(objects) => {
                 assert_eq!(
@@ -44,7 +45,7 @@ fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_job() {
             other => panic!("{name}: unexpected {other:?}"),
         };
         let job = Job::from_request(request, &config, |_| "token".into()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(job.dry_run, name == "dry-run.json", "{name}");
+        assert_eq!(asks_for_dry_run, name == "dry-run.json", "{name}");
         assert_eq!(job.new_key.is_some(), name == "manual-add.json" || name == "dry-run.json", "{name}");
     }
 }

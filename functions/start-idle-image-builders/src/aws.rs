@@ -1,24 +1,35 @@
-//! The AppStream calls, one small function each, returning the plan's types; errors are described once, here.
+//! Observe and apply: the AppStream calls, one small function each, returning the plan's types. Errors are
+//! classified here, on the SDK's typed variants.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use aws_sdk_appstream::Client;
 use aws_sdk_appstream::types::ImageBuilder;
 use shared::aws_error::describe;
-use shared::report::ErrorType;
+use shared::clients::PerRegion;
+use shared::host::Context;
+use shared::report::{Action as ReportAction, Classify, Outcome};
+use shared::retry::full_jitter_delay;
+use tokio::sync::Semaphore;
 
 use crate::Error;
-use crate::plan::Builder;
+use crate::config::{Job, Selector};
+use crate::plan::{self, Builder, Observed, Planned, State, Step, Verb};
 
 /// How many names one DescribeImageBuilders call asks for.
 const NAMES_PER_CALL: usize = 25;
+/// Time kept free before the Lambda deadline when waiting for a STOPPING builder.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+/// The longest wait for STOPPED when no deadline is known (a run by hand).
+const MAX_WAIT_WITHOUT_DEADLINE: Duration = Duration::from_secs(14 * 60);
 
 fn to_builder(region: &str, b: &ImageBuilder) -> Builder {
     Builder {
         region: region.to_string(),
         name: b.name.clone().unwrap_or_default(),
         arn: b.arn.clone().unwrap_or_default(),
-        state: b.state.as_ref().map(|s| s.as_str().to_string()).unwrap_or_else(|| "UNKNOWN".into()),
+        state: b.state.as_ref().map(|s| State::parse(s.as_str())).unwrap_or_else(|| State::Other("UNKNOWN".into())),
         reason: b.state_change_reason.as_ref().map(|r| {
             let code = r.code.as_ref().map(|c| c.as_str().to_string()).unwrap_or_default();
             let message = r.message.clone().unwrap_or_default();
@@ -26,6 +37,43 @@ fn to_builder(region: &str, b: &ImageBuilder) -> Builder {
         }),
         tags: None,
     }
+}
+
+fn permit_error(_: tokio::sync::AcquireError) -> Error {
+    Error::Internal("the concurrency limit was closed while calls were waiting for it".into())
+}
+
+/// Reads every region at once: the builders, then the tags the plan needs (`limit` reads in flight per region).
+pub async fn observe(job: &Job, clients: &PerRegion<Client>, limit: usize) -> Result<Observed, Error> {
+    let per_region = futures_util::future::try_join_all(
+        job.regions.iter().map(|region| observe_region(job, clients.get(region), region, limit)),
+    )
+    .await?;
+    let mut observed = Observed::default();
+    for region in per_region {
+        observed.builders.extend(region.builders);
+        observed.missing.extend(region.missing);
+    }
+    Ok(observed)
+}
+
+async fn observe_region(job: &Job, client: Client, region: &str, limit: usize) -> Result<Observed, Error> {
+    let (mut builders, missing) = match &job.selector {
+        Selector::Names(names) => describe_named(&client, region, names).await?,
+        Selector::Matching { .. } => (describe_all(&client, region).await?, Vec::new()),
+    };
+    let limit = Semaphore::new(limit);
+    let reads = builders.iter().enumerate().filter(|(_, b)| plan::needs_tags(job, b)).map(|(i, b)| {
+        let (client, limit) = (&client, &limit);
+        async move {
+            let _permit = limit.acquire().await.map_err(permit_error)?;
+            tags(client, region, &b.arn).await.map(|tags| (i, tags))
+        }
+    });
+    for (i, tags) in futures_util::future::try_join_all(reads).await? {
+        builders[i].tags = Some(tags);
+    }
+    Ok(Observed { builders, missing: missing.into_iter().map(|name| (region.to_string(), name)).collect() })
 }
 
 /// Every builder of the region, page by page (the SDK has no paginator for this call).
@@ -38,7 +86,7 @@ pub async fn describe_all(client: &Client, region: &str) -> Result<Vec<Builder>,
             .set_next_token(token.take())
             .send()
             .await
-            .map_err(|e| Error::aws(region, describe("DescribeImageBuilders", &e)))?;
+            .map_err(|e| Error::Aws { target: region.into(), failure: describe("DescribeImageBuilders", &e) })?;
         out.extend(page.image_builders.unwrap_or_default().iter().map(|b| to_builder(region, b)));
         match page.next_token.filter(|t| !t.is_empty()) {
             Some(t) => token = Some(t),
@@ -77,49 +125,145 @@ async fn describe_exact(client: &Client, region: &str, names: &[String]) -> Resu
     match client.describe_image_builders().set_names(Some(names.to_vec())).send().await {
         Ok(out) => Ok(Some(out.image_builders.unwrap_or_default().iter().map(|b| to_builder(region, b)).collect())),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(None),
-        Err(e) => Err(Error::aws(region, describe("DescribeImageBuilders", &e))),
+        Err(e) => Err(Error::Aws { target: region.into(), failure: describe("DescribeImageBuilders", &e) }),
     }
 }
 
 /// The current state of one builder; `None` when it no longer exists.
-pub async fn state_of(client: &Client, region: &str, name: &str) -> Result<Option<String>, Error> {
+pub async fn state_of(client: &Client, region: &str, name: &str) -> Result<Option<State>, Error> {
     Ok(describe_exact(client, region, &[name.to_string()]).await?.and_then(|b| b.into_iter().next()).map(|b| b.state))
 }
 
 pub async fn tags(client: &Client, region: &str, arn: &str) -> Result<BTreeMap<String, String>, Error> {
-    let out = client
-        .list_tags_for_resource()
-        .resource_arn(arn)
-        .send()
-        .await
-        .map_err(|e| Error::aws(&format!("{region}/{arn}"), describe("ListTagsForResource", &e)))?;
+    let out =
+        client.list_tags_for_resource().resource_arn(arn).send().await.map_err(|e| Error::Aws {
+            target: format!("{region}/{arn}"),
+            failure: describe("ListTagsForResource", &e),
+        })?;
     Ok(out.tags.unwrap_or_default().into_iter().collect())
 }
 
-/// Starts a builder; returns its state afterwards.
-pub async fn start(client: &Client, region: &str, name: &str, agent_version: Option<&str>) -> Result<String, Error> {
-    let out = client
+/// Starts a builder; returns its state afterwards. A builder deleted since the read is [`Error::Gone`].
+pub async fn start(client: &Client, p: &Planned, agent_version: Option<&str>) -> Result<State, Error> {
+    match client
         .start_image_builder()
-        .name(name)
+        .name(&p.name)
         .set_appstream_agent_version(agent_version.map(String::from))
         .send()
         .await
-        .map_err(|e| Error::aws(&format!("{region}/{name}"), describe("StartImageBuilder", &e)))?;
-    Ok(out.image_builder.and_then(|b| b.state).map(|s| s.as_str().to_string()).unwrap_or_default())
+    {
+        Ok(out) => Ok(state_after(out.image_builder)),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+            Err(Error::Gone { target: p.target() })
+        }
+        Err(e) => Err(Error::Aws { target: p.target(), failure: describe("StartImageBuilder", &e) }),
+    }
 }
 
-/// Stops a builder; returns its state afterwards.
-pub async fn stop(client: &Client, region: &str, name: &str) -> Result<String, Error> {
-    let out = client
-        .stop_image_builder()
-        .name(name)
-        .send()
-        .await
-        .map_err(|e| Error::aws(&format!("{region}/{name}"), describe("StopImageBuilder", &e)))?;
-    Ok(out.image_builder.and_then(|b| b.state).map(|s| s.as_str().to_string()).unwrap_or_default())
+/// Stops a builder; returns its state afterwards. A builder deleted since the read is [`Error::Gone`].
+pub async fn stop(client: &Client, p: &Planned) -> Result<State, Error> {
+    match client.stop_image_builder().name(&p.name).send().await {
+        Ok(out) => Ok(state_after(out.image_builder)),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+            Err(Error::Gone { target: p.target() })
+        }
+        Err(e) => Err(Error::Aws { target: p.target(), failure: describe("StopImageBuilder", &e) }),
+    }
 }
 
-/// Whether an error means the builder is gone (deleted between the read and the call).
-pub fn is_gone(error: &Error) -> bool {
-    matches!(error, Error::Aws { failure, .. } if failure.error_type == ErrorType::NOT_FOUND)
+fn state_after(builder: Option<ImageBuilder>) -> State {
+    builder.and_then(|b| b.state).map(|s| State::parse(s.as_str())).unwrap_or_else(|| State::Other(String::new()))
+}
+
+/// Applies the plan with at most `limit` start/stop calls in flight; every builder gets its own outcome.
+pub async fn apply(
+    job: &Job,
+    planned: &[Planned],
+    ctx: &Context,
+    clients: &PerRegion<Client>,
+    limit: usize,
+    poll: Duration,
+) -> Vec<ReportAction> {
+    let limit = Semaphore::new(limit);
+    let work = planned.iter().map(|p| {
+        let limit = &limit;
+        let verb = p.verb(job.action);
+        async move {
+            if let Step::Skip(why) = &p.step {
+                return ReportAction::new(
+                    p.target(),
+                    verb.as_str(),
+                    Outcome::Skipped,
+                    format!("{}: {why}", p.before()),
+                );
+            }
+            let client = clients.get(&p.region);
+            if p.step == Step::WaitThenStart {
+                match wait_until_stopped(&client, p, ctx, poll).await {
+                    Ok(None) => {}
+                    Ok(Some(skip)) => return skip,
+                    Err(e) => return failed(p, verb, &e),
+                }
+            }
+            let result = match limit.acquire().await.map_err(permit_error) {
+                Err(e) => Err(e),
+                Ok(_permit) if p.step == Step::Stop => stop(&client, p).await,
+                Ok(_permit) => start(&client, p, job.appstream_agent_version.as_deref()).await,
+            };
+            match result {
+                Ok(state) => {
+                    let agent = job
+                        .appstream_agent_version
+                        .as_deref()
+                        .filter(|_| p.step != Step::Stop)
+                        .map(|v| format!(" (agent {v})"))
+                        .unwrap_or_default();
+                    ReportAction::new(
+                        p.target(),
+                        verb.as_str(),
+                        Outcome::Applied,
+                        format!("{} → {state}{agent}", p.before()),
+                    )
+                }
+                Err(Error::Gone { .. }) => {
+                    ReportAction::new(p.target(), verb.as_str(), Outcome::Skipped, "deleted meanwhile")
+                }
+                Err(e) => failed(p, verb, &e),
+            }
+        }
+    });
+    futures_util::future::join_all(work).await
+}
+
+fn failed(p: &Planned, verb: Verb, error: &Error) -> ReportAction {
+    tracing::warn!(target = %p.target(), error = %error, error_type = %error.error_type(), "builder failed");
+    ReportAction::failed(p.target(), verb.as_str(), error)
+}
+
+/// Polls a STOPPING builder until it is STOPPED, with growing jittered delays, within the deadline. `Ok(None)`:
+/// stopped, go on; `Ok(Some(action))`: it went elsewhere, here is its outcome.
+async fn wait_until_stopped(
+    client: &Client,
+    p: &Planned,
+    ctx: &Context,
+    poll: Duration,
+) -> Result<Option<ReportAction>, Error> {
+    let started = Instant::now();
+    let budget = ctx.remaining().map(|r| r.saturating_sub(DEADLINE_MARGIN)).unwrap_or(MAX_WAIT_WITHOUT_DEADLINE);
+    let skipped =
+        |detail: String| Ok(Some(ReportAction::new(p.target(), Verb::WaitAndStart.as_str(), Outcome::Skipped, detail)));
+    let mut attempt = 0u32;
+    loop {
+        let delay = full_jitter_delay(attempt, poll, poll * 8, fastrand::f64()).max(poll / 4);
+        if started.elapsed() + delay >= budget {
+            return Err(Error::StillStopping { target: p.target(), waited_secs: started.elapsed().as_secs() });
+        }
+        tokio::time::sleep(delay).await;
+        match state_of(client, &p.region, &p.name).await? {
+            Some(State::Stopped) => return Ok(None),
+            Some(State::Stopping) => attempt += 1,
+            Some(state) => return skipped(format!("STOPPING → {state} while waiting; left alone")),
+            None => return skipped("deleted meanwhile".into()),
+        }
+    }
 }

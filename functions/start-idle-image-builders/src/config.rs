@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use regex::Regex;
 use serde::Deserialize;
-use shared::config::{ConfigError, Lookup, Settings};
+use shared::config::{ConfigError, Lookup};
+use shared::error::InvalidInput;
 use shared::trigger;
-
-use crate::Error;
 
 /// Start (the default) or stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -36,10 +35,9 @@ pub struct Request {
 
 impl trigger::Request for Request {}
 
-/// The function's settings (environment), read once at start.
+/// The function's own settings (environment), read once at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    pub shared: Settings,
+pub struct Settings {
     /// `NAME_PREFIX`
     pub name_prefix: Option<String>,
     /// `TAGS` (`k=v,k=v`): a builder is selected only when it carries all of them.
@@ -58,16 +56,15 @@ pub struct Config {
     pub poll_interval: Duration,
 }
 
-impl Config {
-    pub fn from_lookup(lookup: &Lookup<'_>) -> Result<Config, ConfigError> {
+impl Settings {
+    pub fn from_lookup(lookup: &Lookup<'_>) -> Result<Settings, ConfigError> {
         // `OPT_OUT_TAG=""` turns the opt-out check off; unset keeps the default tag.
         let opt_out_tag = match lookup.string("OPT_OUT_TAG") {
             Some(tag) => Some(tag),
             None if lookup.is_set("OPT_OUT_TAG") => None,
             None => Some("keeper:skip".to_string()),
         };
-        let config = Config {
-            shared: Settings::from_lookup(lookup)?,
+        let config = Settings {
             name_prefix: lookup.string("NAME_PREFIX"),
             tags: lookup.pairs("TAGS")?,
             opt_out_tag,
@@ -77,9 +74,9 @@ impl Config {
             wait_for_stopping: lookup.flag("WAIT_FOR_STOPPING", true)?,
             poll_interval: Duration::from_millis(lookup.number("POLL_INTERVAL_MS", 5000u64, 10..=60_000)?),
         };
-        let as_setting = |e: Error, name: &str| ConfigError {
+        let as_setting = |e: InvalidInput, name: &str| ConfigError {
             name: name.into(),
-            problem: e.to_string(),
+            problem: e.rule,
             accepted: "see the README".into(),
         };
         for region in &config.regions {
@@ -101,7 +98,6 @@ pub struct Job {
     pub regions: Vec<String>,
     pub appstream_agent_version: Option<String>,
     pub wait_for_stopping: bool,
-    pub dry_run: bool,
 }
 
 /// Which builders a run considers.
@@ -116,15 +112,15 @@ pub enum Selector {
 static NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,100}$").expect("valid pattern"));
 
-fn invalid(field: &str, rule: impl Into<String>) -> Error {
-    Error::InvalidInput { field: field.to_string(), rule: rule.into() }
+fn invalid(field: &str, rule: impl Into<String>) -> InvalidInput {
+    InvalidInput::new(field, rule)
 }
 
-fn check_region(field: &str, region: &str) -> Result<(), Error> {
+fn check_region(field: &str, region: &str) -> Result<(), InvalidInput> {
     shared::regions::check(region).map_err(|e| invalid(field, e.to_string()))
 }
 
-fn check_agent_version(field: &str, v: &str) -> Result<(), Error> {
+fn check_agent_version(field: &str, v: &str) -> Result<(), InvalidInput> {
     if (1..=100).contains(&v.chars().count()) {
         Ok(())
     } else {
@@ -134,7 +130,7 @@ fn check_agent_version(field: &str, v: &str) -> Result<(), Error> {
 
 impl Job {
     /// Merges a request over the settings and checks every field; `default_region` is the function's own region.
-    pub fn new(request: Request, config: &Config, default_region: Option<&str>) -> Result<Job, Error> {
+    pub fn new(request: Request, config: &Settings, default_region: Option<&str>) -> Result<Job, InvalidInput> {
         if request.names.is_some() && (request.name_prefix.is_some() || request.tags.is_some()) {
             return Err(invalid(
                 "names",
@@ -204,8 +200,6 @@ impl Job {
             regions,
             appstream_agent_version,
             wait_for_stopping: request.wait_for_stopping.unwrap_or(config.wait_for_stopping),
-            // A request can ask for a dry run; it cannot switch off one the settings impose.
-            dry_run: config.shared.dry_run || request.dry_run.unwrap_or(false),
         })
     }
 }
@@ -214,8 +208,8 @@ impl Job {
 mod tests {
     use super::*;
 
-    fn config(pairs: &[(&str, &str)]) -> Config {
-        Config::from_lookup(&Lookup::from_pairs(pairs)).unwrap()
+    fn config(pairs: &[(&str, &str)]) -> Settings {
+        Settings::from_lookup(&Lookup::from_pairs(pairs)).unwrap()
     }
 
     #[test]
@@ -236,7 +230,7 @@ mod tests {
             ("TAGS", "novalue"),
             ("APPSTREAM_AGENT_VERSION", &"x".repeat(101)),
         ] {
-            let err = Config::from_lookup(&Lookup::from_pairs(&[(name, value)])).unwrap_err();
+            let err = Settings::from_lookup(&Lookup::from_pairs(&[(name, value)])).unwrap_err();
             assert_eq!(err.name, name, "{err}");
         }
     }
@@ -260,23 +254,16 @@ mod tests {
         );
         assert_eq!(job.regions, vec!["us-east-1", "eu-west-1"]);
         assert_eq!(job.appstream_agent_version.as_deref(), Some("[LATEST]"));
-        assert!(!job.dry_run);
     }
 
     #[test]
-    fn given_request_fields_when_merged_then_they_win_except_that_dry_run_cannot_be_switched_off() {
-        let c = config(&[("NAME_PREFIX", "team-"), ("DRY_RUN", "true")]);
-        let request = Request {
-            action: Some(Action::Stop),
-            names: Some(vec!["b1".into()]),
-            dry_run: Some(false),
-            ..Request::default()
-        };
+    fn given_request_fields_when_merged_then_they_win() {
+        let c = config(&[("NAME_PREFIX", "team-")]);
+        let request = Request { action: Some(Action::Stop), names: Some(vec!["b1".into()]), ..Request::default() };
         let job = Job::new(request, &c, Some("us-east-1")).unwrap();
         assert_eq!(job.action, Action::Stop);
         assert_eq!(job.selector, Selector::Names(vec!["b1".into()]));
         assert_eq!(job.regions, vec!["us-east-1"]);
-        assert!(job.dry_run);
     }
 
     #[test]
@@ -315,9 +302,8 @@ mod tests {
         ];
         for (request, field, rule) in cases {
             let err = Job::new(request, &c, Some("us-east-1")).unwrap_err();
-            let Error::InvalidInput { field: f, rule: r } = &err else { panic!("{err}") };
-            assert_eq!(f, field, "{err}");
-            assert!(r.contains(rule), "{err}");
+            assert_eq!(err.field, field, "{err}");
+            assert!(err.rule.contains(rule), "{err}");
         }
         let err = Job::new(Request::default(), &c, None).unwrap_err();
         assert!(err.to_string().contains("AWS_REGION"), "{err}");

@@ -1,20 +1,6 @@
-//! The Lambda entry point: settings and clients once per process, then one handler call per event.
-
-use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::Value;
-use shared::config::{Lookup, Settings};
-use shared::invocation::deadline_of;
-use start_idle_image_builders::Deps;
+//! The Lambda entry point: the shared host runs the function.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let lookup = Lookup::env();
-    shared::telemetry::init(&lookup);
-    let sdk_config = shared::clients::sdk_config(&Settings::from_lookup(&lookup)?).await;
-    let deps = Deps::from_lookup(&sdk_config, &lookup)?;
-    let deps = &deps;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        deps.run(event.payload, deadline_of(&event.context)).await
-    }))
-    .await
+    shared::host::serve::<start_idle_image_builders::StartIdleImageBuilders>().await
 }

@@ -1,8 +1,109 @@
 //! Decides what to do with each image builder. Pure: no SDK types, no I/O; every decision of the function is here.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use crate::config::{Action, Job, Selector};
+
+/// An image builder's state as AppStream names it; a state newer than keeper arrives as `Other` with its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    UpdatingAgent,
+    Running,
+    Stopping,
+    Stopped,
+    Rebooting,
+    Snapshotting,
+    Deleting,
+    Failed,
+    Updating,
+    PendingQualification,
+    PendingSyncingApps,
+    SyncingApps,
+    PendingImageImport,
+    Other(String),
+}
+
+/// Where a state stands for keeper. The match in [`State::kind`] has no wildcard: a state added to [`State`] does
+/// not compile until someone decides what keeper does in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Stopped,
+    Stopping,
+    /// Up, or on its way up, or in the middle of a change: nothing to start, nothing to interrupt.
+    UpOrBusy,
+    Broken,
+    Unknown,
+}
+
+const KNOWN: [State; 14] = [
+    State::Pending,
+    State::UpdatingAgent,
+    State::Running,
+    State::Stopping,
+    State::Stopped,
+    State::Rebooting,
+    State::Snapshotting,
+    State::Deleting,
+    State::Failed,
+    State::Updating,
+    State::PendingQualification,
+    State::PendingSyncingApps,
+    State::SyncingApps,
+    State::PendingImageImport,
+];
+
+impl State {
+    pub fn parse(name: &str) -> State {
+        KNOWN.iter().find(|s| s.as_str() == name).cloned().unwrap_or_else(|| State::Other(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            State::Pending => "PENDING",
+            State::UpdatingAgent => "UPDATING_AGENT",
+            State::Running => "RUNNING",
+            State::Stopping => "STOPPING",
+            State::Stopped => "STOPPED",
+            State::Rebooting => "REBOOTING",
+            State::Snapshotting => "SNAPSHOTTING",
+            State::Deleting => "DELETING",
+            State::Failed => "FAILED",
+            State::Updating => "UPDATING",
+            State::PendingQualification => "PENDING_QUALIFICATION",
+            State::PendingSyncingApps => "PENDING_SYNCING_APPS",
+            State::SyncingApps => "SYNCING_APPS",
+            State::PendingImageImport => "PENDING_IMAGE_IMPORT",
+            State::Other(name) => name,
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            State::Stopped => Kind::Stopped,
+            State::Stopping => Kind::Stopping,
+            State::Running
+            | State::Pending
+            | State::UpdatingAgent
+            | State::Rebooting
+            | State::Snapshotting
+            | State::Updating
+            | State::PendingQualification
+            | State::PendingSyncingApps
+            | State::SyncingApps
+            | State::PendingImageImport => Kind::UpOrBusy,
+            State::Failed | State::Deleting => Kind::Broken,
+            State::Other(_) => Kind::Unknown,
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// An image builder as observed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,8 +111,7 @@ pub struct Builder {
     pub region: String,
     pub name: String,
     pub arn: String,
-    /// The state as AppStream names it; states newer than keeper arrive as their own names.
-    pub state: String,
+    pub state: State,
     /// `StateChangeReason`, code and message.
     pub reason: Option<String>,
     /// Read only when a tag selector or the opt-out check needs them.
@@ -35,12 +135,31 @@ pub enum Step {
     Skip(String),
 }
 
+/// The report's verb of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Start,
+    WaitAndStart,
+    Stop,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Start => "start",
+            Verb::WaitAndStart => "wait-and-start",
+            Verb::Stop => "stop",
+        }
+    }
+}
+
 /// One selected builder and what to do with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
     pub region: String,
     pub name: String,
-    pub state_before: String,
+    /// `None` for a named builder that does not exist.
+    pub state_before: Option<State>,
     pub step: Step,
 }
 
@@ -49,36 +168,25 @@ impl Planned {
         format!("{}/{}", self.region, self.name)
     }
 
-    /// The report's verb for this step.
-    pub fn verb(&self, action: Action) -> &'static str {
+    pub fn verb(&self, action: Action) -> Verb {
         match (&self.step, action) {
-            (Step::WaitThenStart, _) => "wait-and-start",
-            (_, Action::Start) => "start",
-            (_, Action::Stop) => "stop",
+            (Step::WaitThenStart, _) => Verb::WaitAndStart,
+            (_, Action::Start) => Verb::Start,
+            (_, Action::Stop) => Verb::Stop,
         }
+    }
+
+    /// The state before, for the report: `(none)` for a builder that does not exist.
+    pub fn before(&self) -> &str {
+        self.state_before.as_ref().map(State::as_str).unwrap_or("(none)")
     }
 }
 
-/// States in which a builder is up or on its way there: nothing to start.
-const UP_OR_BUSY: [&str; 10] = [
-    "RUNNING",
-    "PENDING",
-    "UPDATING_AGENT",
-    "REBOOTING",
-    "SNAPSHOTTING",
-    "UPDATING",
-    "PENDING_QUALIFICATION",
-    "PENDING_SYNCING_APPS",
-    "SYNCING_APPS",
-    "PENDING_IMAGE_IMPORT",
-];
-const BROKEN: [&str; 2] = ["FAILED", "DELETING"];
-
 /// Whether the step for this state could act (so the opt-out tag must be known).
-fn actionable(action: Action, state: &str) -> bool {
+fn actionable(action: Action, state: &State) -> bool {
     match action {
-        Action::Start => state == "STOPPED" || state == "STOPPING",
-        Action::Stop => state == "RUNNING",
+        Action::Start => matches!(state.kind(), Kind::Stopped | Kind::Stopping),
+        Action::Stop => *state == State::Running,
     }
 }
 
@@ -101,28 +209,29 @@ pub fn needs_tags(job: &Job, builder: &Builder) -> bool {
 }
 
 fn step_for(job: &Job, builder: &Builder) -> Step {
-    let state = builder.state.as_str();
+    let state = &builder.state;
     // The report prefixes the state; a broken builder's skip says why it broke (or that it is going away).
-    let broken = |s: &str| match (s, builder.reason.as_deref()) {
-        ("DELETING", _) => "being deleted".to_string(),
+    let broken = || match (state, builder.reason.as_deref()) {
+        (State::Deleting, _) => "being deleted".to_string(),
         (_, Some(reason)) => reason.to_string(),
         (_, None) => "no reason given".to_string(),
     };
+    let unknown = || Step::Skip(format!("state {state} is not known to keeper; left alone"));
     match job.action {
-        Action::Start => match state {
-            "STOPPED" => Step::Start,
-            "STOPPING" if job.wait_for_stopping => Step::WaitThenStart,
-            "STOPPING" => Step::Skip("STOPPING, and waitForStopping is off".into()),
-            s if UP_OR_BUSY.contains(&s) => Step::Skip(format!("already running or busy ({s})")),
-            s if BROKEN.contains(&s) => Step::Skip(broken(s)),
-            s => Step::Skip(format!("state {s} is not known to keeper; left alone")),
+        Action::Start => match state.kind() {
+            Kind::Stopped => Step::Start,
+            Kind::Stopping if job.wait_for_stopping => Step::WaitThenStart,
+            Kind::Stopping => Step::Skip("STOPPING, and waitForStopping is off".into()),
+            Kind::UpOrBusy => Step::Skip(format!("already running or busy ({state})")),
+            Kind::Broken => Step::Skip(broken()),
+            Kind::Unknown => unknown(),
         },
-        Action::Stop => match state {
-            "RUNNING" => Step::Stop,
-            "STOPPED" | "STOPPING" => Step::Skip(format!("already {}", state.to_ascii_lowercase())),
-            s if UP_OR_BUSY.contains(&s) => Step::Skip(format!("busy ({s}); not stopped in the middle of a change")),
-            s if BROKEN.contains(&s) => Step::Skip(broken(s)),
-            s => Step::Skip(format!("state {s} is not known to keeper; left alone")),
+        Action::Stop => match state.kind() {
+            _ if *state == State::Running => Step::Stop,
+            Kind::Stopped | Kind::Stopping => Step::Skip(format!("already {}", state.as_str().to_ascii_lowercase())),
+            Kind::UpOrBusy => Step::Skip(format!("busy ({state}); not stopped in the middle of a change")),
+            Kind::Broken => Step::Skip(broken()),
+            Kind::Unknown => unknown(),
         },
     }
 }
@@ -153,7 +262,7 @@ pub fn plan(job: &Job, observed: &Observed) -> Vec<Planned> {
         out.push(Planned {
             region: builder.region.clone(),
             name: builder.name.clone(),
-            state_before: builder.state.clone(),
+            state_before: Some(builder.state.clone()),
             step,
         });
     }
@@ -161,7 +270,7 @@ pub fn plan(job: &Job, observed: &Observed) -> Vec<Planned> {
         out.push(Planned {
             region: region.clone(),
             name: name.clone(),
-            state_before: "(none)".into(),
+            state_before: None,
             step: Step::Skip("no such image builder".into()),
         });
     }
@@ -181,7 +290,6 @@ mod tests {
             regions: vec!["us-east-1".into()],
             appstream_agent_version: None,
             wait_for_stopping: true,
-            dry_run: false,
         }
     }
 
@@ -194,7 +302,7 @@ mod tests {
             region: "us-east-1".into(),
             name: name.into(),
             arn: format!("arn:aws:appstream:us-east-1:123456789012:image-builder/{name}"),
-            state: state.into(),
+            state: State::parse(state),
             reason: None,
             tags: Some(tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
         }
@@ -280,7 +388,7 @@ mod tests {
             vec![("legacy".into(), Step::Skip("opted out by tag keeper:skip".into()))]
         );
         let mut running = opted.clone();
-        running.state = "RUNNING".into();
+        running.state = State::Running;
         assert_eq!(
             steps(&job(Action::Stop, all()), vec![running]),
             vec![("legacy".into(), Step::Skip("opted out by tag keeper:skip".into()))]
@@ -327,7 +435,8 @@ mod tests {
             planned.iter().map(|p| (p.name.as_str(), &p.step)).collect::<Vec<_>>(),
             vec![("b1", &Step::Start), ("ghost", &Step::Skip("no such image builder".into()))]
         );
-        assert_eq!(planned[1].state_before, "(none)");
+        assert_eq!(planned[1].state_before, None);
+        assert_eq!(planned[1].before(), "(none)");
     }
 
     #[test]
@@ -369,5 +478,14 @@ mod tests {
             planned.iter().map(Planned::target).collect::<Vec<_>>(),
             vec!["eu-west-1/a", "us-east-1/a", "us-east-1/b"]
         );
+    }
+
+    #[test]
+    fn given_every_state_name_when_parsed_then_it_reads_back_and_new_names_are_kept_as_they_are() {
+        for state in KNOWN {
+            assert_eq!(State::parse(state.as_str()), state);
+        }
+        assert_eq!(State::parse("HIBERNATING"), State::Other("HIBERNATING".into()));
+        assert_eq!(State::parse("HIBERNATING").to_string(), "HIBERNATING");
     }
 }

@@ -2,14 +2,14 @@
 
 use shared::config::Lookup;
 use shared::trigger::{SnsMessage, Trigger, parse};
-use start_idle_image_builders::config::{Action, Config, Job, Request, Selector};
+use start_idle_image_builders::config::{Action, Job, Request, Selector, Settings};
 
 fn samples() -> Vec<(String, serde_json::Value)> {
-    keeper_tests::samples::samples("start-idle-image-builders")
+    testbed::samples::samples("start-idle-image-builders")
 }
 
 fn job(request: Request) -> Job {
-    Job::new(request, &Config::from_lookup(&Lookup::from_pairs(&[])).unwrap(), Some("us-east-1"))
+    Job::new(request, &Settings::from_lookup(&Lookup::from_pairs(&[])).unwrap(), Some("us-east-1"))
         .expect("a valid request")
 }
 
@@ -46,8 +46,9 @@ fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_job() {
             (other, _) => panic!("{name}: unexpected {other:?}"),
         };
         let job = job(request);
+        assert_eq!(trigger.asks_for_dry_run(), name == "dry-run.json", "{name}");
         match name.as_str() {
-            "dry-run.json" => assert!(job.dry_run),
+            "dry-run.json" => assert!(trigger.asks_for_dry_run()),
             "manual-stop.json" | "scheduler-stop.json" => assert_eq!(job.action, Action::Stop),
             "names-with-opt-out.json" => {
                 assert_eq!(

@@ -1,4 +1,4 @@
-//! The Image Builder and S3 calls, and how the SDK's `Distribution` is copied to a new region.
+//! Observe and apply: the Image Builder and S3 calls, and how the SDK's `Distribution` is copied to a new region.
 //!
 //! The Get output and the Update input share the SDK's `Distribution` type, so a distribution goes back to AWS as the
 //! very value that was read: nothing is converted, nothing can be lost. Only the region-bound members are touched,
@@ -11,6 +11,7 @@ use aws_sdk_imagebuilder::types::{
     LaunchTemplateConfiguration,
 };
 use shared::aws_error::describe;
+use shared::error::InvalidInput;
 
 use crate::Error;
 use crate::config::{DesiredState, Overrides};
@@ -129,10 +130,10 @@ pub async fn get(client: &Client, arn: &str) -> Result<Current, Error> {
         .distribution_configuration_arn(arn)
         .send()
         .await
-        .map_err(|e| Error::aws(arn, describe("GetDistributionConfiguration", &e)))?;
-    let config = out.distribution_configuration.ok_or_else(|| Error::InvalidInput {
-        field: "distributionConfigurationArn".into(),
-        rule: format!("{arn} returned no configuration"),
+        .map_err(|e| Error::Aws { target: arn.into(), failure: describe("GetDistributionConfiguration", &e) })?;
+    let config = out.distribution_configuration.ok_or(Error::UnexpectedResponse {
+        operation: "GetDistributionConfiguration",
+        missing: "distributionConfiguration",
     })?;
     Ok(Current { description: config.description, distributions: config.distributions.unwrap_or_default() })
 }
@@ -153,7 +154,7 @@ pub async fn update(
         .client_token(token)
         .send()
         .await
-        .map_err(|e| Error::aws(arn, describe("UpdateDistributionConfiguration", &e)))?;
+        .map_err(|e| Error::Aws { target: arn.into(), failure: describe("UpdateDistributionConfiguration", &e) })?;
     Ok(())
 }
 
@@ -167,36 +168,17 @@ pub fn fingerprint(distributions: &[SdkDistribution]) -> String {
     shared::trigger::sha256_hex(lines.join("\n").as_bytes())
 }
 
-/// Reads and parses a desired-state document, refusing anything over [`MAX_DOCUMENT_BYTES`].
+/// Reads and parses a desired-state document (that version, when given), refusing anything over
+/// [`MAX_DOCUMENT_BYTES`].
 pub async fn read_document(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
     version: Option<&str>,
 ) -> Result<DesiredState, Error> {
-    let target = format!("s3://{bucket}/{key}");
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .set_version_id(version.map(String::from))
-        .send()
-        .await
-        .map_err(|e| Error::aws(&target, describe("GetObject", &e)))?;
-    if out.content_length.is_some_and(|n| n as usize > MAX_DOCUMENT_BYTES) {
-        return Err(Error::InvalidInput { field: target, rule: format!("is larger than {MAX_DOCUMENT_BYTES} bytes") });
-    }
-    let bytes = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| Error::InvalidInput { field: target.clone(), rule: format!("could not be read: {e}") })?
-        .into_bytes();
-    if bytes.len() > MAX_DOCUMENT_BYTES {
-        return Err(Error::InvalidInput { field: target, rule: format!("is larger than {MAX_DOCUMENT_BYTES} bytes") });
-    }
+    let bytes = shared::s3::read_bounded(s3, bucket, key, version, MAX_DOCUMENT_BYTES).await?;
     serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
-        .map_err(|e| Error::InvalidInput { field: format!("{target} at `{}`", e.path()), rule: e.inner().to_string() })
+        .map_err(|e| InvalidInput::new(format!("s3://{bucket}/{key} at `{}`", e.path()), e.inner().to_string()).into())
 }
 
 #[cfg(test)]

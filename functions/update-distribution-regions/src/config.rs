@@ -6,10 +6,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 use serde::Deserialize;
-use shared::config::{ConfigError, Lookup, Settings};
+use shared::config::{ConfigError, Lookup};
+use shared::error::InvalidInput;
 use shared::trigger;
-
-use crate::Error;
 
 /// Region-bound values for a region being added: an id from the template's region must never be copied.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -82,16 +81,15 @@ impl From<Desired> for Request {
     }
 }
 
-/// The function's settings.
+/// The function's own settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    pub shared: Settings,
+pub struct Settings {
     /// `DESIRED_STATE_S3_URI` (`s3://bucket/key`): the document a schedule reconciles to.
     pub desired_state: Option<(String, String)>,
 }
 
-impl Config {
-    pub fn from_lookup(lookup: &Lookup<'_>) -> Result<Config, ConfigError> {
+impl Settings {
+    pub fn from_lookup(lookup: &Lookup<'_>) -> Result<Settings, ConfigError> {
         let desired_state = match lookup.string("DESIRED_STATE_S3_URI") {
             None => None,
             Some(uri) => Some(parse_s3_uri(&uri).ok_or_else(|| ConfigError {
@@ -100,7 +98,7 @@ impl Config {
                 accepted: "s3://bucket/key".into(),
             })?),
         };
-        Ok(Config { shared: Settings::from_lookup(lookup)?, desired_state })
+        Ok(Settings { desired_state })
     }
 }
 
@@ -125,7 +123,6 @@ pub struct Change {
     pub regions: Regions,
     pub template_region: Option<String>,
     pub overrides: BTreeMap<String, Overrides>,
-    pub dry_run: bool,
 }
 
 static ARN: LazyLock<Regex> = LazyLock::new(|| {
@@ -139,12 +136,12 @@ static LICENSE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static ACCOUNT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[0-9]{12}$").expect("valid pattern"));
 
-fn invalid(field: impl Into<String>, rule: impl Into<String>) -> Error {
-    Error::InvalidInput { field: field.into(), rule: rule.into() }
+fn invalid(field: impl Into<String>, rule: impl Into<String>) -> InvalidInput {
+    InvalidInput::new(field, rule)
 }
 
 /// Known, not repeated.
-fn check_regions(field: &str, regions: &[String]) -> Result<(), Error> {
+fn check_regions(field: &str, regions: &[String]) -> Result<(), InvalidInput> {
     for (i, region) in regions.iter().enumerate() {
         shared::regions::check(region).map_err(|e| invalid(format!("{field}[{i}]"), e.to_string()))?;
         if regions[..i].contains(region) {
@@ -154,7 +151,7 @@ fn check_regions(field: &str, regions: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
-fn check_overrides(region: &str, o: &Overrides) -> Result<(), Error> {
+fn check_overrides(region: &str, o: &Overrides) -> Result<(), InvalidInput> {
     let field = |name: &str| format!("regionOverrides.{region}.{name}");
     if let Some(kms) = &o.kms_key_id
         && (kms.is_empty() || kms.len() > 1024)
@@ -212,7 +209,7 @@ fn check_overrides(region: &str, o: &Overrides) -> Result<(), Error> {
 
 impl Change {
     /// Validates a request completely; nothing is called before this succeeds.
-    pub fn new(request: Request, config: &Config) -> Result<Change, Error> {
+    pub fn new(request: Request) -> Result<Change, InvalidInput> {
         let arn = request
             .distribution_configuration_arn
             .ok_or_else(|| invalid("distributionConfigurationArn", "is required"))?;
@@ -259,14 +256,7 @@ impl Change {
             }
             check_overrides(region, o)?;
         }
-        Ok(Change {
-            arn,
-            arn_region,
-            regions,
-            template_region: request.template_region,
-            overrides,
-            dry_run: config.shared.dry_run || request.dry_run.unwrap_or(false),
-        })
+        Ok(Change { arn, arn_region, regions, template_region: request.template_region, overrides })
     }
 }
 
@@ -276,23 +266,18 @@ mod tests {
 
     const ARN: &str = "arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/web-golden";
 
-    fn config() -> Config {
-        Config::from_lookup(&Lookup::from_pairs(&[])).unwrap()
-    }
-
     fn request(json: serde_json::Value) -> Request {
         serde_json::from_value(json).unwrap()
     }
 
     #[test]
     fn given_add_and_remove_when_validated_then_change_with_the_arn_region() {
-        let change = Change::new(request(serde_json::json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-west-2"], "removeRegions": ["ap-south-1"]})), &config()).unwrap();
+        let change = Change::new(request(serde_json::json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-west-2"], "removeRegions": ["ap-south-1"]}))).unwrap();
         assert_eq!(change.arn_region, "us-east-1");
         assert_eq!(
             change.regions,
             Regions::AddRemove { add: vec!["eu-west-2".into()], remove: vec!["ap-south-1".into()] }
         );
-        assert!(!change.dry_run);
     }
 
     #[test]
@@ -352,27 +337,27 @@ mod tests {
             ),
         ];
         for (json, field, rule) in cases {
-            let err = Change::new(request(json), &config()).unwrap_err();
-            let Error::InvalidInput { field: f, rule: r } = &err else { panic!("{err}") };
-            assert_eq!(f, field, "{err}");
-            assert!(r.contains(rule), "{err}");
+            let err = Change::new(request(json)).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+            assert!(err.rule.contains(rule), "{err}");
         }
     }
 
     #[test]
     fn given_desired_state_entry_when_turned_into_a_request_then_set_regions() {
         let doc: DesiredState = serde_json::from_value(serde_json::json!({"distributionConfigurations": [{"arn": ARN, "regions": ["us-east-1", "eu-west-1"], "templateRegion": "us-east-1"}]})).unwrap();
-        let change = Change::new(doc.distribution_configurations[0].clone().into(), &config()).unwrap();
+        let change = Change::new(doc.distribution_configurations[0].clone().into()).unwrap();
         assert_eq!(change.regions, Regions::Set(vec!["us-east-1".into(), "eu-west-1".into()]));
         assert_eq!(change.template_region.as_deref(), Some("us-east-1"));
     }
 
     #[test]
     fn given_desired_state_setting_when_loaded_then_bucket_and_key_or_an_error_naming_it() {
-        let c = Config::from_lookup(&Lookup::from_pairs(&[("DESIRED_STATE_S3_URI", "s3://docs/desired/regions.json")]))
-            .unwrap();
+        let c =
+            Settings::from_lookup(&Lookup::from_pairs(&[("DESIRED_STATE_S3_URI", "s3://docs/desired/regions.json")]))
+                .unwrap();
         assert_eq!(c.desired_state, Some(("docs".into(), "desired/regions.json".into())));
-        let err = Config::from_lookup(&Lookup::from_pairs(&[("DESIRED_STATE_S3_URI", "https://x")])).unwrap_err();
+        let err = Settings::from_lookup(&Lookup::from_pairs(&[("DESIRED_STATE_S3_URI", "https://x")])).unwrap_err();
         assert_eq!(err.name, "DESIRED_STATE_S3_URI");
     }
 }

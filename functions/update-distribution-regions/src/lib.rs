@@ -1,163 +1,126 @@
 //! update-distribution-regions: adds, removes or sets the regions of Image Builder distribution configurations
 //! without losing a field, by hand, by SNS, from a desired-state document in S3, or on a schedule (drift repair).
 //!
-//! payload → trigger → [`config::Change`]s (all validated) → observe and plan every one → apply → report. A plan
-//! that would empty a configuration stops the run before the first update.
+//! inputs → [`config::Change`]s (all validated) → observe ([`aws::get`]) and [`plan::plan`] every one → apply
+//! ([`aws::update`], unless a dry run). A plan that would empty a configuration stops the run before the first update.
 
 pub mod aws;
 pub mod config;
+pub mod error;
 pub mod plan;
-
-use std::time::SystemTime;
 
 use aws_sdk_imagebuilder::types::Distribution as SdkDistribution;
 use aws_types::SdkConfig;
-use lambda_runtime::Diagnostic;
-use serde_json::Value;
 use shared::clients::PerRegion;
 use shared::config::{ConfigError, Lookup};
-use shared::idempotency::{IdempotencyStore, client_token};
-use shared::invocation::{Context, Runtime};
+use shared::error::InvalidInput;
+use shared::host::{Context, Function};
+use shared::idempotency::client_token;
 use shared::report::{Action, Outcome, Report};
 use shared::telemetry::Metrics;
-use shared::trigger::{SnsMessage, Trigger};
+use shared::trigger::{Input, Trigger};
 
-use crate::config::{Change, Config, Request};
+pub use crate::error::Error;
+
+use crate::config::{Change, Request, Settings};
 use crate::plan::Plan;
 
-pub const FUNCTION: &str = "update-distribution-regions";
+const NAME: &str = "update-distribution-regions";
 
-pub use shared::error::Error;
-
-/// Image Builder clients per region (a configuration lives in the region of its ARN), and the S3 client.
-pub struct Clients {
-    pub imagebuilder: PerRegion<aws_sdk_imagebuilder::Client>,
-    pub s3: aws_sdk_s3::Client,
+pub struct UpdateDistributionRegions {
+    settings: Settings,
+    /// A configuration lives in the region of its ARN.
+    imagebuilder: PerRegion<aws_sdk_imagebuilder::Client>,
+    s3: aws_sdk_s3::Client,
 }
 
-impl Clients {
-    pub fn new(sdk_config: &SdkConfig, settings: &shared::config::Settings) -> Clients {
-        let s3_config = aws_sdk_s3::config::Builder::from(sdk_config)
-            // Path-style requests work against any endpoint, the emulator's included; AWS accepts them for GetObject.
-            .force_path_style(sdk_config.endpoint_url().is_some())
-            .retry_classifier(shared::retry::KeeperRetryClassifier::new(settings))
-            .build();
-        let settings = settings.clone();
-        Clients {
-            imagebuilder: PerRegion::new(sdk_config, move |config| {
-                shared::service_client!(aws_sdk_imagebuilder, config, &settings)
+impl Function for UpdateDistributionRegions {
+    const NAME: &'static str = NAME;
+    type Request = Request;
+    type Settings = Settings;
+    type Error = Error;
+
+    fn settings(lookup: &Lookup<'_>) -> Result<Settings, ConfigError> {
+        Settings::from_lookup(lookup)
+    }
+
+    fn new(sdk_config: &SdkConfig, shared: &shared::config::Settings, settings: Settings) -> Self {
+        let retries = shared.clone();
+        UpdateDistributionRegions {
+            settings,
+            imagebuilder: PerRegion::new(sdk_config, move |c| {
+                shared::service_client!(aws_sdk_imagebuilder, c, &retries)
             }),
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            s3: shared::s3::client(sdk_config, shared),
         }
     }
-}
 
-pub struct Deps {
-    pub runtime: Runtime,
-    pub config: Config,
-    pub clients: Clients,
-}
-
-impl Deps {
-    pub fn from_lookup(sdk_config: &SdkConfig, lookup: &Lookup<'_>) -> Result<Deps, ConfigError> {
-        let config = Config::from_lookup(lookup)?;
-        let runtime = Runtime::from_settings(FUNCTION, config.shared.clone(), sdk_config).with_counters(counters);
-        Ok(Deps { clients: Clients::new(sdk_config, &config.shared), runtime, config })
+    fn counters(report: &Report, metrics: &mut Metrics) {
+        metrics.add("regionsAdded", report.count_of("add-region", Outcome::Applied) as u64);
+        metrics.add("regionsRemoved", report.count_of("remove-region", Outcome::Applied) as u64);
     }
 
-    pub fn with_store(sdk_config: &SdkConfig, config: Config, store: std::sync::Arc<dyn IdempotencyStore>) -> Deps {
-        let runtime = Runtime::new(FUNCTION, config.shared.clone(), store).with_counters(counters);
-        Deps { clients: Clients::new(sdk_config, &config.shared), runtime, config }
-    }
-
-    pub async fn run(&self, payload: Value, deadline: Option<SystemTime>) -> Result<Report, Diagnostic> {
-        self.runtime.handle(payload, deadline, |trigger, ctx| handle(trigger, ctx, self)).await
-    }
-}
-
-fn counters(report: &Report, metrics: &mut Metrics) {
-    metrics.add("regionsAdded", report.count_of("add-region", Outcome::Applied) as u64);
-    metrics.add("regionsRemoved", report.count_of("remove-region", Outcome::Applied) as u64);
-}
-
-/// The requests an invocation carries: its own, an SNS message's, or a desired-state document's entries.
-async fn requests(trigger: Trigger<Request>, deps: &Deps) -> Result<Vec<Request>, Error> {
-    let from_document =
-        |doc: config::DesiredState| doc.distribution_configurations.into_iter().map(Request::from).collect::<Vec<_>>();
-    match trigger {
-        Trigger::Manual(m) => Ok(vec![m.request]),
-        Trigger::Sns(records) => records
-            .into_iter()
-            .map(|r| match r.message {
-                SnsMessage::Request(request) => Ok(request),
-                SnsMessage::Notification(_) => {
-                    Err(Error::InvalidInput { field: "Message".into(), rule: "is not a request".into() })
+    /// Validate every change, observe and plan every one, then apply.
+    async fn run(&self, trigger: Trigger<Request>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
+        let changes: Vec<Change> =
+            self.requests(trigger).await?.into_iter().map(Change::new).collect::<Result<_, _>>()?;
+        let mut planned = Vec::new();
+        for change in &changes {
+            let client = self.imagebuilder.get(&change.arn_region);
+            let current = aws::get(&client, &change.arn).await?;
+            let plan = plan::plan(change, &current.distributions)?;
+            planned.push((change, client, current, plan));
+        }
+        for (change, client, current, plan) in planned {
+            let outcome = if !plan.changes() {
+                None
+            } else if ctx.dry_run {
+                Some(Outcome::Planned)
+            } else {
+                let token = client_token(NAME, &[&ctx.event_id, &change.arn, &aws::fingerprint(&plan.distributions)]);
+                let description = current.description.as_deref();
+                match aws::update(&client, &change.arn, description, plan.distributions.clone(), &token).await {
+                    Ok(()) => Some(Outcome::Applied),
+                    Err(e) => {
+                        tracing::warn!(arn = %change.arn, error = %e, "update failed");
+                        report.push(Action::failed(change.arn.clone(), "update", &e));
+                        continue;
+                    }
                 }
-            })
-            .collect(),
-        Trigger::Schedule(s) => match s.request {
-            Some(r) if r.distribution_configuration_arn.is_some() => Ok(vec![r]),
-            _ => {
-                let (bucket, key) = deps.config.desired_state.clone().ok_or_else(|| Error::InvalidInput {
-                    field: "DESIRED_STATE_S3_URI".into(),
-                    rule: "must be set for a schedule to reconcile from".into(),
-                })?;
-                Ok(from_document(aws::read_document(&deps.clients.s3, &bucket, &key, None).await?))
-            }
-        },
-        Trigger::S3(objects) => {
-            let mut out = Vec::new();
-            for o in objects {
-                out.extend(from_document(
-                    aws::read_document(&deps.clients.s3, &o.bucket, &o.key, o.version_id.as_deref()).await?,
-                ));
-            }
-            Ok(out)
+            };
+            report_plan(report, change, &plan, outcome);
         }
-        Trigger::Event(n) => Err(Error::InvalidInput {
-            field: "event".into(),
-            rule: format!("`{}` events are not a trigger of this function", n.detail_type),
-        }),
+        Ok(())
     }
 }
 
-/// The pipeline: validate every change, observe and plan every one, then apply.
-pub async fn handle(trigger: Trigger<Request>, ctx: Context, deps: &Deps) -> Result<Report, Error> {
-    let changes: Vec<Change> =
-        requests(trigger, deps).await?.into_iter().map(|r| Change::new(r, &deps.config)).collect::<Result<_, _>>()?;
-    let mut report = Report::new(FUNCTION, ctx.event_id.clone(), changes.iter().any(|c| c.dry_run));
-    let mut planned = Vec::new();
-    for change in &changes {
-        let client = deps.clients.imagebuilder.get(&change.arn_region);
-        let current = aws::get(&client, &change.arn).await?;
-        let plan = plan::plan(change, &current.distributions)?;
-        planned.push((change, client, current, plan));
-    }
-    for (change, client, current, plan) in planned {
-        let outcome = if !plan.changes() {
-            None
-        } else if change.dry_run {
-            Some(Outcome::Planned)
-        } else {
-            let token = client_token(FUNCTION, &[&ctx.event_id, &change.arn, &aws::fingerprint(&plan.distributions)]);
-            match aws::update(&client, &change.arn, current.description.as_deref(), plan.distributions.clone(), &token)
-                .await
-            {
-                Ok(()) => Some(Outcome::Applied),
-                Err(e) => {
-                    tracing::warn!(arn = %change.arn, error = %e, "update failed");
-                    report.push(Action::failed(change.arn.clone(), "update", &e));
+impl UpdateDistributionRegions {
+    /// The requests an invocation carries: its own, an SNS message's, or a desired-state document's entries.
+    async fn requests(&self, trigger: Trigger<Request>) -> Result<Vec<Request>, Error> {
+        let mut out = Vec::new();
+        for input in trigger.into_inputs() {
+            let document = match input {
+                Input::Request(r) => {
+                    out.push(r);
                     continue;
                 }
-            }
-        };
-        report_plan(&mut report, change, &plan, outcome);
+                Input::Schedule(Some(r)) if r.distribution_configuration_arn.is_some() => {
+                    out.push(r);
+                    continue;
+                }
+                Input::Schedule(_) => {
+                    let (bucket, key) = self.settings.desired_state.as_ref().ok_or_else(|| {
+                        InvalidInput::new("DESIRED_STATE_S3_URI", "must be set for a schedule to reconcile from")
+                    })?;
+                    aws::read_document(&self.s3, bucket, key, None).await?
+                }
+                Input::Object(o) => aws::read_document(&self.s3, &o.bucket, &o.key, o.version_id.as_deref()).await?,
+                other @ Input::Notification(_) => return Err(InvalidInput::not_a_trigger(other.kind(), NAME).into()),
+            };
+            out.extend(document.distribution_configurations.into_iter().map(Request::from));
+        }
+        Ok(out)
     }
-    if let Some(incomplete) = report.incomplete() {
-        tracing::warn!(report = %serde_json::to_string(&report).unwrap_or_default(), "incomplete run");
-        return Err(incomplete.into());
-    }
-    Ok(report)
 }
 
 fn report_plan(report: &mut Report, change: &Change, plan: &Plan<SdkDistribution>, outcome: Option<Outcome>) {

@@ -4,7 +4,8 @@
 
 use std::fmt::Debug;
 
-use crate::Error;
+use shared::error::InvalidInput;
+
 use crate::config::{Change, Overrides, Regions};
 
 /// What the plan needs of a distribution.
@@ -50,7 +51,7 @@ impl<D> Plan<D> {
     }
 }
 
-pub fn plan<D: Distribution>(change: &Change, current: &[D]) -> Result<Plan<D>, Error> {
+pub fn plan<D: Distribution>(change: &Change, current: &[D]) -> Result<Plan<D>, InvalidInput> {
     // A templateRegion that is not there is a mistake in the request, even when nothing needs copying this time.
     let template = template(change, current)?;
     let present = |r: &str| current.iter().any(|d| d.region() == r);
@@ -76,10 +77,7 @@ pub fn plan<D: Distribution>(change: &Change, current: &[D]) -> Result<Plan<D>, 
     let kept: Vec<D> = current.iter().filter(|d| !remove.iter().any(|r| r == d.region())).cloned().collect();
     if kept.is_empty() && add.is_empty() {
         let field = if matches!(change.regions, Regions::Set(_)) { "setRegions" } else { "removeRegions" };
-        return Err(Error::InvalidInput {
-            field: field.into(),
-            rule: "would leave the configuration without a region".into(),
-        });
+        return Err(InvalidInput::new(field, "would leave the configuration without a region"));
     }
     let mut distributions = kept;
     let mut added = Vec::new();
@@ -100,21 +98,18 @@ pub fn plan<D: Distribution>(change: &Change, current: &[D]) -> Result<Plan<D>, 
 }
 
 /// The distribution new regions are copied from: `templateRegion`, else the ARN's region, else the first.
-fn template<'a, D: Distribution>(change: &Change, current: &'a [D]) -> Result<&'a D, Error> {
+fn template<'a, D: Distribution>(change: &Change, current: &'a [D]) -> Result<&'a D, InvalidInput> {
     if let Some(wanted) = &change.template_region {
-        return current.iter().find(|d| d.region() == wanted).ok_or_else(|| Error::InvalidInput {
-            field: "templateRegion".into(),
-            rule: format!(
-                "`{wanted}` is not a region of this configuration ({})",
-                current.iter().map(|d| d.region()).collect::<Vec<_>>().join(", ")
-            ),
+        return current.iter().find(|d| d.region() == wanted).ok_or_else(|| {
+            let regions: Vec<&str> = current.iter().map(|d| d.region()).collect();
+            InvalidInput::new(
+                "templateRegion",
+                format!("`{wanted}` is not a region of this configuration ({})", regions.join(", ")),
+            )
         });
     }
     current.iter().find(|d| d.region() == change.arn_region).or_else(|| current.first()).ok_or_else(|| {
-        Error::InvalidInput {
-            field: "distributionConfigurationArn".into(),
-            rule: "has no distribution to copy new regions from".into(),
-        }
+        InvalidInput::new("distributionConfigurationArn", "has no distribution to copy new regions from")
     })
 }
 
@@ -157,7 +152,6 @@ mod tests {
             regions,
             template_region: None,
             overrides: BTreeMap::new(),
-            dry_run: false,
         }
     }
 

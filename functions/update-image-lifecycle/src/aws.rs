@@ -1,20 +1,26 @@
-//! The Image Builder calls: list an account's (or one image's) build versions, and start one resource-state update.
+//! Observe and apply: list an account's (or one image's) build versions, and start the planned resource-state
+//! updates. Errors are classified here, on the SDK's typed variants.
 
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_imagebuilder::Client;
+use aws_sdk_imagebuilder::operation::start_resource_state_update::StartResourceStateUpdateError;
+use aws_sdk_imagebuilder::primitives::DateTime;
+use aws_sdk_imagebuilder::primitives::DateTimeFormat;
 use aws_sdk_imagebuilder::types::{
     ImageSummary, ImageType, LifecyclePolicyDetailExclusionRulesAmis,
     LifecyclePolicyDetailExclusionRulesAmisLastLaunched, LifecyclePolicyTimeUnit, Ownership, ResourceState,
     ResourceStateUpdateExclusionRules, ResourceStateUpdateIncludeResources, ResourceStatus,
 };
-use aws_smithy_types::DateTime;
-use aws_smithy_types::date_time::Format;
 use shared::aws_error::describe;
-use shared::error::Error;
+use shared::host::Context;
+use shared::idempotency::client_token;
+use shared::report::{Action, Outcome};
+use tokio::sync::Semaphore;
 
-use crate::config::{ExclusionRules, IncludeResources};
-use crate::plan::Build;
+use crate::Error;
+use crate::config::ExclusionRules;
+use crate::plan::{Build, BuildStatus, Decision, Step, Update};
 
 fn to_build(s: &ImageSummary) -> Option<Build> {
     let arn = s.arn.clone()?;
@@ -24,16 +30,13 @@ fn to_build(s: &ImageSummary) -> Option<Build> {
     Some(Build {
         version,
         build,
-        status: s
-            .state
-            .as_ref()
-            .and_then(|st| st.status.as_ref())
-            .map(|st| st.as_str().to_string())
-            .unwrap_or_default(),
+        status: BuildStatus::parse(
+            s.state.as_ref().and_then(|st| st.status.as_ref()).map(|st| st.as_str()).unwrap_or(""),
+        ),
         created: s
             .date_created
             .as_deref()
-            .and_then(|d| DateTime::from_str(d, Format::DateTime).ok())
+            .and_then(|d| DateTime::from_str(d, DateTimeFormat::DateTime).ok())
             .map(|d| d.as_secs_f64()),
         tags: s.tags.clone().unwrap_or_default().into_iter().collect(),
         container: s.r#type == Some(ImageType::Docker),
@@ -46,7 +49,7 @@ pub async fn builds(client: &Client, region: &str, only: Option<&str>) -> Result
     let mut versions = Vec::new();
     let mut pages = client.list_images().owner(Ownership::SelfValue).include_deprecated(true).into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| Error::aws(region, describe("ListImages", &e)))?;
+        let page = page.map_err(|e| Error::Aws { target: region.into(), failure: describe("ListImages", &e) })?;
         for v in page.image_version_list.unwrap_or_default() {
             if only.is_none_or(|name| v.name.as_deref() == Some(name))
                 && let Some(arn) = v.arn
@@ -59,25 +62,16 @@ pub async fn builds(client: &Client, region: &str, only: Option<&str>) -> Result
     for (name, version_arn) in versions {
         let mut pages = client.list_image_build_versions().image_version_arn(&version_arn).into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| Error::aws(&version_arn, describe("ListImageBuildVersions", &e)))?;
+            let page = page.map_err(|e| Error::Aws {
+                target: version_arn.clone(),
+                failure: describe("ListImageBuildVersions", &e),
+            })?;
             out.entry(name.clone())
                 .or_default()
                 .extend(page.image_summary_list.unwrap_or_default().iter().filter_map(to_build));
         }
     }
     Ok(out)
-}
-
-/// What one StartResourceStateUpdate asks for.
-#[derive(Debug, Clone, Default)]
-pub struct Update<'a> {
-    pub arn: &'a str,
-    pub status: &'a str,
-    pub update_at: Option<DateTime>,
-    pub include: Option<&'a IncludeResources>,
-    pub exclusions: Option<&'a ExclusionRules>,
-    pub execution_role: Option<&'a str>,
-    pub token: &'a str,
 }
 
 fn exclusions(rules: &ExclusionRules) -> Result<ResourceStateUpdateExclusionRules, Error> {
@@ -91,7 +85,7 @@ fn exclusions(rules: &ExclusionRules) -> Result<ResourceStateUpdateExclusionRule
                         .unit(LifecyclePolicyTimeUnit::from(l.unit.as_str()))
                         .value(l.value as i32)
                         .build()
-                        .map_err(|e| Error::invalid("exclusionRules.amis.lastLaunched", e.to_string()))?,
+                        .map_err(|e| Error::Internal(format!("exclusionRules.amis.lastLaunched: {e}")))?,
                 ),
             };
             Some(
@@ -112,26 +106,63 @@ fn exclusions(rules: &ExclusionRules) -> Result<ResourceStateUpdateExclusionRule
     Ok(ResourceStateUpdateExclusionRules::builder().set_amis(amis).build())
 }
 
-/// Starts one update; returns the lifecycle execution id.
-pub async fn start(client: &Client, u: &Update<'_>) -> Result<String, Error> {
-    let include = u.include.map(|i| {
+/// Starts one update with `token` as its client token; returns the lifecycle execution id. A build version deleted
+/// since the read is [`Error::Gone`].
+pub async fn start(client: &Client, u: &Update, token: &str) -> Result<String, Error> {
+    let include = u.include_resources.as_ref().map(|i| {
         ResourceStateUpdateIncludeResources::builder()
             .set_amis(i.amis)
             .set_snapshots(i.snapshots)
             .set_containers(i.containers)
             .build()
     });
-    let out = client
+    let update_at =
+        u.update_at.map(|at| DateTime::from_nanos(at.unix_timestamp_nanos())).transpose().map_err(|e| {
+            Error::Internal(format!("updateAt {:?} is outside what the SDK can send: {e}", u.update_at))
+        })?;
+    match client
         .start_resource_state_update()
-        .resource_arn(u.arn)
-        .state(ResourceState::builder().status(ResourceStatus::from(u.status)).build())
-        .set_update_at(u.update_at)
+        .resource_arn(&u.arn)
+        .state(ResourceState::builder().status(ResourceStatus::from(u.status.as_str())).build())
+        .set_update_at(update_at)
         .set_include_resources(include)
-        .set_exclusion_rules(u.exclusions.map(exclusions).transpose()?)
-        .set_execution_role(u.execution_role.map(String::from))
-        .client_token(u.token)
+        .set_exclusion_rules(u.exclusion_rules.as_ref().map(exclusions).transpose()?)
+        .set_execution_role(u.execution_role.clone())
+        .client_token(token)
         .send()
         .await
-        .map_err(|e| Error::aws(u.arn, describe("StartResourceStateUpdate", &e)))?;
-    Ok(out.lifecycle_execution_id.unwrap_or_default())
+    {
+        Ok(out) => Ok(out.lifecycle_execution_id.unwrap_or_default()),
+        Err(e) if matches!(e.as_service_error(), Some(StartResourceStateUpdateError::ResourceNotFoundException(_))) => {
+            Err(Error::Gone { arn: u.arn.clone() })
+        }
+        Err(e) => Err(Error::Aws { target: u.arn.clone(), failure: describe("StartResourceStateUpdate", &e) }),
+    }
+}
+
+/// Starts the planned updates, `limit` at a time; each carries `client_token(event id, ARN, target status)`, so a
+/// retried event replays at Image Builder instead of starting a second execution.
+pub async fn apply(client: &Client, decisions: &[Decision], ctx: &Context, limit: usize) -> Vec<Action> {
+    let limit = Semaphore::new(limit);
+    let work = decisions.iter().map(|d| {
+        let limit = &limit;
+        async move {
+            let u = match &d.step {
+                Step::Skip(why) => return crate::kept(d, why),
+                Step::Update(u) => u,
+            };
+            let (verb, change) = (u.status.verb().as_str(), d.change(u.status));
+            let token = client_token(ctx.function, &[&ctx.event_id, &u.arn, u.status.as_str()]);
+            let started = match limit.acquire().await {
+                Ok(_permit) => start(client, u, &token).await,
+                Err(_) => Err(Error::Internal("the concurrency limit was closed while updates waited".into())),
+            };
+            match started {
+                Ok(id) => Action::new(&d.arn, verb, Outcome::Applied, format!("{change}; lifecycle execution {id}")),
+                Err(Error::Gone { .. }) => Action::new(&d.arn, verb, Outcome::Skipped, "no such image build version"),
+                Err(e) => Action::failed(&d.arn, verb, &e),
+            }
+        }
+    });
+    futures_util::future::join_all(work).await
 }

@@ -4,14 +4,16 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use aws_smithy_types::DateTime;
-use aws_smithy_types::date_time::Format;
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
-use shared::config::{ConfigError, Lookup, Settings};
-use shared::error::Error;
+use shared::config::{ConfigError, Lookup};
+use shared::error::InvalidInput;
 use shared::trigger;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::plan::Status;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -111,104 +113,102 @@ static ROLE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static ACCOUNT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[0-9]{12}$").expect("valid pattern"));
 
-pub const STATUSES: [&str; 4] = ["AVAILABLE", "DEPRECATED", "DISABLED", "DELETED"];
-
 /// One validated explicit update.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Explicit {
     pub resource_arn: String,
     pub region: String,
-    pub status: String,
-    pub update_at: Option<DateTime>,
+    pub status: Status,
+    pub update_at: Option<OffsetDateTime>,
     pub include_resources: Option<IncludeResources>,
     pub exclusion_rules: Option<ExclusionRules>,
     pub execution_role: Option<String>,
-    pub dry_run: bool,
 }
 
-fn check_role(field: &str, role: &str) -> Result<(), Error> {
+fn check_role(field: &str, role: &str) -> Result<(), InvalidInput> {
     if role.is_empty() || role.len() > 2048 || !ROLE.is_match(role) {
-        return Err(Error::invalid(field, "must be a role name or ARN of 1 to 2048 characters"));
+        return Err(InvalidInput::new(field, "must be a role name or ARN of 1 to 2048 characters"));
     }
     Ok(())
 }
 
 /// Epoch seconds or RFC 3339 text.
-fn parse_update_at(value: &Value) -> Result<DateTime, Error> {
+fn parse_update_at(value: &Value) -> Result<OffsetDateTime, InvalidInput> {
     match value {
         Value::Number(n) => n
             .as_f64()
-            .map(DateTime::from_secs_f64)
-            .ok_or_else(|| Error::invalid("updateAt", "is not a number of seconds")),
-        Value::String(s) => DateTime::from_str(s, Format::DateTime).map_err(|_| {
-            Error::invalid("updateAt", format!("`{s}` is not RFC 3339 (2026-12-01T00:00:00Z) or epoch seconds"))
+            .and_then(|secs| OffsetDateTime::from_unix_timestamp_nanos((secs * 1e9) as i128).ok())
+            .ok_or_else(|| InvalidInput::new("updateAt", "is not a number of seconds since the epoch")),
+        Value::String(s) => OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
+            InvalidInput::new("updateAt", format!("`{s}` is not RFC 3339 (2026-12-01T00:00:00Z) or epoch seconds"))
         }),
-        _ => Err(Error::invalid("updateAt", "must be RFC 3339 text or epoch seconds")),
+        _ => Err(InvalidInput::new("updateAt", "must be RFC 3339 text or epoch seconds")),
     }
 }
 
 impl Explicit {
     /// Applies the documented rules of StartResourceStateUpdate; `now` is epoch seconds.
-    pub fn new(request: Request, now: f64, settings_dry_run: bool) -> Result<Explicit, Error> {
-        let arn = request.resource_arn.ok_or_else(|| Error::invalid("resourceArn", "is required"))?;
+    pub fn new(request: Request, now: f64) -> Result<Explicit, InvalidInput> {
+        let arn = request.resource_arn.ok_or_else(|| InvalidInput::new("resourceArn", "is required"))?;
         let region =
             BUILD_ARN.captures(&arn).and_then(|c| c.get(1)).map(|m| m.as_str().to_string()).ok_or_else(|| {
-                Error::invalid(
+                InvalidInput::new(
                     "resourceArn",
                     format!("`{arn}` is not an image build version ARN (…:image/<name>/<x.y.z>/<build>)"),
                 )
             })?;
-        let status = request.state.ok_or_else(|| Error::invalid("state", "is required"))?;
-        if !STATUSES.contains(&status.as_str()) {
-            return Err(Error::invalid("state", format!("`{status}` is not one of {}", STATUSES.join(", "))));
-        }
+        let name = request.state.ok_or_else(|| InvalidInput::new("state", "is required"))?;
+        let status = Status::parse(&name).ok_or_else(|| {
+            let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+            InvalidInput::new("state", format!("`{name}` is not one of {}", all.join(", ")))
+        })?;
         let update_at = request.update_at.as_ref().map(parse_update_at).transpose()?;
         if let Some(at) = update_at {
-            if status != "DEPRECATED" {
-                return Err(Error::invalid("updateAt", "is only valid with state DEPRECATED"));
+            if status != Status::Deprecated {
+                return Err(InvalidInput::new("updateAt", "is only valid with state DEPRECATED"));
             }
-            if at.as_secs_f64() <= now {
-                return Err(Error::invalid("updateAt", "must be in the future"));
+            if (at.unix_timestamp_nanos() as f64) / 1e9 <= now {
+                return Err(InvalidInput::new("updateAt", "must be in the future"));
             }
         }
         if request.execution_role.is_some() != request.include_resources.is_some() {
-            return Err(Error::invalid("executionRole", "and includeResources must be given together"));
+            return Err(InvalidInput::new("executionRole", "and includeResources must be given together"));
         }
         if let Some(role) = &request.execution_role {
             check_role("executionRole", role)?;
         }
         let include = request.include_resources.clone().unwrap_or_default();
-        if (include.snapshots == Some(true) || include.containers == Some(true)) && status != "DELETED" {
-            return Err(Error::invalid(
+        if (include.snapshots == Some(true) || include.containers == Some(true)) && status != Status::Deleted {
+            return Err(InvalidInput::new(
                 "includeResources",
                 "snapshots and containers are only valid with state DELETED",
             ));
         }
         if let Some(rules) = &request.exclusion_rules {
             if include.amis != Some(true) {
-                return Err(Error::invalid("exclusionRules", "apply only when includeResources.amis is true"));
+                return Err(InvalidInput::new("exclusionRules", "apply only when includeResources.amis is true"));
             }
             if let Some(amis) = &rules.amis {
                 if let Some(last) = &amis.last_launched {
                     if !(1..=365).contains(&last.value) {
-                        return Err(Error::invalid(
+                        return Err(InvalidInput::new(
                             "exclusionRules.amis.lastLaunched.value",
                             format!("{} is not from 1 to 365", last.value),
                         ));
                     }
                     if !["DAYS", "WEEKS", "MONTHS", "YEARS"].contains(&last.unit.as_str()) {
-                        return Err(Error::invalid(
+                        return Err(InvalidInput::new(
                             "exclusionRules.amis.lastLaunched.unit",
                             format!("`{}` is not DAYS, WEEKS, MONTHS or YEARS", last.unit),
                         ));
                     }
                 }
                 if amis.tag_map.as_ref().is_some_and(|t| t.is_empty() || t.len() > 50) {
-                    return Err(Error::invalid("exclusionRules.amis.tagMap", "must have 1 to 50 tags"));
+                    return Err(InvalidInput::new("exclusionRules.amis.tagMap", "must have 1 to 50 tags"));
                 }
                 for (i, account) in amis.shared_accounts.iter().flatten().enumerate() {
                     if !ACCOUNT.is_match(account) {
-                        return Err(Error::invalid(
+                        return Err(InvalidInput::new(
                             format!("exclusionRules.amis.sharedAccounts[{i}]"),
                             "must be a 12-digit account id",
                         ));
@@ -216,7 +216,7 @@ impl Explicit {
                 }
                 for (i, region) in amis.regions.iter().flatten().enumerate() {
                     shared::regions::check(region)
-                        .map_err(|e| Error::invalid(format!("exclusionRules.amis.regions[{i}]"), e.to_string()))?;
+                        .map_err(|e| InvalidInput::new(format!("exclusionRules.amis.regions[{i}]"), e.to_string()))?;
                 }
             }
         }
@@ -228,7 +228,6 @@ impl Explicit {
             include_resources: request.include_resources,
             exclusion_rules: request.exclusion_rules,
             execution_role: request.execution_role,
-            dry_run: settings_dry_run || request.dry_run.unwrap_or(false),
         })
     }
 }
@@ -270,16 +269,16 @@ pub struct Policy {
     pub version_filter: Option<VersionFilter>,
 }
 
+/// The function's own settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    pub shared: Settings,
+pub struct Settings {
     pub policy: Policy,
     /// `MAX_CONCURRENCY` (default 2): state updates in flight.
     pub max_concurrency: usize,
 }
 
-impl Config {
-    pub fn from_lookup(lookup: &Lookup<'_>) -> Result<Config, ConfigError> {
+impl Settings {
+    pub fn from_lookup(lookup: &Lookup<'_>) -> Result<Settings, ConfigError> {
         let days = |name: &str| -> Result<Option<u32>, ConfigError> {
             match lookup.string(name) {
                 None => Ok(None),
@@ -318,11 +317,7 @@ impl Config {
                 accepted: "a role name or ARN".into(),
             })?;
         }
-        Ok(Config {
-            shared: Settings::from_lookup(lookup)?,
-            policy,
-            max_concurrency: lookup.number("MAX_CONCURRENCY", 2usize, 1..=16)?,
-        })
+        Ok(Settings { policy, max_concurrency: lookup.number("MAX_CONCURRENCY", 2usize, 1..=16)? })
     }
 }
 
@@ -335,8 +330,12 @@ mod tests {
     const ARN: &str = "arn:aws:imagebuilder:us-east-1:123456789012:image/web-golden/1.2.0/3";
     const NOW: f64 = 1_795_000_000.0;
 
-    fn explicit(json: Value) -> Result<Explicit, Error> {
-        Explicit::new(serde_json::from_value(json).unwrap(), NOW, false)
+    fn explicit(json: Value) -> Result<Explicit, InvalidInput> {
+        Explicit::new(serde_json::from_value(json).unwrap(), NOW)
+    }
+
+    fn at(secs: i64) -> Option<OffsetDateTime> {
+        Some(OffsetDateTime::from_unix_timestamp(secs).unwrap())
     }
 
     #[test]
@@ -344,9 +343,10 @@ mod tests {
         let e =
             explicit(json!({"resourceArn": ARN, "state": "DEPRECATED", "updateAt": "2026-12-01T00:00:00Z"})).unwrap();
         assert_eq!(e.region, "us-east-1");
-        assert_eq!(e.update_at, Some(DateTime::from_secs(1_796_083_200)));
+        assert_eq!(e.update_at, at(1_796_083_200));
+        assert_eq!(e.status, Status::Deprecated);
         let e = explicit(json!({"resourceArn": ARN, "state": "DEPRECATED", "updateAt": 1_796_083_200})).unwrap();
-        assert_eq!(e.update_at, Some(DateTime::from_secs(1_796_083_200)));
+        assert_eq!(e.update_at, at(1_796_083_200));
         explicit(json!({"resourceArn": ARN, "state": "DELETED", "executionRole": "arn:aws:iam::123456789012:role/lifecycle",
             "includeResources": {"amis": true, "snapshots": true}, "exclusionRules": {"amis": {"isPublic": true, "lastLaunched": {"unit": "DAYS", "value": 30}}}})).unwrap();
         explicit(json!({"resourceArn": ARN, "state": "AVAILABLE"})).unwrap();
@@ -407,9 +407,8 @@ mod tests {
         ];
         for (request, field, rule) in cases {
             let err = explicit(request.clone()).unwrap_err();
-            let Error::InvalidInput { field: f, rule: r } = &err else { panic!("{err}") };
-            assert_eq!(f, field, "{request}");
-            assert!(r.contains(rule), "{err}");
+            assert_eq!(err.field, field, "{request}");
+            assert!(err.rule.contains(rule), "{err}");
         }
     }
 
@@ -441,7 +440,7 @@ mod tests {
 
     #[test]
     fn given_policy_settings_when_loaded_then_typed_or_an_error_naming_the_variable() {
-        let c = Config::from_lookup(&Lookup::from_pairs(&[
+        let c = Settings::from_lookup(&Lookup::from_pairs(&[
             ("DEPRECATE_AFTER_DAYS", "30"),
             ("VERSION_FILTER", "1.x.x"),
             ("EXCLUDE_TAGS", "keep=true"),
@@ -451,9 +450,9 @@ mod tests {
         assert_eq!(c.policy.deprecate_after_days, Some(30));
         assert_eq!(c.policy.delete_after_days, None);
         assert_eq!(c.max_concurrency, 2);
-        let err = Config::from_lookup(&Lookup::from_pairs(&[("DELETE_AFTER_DAYS", "90")])).unwrap_err();
+        let err = Settings::from_lookup(&Lookup::from_pairs(&[("DELETE_AFTER_DAYS", "90")])).unwrap_err();
         assert_eq!(err.name, "EXECUTION_ROLE");
-        let err = Config::from_lookup(&Lookup::from_pairs(&[("VERSION_FILTER", "1.x")])).unwrap_err();
+        let err = Settings::from_lookup(&Lookup::from_pairs(&[("VERSION_FILTER", "1.x")])).unwrap_err();
         assert_eq!(err.name, "VERSION_FILTER");
     }
 }

@@ -1,9 +1,116 @@
-//! The lifecycle policy: which build versions of an image move to which state. Pure; ages come from the caller's
-//! clock.
+//! Every decision of the function: which build versions of an image move to which state under the policy, and the
+//! update an explicit request asks for. Pure; ages come from the caller's clock.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use crate::config::Policy;
+use time::OffsetDateTime;
+
+use crate::config::{ExclusionRules, Explicit, IncludeResources, Policy};
+
+/// A state keeper can set with StartResourceStateUpdate, in lifecycle order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Available,
+    Deprecated,
+    Disabled,
+    Deleted,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [Status::Available, Status::Deprecated, Status::Disabled, Status::Deleted];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Available => "AVAILABLE",
+            Status::Deprecated => "DEPRECATED",
+            Status::Disabled => "DISABLED",
+            Status::Deleted => "DELETED",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// The report's verb for moving a build to this state.
+    pub fn verb(self) -> Verb {
+        match self {
+            Status::Available => Verb::Restore,
+            Status::Deprecated => Verb::Deprecate,
+            Status::Disabled => Verb::Disable,
+            Status::Deleted => Verb::Delete,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A build version's status as Image Builder reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildStatus {
+    Lifecycle(Status),
+    Failed,
+    Cancelled,
+    /// Still being built (PENDING, BUILDING, TESTING, ...) or a status newer than keeper: never moved.
+    Other(String),
+}
+
+impl BuildStatus {
+    pub fn parse(name: &str) -> BuildStatus {
+        match name {
+            "FAILED" => BuildStatus::Failed,
+            "CANCELLED" => BuildStatus::Cancelled,
+            other => {
+                Status::parse(other).map(BuildStatus::Lifecycle).unwrap_or_else(|| BuildStatus::Other(other.into()))
+            }
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            BuildStatus::Lifecycle(s) => s.as_str(),
+            BuildStatus::Failed => "FAILED",
+            BuildStatus::Cancelled => "CANCELLED",
+            BuildStatus::Other(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for BuildStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The report's verbs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Deprecate,
+    Disable,
+    Delete,
+    Restore,
+    /// A build the policy leaves alone.
+    Keep,
+}
+
+impl Verb {
+    pub const CHANGES: [Verb; 4] = [Verb::Deprecate, Verb::Disable, Verb::Delete, Verb::Restore];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Deprecate => "deprecate",
+            Verb::Disable => "disable",
+            Verb::Delete => "delete",
+            Verb::Restore => "restore",
+            Verb::Keep => "keep",
+        }
+    }
+}
 
 /// One build version as observed.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,7 +118,7 @@ pub struct Build {
     pub arn: String,
     pub version: Vec<u64>,
     pub build: u64,
-    pub status: String,
+    pub status: BuildStatus,
     /// Epoch seconds; `None` when Image Builder's date could not be read.
     pub created: Option<f64>,
     pub tags: BTreeMap<String, String>,
@@ -19,39 +126,54 @@ pub struct Build {
     pub container: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One StartResourceStateUpdate to make.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    pub arn: String,
+    pub status: Status,
+    pub update_at: Option<OffsetDateTime>,
+    pub include_resources: Option<IncludeResources>,
+    pub exclusion_rules: Option<ExclusionRules>,
+    pub execution_role: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub enum Step {
-    /// Move to this status; `DELETED` also deletes the AMIs (and snapshots, when set) with the execution role.
-    To(&'static str),
+    Update(Update),
     Skip(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     pub arn: String,
-    pub from: String,
+    /// The status it was seen in; `None` for an explicit request, which is not read first.
+    pub from: Option<BuildStatus>,
     pub step: Step,
 }
 
-/// The verb of the report for a target status.
-pub fn verb(status: &str) -> &'static str {
-    match status {
-        "DEPRECATED" => "deprecate",
-        "DISABLED" => "disable",
-        "DELETED" => "delete",
-        "AVAILABLE" => "restore",
-        _ => "update",
+impl Decision {
+    /// `AVAILABLE → DEPRECATED`, or `→ DEPRECATED` when the status before was not read.
+    pub fn change(&self, to: Status) -> String {
+        match &self.from {
+            Some(from) => format!("{from} → {to}"),
+            None => format!("→ {to}"),
+        }
     }
 }
 
-/// How far along the lifecycle a status is; a build only ever moves forward under the policy.
-fn rank(status: &str) -> Option<u8> {
-    match status {
-        "AVAILABLE" => Some(0),
-        "DEPRECATED" => Some(1),
-        "DISABLED" => Some(2),
-        "DELETED" => Some(3),
-        _ => None,
+/// An explicit request is one update, exactly as asked (every rule was checked when it was validated).
+pub fn explicit(e: &Explicit) -> Decision {
+    Decision {
+        arn: e.resource_arn.clone(),
+        from: None,
+        step: Step::Update(Update {
+            arn: e.resource_arn.clone(),
+            status: e.status,
+            update_at: e.update_at,
+            include_resources: e.include_resources.clone(),
+            exclusion_rules: e.exclusion_rules.clone(),
+            execution_role: e.execution_role.clone(),
+        }),
     }
 }
 
@@ -62,13 +184,17 @@ pub fn plan(policy: &Policy, builds: &[Build], now: f64, trigger: Option<&str>) 
     let mut sorted: Vec<&Build> =
         builds.iter().filter(|b| policy.version_filter.as_ref().is_none_or(|f| f.matches(&b.version))).collect();
     sorted.sort_by(|a, b| (&b.version, b.build).cmp(&(&a.version, a.build)));
-    let kept: Vec<&str> =
-        sorted.iter().filter(|b| b.status == "AVAILABLE").take(policy.keep_available).map(|b| b.arn.as_str()).collect();
-    let available = sorted.iter().filter(|b| b.status == "AVAILABLE").count();
+    let available: Vec<&str> = sorted
+        .iter()
+        .filter(|b| b.status == BuildStatus::Lifecycle(Status::Available))
+        .map(|b| b.arn.as_str())
+        .collect();
+    let kept = &available[..policy.keep_available.min(available.len())];
     sorted
         .into_iter()
         .map(|b| {
-            let skip = |why: String| Decision { arn: b.arn.clone(), from: b.status.clone(), step: Step::Skip(why) };
+            let decide = |step: Step| Decision { arn: b.arn.clone(), from: Some(b.status.clone()), step };
+            let skip = |why: String| decide(Step::Skip(why));
             if trigger == Some(b.arn.as_str()) {
                 return skip("the build that triggered this run".into());
             }
@@ -83,30 +209,45 @@ pub fn plan(policy: &Policy, builds: &[Build], now: f64, trigger: Option<&str>) 
             };
             let due = |days: Option<u32>| days.is_some_and(|d| age_days >= f64::from(d));
             let target = if due(policy.delete_after_days) {
-                "DELETED"
+                Status::Deleted
             } else if due(policy.disable_after_days) {
-                "DISABLED"
+                Status::Disabled
             } else if due(policy.deprecate_after_days) {
-                "DEPRECATED"
+                Status::Deprecated
             } else {
                 return skip(format!("{} days old; no policy age reached", age_days.floor()));
             };
-            match b.status.as_str() {
-                "FAILED" | "CANCELLED" if target == "DELETED" => {}
-                "FAILED" | "CANCELLED" => return skip(format!("{} builds can only be deleted", b.status)),
-                s if rank(s).is_none() => return skip(format!("{s}: not a state the policy moves")),
-                _ => {}
-            }
-            if b.container && target != "DELETED" {
+            let current = match &b.status {
+                BuildStatus::Failed | BuildStatus::Cancelled if target == Status::Deleted => None,
+                BuildStatus::Failed | BuildStatus::Cancelled => {
+                    return skip(format!("{} builds can only be deleted", b.status));
+                }
+                BuildStatus::Other(s) => return skip(format!("{s}: not a state the policy moves")),
+                BuildStatus::Lifecycle(s) => Some(*s),
+            };
+            if b.container && target != Status::Deleted {
                 return skip("container images can only be deleted".into());
             }
-            if rank(&b.status).is_some_and(|r| rank(target).is_some_and(|t| r >= t)) {
-                return skip(format!("already {}", b.status));
+            if let Some(current) = current.filter(|c| *c >= target) {
+                return skip(format!("already {current}"));
             }
-            if b.status == "AVAILABLE" && available == 1 {
+            if current == Some(Status::Available) && available.len() == 1 {
                 return skip("the only AVAILABLE build is never retired".into());
             }
-            Decision { arn: b.arn.clone(), from: b.status.clone(), step: Step::To(target) }
+            // Deleting takes the AMIs (and snapshots when set) with the execution role; other moves only the record.
+            let deleting = target == Status::Deleted;
+            decide(Step::Update(Update {
+                arn: b.arn.clone(),
+                status: target,
+                update_at: None,
+                include_resources: deleting.then_some(IncludeResources {
+                    amis: Some(true),
+                    snapshots: Some(policy.include_snapshots),
+                    containers: None,
+                }),
+                exclusion_rules: None,
+                execution_role: policy.execution_role.clone().filter(|_| deleting),
+            }))
         })
         .collect()
 }
@@ -136,17 +277,30 @@ mod tests {
             arn: format!("arn:aws:imagebuilder:us-east-1:123456789012:image/web/{version}/{number}"),
             version: version.split('.').map(|p| p.parse().unwrap()).collect(),
             build: number,
-            status: status.into(),
+            status: BuildStatus::parse(status),
             created: Some(NOW - age_days * DAY),
             tags: BTreeMap::new(),
             container: false,
         }
     }
 
-    fn steps(policy: &Policy, builds: &[Build], trigger: Option<&str>) -> Vec<(String, Step)> {
+    /// A decision as the tests compare it: the target state, or why the build is skipped.
+    #[derive(Debug, PartialEq)]
+    enum Got {
+        To(Status),
+        Skip(String),
+    }
+
+    fn steps(policy: &Policy, builds: &[Build], trigger: Option<&str>) -> Vec<(String, Got)> {
         plan(policy, builds, NOW, trigger)
             .into_iter()
-            .map(|d| (d.arn.rsplit("/web/").next().unwrap().to_string(), d.step))
+            .map(|d| {
+                let got = match d.step {
+                    Step::Update(u) => Got::To(u.status),
+                    Step::Skip(why) => Got::Skip(why),
+                };
+                (d.arn.rsplit("/web/").next().unwrap().to_string(), got)
+            })
             .collect()
     }
 
@@ -163,12 +317,12 @@ mod tests {
         assert_eq!(
             steps(&policy(), &builds, None),
             vec![
-                ("1.10.0/1".into(), Step::Skip("one of the newest 2 AVAILABLE builds".into())),
-                ("1.2.0/1".into(), Step::Skip("one of the newest 2 AVAILABLE builds".into())),
-                ("1.1.0/2".into(), Step::Skip("10 days old; no policy age reached".into())),
-                ("1.1.0/1".into(), Step::To("DEPRECATED")),
-                ("1.0.0/2".into(), Step::To("DISABLED")),
-                ("1.0.0/1".into(), Step::To("DISABLED")),
+                ("1.10.0/1".into(), Got::Skip("one of the newest 2 AVAILABLE builds".into())),
+                ("1.2.0/1".into(), Got::Skip("one of the newest 2 AVAILABLE builds".into())),
+                ("1.1.0/2".into(), Got::Skip("10 days old; no policy age reached".into())),
+                ("1.1.0/1".into(), Got::To(Status::Deprecated)),
+                ("1.0.0/2".into(), Got::To(Status::Disabled)),
+                ("1.0.0/1".into(), Got::To(Status::Disabled)),
             ],
             "versions sort numerically (1.10.0 is newest) and by build number"
         );
@@ -185,8 +339,8 @@ mod tests {
         p.keep_available = 0;
         let trigger = builds[0].arn.clone();
         let decided = steps(&p, &builds, Some(&trigger));
-        assert_eq!(decided[2], ("1.0.0/1".into(), Step::Skip("the build that triggered this run".into())));
-        assert_eq!(decided[0].1, Step::To("DISABLED"));
+        assert_eq!(decided[2], ("1.0.0/1".into(), Got::Skip("the build that triggered this run".into())));
+        assert_eq!(decided[0].1, Got::To(Status::Disabled));
     }
 
     #[test]
@@ -201,14 +355,14 @@ mod tests {
             build("1.0.0", 4, "BUILDING", 200.0),
         ];
         let decided = steps(&p, &builds, None);
-        assert_eq!(decided[1], ("1.0.0/4".into(), Step::Skip("BUILDING: not a state the policy moves".into())));
-        assert_eq!(decided[2], ("1.0.0/3".into(), Step::Skip("already DEPRECATED".into())));
-        assert_eq!(decided[3], ("1.0.0/2".into(), Step::Skip("already DISABLED".into())));
-        assert_eq!(decided[4], ("1.0.0/1".into(), Step::Skip("FAILED builds can only be deleted".into())));
+        assert_eq!(decided[1], ("1.0.0/4".into(), Got::Skip("BUILDING: not a state the policy moves".into())));
+        assert_eq!(decided[2], ("1.0.0/3".into(), Got::Skip("already DEPRECATED".into())));
+        assert_eq!(decided[3], ("1.0.0/2".into(), Got::Skip("already DISABLED".into())));
+        assert_eq!(decided[4], ("1.0.0/1".into(), Got::Skip("FAILED builds can only be deleted".into())));
         p.delete_after_days = Some(180);
         let decided = steps(&p, &builds, None);
-        assert_eq!(decided[4], ("1.0.0/1".into(), Step::To("DELETED")));
-        assert_eq!(decided[3], ("1.0.0/2".into(), Step::To("DELETED")));
+        assert_eq!(decided[4], ("1.0.0/1".into(), Got::To(Status::Deleted)));
+        assert_eq!(decided[3], ("1.0.0/2".into(), Got::To(Status::Deleted)));
     }
 
     #[test]
@@ -216,7 +370,7 @@ mod tests {
         let mut p = policy();
         p.keep_available = 0;
         let decided = steps(&p, &[build("1.0.0", 1, "AVAILABLE", 400.0), build("1.0.0", 2, "DEPRECATED", 400.0)], None);
-        assert_eq!(decided[1], ("1.0.0/1".into(), Step::Skip("the only AVAILABLE build is never retired".into())));
+        assert_eq!(decided[1], ("1.0.0/1".into(), Got::Skip("the only AVAILABLE build is never retired".into())));
     }
 
     #[test]
@@ -237,11 +391,71 @@ mod tests {
         assert_eq!(
             decided,
             vec![
-                ("1.0.0/3".into(), Step::To("DISABLED")),
-                ("1.0.0/2".into(), Step::Skip("container images can only be deleted".into())),
-                ("1.0.0/1".into(), Step::Skip("excluded by tag keep=true".into())),
+                ("1.0.0/3".into(), Got::To(Status::Disabled)),
+                ("1.0.0/2".into(), Got::Skip("container images can only be deleted".into())),
+                ("1.0.0/1".into(), Got::Skip("excluded by tag keep=true".into())),
             ],
             "2.0.0 is outside 1.x.x and not considered at all"
         );
+    }
+
+    #[test]
+    fn given_a_deletion_when_planned_then_it_takes_the_amis_the_snapshots_setting_and_the_role_and_others_take_neither()
+    {
+        let mut p = policy();
+        p.keep_available = 0;
+        p.delete_after_days = Some(180);
+        p.include_snapshots = true;
+        p.execution_role = Some("arn:aws:iam::123456789012:role/lifecycle".into());
+        let decided = plan(
+            &p,
+            &[
+                build("2.0.0", 1, "AVAILABLE", 1.0),
+                build("1.0.0", 1, "AVAILABLE", 200.0),
+                build("1.1.0", 1, "AVAILABLE", 100.0),
+            ],
+            NOW,
+            None,
+        );
+        let updates: Vec<&Update> =
+            decided.iter().filter_map(|d| if let Step::Update(u) = &d.step { Some(u) } else { None }).collect();
+        let deleted = updates.iter().find(|u| u.status == Status::Deleted).expect("the 200-day-old build is deleted");
+        assert_eq!(
+            deleted.include_resources,
+            Some(IncludeResources { amis: Some(true), snapshots: Some(true), containers: None })
+        );
+        assert_eq!(deleted.execution_role.as_deref(), Some("arn:aws:iam::123456789012:role/lifecycle"));
+        let disabled =
+            updates.iter().find(|u| u.status == Status::Disabled).expect("the 100-day-old build is disabled");
+        assert_eq!((&disabled.include_resources, &disabled.execution_role), (&None, &None));
+        assert_eq!(decided[1].change(Status::Disabled), "AVAILABLE → DISABLED");
+    }
+
+    #[test]
+    fn given_an_explicit_request_when_planned_then_one_update_with_every_field_as_asked() {
+        let request: crate::config::Request = serde_json::from_value(serde_json::json!({
+            "resourceArn": "arn:aws:imagebuilder:us-east-1:123456789012:image/web/1.0.0/1", "state": "DELETED",
+            "executionRole": "lifecycle", "includeResources": {"amis": true, "snapshots": true},
+            "exclusionRules": {"amis": {"isPublic": true}}}))
+        .unwrap();
+        let e = Explicit::new(request, NOW).unwrap();
+        let d = explicit(&e);
+        assert_eq!(d.from, None);
+        assert_eq!(d.change(Status::Deleted), "→ DELETED");
+        let Step::Update(u) = d.step else { panic!("an update") };
+        assert_eq!((u.arn.as_str(), u.status), (e.resource_arn.as_str(), Status::Deleted));
+        assert_eq!(u.include_resources, e.include_resources);
+        assert_eq!(u.exclusion_rules, e.exclusion_rules);
+        assert_eq!(u.execution_role.as_deref(), Some("lifecycle"));
+    }
+
+    #[test]
+    fn given_every_status_name_when_parsed_then_it_reads_back() {
+        for s in Status::ALL {
+            assert_eq!(BuildStatus::parse(s.as_str()), BuildStatus::Lifecycle(s));
+        }
+        assert_eq!(BuildStatus::parse("FAILED"), BuildStatus::Failed);
+        assert_eq!(BuildStatus::parse("BUILDING"), BuildStatus::Other("BUILDING".into()));
+        assert_eq!(Status::Available.verb().as_str(), "restore");
     }
 }

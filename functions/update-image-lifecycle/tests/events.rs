@@ -8,7 +8,7 @@ const NOW: f64 = 1_795_000_000.0;
 
 #[test]
 fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_request_or_notification() {
-    let samples = keeper_tests::samples::samples("update-image-lifecycle");
+    let samples = testbed::samples::samples("update-image-lifecycle");
     let names: Vec<&str> = samples.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -42,14 +42,14 @@ fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_request_or_n
             (Trigger::Schedule(s), "schedule-sweep.json") => assert!(s.request.is_none()),
             (Trigger::Manual(m), "dry-run.json") => assert_eq!(m.request.dry_run, Some(true)),
             (Trigger::Manual(m), "invalid-combination.json") => {
-                let err = Explicit::new(m.request.clone(), NOW, false).unwrap_err().to_string();
+                let err = Explicit::new(m.request.clone(), NOW).unwrap_err().to_string();
                 assert!(
                     err.contains("`includeResources` snapshots and containers are only valid with state DELETED"),
                     "{err}"
                 );
             }
             (Trigger::Manual(m), _) => {
-                Explicit::new(m.request.clone(), NOW, false).unwrap_or_else(|e| panic!("{name}: {e}"));
+                Explicit::new(m.request.clone(), NOW).unwrap_or_else(|e| panic!("{name}: {e}"));
             }
             (other, _) => panic!("{name}: unexpected {other:?}"),
         }

@@ -194,10 +194,21 @@ async fn stub_server(responses: Vec<(u16, &'static str)>) -> (String, Arc<Atomic
     (url, count)
 }
 
+/// An SDK configuration aimed at the stub: static dummy credentials, nothing read from the environment.
+async fn stub_sdk_config(url: &str, settings: &Settings) -> aws_types::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_types::region::Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(aws_credential_types::Credentials::new("AKIDSTUB", "stub-secret", None, None, "stub"))
+        .retry_config(retry_config(settings))
+        .load()
+        .await
+}
+
 async fn get_item_attempts(responses: Vec<(u16, &'static str)>) -> (bool, u32) {
     let (url, count) = stub_server(responses).await;
     let settings = settings(1, 4);
-    let sdk = crate::clients::local_sdk_config(&url, "us-east-1", &settings).await;
+    let sdk = stub_sdk_config(&url, &settings).await;
     let client = crate::clients::dynamodb(&sdk, &settings);
     let result = client
         .get_item()
@@ -334,7 +345,7 @@ async fn given_sdk_client_without_keeper_classifier_when_account_quota_error_the
     // The gap the classifier exists for: without it the SDK spends every attempt on an account quota.
     let (url, count) = stub_server(vec![(400, r#"{"__type":"LimitExceededException","message":"quota"}"#); 10]).await;
     let settings = settings(1, 4);
-    let sdk = crate::clients::local_sdk_config(&url, "us-east-1", &settings).await;
+    let sdk = stub_sdk_config(&url, &settings).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let result = client
         .get_item()

@@ -271,3 +271,50 @@ fn given_nested_objects_when_canonicalised_then_keys_sorted_at_every_level() {
     let v = json!({"b": {"z": 1, "a": [ {"y": true, "x": null} ]}, "a": "é\""});
     assert_eq!(canonical_json(&v), r#"{"a":"é\"","b":{"a":[{"x":null,"y":true}],"z":1}}"#);
 }
+
+#[test]
+fn given_each_envelope_when_asked_for_dry_run_then_only_a_request_that_says_so_turns_it_on() {
+    // GIVEN the same request in every envelope that can carry one, once with dryRun and once without
+    let manual = |dry: bool| parse::<Req>(json!({"names": ["b1"], "dryRun": dry})).unwrap();
+    let scheduler = |dry: bool| {
+        parse::<Req>(
+            json!({"dryRun": dry, "scheduler": {"executionId": "x", "scheduledTime": "t", "scheduleArn": "a"}}),
+        )
+        .unwrap()
+    };
+    let sns = |dry: bool| {
+        let mut event = fixture("sns-request.json");
+        event["Records"][0]["Sns"]["Message"] = json!(json!({"names": ["b1"], "dryRun": dry}).to_string());
+        parse::<Req>(event).unwrap()
+    };
+    // WHEN / THEN: the flag follows the request; envelopes without a request never ask
+    for (name, build) in
+        [("manual", &manual as &dyn Fn(bool) -> Trigger<Req>), ("scheduler", &scheduler), ("sns", &sns)]
+    {
+        assert!(build(true).asks_for_dry_run(), "{name}");
+        assert!(!build(false).asks_for_dry_run(), "{name}");
+    }
+    assert!(!parse::<Req>(fixture("eventbridge-scheduled-event.json")).unwrap().asks_for_dry_run());
+    assert!(!parse::<Req>(fixture("s3-put.json")).unwrap().asks_for_dry_run());
+}
+
+#[test]
+fn given_triggers_when_flattened_then_one_input_per_request_object_or_notification_in_order() {
+    // GIVEN an SNS event with a request and a recognised notification, an S3 event, a rule's schedule
+    let mut sns = fixture("sns-request.json");
+    let mut second = sns["Records"][0].clone();
+    second["Sns"]["MessageId"] = json!("second");
+    second["Sns"]["Message"] = json!(r#"{"versionlessArn":"arn:aws:imagebuilder:us-east-1:123456789012:image/x"}"#);
+    sns["Records"].as_array_mut().unwrap().push(second);
+    // WHEN each is flattened
+    let inputs = parse::<Req>(sns).unwrap().into_inputs();
+    // THEN the envelopes are gone and the order is kept
+    assert!(matches!(&inputs[0], Input::Request(r) if r.names == ["b1", "b2"]), "{inputs:?}");
+    assert!(matches!(&inputs[1], Input::Notification(doc) if doc.get("versionlessArn").is_some()), "{inputs:?}");
+    assert_eq!(inputs.len(), 2);
+    let objects = parse::<Req>(fixture("s3-put.json")).unwrap().into_inputs();
+    assert!(matches!(objects.as_slice(), [Input::Object(o)] if !o.key.is_empty()), "{objects:?}");
+    let schedule = parse::<Req>(fixture("eventbridge-scheduled-event.json")).unwrap().into_inputs();
+    assert_eq!(schedule, vec![Input::Schedule(None)]);
+    assert_eq!(schedule[0].kind(), "a schedule");
+}

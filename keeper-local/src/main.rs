@@ -1,15 +1,22 @@
 //! `keeper-local`: the emulated AWS alone (`serve`), or one function run on an event against it (`invoke`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::process::ExitCode;
-
 use std::sync::Arc;
 
+use aws_types::SdkConfig;
 use lambda_runtime::Diagnostic;
 use local::World;
+use rotate_key_group::RotateKeyGroup;
 use serde_json::Value;
 use shared::config::{Lookup, Settings};
+use shared::host::{Function, Host};
 use shared::idempotency::MemoryStore;
 use shared::report::Report;
+use start_idle_image_builders::StartIdleImageBuilders;
+use update_distribution_regions::UpdateDistributionRegions;
+use update_image_lifecycle::UpdateImageLifecycle;
 
 const USAGE: &str = "usage:
   keeper-local serve [--port N] [--host ADDR] [--seed FILE]
@@ -20,13 +27,35 @@ const USAGE: &str = "usage:
       runs the function's handler on the event against an in-process emulator seeded with FILE
       (default events/local-account.json) and prints its report and what changed in the account";
 
-/// The functions `invoke` can run; each function's issue adds its entry (and an arm in `run_function`).
-const FUNCTIONS: &[&str] = &[
-    start_idle_image_builders::FUNCTION,
-    rotate_key_group::FUNCTION,
-    update_distribution_regions::FUNCTION,
-    update_image_lifecycle::FUNCTION,
+/// What one invocation returns: the function's answer, or why it could not be run (a bad setting).
+type Answer<'a> = Pin<Box<dyn Future<Output = Result<Result<Report, Diagnostic>, String>> + 'a>>;
+
+/// One function `invoke` can run: its name, and its handler on the shared host.
+struct Entry {
+    name: &'static str,
+    invoke: for<'a> fn(&'a SdkConfig, &'a Lookup<'a>, Value) -> Answer<'a>,
+}
+
+const fn entry<F: Function>() -> Entry {
+    Entry { name: F::NAME, invoke: invoke_with::<F> }
+}
+
+/// The functions `invoke` can run.
+const FUNCTIONS: [Entry; 4] = [
+    entry::<StartIdleImageBuilders>(),
+    entry::<RotateKeyGroup>(),
+    entry::<UpdateDistributionRegions>(),
+    entry::<UpdateImageLifecycle>(),
 ];
+
+/// Runs one function's real handler on the payload, on the same host as in Lambda, with an in-memory guard.
+fn invoke_with<'a, F: Function>(sdk_config: &'a SdkConfig, lookup: &'a Lookup<'a>, payload: Value) -> Answer<'a> {
+    Box::pin(async move {
+        let host =
+            Host::<F>::with_store(sdk_config, lookup, Arc::new(MemoryStore::default())).map_err(|e| e.to_string())?;
+        Ok(host.handle(payload, None).await)
+    })
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -75,7 +104,7 @@ fn load_seed(path: Option<&str>) -> Result<World, String> {
     let path = path.unwrap_or(default);
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read seed {path}: {e}"))?;
     let seed: Value = serde_json::from_str(&text).map_err(|e| format!("seed {path} is not JSON: {e}"))?;
-    World::from_seed(seed, local::world::now_ms()).map_err(|e| format!("{path}: {e}"))
+    World::from_seed(seed, local::clock::now_ms()).map_err(|e| format!("{path}: {e}"))
 }
 
 async fn serve(args: &[String]) -> Result<(), String> {
@@ -97,8 +126,8 @@ async fn serve(args: &[String]) -> Result<(), String> {
     println!(
         "  export AWS_ENDPOINT_URL={} AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_REGION=us-east-1",
         running.url,
-        shared::clients::LOCAL_ACCESS_KEY_ID,
-        shared::clients::LOCAL_SECRET_ACCESS_KEY
+        local::client::ACCESS_KEY_ID,
+        local::client::SECRET_ACCESS_KEY
     );
     println!(
         "  state: curl {}/_keeper/state    calls: curl {}/_keeper/calls    stop: Ctrl-C",
@@ -113,9 +142,10 @@ async fn invoke(args: &[String]) -> Result<(), String> {
     let [function, event] = args.as_slice() else {
         return Err(format!("invoke needs a function and an event file\n{USAGE}"));
     };
-    if !FUNCTIONS.contains(&function.as_str()) {
-        return Err(format!("no function `{function}`; functions: {}", FUNCTIONS.join(", ")));
-    }
+    let Some(entry) = FUNCTIONS.iter().find(|f| f.name == function) else {
+        let names: Vec<&str> = FUNCTIONS.iter().map(|f| f.name).collect();
+        return Err(format!("no function `{function}`; functions: {}", names.join(", ")));
+    };
     let text = std::fs::read_to_string(event).map_err(|e| format!("cannot read event {event}: {e}"))?;
     let payload: Value = serde_json::from_str(&text).map_err(|e| format!("event {event} is not JSON: {e}"))?;
     let lookup = Lookup::env();
@@ -126,8 +156,9 @@ async fn invoke(args: &[String]) -> Result<(), String> {
     let before = running.emulator.dump();
     let settings = Settings::from_lookup(&lookup).map_err(|e| e.to_string())?;
     let region = lookup.string("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
-    let sdk_config = shared::clients::local_sdk_config(&running.url, &region, &settings).await;
-    let answer = run_function(function, &sdk_config, &lookup, payload).await?;
+    let retries = shared::retry::retry_config(&settings);
+    let sdk_config = local::client::sdk_config(&running.url, &region, retries).await;
+    let answer = (entry.invoke)(&sdk_config, &lookup, payload).await?;
     println!("== report");
     match &answer {
         Ok(report) => println!("{}", serde_json::to_string_pretty(report).unwrap_or_default()),
@@ -148,33 +179,4 @@ async fn invoke(args: &[String]) -> Result<(), String> {
         println!("  {change}");
     }
     Ok(())
-}
-
-/// Runs one function's real handler on the payload, with an in-memory idempotency guard.
-async fn run_function(
-    function: &str,
-    sdk_config: &aws_types::SdkConfig,
-    lookup: &Lookup<'_>,
-    payload: Value,
-) -> Result<Result<Report, Diagnostic>, String> {
-    let store = Arc::new(MemoryStore::default());
-    match function {
-        start_idle_image_builders::FUNCTION => {
-            let config = start_idle_image_builders::config::Config::from_lookup(lookup).map_err(|e| e.to_string())?;
-            Ok(start_idle_image_builders::Deps::with_store(sdk_config, config, store).run(payload, None).await)
-        }
-        update_distribution_regions::FUNCTION => {
-            let config = update_distribution_regions::config::Config::from_lookup(lookup).map_err(|e| e.to_string())?;
-            Ok(update_distribution_regions::Deps::with_store(sdk_config, config, store).run(payload, None).await)
-        }
-        update_image_lifecycle::FUNCTION => {
-            let config = update_image_lifecycle::config::Config::from_lookup(lookup).map_err(|e| e.to_string())?;
-            Ok(update_image_lifecycle::Deps::with_store(sdk_config, config, store).run(payload, None).await)
-        }
-        rotate_key_group::FUNCTION => {
-            let config = rotate_key_group::config::Config::from_lookup(lookup).map_err(|e| e.to_string())?;
-            Ok(rotate_key_group::Deps::with_store(sdk_config, config, store).run(payload, None).await)
-        }
-        other => Err(format!("no function `{other}`")),
-    }
 }

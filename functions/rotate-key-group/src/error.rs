@@ -1,0 +1,46 @@
+//! How rotate-key-group fails, each way with its stable error type.
+
+use shared::aws_error::AwsFailure;
+use shared::error::InvalidInput;
+use shared::report::{Classify, ErrorType};
+use shared::s3::ReadError;
+
+use crate::plan::Refusal;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    /// The rotation cannot be planned: it would empty the group or exceed CloudFront's quota.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The uploaded PEM could not be read.
+    #[error(transparent)]
+    Upload(#[from] ReadError),
+    /// UpdateKeyGroup's `If-Match` was stale: someone else changed the group since it was read.
+    #[error("{group}: the key group changed since it was read (PreconditionFailed)")]
+    GroupChanged { group: String },
+    /// A CloudFront call failed after the SDK's retries.
+    #[error("{target}: {failure}")]
+    Aws { target: String, failure: AwsFailure },
+    /// CloudFront answered without a member it always sends.
+    #[error("{operation} answered without {missing}")]
+    UnexpectedResponse { operation: &'static str, missing: &'static str },
+    /// A fault in keeper itself.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Classify for Error {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            Error::Invalid(e) => e.error_type(),
+            Error::Refused(e) => e.error_type(),
+            Error::Upload(e) => e.error_type(),
+            Error::GroupChanged { .. } => ErrorType::CONFLICT,
+            Error::Aws { failure, .. } => failure.error_type,
+            Error::UnexpectedResponse { .. } => ErrorType::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => ErrorType::INTERNAL,
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! How start-idle-image-builders fails, each way with its stable error type.
+
+use shared::aws_error::AwsFailure;
+use shared::error::InvalidInput;
+use shared::report::{Classify, ErrorType};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    /// An AppStream call failed after the SDK's retries.
+    #[error("{target}: {failure}")]
+    Aws { target: String, failure: AwsFailure },
+    /// The builder was deleted between the read and the call.
+    #[error("{target}: no such image builder (deleted meanwhile)")]
+    Gone { target: String },
+    /// A STOPPING builder did not stop before the deadline; Lambda's retry starts it once it has.
+    #[error("{target}: still STOPPING after {waited_secs} s; the retry starts it once it has stopped")]
+    StillStopping { target: String, waited_secs: u64 },
+    /// A fault in keeper itself.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Classify for Error {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            Error::Invalid(e) => e.error_type(),
+            Error::Aws { failure, .. } => failure.error_type,
+            Error::Gone { .. } => ErrorType::NOT_FOUND,
+            Error::StillStopping { .. } => ErrorType::TIMEOUT,
+            Error::Internal(_) => ErrorType::INTERNAL,
+        }
+    }
+}

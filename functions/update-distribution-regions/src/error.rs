@@ -1,0 +1,32 @@
+//! How update-distribution-regions fails, each way with its stable error type.
+
+use shared::aws_error::AwsFailure;
+use shared::error::InvalidInput;
+use shared::report::{Classify, ErrorType};
+use shared::s3::ReadError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    /// The desired-state document could not be read.
+    #[error(transparent)]
+    Document(#[from] ReadError),
+    /// An Image Builder call failed after the SDK's retries.
+    #[error("{target}: {failure}")]
+    Aws { target: String, failure: AwsFailure },
+    /// Image Builder answered without a member it always sends.
+    #[error("{operation} answered without {missing}")]
+    UnexpectedResponse { operation: &'static str, missing: &'static str },
+}
+
+impl Classify for Error {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            Error::Invalid(e) => e.error_type(),
+            Error::Document(e) => e.error_type(),
+            Error::Aws { failure, .. } => failure.error_type,
+            Error::UnexpectedResponse { .. } => ErrorType::SERVICE_UNAVAILABLE,
+        }
+    }
+}

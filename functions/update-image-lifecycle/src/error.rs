@@ -1,0 +1,31 @@
+//! How update-image-lifecycle fails, each way with its stable error type.
+
+use shared::aws_error::AwsFailure;
+use shared::error::InvalidInput;
+use shared::report::{Classify, ErrorType};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    /// An Image Builder call failed after the SDK's retries.
+    #[error("{target}: {failure}")]
+    Aws { target: String, failure: AwsFailure },
+    /// The build version was deleted between the read and the update.
+    #[error("{arn}: no such image build version")]
+    Gone { arn: String },
+    /// A fault in keeper itself.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Classify for Error {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            Error::Invalid(e) => e.error_type(),
+            Error::Aws { failure, .. } => failure.error_type,
+            Error::Gone { .. } => ErrorType::NOT_FOUND,
+            Error::Internal(_) => ErrorType::INTERNAL,
+        }
+    }
+}

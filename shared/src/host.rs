@@ -1,0 +1,264 @@
+//! The one Lambda host every keeper function runs in. A function supplies its name, request, settings, clients,
+//! counters and pipeline ([`Function`]); the host owns everything they share: settings read once, the event guard,
+//! the effective dry-run flag, the report header, the rule that turns per-target outcomes into Lambda's answer, and
+//! the EMF line.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_types::SdkConfig;
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+
+use crate::config::{ConfigError, Lookup, Settings};
+use crate::idempotency::{GuardError, Idempotency, IdempotencyStore, store_for};
+use crate::report::{Caller, Classify, ErrorType, Incomplete, Report, into_lambda_result};
+use crate::telemetry::Metrics;
+use crate::trigger::{self, Request, SCHEDULER_KEY, Trigger, TriggerError};
+
+/// One keeper function, as the host runs it.
+pub trait Function: Send + Sync + Sized + 'static {
+    /// The package, binary and Lambda name; the `function` of every report and metric.
+    const NAME: &'static str;
+    type Request: Request + Send;
+    /// The function's own settings; the shared ones ([`Settings`]) belong to the host.
+    type Settings: Send + Sync;
+    type Error: Classify + Send + 'static;
+
+    /// Reads the function's settings once, at start; an error names the variable.
+    fn settings(lookup: &Lookup<'_>) -> Result<Self::Settings, ConfigError>;
+
+    /// Builds the function (its SDK clients) from the process's one AWS configuration.
+    fn new(sdk_config: &SdkConfig, shared: &Settings, settings: Self::Settings) -> Self;
+
+    /// Adds the function's own counters (started, rotated, ...) to the EMF line of a report.
+    fn counters(_report: &Report, _metrics: &mut Metrics) {}
+
+    /// The pipeline: observe, plan and, unless `ctx.dry_run`, apply; one action per target goes into `report`. A
+    /// target that fails is reported as a failed action; an error ends the whole invocation.
+    fn run(
+        &self,
+        trigger: Trigger<Self::Request>,
+        ctx: &Context,
+        report: &mut Report,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// What the pipeline knows about the invocation besides the trigger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context {
+    pub function: &'static str,
+    pub event_id: String,
+    /// The Lambda deadline; loops that wait (polling, read-modify-write) stop before it.
+    pub deadline: Option<SystemTime>,
+    /// The effective dry run, decided once by the host: `DRY_RUN`, or a request that asks for one (a request can
+    /// turn dry run on, never off). When set, the pipeline makes no mutating call.
+    pub dry_run: bool,
+}
+
+impl Context {
+    /// The time left before the deadline, if there is one.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline.map(|d| d.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    }
+
+    /// The deadline as a monotonic instant, for [`crate::retry::read_modify_write`].
+    pub fn deadline_instant(&self) -> Option<Instant> {
+        self.remaining().map(|left| Instant::now() + left)
+    }
+}
+
+/// A function with what the host keeps for all its invocations.
+pub struct Host<F: Function> {
+    function: F,
+    settings: Settings,
+    guard: Idempotency,
+}
+
+impl<F: Function> Host<F> {
+    /// A deployed function: settings from `lookup` (each read once), the AWS configuration they imply, and the
+    /// DynamoDB guard when `IDEMPOTENCY_TABLE` is set (memory otherwise).
+    pub async fn from_lookup(lookup: &Lookup<'_>) -> Result<Self, ConfigError> {
+        let settings = Settings::from_lookup(lookup)?;
+        let own = F::settings(lookup)?;
+        let sdk_config = crate::clients::sdk_config(&settings).await;
+        let store = store_for(settings.idempotency_table.as_deref(), &sdk_config, &settings);
+        Ok(Host::assemble(&sdk_config, settings, own, store))
+    }
+
+    /// Local runs and tests: a given AWS configuration (the emulator's) and store (memory or a test's DynamoDB).
+    pub fn with_store(
+        sdk_config: &SdkConfig,
+        lookup: &Lookup<'_>,
+        store: Arc<dyn IdempotencyStore>,
+    ) -> Result<Self, ConfigError> {
+        Ok(Host::assemble(sdk_config, Settings::from_lookup(lookup)?, F::settings(lookup)?, store))
+    }
+
+    fn assemble(
+        sdk_config: &SdkConfig,
+        settings: Settings,
+        own: F::Settings,
+        store: Arc<dyn IdempotencyStore>,
+    ) -> Self {
+        let function = F::new(sdk_config, &settings, own);
+        let guard = Idempotency::new(store, F::NAME, settings.idempotency_ttl);
+        Host { function, settings, guard }
+    }
+
+    pub fn function(&self) -> &F {
+        &self.function
+    }
+
+    /// Handles one payload: the whole invocation, answered as Lambda expects (see
+    /// [`crate::report::into_lambda_result`]), with one EMF line written.
+    pub async fn handle(&self, payload: Value, deadline: Option<SystemTime>) -> Result<Report, Diagnostic> {
+        let (result, caller, header) = self.invoke(payload, deadline).await;
+        let answer = into_lambda_result(result, caller, header);
+        self.metrics(&answer).emit();
+        answer
+    }
+
+    async fn invoke(
+        &self,
+        payload: Value,
+        deadline: Option<SystemTime>,
+    ) -> (Result<Report, Failed<F::Error>>, Caller, Report) {
+        let trigger: Trigger<F::Request> = match trigger::parse(payload.clone()) {
+            Ok(t) => t,
+            Err(e) => {
+                let header = Report::new(F::NAME, "", self.settings.dry_run);
+                return (Err(Failed::Trigger(e)), caller_of(&payload), header);
+            }
+        };
+        let ctx = Context {
+            function: F::NAME,
+            event_id: trigger.event_id(),
+            deadline,
+            dry_run: self.settings.dry_run || trigger.asks_for_dry_run(),
+        };
+        let caller = trigger.caller();
+        let header = Report::new(F::NAME, ctx.event_id.clone(), ctx.dry_run);
+        tracing::info!(
+            function = F::NAME,
+            event_id = ctx.event_id,
+            trigger = trigger.kind(),
+            dry_run = ctx.dry_run,
+            "invocation"
+        );
+        let result = self
+            .guard
+            .run(&ctx.event_id, &payload, deadline, || self.pipeline(trigger, &ctx, header.clone()))
+            .await
+            .map(|guarded| Report { replayed: guarded.replayed, ..guarded.value })
+            .map_err(Failed::Guard);
+        (result, caller, header)
+    }
+
+    /// The function's pipeline, then the per-target rule: a target that failed for a reason that may pass makes the
+    /// run incomplete, so Lambda retries it (the retry re-observes and skips what already changed).
+    async fn pipeline(
+        &self,
+        trigger: Trigger<F::Request>,
+        ctx: &Context,
+        mut report: Report,
+    ) -> Result<Report, Run<F::Error>> {
+        let outcome = self.function.run(trigger, ctx, &mut report).await;
+        let failure = match outcome {
+            Err(e) => Run::Pipeline(e),
+            Ok(()) => match report.incomplete() {
+                None => return Ok(report),
+                Some(incomplete) => Run::Incomplete(incomplete),
+            },
+        };
+        if !report.actions.is_empty() {
+            // Lambda keeps only the error: what was done before it goes to the log, so no outcome is lost.
+            tracing::warn!(report = %serde_json::to_string(&report).unwrap_or_default(), "run ended with an error");
+        }
+        Err(failure)
+    }
+
+    fn metrics(&self, answer: &Result<Report, Diagnostic>) -> Metrics {
+        let namespace = self.settings.metrics_namespace.clone();
+        match answer {
+            Ok(report) if report.replayed => {
+                let mut m = Metrics::new(namespace, F::NAME);
+                m.add("replayed", 1);
+                m
+            }
+            Ok(report) => {
+                let mut m = Metrics::from_report(namespace, report);
+                F::counters(report, &mut m);
+                m
+            }
+            Err(_) => {
+                let mut m = Metrics::new(namespace, F::NAME);
+                m.add("failed", 1);
+                m
+            }
+        }
+    }
+}
+
+/// Runs a function in Lambda: settings and clients once per process, then one [`Host::handle`] per event. Each
+/// function's `main.rs` is this one call.
+pub async fn serve<F: Function>() -> Result<(), lambda_runtime::Error> {
+    let lookup = Lookup::env();
+    crate::telemetry::init(&lookup);
+    let host = Host::<F>::from_lookup(&lookup).await?;
+    let host = &host;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        host.handle(event.payload, deadline_of(&event.context)).await
+    }))
+    .await
+}
+
+/// The Lambda deadline of an invocation (the runtime gives epoch milliseconds).
+pub fn deadline_of(context: &lambda_runtime::Context) -> Option<SystemTime> {
+    (context.deadline > 0).then(|| UNIX_EPOCH + Duration::from_millis(context.deadline))
+}
+
+/// Who sent a payload the trigger could not parse: a hand-made request unless it has an event source's envelope.
+fn caller_of(payload: &Value) -> Caller {
+    let enveloped = ["Records", "detail-type", SCHEDULER_KEY].iter().any(|k| payload.get(*k).is_some());
+    if enveloped || !payload.is_object() { Caller::EventSource } else { Caller::ByHand }
+}
+
+/// Why a run inside the guard produced no report to store (the guard then frees the event for Lambda's retry).
+#[derive(Debug, thiserror::Error)]
+enum Run<E> {
+    #[error(transparent)]
+    Pipeline(E),
+    #[error(transparent)]
+    Incomplete(Incomplete),
+}
+
+impl<E: Classify> Classify for Run<E> {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            Run::Pipeline(e) => e.error_type(),
+            Run::Incomplete(e) => e.error_type(),
+        }
+    }
+}
+
+/// Why an invocation did not end with the function's report.
+#[derive(Debug, thiserror::Error)]
+enum Failed<E> {
+    #[error(transparent)]
+    Trigger(TriggerError),
+    #[error(transparent)]
+    Guard(GuardError<Run<E>>),
+}
+
+impl<E: Classify> Classify for Failed<E> {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            Failed::Trigger(e) => e.error_type(),
+            Failed::Guard(e) => e.error_type(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,210 @@
+//! The host around a small test function: what every keeper function gets from it without writing it.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::*;
+use crate::idempotency::MemoryStore;
+use crate::report::{Action, Outcome};
+use crate::trigger::Input;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Req {
+    names: Vec<String>,
+    #[allow(dead_code, reason = "declared so that the request type checks it; the trigger reads it for the host")]
+    dry_run: Option<bool>,
+    /// How the pipeline should end: `throttled` / `not-found` (the whole run), `target-throttled` /
+    /// `target-not-found` (one target).
+    fail: Option<String>,
+}
+
+impl Request for Req {}
+
+#[derive(Debug, thiserror::Error)]
+enum PipelineError {
+    #[error("throttled")]
+    Throttled,
+    #[error("no such builder")]
+    NotFound,
+}
+
+impl Classify for PipelineError {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            PipelineError::Throttled => ErrorType::THROTTLED,
+            PipelineError::NotFound => ErrorType::NOT_FOUND,
+        }
+    }
+}
+
+/// Starts the named "builders"; remembers how often it ran and which dry-run flag it was given.
+#[derive(Default)]
+struct Starter {
+    runs: AtomicU32,
+    dry_runs: Mutex<Vec<bool>>,
+}
+
+impl Function for Starter {
+    const NAME: &'static str = "test-fn";
+    type Request = Req;
+    type Settings = ();
+    type Error = PipelineError;
+
+    fn settings(_lookup: &Lookup<'_>) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
+    fn new(_sdk_config: &SdkConfig, _shared: &Settings, _settings: ()) -> Self {
+        Starter::default()
+    }
+
+    fn counters(report: &Report, metrics: &mut Metrics) {
+        metrics.add("started", report.count_of("start", Outcome::Applied) as u64);
+    }
+
+    async fn run(&self, trigger: Trigger<Req>, ctx: &Context, report: &mut Report) -> Result<(), PipelineError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        self.dry_runs.lock().unwrap().push(ctx.dry_run);
+        let request = match trigger.into_inputs().into_iter().next() {
+            Some(Input::Request(r)) => r,
+            _ => return Err(PipelineError::NotFound),
+        };
+        match request.fail.as_deref() {
+            Some("throttled") => return Err(PipelineError::Throttled),
+            Some("not-found") => return Err(PipelineError::NotFound),
+            Some("target-throttled") => report.push(Action::failed("b0", "start", &PipelineError::Throttled)),
+            Some("target-not-found") => report.push(Action::failed("b0", "start", &PipelineError::NotFound)),
+            _ => {}
+        }
+        let outcome = if ctx.dry_run { Outcome::Planned } else { Outcome::Applied };
+        for name in request.names {
+            report.push(Action::new(name, "start", outcome, ""));
+        }
+        Ok(())
+    }
+}
+
+fn host(pairs: &[(&str, &str)]) -> Host<Starter> {
+    Host::with_store(&SdkConfig::builder().build(), &Lookup::from_pairs(pairs), Arc::new(MemoryStore::default()))
+        .expect("valid settings")
+}
+
+fn runs(host: &Host<Starter>) -> u32 {
+    host.function().runs.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn given_manual_request_when_handled_twice_then_second_is_a_replay_and_pipeline_ran_once() {
+    let host = host(&[]);
+    let payload = json!({"names": ["b1", "b2"]});
+    let first = host.handle(payload.clone(), None).await.unwrap();
+    assert_eq!(first.actions.len(), 2);
+    assert!(!first.replayed);
+    assert_eq!((first.function.as_str(), first.dry_run), ("test-fn", false), "the host writes the header");
+    assert_eq!(host.metrics(&Ok(first.clone())).get("started"), 2, "the function's own counters are added");
+    let second = host.handle(payload, None).await.unwrap();
+    assert!(second.replayed);
+    assert_eq!(second.actions, first.actions);
+    assert_eq!(runs(&host), 1);
+}
+
+#[tokio::test]
+async fn given_bad_manual_request_when_handled_then_function_error_naming_field_and_pipeline_not_run() {
+    let host = host(&[]);
+    let diag = host.handle(json!({"names": "b1"}), None).await.unwrap_err();
+    assert_eq!(diag.error_type, "Permanent.InvalidInput");
+    assert!(diag.error_message.contains("`names`"), "{}", diag.error_message);
+    assert_eq!(runs(&host), 0);
+}
+
+#[tokio::test]
+async fn given_bad_message_from_sns_when_handled_then_report_carries_the_error_so_lambda_does_not_retry() {
+    let event = json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:x",
+        "Sns": {"Type": "Notification", "MessageId": "m-1", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t",
+                "Message": "{\"nmes\":[]}", "Timestamp": "2026-01-01T00:00:00Z", "SignatureVersion": "1",
+                "Signature": "", "SigningCertUrl": "", "UnsubscribeUrl": ""}}]});
+    let host = host(&[]);
+    let report = host.handle(event, None).await.unwrap();
+    let failure = report.error.expect("failure in the report");
+    assert_eq!(failure.error_type, "Permanent.InvalidInput");
+    assert!(failure.error_message.contains("unknown field `nmes`"), "{}", failure.error_message);
+    assert_eq!(runs(&host), 0);
+}
+
+#[tokio::test]
+async fn given_retryable_pipeline_failure_when_handled_then_lambda_error_and_a_retry_runs_again() {
+    let host = host(&[]);
+    let diag = host.handle(json!({"names": ["b1"], "fail": "throttled", "requestId": "r1"}), None).await.unwrap_err();
+    assert_eq!(diag.error_type, "Retryable.Throttled");
+    let retry = host.handle(json!({"names": ["b1"], "fail": "throttled", "requestId": "r1"}), None).await;
+    assert_eq!(retry.unwrap_err().error_type, "Retryable.Throttled");
+    assert_eq!(runs(&host), 2, "a failed run must not be replayed: the retry ran again");
+}
+
+#[tokio::test]
+async fn given_permanent_pipeline_failure_from_a_schedule_when_handled_then_report_with_error() {
+    let schedule = json!({"version": "0", "id": "sched-1", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": "us-east-1", "resources": [], "detail": {}});
+    let report = host(&[]).handle(schedule, None).await.unwrap();
+    assert_eq!(report.event_id, "sched-1");
+    assert_eq!(report.error.unwrap().error_type, "Permanent.NotFound");
+}
+
+#[tokio::test]
+async fn given_dry_run_in_settings_or_request_when_handled_then_the_pipeline_gets_it_once_and_a_request_cannot_turn_it_off()
+ {
+    // GIVEN DRY_RUN unset and set, and requests that ask for a dry run, say nothing, or ask for none
+    let cases = [
+        (&[][..], json!({"names": ["b1"]}), false),
+        (&[][..], json!({"names": ["b1"], "dryRun": true}), true),
+        (&[("DRY_RUN", "true")][..], json!({"names": ["b1"]}), true),
+        (&[("DRY_RUN", "true")][..], json!({"names": ["b1"], "dryRun": false}), true),
+    ];
+    for (settings, payload, expected) in cases {
+        let host = host(settings);
+        // WHEN handled
+        let report = host.handle(payload.clone(), None).await.unwrap();
+        // THEN the context and the report header carry the one effective flag
+        assert_eq!(*host.function().dry_runs.lock().unwrap(), vec![expected], "{settings:?} {payload}");
+        assert_eq!(report.dry_run, expected, "{settings:?} {payload}");
+        let outcome = if expected { Outcome::Planned } else { Outcome::Applied };
+        assert_eq!(report.actions[0].outcome, outcome);
+    }
+}
+
+#[tokio::test]
+async fn given_one_target_failing_for_a_reason_that_may_pass_when_handled_then_lambda_retries_and_the_retry_runs() {
+    let host = host(&[]);
+    let payload = json!({"names": ["b1"], "fail": "target-throttled"});
+    // WHEN one target of the run fails retryably
+    let diag = host.handle(payload.clone(), None).await.unwrap_err();
+    // THEN the invocation fails Retryable (so Lambda retries) and the guard lets the retry run
+    assert_eq!(diag.error_type, "Retryable.Throttled");
+    assert!(diag.error_message.contains("1 target(s)"), "{}", diag.error_message);
+    host.handle(payload, None).await.unwrap_err();
+    assert_eq!(runs(&host), 2);
+}
+
+#[tokio::test]
+async fn given_one_target_failing_permanently_when_handled_then_the_report_names_it_and_is_stored() {
+    let host = host(&[]);
+    let payload = json!({"names": ["b1"], "fail": "target-not-found"});
+    let report = host.handle(payload.clone(), None).await.unwrap();
+    assert_eq!(report.count(Outcome::Failed), 1);
+    assert_eq!(report.actions[0].error_type.as_deref(), Some("Permanent.NotFound"));
+    assert!(host.handle(payload, None).await.unwrap().replayed, "nothing a retry could change: stored");
+    assert_eq!(runs(&host), 1);
+}
+
+#[test]
+fn given_lambda_context_when_deadline_read_then_epoch_millis() {
+    let mut ctx = lambda_runtime::Context::default();
+    ctx.deadline = 1_800_000_000_123;
+    assert_eq!(deadline_of(&ctx), Some(UNIX_EPOCH + Duration::from_millis(1_800_000_000_123)));
+    ctx.deadline = 0;
+    assert_eq!(deadline_of(&ctx), None);
+}

@@ -1,0 +1,105 @@
+//! S3 for the functions that read what users upload (PEM keys, desired-state documents): the client, and a read that
+//! stops at a size bound instead of holding whatever was uploaded in memory.
+
+use aws_sdk_s3::Client;
+use aws_types::SdkConfig;
+use bytes::Bytes;
+
+use crate::aws_error::{AwsFailure, describe};
+use crate::config::Settings;
+use crate::error::InvalidInput;
+use crate::report::{Classify, ErrorType};
+use crate::retry::KeeperRetryClassifier;
+
+/// The S3 client: keeper's retry classifier, and path-style addressing when an endpoint is configured (the emulator
+/// or any local S3 has no per-bucket host names; AWS accepts path-style for GetObject too).
+pub fn client(sdk_config: &SdkConfig, settings: &Settings) -> Client {
+    let config = aws_sdk_s3::config::Builder::from(sdk_config)
+        .force_path_style(sdk_config.endpoint_url().is_some())
+        .retry_classifier(KeeperRetryClassifier::new(settings))
+        .build();
+    Client::from_conf(config)
+}
+
+/// Why an object could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Bigger than the caller accepts: the upload is wrong, reading it again will not shrink it.
+    #[error(transparent)]
+    TooLarge(InvalidInput),
+    /// GetObject failed (no such key or bucket, access denied, throttled, ...).
+    #[error("{target}: {failure}")]
+    Aws { target: String, failure: AwsFailure },
+    /// The body broke off while streaming: the object is fine, the connection was not.
+    #[error("{target} could not be read to the end: {reason}")]
+    Stream { target: String, reason: String },
+}
+
+impl Classify for ReadError {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            ReadError::TooLarge(e) => e.error_type(),
+            ReadError::Aws { failure, .. } => failure.error_type,
+            ReadError::Stream { .. } => ErrorType::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// An object as uploaded (that version, when given), refused once it is known to exceed `limit` bytes: by its
+/// declared length before any byte is read, or while streaming when no length was declared.
+pub async fn read_bounded(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+    limit: usize,
+) -> Result<Bytes, ReadError> {
+    let target = format!("s3://{bucket}/{key}");
+    let too_large = || ReadError::TooLarge(InvalidInput::new(&target, format!("is larger than {limit} bytes")));
+    let out = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version.map(String::from))
+        .send()
+        .await
+        .map_err(|e| ReadError::Aws { target: target.clone(), failure: describe("GetObject", &e) })?;
+    if out.content_length.is_some_and(|n| n < 0 || n as u64 > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = out.body;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ReadError::Stream { target: target.clone(), reason: e.to_string() })?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_each_read_failure_when_classified_then_a_broken_stream_is_retried_and_a_large_object_is_not() {
+        let stream = ReadError::Stream { target: "s3://b/k".into(), reason: "connection reset".into() };
+        assert_eq!(stream.error_type(), ErrorType::SERVICE_UNAVAILABLE);
+        assert!(stream.error_type().is_retryable());
+        let large = ReadError::TooLarge(InvalidInput::new("s3://b/k", "is larger than 10 bytes"));
+        assert_eq!(large.error_type(), ErrorType::INVALID_INPUT);
+        assert_eq!(large.to_string(), "invalid request: `s3://b/k` is larger than 10 bytes");
+        let missing = ReadError::Aws {
+            target: "s3://b/k".into(),
+            failure: AwsFailure {
+                operation: "GetObject",
+                code: Some("NoSuchKey".into()),
+                message: "gone".into(),
+                error_type: crate::aws_error::error_type_of("NoSuchKey", Some(404)),
+            },
+        };
+        assert_eq!(missing.error_type(), ErrorType::NOT_FOUND);
+    }
+}

@@ -1,0 +1,19 @@
+//! The emulated AWS for end-to-end tests, and SDK settings that retry fast against it.
+
+use std::time::Duration;
+
+use aws_types::SdkConfig;
+use local::Running;
+use shared::config::Settings;
+
+pub use local::testing::{called_with, calls, start};
+
+/// Settings with fast retries: the SDK's backoff and keeper's contention wait scale with the initial backoff.
+pub fn fast_settings(max_attempts: u32) -> Settings {
+    Settings { max_attempts, retry_initial_backoff: Duration::from_millis(1), ..Settings::default() }
+}
+
+/// An SDK configuration aimed at a local server with keeper's retry configuration for `settings`.
+pub async fn sdk_config(running: &Running, region: &str, settings: &Settings) -> SdkConfig {
+    local::client::sdk_config(&running.url, region, shared::retry::retry_config(settings)).await
+}

@@ -1,0 +1,124 @@
+//! The Lambda path: a function's real bootstrap polling the Lambda runtime API that `cargo lambda watch` serves,
+//! invoked with `cargo lambda invoke`, reading its settings from the environment and talking to the emulated AWS
+//! through AWS_ENDPOINT_URL, exactly as it would in Lambda.
+//!
+//! Watch runs with `--only-lambda-apis` and the test starts the bootstrap that cargo built for it: a watch that builds
+//! would wait forever for the build-directory lock that the running `cargo test` holds.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::tools::{venv_tool, workspace_root};
+
+/// A child process that ends with the test. SIGKILL to the child alone: neither child starts processes of its own
+/// (watch runs with --only-lambda-apis), and a SIGTERM lets cargo-lambda's shutdown signal more than its own.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// The runtime API of `cargo lambda watch` on a free port, and the bootstraps started against it.
+pub struct LambdaPath {
+    tool: PathBuf,
+    port: u16,
+    // Dropped in order: the bootstraps, then watch.
+    bootstraps: Vec<Reaped>,
+    _watch: Reaped,
+}
+
+impl LambdaPath {
+    /// Starts `cargo lambda watch --only-lambda-apis` and waits until it listens.
+    pub async fn watch() -> LambdaPath {
+        let tool = venv_tool("cargo-lambda", "cargo-lambda")
+            .unwrap_or_else(|e| panic!("cargo-lambda is needed for the Lambda-path test: {e}. Run `make test`."));
+        let port = free_port();
+        let watch = Command::new(&tool)
+            .args(["lambda", "watch", "--only-lambda-apis", "--invoke-port", &port.to_string()])
+            .current_dir(workspace_root())
+            // No terminal for it: a process in another group touching it can stop or confuse the caller's shell.
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cargo lambda watch starts");
+        let watch = Reaped(watch);
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(60), "cargo lambda watch did not listen within 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        LambdaPath { tool, port, bootstraps: Vec::new(), _watch: watch }
+    }
+
+    /// Starts a function's bootstrap configured as Lambda configures it, aimed at the emulator at `endpoint` with
+    /// its documented credentials; `settings` are the function's own environment variables.
+    pub fn start_bootstrap(&mut self, bootstrap: &str, endpoint: &str, settings: &[(&str, &str)]) {
+        let child = Command::new(bootstrap)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs([
+                ("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{}/.rt", self.port)),
+                // `_` is the name watch gives a function it did not start.
+                ("AWS_LAMBDA_FUNCTION_NAME", "_".into()),
+                ("AWS_LAMBDA_FUNCTION_VERSION", "1".into()),
+                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
+                ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
+                ("AWS_ENDPOINT_URL", endpoint.into()),
+                ("AWS_ACCESS_KEY_ID", local::client::ACCESS_KEY_ID.into()),
+                ("AWS_SECRET_ACCESS_KEY", local::client::SECRET_ACCESS_KEY.into()),
+                ("AWS_REGION", "us-east-1".into()),
+                ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ])
+            .envs(settings.iter().copied())
+            // No terminal for it: a process in another group touching it can stop or confuse the caller's shell.
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("the bootstrap {bootstrap} starts: {e}"));
+        self.bootstraps.push(Reaped(child));
+    }
+
+    /// One invocation through `cargo lambda invoke`; the response, which must be JSON.
+    pub async fn invoke(&self, event: &Value) -> Value {
+        let (tool, port, event) = (self.tool.clone(), self.port, event.clone());
+        tokio::task::spawn_blocking(move || {
+            let file = std::env::temp_dir().join(format!(
+                "keeper-lambda-path-{}-{port}-{}.json",
+                std::process::id(),
+                unique_suffix()
+            ));
+            std::fs::write(&file, event.to_string()).expect("the event file is written");
+            let out = Command::new(&tool)
+                .args(["lambda", "invoke", "--invoke-port", &port.to_string(), "--data-file"])
+                .arg(&file)
+                .current_dir(workspace_root())
+                .stdin(Stdio::null())
+                .output()
+                .expect("cargo lambda invoke runs");
+            let _ = std::fs::remove_file(&file);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "invoke failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("the response is JSON ({e}): {stdout}"))
+        })
+        .await
+        .expect("the invoke thread ends")
+    }
+}
+
+/// Distinguishes the event files of invocations in flight at once.
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}

@@ -1,0 +1,17 @@
+//! What keeper's tests stand on, shared by the functions' own tests and the end-to-end suites in `tests/`: real
+//! servers and tools started on loopback for the duration of one test. It depends on no function, so any function's
+//! tests can use it without building the others.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`emulator`] | the emulated AWS per test, with SDK settings that retry fast against it |
+//! | [`moto`] | a moto server (DynamoDB) per test |
+//! | [`lambda`] | the Lambda path: `cargo lambda watch` and `cargo lambda invoke` around a function's bootstrap |
+//! | [`samples`] | the sample events in `events/` |
+//! | [`tools`] | the venv's tools (moto_server, cargo-lambda), installed when missing |
+
+pub mod emulator;
+pub mod lambda;
+pub mod moto;
+pub mod samples;
+pub mod tools;
