@@ -14,6 +14,9 @@ pub struct FaultRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
     pub operation: String,
+    /// Only calls to this region (the SigV4 scope's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// Key parameters that must match, e.g. `{"Name": "b3"}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub when: BTreeMap<String, String>,
@@ -31,6 +34,9 @@ pub struct FaultRule {
     /// Fires only for the next `count` matching calls, then retires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u32>,
+    /// Lets the first `after` matching calls through untouched, then starts firing (the third read, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u32>,
     /// Added before answering (also when no error is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
@@ -55,6 +61,7 @@ impl Faults {
         &mut self,
         service: &str,
         operation: &str,
+        region: &str,
         params: &BTreeMap<String, String>,
         mut random: impl FnMut() -> f64,
         default_status: impl Fn(&str) -> u16,
@@ -63,9 +70,17 @@ impl Faults {
         for rule in self.rules.iter_mut() {
             let applies = rule.operation == operation
                 && rule.service.as_deref().is_none_or(|s| s == service)
+                && rule.region.as_deref().is_none_or(|r| r == region)
                 && rule.when.iter().all(|(k, v)| params.get(k) == Some(v))
                 && rule.count != Some(0);
-            if !applies || random() >= rule.probability.unwrap_or(1.0) {
+            if !applies {
+                continue;
+            }
+            if let Some(after) = rule.after.as_mut().filter(|n| **n > 0) {
+                *after -= 1;
+                continue;
+            }
+            if random() >= rule.probability.unwrap_or(1.0) {
                 continue;
             }
             if let Some(count) = rule.count.as_mut() {
@@ -126,7 +141,9 @@ mod tests {
             message: None,
             probability: None,
             count: None,
+            after: None,
             latency_ms: None,
+            region: None,
         }
     }
 
@@ -134,7 +151,8 @@ mod tests {
     fn given_count_rule_when_calls_match_then_fires_n_times_then_retires() {
         let mut faults =
             Faults { rules: vec![FaultRule { count: Some(2), ..rule("UpdateKeyGroup", "PreconditionFailed") }] };
-        let mut fire = || faults.inject("cloudfront", "UpdateKeyGroup", &params(&[]), || 0.0, |_| 412).error;
+        let mut fire =
+            || faults.inject("cloudfront", "UpdateKeyGroup", "us-east-1", &params(&[]), || 0.0, |_| 412).error;
         assert_eq!(fire().map(|e| (e.code, e.status)), Some(("PreconditionFailed".into(), 412)));
         assert!(fire().is_some());
         assert!(fire().is_none());
@@ -151,33 +169,39 @@ mod tests {
         };
         assert!(
             faults
-                .inject("appstream", "StartImageBuilder", &params(&[("Name", "b1")]), || 0.0, |_| 400)
+                .inject("appstream", "StartImageBuilder", "us-east-1", &params(&[("Name", "b1")]), || 0.0, |_| 400)
                 .error
                 .is_none()
         );
         assert!(
             faults
-                .inject("appstream", "StartImageBuilder", &params(&[("Name", "b3")]), || 0.0, |_| 400)
+                .inject("appstream", "StartImageBuilder", "us-east-1", &params(&[("Name", "b3")]), || 0.0, |_| 400)
                 .error
                 .is_some()
         );
         assert!(
-            faults.inject("appstream", "StopImageBuilder", &params(&[("Name", "b3")]), || 0.0, |_| 400).error.is_none()
+            faults
+                .inject("appstream", "StopImageBuilder", "us-east-1", &params(&[("Name", "b3")]), || 0.0, |_| 400)
+                .error
+                .is_none()
         );
     }
 
     #[test]
     fn given_probability_when_random_above_it_then_no_fault_and_count_kept() {
         let mut faults = Faults { rules: vec![FaultRule { probability: Some(0.3), count: Some(1), ..rule("X", "E") }] };
-        assert!(faults.inject("s", "X", &params(&[]), || 0.5, |_| 400).error.is_none());
+        assert!(faults.inject("s", "X", "us-east-1", &params(&[]), || 0.5, |_| 400).error.is_none());
         assert_eq!(faults.rules[0].count, Some(1));
-        assert!(faults.inject("s", "X", &params(&[]), || 0.1, |_| 400).error.is_some());
+        assert!(faults.inject("s", "X", "us-east-1", &params(&[]), || 0.1, |_| 400).error.is_some());
     }
 
     #[test]
     fn given_latency_only_rule_when_matched_then_latency_without_error() {
         let mut faults = Faults { rules: vec![FaultRule { error: None, latency_ms: Some(25), ..rule("X", "") }] };
-        assert_eq!(faults.inject("s", "X", &params(&[]), || 0.0, |_| 400), Injection { error: None, latency_ms: 25 });
+        assert_eq!(
+            faults.inject("s", "X", "us-east-1", &params(&[]), || 0.0, |_| 400),
+            Injection { error: None, latency_ms: 25 }
+        );
     }
 
     #[test]
@@ -185,7 +209,19 @@ mod tests {
         let mut faults = Faults {
             rules: vec![FaultRule { service: Some("imagebuilder".into()), ..rule("GetImage", "ServiceException") }],
         };
-        assert!(faults.inject("appstream", "GetImage", &params(&[]), || 0.0, |_| 500).error.is_none());
-        assert!(faults.inject("imagebuilder", "GetImage", &params(&[]), || 0.0, |_| 500).error.is_some());
+        assert!(faults.inject("appstream", "GetImage", "us-east-1", &params(&[]), || 0.0, |_| 500).error.is_none());
+        assert!(faults.inject("imagebuilder", "GetImage", "us-east-1", &params(&[]), || 0.0, |_| 500).error.is_some());
+    }
+
+    #[test]
+    fn given_region_and_after_when_calls_match_then_only_that_region_and_only_after_the_first_n() {
+        let mut faults =
+            Faults { rules: vec![FaultRule { region: Some("eu-west-1".into()), after: Some(2), ..rule("X", "E") }] };
+        let mut fire = |region: &str| faults.inject("s", "X", region, &params(&[]), || 0.0, |_| 400).error.is_some();
+        assert!(!fire("us-east-1"), "another region");
+        assert!(!fire("eu-west-1"), "first call let through");
+        assert!(!fire("eu-west-1"), "second call let through");
+        assert!(fire("eu-west-1"), "third call fires");
+        assert!(fire("eu-west-1"), "no count: keeps firing");
     }
 }

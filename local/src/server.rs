@@ -232,24 +232,26 @@ async fn handle(emulator: Arc<Emulator>, req: Request<Incoming>) -> Response<Bod
         now_ms: now_ms(),
     };
     let encoded = match scope.service.as_str() {
-        "imagebuilder" => call(&emulator, &request, "imagebuilder", imagebuilder::route, imagebuilder::status_of, |world, op| {
+        "imagebuilder" => call(&emulator, request, "imagebuilder", imagebuilder::route, imagebuilder::status_of, |world, request, op| {
             let (timing, account) = (world.timing.clone(), world.account_id.clone());
             let state = &mut world.region(&request.region).imagebuilder;
-            imagebuilder::execute(state, &imagebuilder::Call { account: &account, region_name: &request.region, timing: &timing, req: &request }, op)
+            imagebuilder::execute(state, &imagebuilder::Call { account: &account, region_name: &request.region, timing: &timing, req: request }, op)
         })
+        .await
         .map(|r| imagebuilder::encode(r, &request_id)),
         "appstream" => {
             let protocol = appstream::Protocol::of(&request);
-            call(&emulator, &request, "appstream", appstream::route, appstream::status_of, |world, op| {
+            call(&emulator, request, "appstream", appstream::route, appstream::status_of, |world, request, op| {
                 let (account, transition_ms) = (world.account_id.clone(), world.timing.transition_millis);
-                appstream::execute(&mut world.region(&request.region).image_builders, &account, transition_ms, &request, op)
+                appstream::execute(&mut world.region(&request.region).image_builders, &account, transition_ms, request, op)
             })
+            .await
             .map(|r| appstream::encode(protocol, r))
         }
-        "cloudfront" => call(&emulator, &request, "cloudfront", cloudfront::route, cloudfront::status_of, |world, op| {
-            let now = request.now_ms;
-            cloudfront::execute(&mut world.cloudfront, &request, op, now)
+        "cloudfront" => call(&emulator, request, "cloudfront", cloudfront::route, cloudfront::status_of, |world, request, op| {
+            cloudfront::execute(&mut world.cloudfront, request, op, request.now_ms)
         })
+        .await
         .map(|r| cloudfront::encode(r, &request_id)),
         other => Err(Encoded {
             status: 400,
@@ -263,39 +265,39 @@ async fn handle(emulator: Arc<Emulator>, req: Request<Incoming>) -> Response<Bod
 }
 
 /// Routes, injects faults, executes and logs one call; returns the protocol's result for encoding. The latency of a
-/// fault is waited out before the state is touched; an injected error never changes the state.
+/// fault is awaited before the state is touched, holding no lock and blocking no worker, so concurrent calls wait
+/// side by side as they would at AWS; the request's clock is read again afterwards. An injected error never changes
+/// the state.
 #[allow(clippy::type_complexity)]
-fn call<R>(
+async fn call<R>(
     emulator: &Emulator,
-    request: &ApiRequest,
+    mut request: ApiRequest,
     service: &str,
     route: fn(&ApiRequest) -> Result<(&'static str, BTreeMap<String, String>), ApiError>,
     status_of: fn(&str) -> u16,
-    execute: impl FnOnce(&mut World, &str) -> Result<R, ApiError>,
+    execute: impl FnOnce(&mut World, &ApiRequest, &str) -> Result<R, ApiError>,
 ) -> Result<Result<R, ApiError>, Encoded> {
-    let (operation, params) = match route(request) {
+    let (operation, params) = match route(&request) {
         Ok(found) => found,
         Err(e) => {
             emulator.log(service, "(unknown)", &request.region, BTreeMap::new(), &Err(e.code.clone()), false);
             return Ok(Err(e));
         }
     };
-    let mut world = emulator.world();
-    let mut dice = emulator.dice.lock().unwrap_or_else(|e| e.into_inner());
-    let injection = world.faults.inject(service, operation, &params, || dice.f64(), status_of);
-    drop(dice);
+    let injection = {
+        let mut world = emulator.world();
+        let mut dice = emulator.dice.lock().unwrap_or_else(|e| e.into_inner());
+        world.faults.inject(service, operation, &request.region, &params, || dice.f64(), status_of)
+    };
     if injection.latency_ms > 0 {
-        drop(world);
-        std::thread::sleep(std::time::Duration::from_millis(injection.latency_ms));
-        world = emulator.world();
+        tokio::time::sleep(std::time::Duration::from_millis(injection.latency_ms)).await;
+        request.now_ms = now_ms();
     }
     if let Some(error) = injection.error {
-        drop(world);
         emulator.log(service, operation, &request.region, params, &Err(error.code.clone()), true);
         return Ok(Err(error));
     }
-    let result = execute(&mut world, operation);
-    drop(world);
+    let result = execute(&mut emulator.world(), &request, operation);
     let outcome = result.as_ref().map(|_| ()).map_err(|e| e.code.clone());
     emulator.log(service, operation, &request.region, params, &outcome, false);
     Ok(result)

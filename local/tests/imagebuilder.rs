@@ -535,6 +535,8 @@ async fn given_rate_limit_fault_when_called_then_429_arrives_typed() {
         probability: None,
         count: Some(2),
         latency_ms: None,
+        region: None,
+        after: None,
     });
     let plain = client(&running).await;
     let err = plain.get_image().image_build_version_arn(image_arn("1.2.0", 3)).send().await.unwrap_err();

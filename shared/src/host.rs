@@ -3,16 +3,18 @@
 //! the effective dry-run flag, the report header, the rule that turns per-target outcomes into Lambda's answer, and
 //! the EMF line.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_types::SdkConfig;
+use futures_util::FutureExt;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
 use crate::config::{ConfigError, Lookup, Settings};
 use crate::idempotency::{GuardError, Idempotency, IdempotencyStore, store_for};
-use crate::report::{Caller, Classify, ErrorType, Incomplete, Report, into_lambda_result};
+use crate::report::{Caller, Classify, ErrorType, Incomplete, Outcome, Report, into_lambda_result};
 use crate::telemetry::Metrics;
 use crate::trigger::{self, Request, SCHEDULER_KEY, Trigger, TriggerError};
 
@@ -113,10 +115,22 @@ impl<F: Function> Host<F> {
     /// Handles one payload: the whole invocation, answered as Lambda expects (see
     /// [`crate::report::into_lambda_result`]), with one EMF line written.
     pub async fn handle(&self, payload: Value, deadline: Option<SystemTime>) -> Result<Report, Diagnostic> {
-        let (result, caller, header) = self.invoke(payload, deadline).await;
-        let answer = into_lambda_result(result, caller, header);
-        self.metrics(&answer).emit();
+        let (answer, metrics) = self.answer(payload, deadline).await;
+        metrics.emit();
         answer
+    }
+
+    /// Lambda's answer to one payload, and the metrics of the invocation (not written).
+    pub async fn answer(&self, payload: Value, deadline: Option<SystemTime>) -> (Result<Report, Diagnostic>, Metrics) {
+        let (result, caller, header) = self.invoke(payload, deadline).await;
+        // A run that failed still did what its report says: the metrics count it.
+        let partial = match &result {
+            Err(Failed::Guard(GuardError::Handler(run))) => Some(run.report().clone()),
+            _ => None,
+        };
+        let answer = into_lambda_result(result, caller, header);
+        let metrics = self.metrics(&answer, partial.as_ref());
+        (answer, metrics)
     }
 
     async fn invoke(
@@ -146,9 +160,11 @@ impl<F: Function> Host<F> {
             dry_run = ctx.dry_run,
             "invocation"
         );
+        // A dry run is its own record: its report must never answer the same event once DRY_RUN is off.
+        let record = if ctx.dry_run { format!("{}#dry-run", ctx.event_id) } else { ctx.event_id.clone() };
         let result = self
             .guard
-            .run(&ctx.event_id, &payload, deadline, || self.pipeline(trigger, &ctx, header.clone()))
+            .run(&record, &payload, deadline, || self.pipeline(trigger, &ctx, header.clone()))
             .await
             .map(|guarded| Report { replayed: guarded.replayed, ..guarded.value })
             .map_err(Failed::Guard);
@@ -156,47 +172,75 @@ impl<F: Function> Host<F> {
     }
 
     /// The function's pipeline, then the per-target rule: a target that failed for a reason that may pass makes the
-    /// run incomplete, so Lambda retries it (the retry re-observes and skips what already changed).
+    /// run incomplete, so Lambda retries it (the retry re-observes and skips what already changed). A panic is caught
+    /// here, so the guard releases the event and Lambda's retry runs instead of finding it in progress.
     async fn pipeline(
         &self,
         trigger: Trigger<F::Request>,
         ctx: &Context,
         mut report: Report,
     ) -> Result<Report, Run<F::Error>> {
-        let outcome = self.function.run(trigger, ctx, &mut report).await;
+        let outcome = AssertUnwindSafe(self.function.run(trigger, ctx, &mut report)).catch_unwind().await;
+        log_failed_targets(&report);
         let failure = match outcome {
-            Err(e) => Run::Pipeline(e),
-            Ok(()) => match report.incomplete() {
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".into());
+                Run::Panicked { message, report }
+            }
+            Ok(Err(error)) => Run::Pipeline { error, report },
+            Ok(Ok(())) => match report.incomplete() {
                 None => return Ok(report),
-                Some(incomplete) => Run::Incomplete(incomplete),
+                Some(incomplete) => Run::Incomplete { incomplete, report },
             },
         };
-        if !report.actions.is_empty() {
+        if !failure.report().actions.is_empty() {
             // Lambda keeps only the error: what was done before it goes to the log, so no outcome is lost.
-            tracing::warn!(report = %serde_json::to_string(&report).unwrap_or_default(), "run ended with an error");
+            tracing::warn!(report = %serde_json::to_string(failure.report()).unwrap_or_default(), "run ended with an error");
         }
         Err(failure)
     }
 
-    fn metrics(&self, answer: &Result<Report, Diagnostic>) -> Metrics {
+    fn metrics(&self, answer: &Result<Report, Diagnostic>, partial: Option<&Report>) -> Metrics {
         let namespace = self.settings.metrics_namespace.clone();
+        let counted = |report: &Report| {
+            let mut m = Metrics::from_report(namespace.clone(), report);
+            F::counters(report, &mut m);
+            m
+        };
         match answer {
             Ok(report) if report.replayed => {
                 let mut m = Metrics::new(namespace, F::NAME);
                 m.add("replayed", 1);
                 m
             }
-            Ok(report) => {
-                let mut m = Metrics::from_report(namespace, report);
-                F::counters(report, &mut m);
-                m
-            }
+            Ok(report) => counted(report),
             Err(_) => {
-                let mut m = Metrics::new(namespace, F::NAME);
-                m.add("failed", 1);
+                let mut m = partial.map(counted).unwrap_or_else(|| Metrics::new(namespace.clone(), F::NAME));
+                // The invocation failed: at least one failure, whether or not a target carries it.
+                if m.get("failed") == 0 {
+                    m.add("failed", 1);
+                }
                 m
             }
         }
+    }
+}
+
+/// Every target that failed, at ERROR with its stable type: a permanent failure from an event source is answered as
+/// success (Lambda could not fix it by retrying), so the log and the `failed` metric are where it shows.
+fn log_failed_targets(report: &Report) {
+    for action in report.actions.iter().filter(|a| a.outcome == Outcome::Failed) {
+        tracing::error!(
+            target = %action.target,
+            action = %action.action,
+            error_type = action.error_type.as_deref().unwrap_or_default(),
+            error = %action.detail,
+            "target failed"
+        );
     }
 }
 
@@ -224,20 +268,32 @@ fn caller_of(payload: &Value) -> Caller {
     if enveloped || !payload.is_object() { Caller::EventSource } else { Caller::ByHand }
 }
 
-/// Why a run inside the guard produced no report to store (the guard then frees the event for Lambda's retry).
+/// Why a run inside the guard produced no report to store (the guard then frees the event for Lambda's retry),
+/// with what the run did before it ended.
 #[derive(Debug, thiserror::Error)]
 enum Run<E> {
-    #[error(transparent)]
-    Pipeline(E),
-    #[error(transparent)]
-    Incomplete(Incomplete),
+    #[error("{error}")]
+    Pipeline { error: E, report: Report },
+    #[error("{incomplete}")]
+    Incomplete { incomplete: Incomplete, report: Report },
+    #[error("the pipeline panicked: {message}")]
+    Panicked { message: String, report: Report },
+}
+
+impl<E> Run<E> {
+    fn report(&self) -> &Report {
+        match self {
+            Run::Pipeline { report, .. } | Run::Incomplete { report, .. } | Run::Panicked { report, .. } => report,
+        }
+    }
 }
 
 impl<E: Classify> Classify for Run<E> {
     fn error_type(&self) -> ErrorType {
         match self {
-            Run::Pipeline(e) => e.error_type(),
-            Run::Incomplete(e) => e.error_type(),
+            Run::Pipeline { error, .. } => error.error_type(),
+            Run::Incomplete { incomplete, .. } => incomplete.error_type(),
+            Run::Panicked { .. } => ErrorType::PANIC,
         }
     }
 }

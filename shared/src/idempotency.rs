@@ -3,7 +3,9 @@
 //! The guard keeps one record per event id: INPROGRESS while a run holds it, COMPLETED with the stored response
 //! afterwards. A redelivered event gets the stored response without running again; an event whose run is still going
 //! gets a retryable error; a run that fails deletes its record so the retry can run. The lock is ONE conditional
-//! write, so two concurrent deliveries can never both run.
+//! write, so two concurrent deliveries can never both run; it lives at least until the holder's deadline whatever
+//! the TTL, and completing or deleting it is conditional on still holding it, so a run whose lock was taken over
+//! after its deadline can never clobber the run that took it.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -79,6 +81,8 @@ pub struct Record {
     pub data: Option<String>,
     /// Hash of the payload, to tell a replay from a reuse of the same key for another payload.
     pub validation: Option<String>,
+    /// Who holds an INPROGRESS record: one random id per run, so that only the holder completes or deletes it.
+    pub owner: Option<String>,
 }
 
 /// The clock a store compares records with.
@@ -114,9 +118,20 @@ pub trait IdempotencyStore: Send + Sync {
     /// Writes `record` unless a live record holds its id, in one conditional write: the id is free when absent,
     /// when `expiration < now.seconds`, or when it is INPROGRESS and `in_progress_expiration < now.millis`.
     async fn put_in_progress(&self, record: &Record, now: Now) -> Result<Lock, StoreError>;
-    /// Stores the COMPLETED record with the response.
-    async fn complete(&self, record: &Record) -> Result<(), StoreError>;
-    async fn delete(&self, id: &str) -> Result<(), StoreError>;
+    /// Replaces the record with the COMPLETED one if `record.owner` still holds it; `false` when it does not (the
+    /// lock expired and another run took it over, or it is gone), and nothing was written.
+    async fn complete(&self, record: &Record) -> Result<bool, StoreError>;
+    /// Deletes the record if `owner` still holds it; `false` when it does not, and nothing was deleted.
+    async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError>;
+}
+
+/// How large a stored result may be: well inside DynamoDB's 400 KB item, with room for the other attributes.
+pub const MAX_STORED_BYTES: usize = 300 * 1024;
+
+/// A result the guard stores for replays, which must fit in one item.
+pub trait Storable: Serialize + DeserializeOwned {
+    /// A form of at most `max_bytes` as JSON that says what it left out.
+    fn shortened(&self, max_bytes: usize) -> Self;
 }
 
 /// Why the guard did not return the handler's own result.
@@ -192,7 +207,7 @@ impl Idempotency {
         handler: F,
     ) -> Result<Guarded<T>, GuardError<E>>
     where
-        T: Serialize + DeserializeOwned,
+        T: Storable,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
@@ -200,14 +215,17 @@ impl Idempotency {
         let now = Now::at(now_time);
         let id = self.record_id(event_id);
         let validation = sha256_hex(canonical_json(payload).as_bytes());
-        let lock_until = Now::at(deadline.unwrap_or(now_time + DEFAULT_LOCK)).millis;
+        let lock_until = Now::at(deadline.unwrap_or(now_time + DEFAULT_LOCK));
+        let owner = Uuid::new_v4().to_string();
         let in_progress = Record {
             id: id.clone(),
             status: Status::InProgress,
-            expiration: now.seconds + self.ttl.as_secs() as i64,
-            in_progress_expiration: Some(lock_until),
+            // A TTL shorter than the run must not free the lock while its holder still runs.
+            expiration: (now.seconds + self.ttl.as_secs() as i64).max(lock_until.seconds + 1),
+            in_progress_expiration: Some(lock_until.millis),
             data: None,
             validation: Some(validation.clone()),
+            owner: Some(owner.clone()),
         };
         match self.store.put_in_progress(&in_progress, now).await? {
             Lock::Acquired => {}
@@ -215,25 +233,35 @@ impl Idempotency {
         }
         match handler().await {
             Ok(value) => {
-                let data =
-                    serde_json::to_string(&value).map_err(|e| StoreError(format!("cannot store result: {e}")))?;
                 let completed = Record {
                     status: Status::Completed,
                     expiration: Now::at((self.clock)()).seconds + self.ttl.as_secs() as i64,
                     in_progress_expiration: None,
-                    data: Some(data),
+                    data: Some(stored(&value)?),
                     ..in_progress
                 };
-                if let Err(e) = self.store.complete(&completed).await {
+                match self.store.complete(&completed).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(
+                        event_id,
+                        "the lock was taken over after this run's deadline; its result is not stored, the other run's will be"
+                    ),
                     // The work is done; failing now would make Lambda redo it. The INPROGRESS record expires at the
                     // deadline, after which a redelivery runs again and re-observes what this run already did.
-                    tracing::warn!(event_id, error = %e, "could not store the completed record");
+                    Err(e) => tracing::warn!(event_id, error = %e, "could not store the completed record"),
                 }
                 Ok(Guarded { value, replayed: false })
             }
             Err(error) => {
-                if let Err(e) = self.store.delete(&id).await {
-                    tracing::warn!(event_id, error = %e, "could not delete the record of a failed run; a retry waits for the lock to expire");
+                match self.store.delete(&id, &owner).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(
+                        event_id,
+                        "the lock was taken over after this run's deadline; left to its holder"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(event_id, error = %e, "could not delete the record of a failed run; a retry waits for the lock to expire")
+                    }
                 }
                 Err(GuardError::Handler(error))
             }
@@ -260,6 +288,18 @@ impl Idempotency {
             }
         }
     }
+}
+
+/// A result as stored: its JSON, shortened when it would not fit in one item.
+fn stored<T: Storable>(value: &T) -> Result<String, StoreError> {
+    let json = |v: &T| serde_json::to_string(v).map_err(|e| StoreError(format!("cannot store result: {e}")));
+    let whole = json(value)?;
+    if whole.len() <= MAX_STORED_BYTES {
+        return Ok(whole);
+    }
+    let shortened = json(&value.shortened(MAX_STORED_BYTES))?;
+    tracing::warn!(bytes = whole.len(), stored = shortened.len(), "result too large to store whole; stored shortened");
+    Ok(shortened)
 }
 
 /// The store the settings ask for: DynamoDB when `IDEMPOTENCY_TABLE` is set, else memory (and the log says so, since

@@ -99,6 +99,17 @@ pub struct Report {
     /// True when this report is the stored result of an earlier delivery of the same event: nothing was done again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub replayed: bool,
+    /// Set on a stored report too large to keep whole: `actions` holds only the first ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Truncated>,
+}
+
+/// What a shortened report left out: how many actions there were, and how many ended each way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Truncated {
+    pub actions: usize,
+    pub outcomes: std::collections::BTreeMap<String, usize>,
 }
 
 impl Report {
@@ -110,6 +121,7 @@ impl Report {
             actions: Vec::new(),
             error: None,
             replayed: false,
+            truncated: None,
         }
     }
 
@@ -138,6 +150,35 @@ impl Report {
     /// How many actions named `action` ended with `outcome` (e.g. applied starts), for metrics.
     pub fn count_of(&self, action: &str, outcome: Outcome) -> usize {
         self.actions.iter().filter(|a| a.action == action && a.outcome == outcome).count()
+    }
+}
+
+impl crate::idempotency::Storable for Report {
+    /// The header and as many of the first actions as fit, with the number of actions and of each outcome.
+    fn shortened(&self, max_bytes: usize) -> Report {
+        let mut outcomes = std::collections::BTreeMap::new();
+        for action in &self.actions {
+            *outcomes.entry(action.outcome.as_str().to_string()).or_insert(0) += 1;
+        }
+        let mut out = Report {
+            function: self.function.clone(),
+            event_id: self.event_id.clone(),
+            dry_run: self.dry_run,
+            actions: Vec::new(),
+            error: self.error.clone(),
+            replayed: self.replayed,
+            truncated: Some(Truncated { actions: self.actions.len(), outcomes }),
+        };
+        let mut size = serde_json::to_string(&out).map(|s| s.len()).unwrap_or(max_bytes);
+        for action in &self.actions {
+            let next = serde_json::to_string(action).map(|s| s.len() + 1).unwrap_or(max_bytes);
+            if size + next > max_bytes {
+                break;
+            }
+            size += next;
+            out.actions.push(action.clone());
+        }
+        out
     }
 }
 
@@ -204,6 +245,8 @@ impl ErrorType {
     pub const SERVICE_UNAVAILABLE: ErrorType = ErrorType::retryable("ServiceUnavailable");
     pub const TIMEOUT: ErrorType = ErrorType::retryable("Timeout");
     pub const IDEMPOTENCY_STORE: ErrorType = ErrorType::retryable("IdempotencyStore");
+    /// The pipeline panicked (a bug): the event is released and Lambda's retries, then its dead-letter queue, see it.
+    pub const PANIC: ErrorType = ErrorType::retryable("Panic");
 }
 
 impl fmt::Display for ErrorType {

@@ -478,7 +478,8 @@ fn parse_eventbridge<R: Request>(whole: Value) -> Result<Trigger<R>, TriggerErro
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct SchedulerBlock {
-    /// `<aws.scheduler.execution-id>`: one per firing, kept across the scheduler's own retries of that firing.
+    /// `<aws.scheduler.execution-id>`: one per ATTEMPT (a retry by the scheduler gets a new one), so it keys a firing
+    /// only when the schedule ARN or the scheduled time is missing.
     execution_id: String,
     /// `<aws.scheduler.scheduled-time>`.
     scheduled_time: Option<String>,
@@ -503,8 +504,16 @@ fn parse_scheduler<R: Request>(mut object: Map<String, Value>) -> Result<Trigger
     }
     let dry_run = asks_for_dry_run(&Value::Object(object.clone()));
     let (_, request) = request_from(object, "EventBridge Scheduler input")?;
+    // One firing is one event: the schedule and its scheduled time name it across the scheduler's retries.
+    let filled = |v: &Option<String>| {
+        v.as_deref().map(str::trim).filter(|v| !v.is_empty() && !v.starts_with("<aws.scheduler")).map(String::from)
+    };
+    let event_id = match (filled(&block.schedule_arn), filled(&block.scheduled_time)) {
+        (Some(arn), Some(time)) => format!("scheduler:{arn}@{time}"),
+        _ => format!("scheduler:{}", block.execution_id),
+    };
     Ok(Trigger::Schedule(Schedule {
-        event_id: format!("scheduler:{}", block.execution_id),
+        event_id,
         time: block.scheduled_time,
         resources: block.schedule_arn.into_iter().collect(),
         request: Some(request),
@@ -566,8 +575,9 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-/// JSON with object keys sorted at every level and no insignificant white space, so that two payloads that differ
-/// only in key order or spacing hash the same, whatever serde_json features other crates switch on.
+/// JSON with object keys sorted at every level, no insignificant white space and numbers in one form, so that two
+/// payloads that differ only in key order, spacing or how a number is written hash the same, whatever serde_json
+/// features other crates switch on.
 pub fn canonical_json(value: &Value) -> String {
     fn write(out: &mut String, value: &Value) {
         match value {
@@ -595,12 +605,22 @@ pub fn canonical_json(value: &Value) -> String {
                 }
                 out.push(']');
             }
+            Value::Number(n) => out.push_str(&canonical_number(n)),
             scalar => out.push_str(&scalar.to_string()),
         }
     }
     let mut out = String::new();
     write(&mut out, value);
     out
+}
+
+/// A number as the request means it: `24`, `24.0` and `2.4e1` are one value, so one event id.
+fn canonical_number(n: &serde_json::Number) -> String {
+    match n.as_f64() {
+        // Integral floats print as integers; below 2^53 the conversion is exact.
+        Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => (f as i64).to_string(),
+        _ => n.to_string(),
+    }
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -190,6 +190,7 @@ async fn abandoned_lock_expires_at_the_deadline(fixture: Fixture) {
         in_progress_expiration: Some(now.millis + 30_000),
         data: None,
         validation: None,
+        owner: Some("a-run-that-died".into()),
     };
     assert_eq!(fixture.store.put_in_progress(&abandoned, now).await.unwrap(), Lock::Acquired);
     let runs = AtomicU32::new(0);
@@ -278,6 +279,138 @@ async fn concurrent_deliveries_run_the_handler_once(fixture: Fixture) {
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
+async fn lock_outlives_a_ttl_shorter_than_the_run(fixture: Fixture) {
+    // GIVEN IDEMPOTENCY_TTL_SECONDS=60 and a run that holds the event with five minutes to its deadline
+    let clock = TestClock::new();
+    let guard = {
+        let clock = clock.clone();
+        Idempotency::new(fixture.store.clone(), "start-idle-image-builders", Duration::from_secs(60))
+            .with_clock(move || clock.now())
+    };
+    let deadline = Some(clock.now() + Duration::from_secs(300));
+    let (release, wait) = tokio::sync::oneshot::channel::<()>();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let first = {
+        let guard = guard.clone();
+        tokio::spawn(async move {
+            guard
+                .run("evt-7", &json!({}), deadline, || async move {
+                    let _ = started_tx.send(());
+                    let _ = wait.await;
+                    Ok::<_, HandlerFailed>(report("evt-7"))
+                })
+                .await
+        })
+    };
+    started_rx.await.unwrap();
+    // WHEN a duplicate arrives 61 s in: past the TTL, long before the holder's deadline
+    clock.advance(Duration::from_secs(61));
+    let runs = AtomicU32::new(0);
+    let duplicate = guard
+        .run("evt-7", &json!({}), deadline, || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, HandlerFailed>(report("evt-7"))
+        })
+        .await;
+    // THEN it is refused as in progress and does not start a second pipeline
+    assert!(matches!(duplicate, Err(GuardError::InProgress { .. })), "{duplicate:?}");
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    release.send(()).unwrap();
+    assert!(!first.await.unwrap().unwrap().replayed);
+}
+
+/// The holder whose lock was taken over finishes late; `outcome` is how its handler ends.
+async fn late_holder_leaves_the_new_holders_lock_alone(fixture: Fixture, outcome: Result<(), HandlerFailed>) {
+    // GIVEN run A holding the event past its deadline (say, a frozen sandbox), and run B that took the lock over
+    let clock = TestClock::new();
+    let guard = guard(&fixture, &clock);
+    let deadline_a = Some(clock.now() + Duration::from_secs(10));
+    let (release_a, wait_a) = tokio::sync::oneshot::channel::<()>();
+    let (started_a, a_started) = tokio::sync::oneshot::channel::<()>();
+    let a = {
+        let guard = guard.clone();
+        tokio::spawn(async move {
+            guard
+                .run("evt-8", &json!({}), deadline_a, || async move {
+                    let _ = started_a.send(());
+                    let _ = wait_a.await;
+                    outcome.map(|()| report("evt-8-from-a"))
+                })
+                .await
+        })
+    };
+    a_started.await.unwrap();
+    clock.advance(Duration::from_secs(11));
+    let deadline_b = Some(clock.now() + Duration::from_secs(300));
+    let (release_b, wait_b) = tokio::sync::oneshot::channel::<()>();
+    let (started_b, b_started) = tokio::sync::oneshot::channel::<()>();
+    let b = {
+        let guard = guard.clone();
+        tokio::spawn(async move {
+            guard
+                .run("evt-8", &json!({}), deadline_b, || async move {
+                    let _ = started_b.send(());
+                    let _ = wait_b.await;
+                    Ok::<_, HandlerFailed>(report("evt-8-from-b"))
+                })
+                .await
+        })
+    };
+    b_started.await.unwrap();
+    // WHEN A finishes while B still runs
+    release_a.send(()).unwrap();
+    let _ = a.await.unwrap();
+    // THEN B still holds the event: a third delivery is refused, not run, and not answered with A's result
+    let runs = AtomicU32::new(0);
+    let third = guard
+        .run("evt-8", &json!({}), deadline_b, || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, HandlerFailed>(report("evt-8-third"))
+        })
+        .await;
+    assert!(matches!(third, Err(GuardError::InProgress { .. })), "{third:?}");
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    // THEN B's result is the one stored
+    release_b.send(()).unwrap();
+    b.await.unwrap().unwrap();
+    let replay = guard.run("evt-8", &json!({}), None, || async { Ok::<_, HandlerFailed>(report("x")) }).await.unwrap();
+    assert!(replay.replayed);
+    assert_eq!(replay.value.event_id, "evt-8-from-b");
+}
+
+async fn result_too_large_for_an_item_is_stored_shortened(fixture: Fixture) {
+    // GIVEN a run whose report is larger than a DynamoDB item may be (a sweep over thousands of builds)
+    let clock = TestClock::new();
+    let guard = guard(&fixture, &clock);
+    let mut big = Report::new("update-image-lifecycle", "evt-9", false);
+    for i in 0..4000 {
+        let target = format!("arn:aws:imagebuilder:us-east-1:123456789012:image/web-golden/1.0.{i}/1");
+        let outcome = if i % 3 == 0 { Outcome::Applied } else { Outcome::Skipped };
+        big.push(Action::new(target, "deprecate", outcome, "AVAILABLE → DEPRECATED; lifecycle execution lce-0123"));
+    }
+    assert!(serde_json::to_string(&big).unwrap().len() > 400 * 1024);
+    // WHEN it completes
+    let first = guard.run("evt-9", &json!({}), None, || async { Ok::<_, HandlerFailed>(big.clone()) }).await.unwrap();
+    // THEN the caller gets the whole report, and a redelivery gets a stored one that says it was shortened
+    assert_eq!(first.value.actions.len(), 4000);
+    let runs = AtomicU32::new(0);
+    let replay = guard
+        .run("evt-9", &json!({}), None, || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, HandlerFailed>(report("evt-9"))
+        })
+        .await
+        .expect("the completed record was stored, so the redelivery is a replay");
+    assert!(replay.replayed);
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    let truncated = replay.value.truncated.as_ref().expect("marked as shortened");
+    assert_eq!(truncated.actions, 4000);
+    assert_eq!(truncated.outcomes.get("applied"), Some(&1334));
+    assert_eq!(truncated.outcomes.get("skipped"), Some(&2666));
+    assert!(!replay.value.actions.is_empty() && replay.value.actions.len() < 4000);
+    assert_eq!(replay.value.actions[0], big.actions[0], "the stored actions are the first ones, unchanged");
+}
+
 macro_rules! suite {
     ($store:ident) => {
         mod $store {
@@ -314,6 +447,22 @@ macro_rules! suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn given_eight_concurrent_deliveries_when_guarded_then_handler_runs_once() {
                 concurrent_deliveries_run_the_handler_once(super::$store().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn given_ttl_shorter_than_the_run_when_a_duplicate_arrives_after_the_ttl_then_still_in_progress() {
+                lock_outlives_a_ttl_shorter_than_the_run(super::$store().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn given_a_lock_taken_over_when_the_late_holder_completes_then_the_new_holder_keeps_it() {
+                late_holder_leaves_the_new_holders_lock_alone(super::$store().await, Ok(())).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn given_a_lock_taken_over_when_the_late_holder_fails_then_the_new_holder_keeps_it() {
+                late_holder_leaves_the_new_holders_lock_alone(super::$store().await, Err(HandlerFailed)).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn given_a_result_larger_than_an_item_when_completed_then_a_shortened_result_is_replayed() {
+                result_too_large_for_an_item_is_stored_shortened(super::$store().await).await;
             }
         }
     };

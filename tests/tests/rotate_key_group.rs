@@ -116,6 +116,8 @@ async fn given_a_concurrent_edit_on_the_first_update_when_rotating_then_it_rerea
         probability: None,
         count: Some(1),
         latency_ms: None,
+        region: None,
+        after: None,
     });
     let deps = function(&running, &[]).await;
     let report = deps

@@ -74,6 +74,11 @@ impl Function for Starter {
             _ => return Err(PipelineError::NotFound),
         };
         match request.fail.as_deref() {
+            Some("panic") => panic!("a bug in the pipeline"),
+            Some("applied-then-throttled") => {
+                report.push(Action::new("b0", "start", Outcome::Applied, ""));
+                return Err(PipelineError::Throttled);
+            }
             Some("throttled") => return Err(PipelineError::Throttled),
             Some("not-found") => return Err(PipelineError::NotFound),
             Some("target-throttled") => report.push(Action::failed("b0", "start", &PipelineError::Throttled)),
@@ -89,8 +94,12 @@ impl Function for Starter {
 }
 
 fn host(pairs: &[(&str, &str)]) -> Host<Starter> {
-    Host::with_store(&SdkConfig::builder().build(), &Lookup::from_pairs(pairs), Arc::new(MemoryStore::default()))
-        .expect("valid settings")
+    host_on(pairs, Arc::new(MemoryStore::default()))
+}
+
+/// A host on a given store: two hosts on one store are two processes sharing the idempotency table.
+fn host_on(pairs: &[(&str, &str)], store: Arc<MemoryStore>) -> Host<Starter> {
+    Host::with_store(&SdkConfig::builder().build(), &Lookup::from_pairs(pairs), store).expect("valid settings")
 }
 
 fn runs(host: &Host<Starter>) -> u32 {
@@ -101,12 +110,15 @@ fn runs(host: &Host<Starter>) -> u32 {
 async fn given_manual_request_when_handled_twice_then_second_is_a_replay_and_pipeline_ran_once() {
     let host = host(&[]);
     let payload = json!({"names": ["b1", "b2"]});
-    let first = host.handle(payload.clone(), None).await.unwrap();
+    let (first, metrics) = host.answer(payload.clone(), None).await;
+    let first = first.unwrap();
+    assert_eq!(metrics.get("started"), 2, "the function's own counters are added");
     assert_eq!(first.actions.len(), 2);
     assert!(!first.replayed);
     assert_eq!((first.function.as_str(), first.dry_run), ("test-fn", false), "the host writes the header");
-    assert_eq!(host.metrics(&Ok(first.clone())).get("started"), 2, "the function's own counters are added");
-    let second = host.handle(payload, None).await.unwrap();
+    let (second, metrics) = host.answer(payload, None).await;
+    let second = second.unwrap();
+    assert_eq!(metrics.get("replayed"), 1);
     assert!(second.replayed);
     assert_eq!(second.actions, first.actions);
     assert_eq!(runs(&host), 1);
@@ -198,6 +210,65 @@ async fn given_one_target_failing_permanently_when_handled_then_the_report_names
     assert_eq!(report.actions[0].error_type.as_deref(), Some("Permanent.NotFound"));
     assert!(host.handle(payload, None).await.unwrap().replayed, "nothing a retry could change: stored");
     assert_eq!(runs(&host), 1);
+}
+
+#[tokio::test]
+async fn given_a_pipeline_that_panics_when_handled_then_the_event_is_released_and_lambdas_retry_runs_again() {
+    let host = host(&[]);
+    let payload = json!({"names": ["b1"], "fail": "panic", "requestId": "p1"});
+    // WHEN the pipeline panics
+    let diag = host.handle(payload.clone(), None).await.unwrap_err();
+    // THEN the invocation fails retryably, naming the panic, so Lambda retries and finally dead-letters it
+    assert_eq!(diag.error_type, "Retryable.Panic");
+    assert!(diag.error_message.contains("a bug in the pipeline"), "{}", diag.error_message);
+    // THEN the lock was released: the retry runs instead of being refused as in progress
+    let retry = host.handle(payload, None).await.unwrap_err();
+    assert_eq!(retry.error_type, "Retryable.Panic", "not Retryable.InProgress");
+    assert_eq!(runs(&host), 2);
+}
+
+#[tokio::test]
+async fn given_a_dry_run_when_the_same_event_comes_after_dry_run_is_turned_off_then_it_runs_for_real() {
+    let store = Arc::new(MemoryStore::default());
+    let payload = json!({"names": ["b1"], "requestId": "change-1"});
+    // GIVEN the event handled while DRY_RUN was on
+    let dry = host_on(&[("DRY_RUN", "true")], store.clone());
+    assert!(dry.handle(payload.clone(), None).await.unwrap().dry_run);
+    // WHEN the same event arrives after DRY_RUN was turned off
+    let real = host_on(&[], store);
+    let report = real.handle(payload, None).await.unwrap();
+    // THEN it runs for real: the dry run's stored report is not a replay of the real one
+    assert!(!report.replayed);
+    assert!(!report.dry_run);
+    assert_eq!(report.actions[0].outcome, Outcome::Applied);
+    assert_eq!(runs(&real), 1);
+}
+
+#[tokio::test]
+async fn given_a_run_that_acted_then_failed_when_counted_then_the_metrics_keep_what_it_did() {
+    let host = host(&[]);
+    // WHEN a run starts one builder, then fails for a reason that may pass
+    let (answer, metrics) = host.answer(json!({"names": ["b1"], "fail": "applied-then-throttled"}), None).await;
+    // THEN Lambda gets the error, and the metrics still count what was done before it, with the function's counters
+    assert_eq!(answer.unwrap_err().error_type, "Retryable.Throttled");
+    assert_eq!(metrics.get("applied"), 1, "what was applied before the failure is counted");
+    assert_eq!(metrics.get("started"), 1);
+    assert_eq!(metrics.get("failed"), 1);
+}
+
+#[tokio::test]
+async fn given_a_permanent_failure_of_one_target_from_an_event_source_when_counted_then_failed_is_counted() {
+    let host = host(&[]);
+    let event = json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:x",
+        "Sns": {"Type": "Notification", "MessageId": "m-2", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t",
+                "Message": "{\"names\":[\"b1\"],\"fail\":\"target-not-found\"}", "Timestamp": "2026-01-01T00:00:00Z",
+                "SignatureVersion": "1", "Signature": "", "SigningCertUrl": "", "UnsubscribeUrl": ""}}]});
+    // WHEN one target fails permanently in a run an event source started
+    let (answer, metrics) = host.answer(event, None).await;
+    // THEN Lambda gets a report (a retry cannot help), and the failure is counted for the alarm
+    assert_eq!(answer.unwrap().count(Outcome::Failed), 1);
+    assert_eq!(metrics.get("failed"), 1);
+    assert_eq!(metrics.get("applied"), 1);
 }
 
 #[test]

@@ -1,13 +1,15 @@
 //! The production idempotency store: one DynamoDB item per event, locked by one conditional PutItem.
 //!
 //! Table: partition key `id` (S), TTL attribute `expiration`. Attributes as Powertools names them: `status`,
-//! `expiration` (N, epoch s), `in_progress_expiration` (N, epoch ms), `data` (S), `validation` (S).
+//! `expiration` (N, epoch s), `in_progress_expiration` (N, epoch ms), `data` (S), `validation` (S); and `owner` (S),
+//! the run that holds the record, which completing and deleting are conditional on.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
@@ -57,8 +59,14 @@ fn to_item(record: &Record) -> HashMap<String, AttributeValue> {
     if let Some(v) = &record.validation {
         item.insert("validation".into(), AttributeValue::S(v.clone()));
     }
+    if let Some(owner) = &record.owner {
+        item.insert("owner".into(), AttributeValue::S(owner.clone()));
+    }
     item
 }
+
+/// Only the run that holds a record may complete or delete it.
+const HOLDER_CONDITION: &str = "#owner = :owner";
 
 fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Record, StoreError> {
     let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
@@ -71,6 +79,7 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Record, StoreErro
         in_progress_expiration: n("in_progress_expiration"),
         data: s("data"),
         validation: s("validation"),
+        owner: s("owner"),
     })
 }
 
@@ -114,26 +123,45 @@ impl IdempotencyStore for DynamoDbStore {
         }
     }
 
-    async fn complete(&self, record: &Record) -> Result<(), StoreError> {
-        self.client
+    async fn complete(&self, record: &Record) -> Result<bool, StoreError> {
+        let owner = record.owner.clone().ok_or_else(|| StoreError("a completed record needs its owner".into()))?;
+        let result = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_item(record)))
+            .condition_expression(HOLDER_CONDITION)
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", AttributeValue::S(owner))
             .send()
-            .await
-            .map_err(|e| StoreError(format!("PutItem on {}: {}", self.table, DisplayErrorContext(&e))))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError(format!("PutItem on {}: {}", self.table, DisplayErrorContext(&e)))),
+        }
     }
 
-    async fn delete(&self, id: &str) -> Result<(), StoreError> {
-        self.client
+    async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .key("id", AttributeValue::S(id.into()))
+            .condition_expression(HOLDER_CONDITION)
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
             .send()
-            .await
-            .map_err(|e| StoreError(format!("DeleteItem on {}: {}", self.table, DisplayErrorContext(&e))))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.as_service_error(), Some(DeleteItemError::ConditionalCheckFailedException(_))) => {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError(format!("DeleteItem on {}: {}", self.table, DisplayErrorContext(&e)))),
+        }
     }
 }
 
@@ -150,6 +178,7 @@ mod tests {
             in_progress_expiration: Some(1_800_000_000_123),
             data: Some(r#"{"a":1}"#.into()),
             validation: Some("hash".into()),
+            owner: Some("run-1".into()),
         };
         assert_eq!(from_item(&to_item(&record)).unwrap(), record);
     }
@@ -163,6 +192,7 @@ mod tests {
             in_progress_expiration: None,
             data: None,
             validation: None,
+            owner: None,
         });
         item.remove("status");
         assert!(from_item(&item).unwrap_err().to_string().contains("`status`"));

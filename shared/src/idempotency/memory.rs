@@ -47,13 +47,21 @@ impl IdempotencyStore for MemoryStore {
         }
     }
 
-    async fn complete(&self, record: &Record) -> Result<(), StoreError> {
-        self.lock()?.insert(record.id.clone(), record.clone());
-        Ok(())
+    async fn complete(&self, record: &Record) -> Result<bool, StoreError> {
+        let mut records = self.lock()?;
+        let held = records.get(&record.id).is_some_and(|r| r.owner.is_some() && r.owner == record.owner);
+        if held {
+            records.insert(record.id.clone(), record.clone());
+        }
+        Ok(held)
     }
 
-    async fn delete(&self, id: &str) -> Result<(), StoreError> {
-        self.lock()?.remove(id);
-        Ok(())
+    async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
+        let mut records = self.lock()?;
+        let held = records.get(id).is_some_and(|r| r.owner.as_deref() == Some(owner));
+        if held {
+            records.remove(id);
+        }
+        Ok(held)
     }
 }

@@ -37,26 +37,42 @@ fn given_eventbridge_scheduled_event_when_parsed_then_schedule_without_request_k
     assert_eq!(trigger.caller(), Caller::EventSource);
 }
 
+const START_SCHEDULE: &str = "arn:aws:scheduler:us-east-1:123456789012:schedule/default/start";
+
 #[test]
-fn given_scheduler_input_with_context_attributes_when_parsed_then_execution_id_is_event_id() {
+fn given_scheduler_input_with_context_attributes_when_parsed_then_the_firing_is_the_event_id() {
     let payload = json!({
         "names": ["b1"],
-        "scheduler": {"executionId": "a1b2c3-exec", "scheduledTime": "2026-11-23T07:00:00Z",
-                      "scheduleArn": "arn:aws:scheduler:us-east-1:123456789012:schedule/default/start"}
+        "scheduler": {"executionId": "a1b2c3-exec", "scheduledTime": "2026-11-23T07:00:00Z", "scheduleArn": START_SCHEDULE}
     });
     let trigger = parse::<Req>(payload).unwrap();
     let Trigger::Schedule(schedule) = &trigger else { panic!("{trigger:?}") };
-    assert_eq!(trigger.event_id(), "scheduler:a1b2c3-exec");
+    assert_eq!(trigger.event_id(), format!("scheduler:{START_SCHEDULE}@2026-11-23T07:00:00Z"));
     assert_eq!(schedule.time.as_deref(), Some("2026-11-23T07:00:00Z"));
     assert_eq!(schedule.request, Some(Req { names: vec!["b1".into()], dry_run: false }));
 }
 
 #[test]
-fn given_two_scheduler_firings_with_the_same_input_when_parsed_then_event_ids_differ() {
-    let firing = |id: &str| json!({"scheduler": {"executionId": id, "scheduledTime": "2026-11-23T07:00:00Z"}});
-    let a = parse::<Req>(firing("exec-1")).unwrap().event_id();
-    let b = parse::<Req>(firing("exec-2")).unwrap().event_id();
-    assert_ne!(a, b);
+fn given_two_attempts_of_one_firing_when_parsed_then_one_event_id_and_two_firings_get_two() {
+    // EventBridge Scheduler gives every attempt its own execution id: a retried firing must still be one event.
+    let firing = |exec: &str, time: &str| json!({"scheduler": {"executionId": exec, "scheduledTime": time, "scheduleArn": START_SCHEDULE}});
+    let first_attempt = parse::<Req>(firing("exec-1", "2026-11-23T07:00:00Z")).unwrap().event_id();
+    let retry = parse::<Req>(firing("exec-2", "2026-11-23T07:00:00Z")).unwrap().event_id();
+    let next_day = parse::<Req>(firing("exec-3", "2026-11-24T07:00:00Z")).unwrap().event_id();
+    assert_eq!(first_attempt, retry);
+    assert_ne!(first_attempt, next_day);
+    let other_schedule = json!({"scheduler": {"executionId": "exec-4", "scheduledTime": "2026-11-23T07:00:00Z",
+        "scheduleArn": "arn:aws:scheduler:us-east-1:123456789012:schedule/default/stop"}});
+    assert_ne!(first_attempt, parse::<Req>(other_schedule).unwrap().event_id());
+}
+
+#[test]
+fn given_scheduler_input_without_schedule_or_time_when_parsed_then_the_execution_id_keys_it() {
+    let without_time = json!({"scheduler": {"executionId": "exec-1", "scheduleArn": START_SCHEDULE}});
+    assert_eq!(parse::<Req>(without_time).unwrap().event_id(), "scheduler:exec-1");
+    let unfilled = json!({"scheduler": {"executionId": "exec-2", "scheduledTime": "<aws.scheduler.scheduled-time>",
+        "scheduleArn": START_SCHEDULE}});
+    assert_eq!(parse::<Req>(unfilled).unwrap().event_id(), "scheduler:exec-2");
 }
 
 #[test]
@@ -218,6 +234,21 @@ fn given_manual_request_when_parsed_then_event_id_is_a_hash_independent_of_key_o
     let Trigger::Manual(m) = a else { panic!() };
     assert_eq!(m.request, Req { names: vec!["b1".into()], dry_run: true });
 }
+
+#[test]
+fn given_the_same_number_written_two_ways_when_a_manual_request_is_keyed_then_one_event_id() {
+    let hours = |v: Value| parse::<Value2>(json!({"graceHours": v})).unwrap().event_id();
+    assert_eq!(hours(json!(24)), hours(json!(24.0)));
+    assert_eq!(hours(json!(1.5)), hours(serde_json::from_str("1.50").unwrap()));
+    assert_ne!(hours(json!(24)), hours(json!(24.5)));
+    assert_eq!(canonical_json(&json!({"a": [1.0, -0.0, 2e3]})), r#"{"a":[1,0,2000]}"#);
+}
+
+/// Any object is a request (for keying tests).
+#[derive(Debug, Deserialize)]
+struct Value2(#[allow(dead_code)] Map<String, Value>);
+
+impl Request for Value2 {}
 
 #[test]
 fn given_manual_request_with_request_id_when_parsed_then_request_id_is_event_id_and_not_a_field_of_the_request() {
