@@ -152,11 +152,12 @@ pub fn route(req: &ApiRequest) -> Result<(&'static str, BTreeMap<String, String>
     Ok((operation, params))
 }
 
-/// Runs one operation on the builders of the request's region; `transition_ms` is how long a state change takes.
+/// Runs one operation on the builders of the request's region; `transition_ms` is how long a state change takes,
+/// `page` how many builders a DescribeImageBuilders page holds when the caller names no MaxResults.
 pub fn execute(
     region: &mut Builders,
     account: &str,
-    transition_ms: u64,
+    (transition_ms, page): (u64, usize),
     req: &ApiRequest,
     operation: &str,
 ) -> Result<Reply, ApiError> {
@@ -165,7 +166,7 @@ pub fn execute(
     let ctx = Ctx { account, region_name: &req.region, now_ms: req.now_ms, transition_ms: transition_ms as i64 };
     let out = match operation {
         "CreateImageBuilder" => create(region, &ctx, &body)?,
-        "DescribeImageBuilders" => describe(region, &body)?,
+        "DescribeImageBuilders" => describe(region, &body, page)?,
         "StartImageBuilder" => start(region, &ctx, &body)?,
         "StopImageBuilder" => stop(region, &ctx, &body)?,
         "DeleteImageBuilder" => delete(region, &ctx, &body)?,
@@ -251,8 +252,8 @@ fn create(region: &mut Builders, ctx: &Ctx<'_>, body: &Object) -> Result<Value, 
     Ok(out)
 }
 
-fn describe(region: &Builders, body: &Object) -> Result<Value, ApiError> {
-    let max = RULES.integer_in(body, "MaxResults", "", 1, i64::from(i32::MAX))?.unwrap_or(25) as usize;
+fn describe(region: &Builders, body: &Object, page: usize) -> Result<Value, ApiError> {
+    let max = RULES.integer_in(body, "MaxResults", "", 1, i64::from(i32::MAX))?.map_or(page, |n| n as usize);
     let names: Option<Vec<String>> = match RULES.array(body, "Names", "")? {
         None => None,
         Some(list) => Some(

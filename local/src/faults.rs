@@ -37,9 +37,13 @@ pub struct FaultRule {
     /// Lets the first `after` matching calls through untouched, then starts firing (the third read, say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<u32>,
-    /// Added before answering (also when no error is set).
+    /// Added before the call takes effect (also when no error is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
+    /// Added after the call took effect, before its answer arrives: the caller acts on a state that may already
+    /// have moved on (a read that is stale when it lands, a write whose answer is slow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_after_ms: Option<u64>,
 }
 
 /// What the faults decided for one call.
@@ -47,6 +51,7 @@ pub struct FaultRule {
 pub struct Injection {
     pub error: Option<ApiError>,
     pub latency_ms: u64,
+    pub latency_after_ms: u64,
 }
 
 /// The active faults.
@@ -87,6 +92,7 @@ impl Faults {
                 *count -= 1;
             }
             injection.latency_ms += rule.latency_ms.unwrap_or(0);
+            injection.latency_after_ms += rule.latency_after_ms.unwrap_or(0);
             if injection.error.is_none()
                 && let Some(code) = &rule.error
             {
@@ -143,6 +149,7 @@ mod tests {
             count: None,
             after: None,
             latency_ms: None,
+            latency_after_ms: None,
             region: None,
         }
     }
@@ -200,7 +207,7 @@ mod tests {
         let mut faults = Faults { rules: vec![FaultRule { error: None, latency_ms: Some(25), ..rule("X", "") }] };
         assert_eq!(
             faults.inject("s", "X", "us-east-1", &params(&[]), || 0.0, |_| 400),
-            Injection { error: None, latency_ms: 25 }
+            Injection { error: None, latency_ms: 25, latency_after_ms: 0 }
         );
     }
 

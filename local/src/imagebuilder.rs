@@ -58,9 +58,19 @@ pub struct Execution {
     pub execution_role: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_resources: Option<Value>,
-    /// Whether the state change reached the image (the execution succeeded).
+    /// Whether the execution has ended (SUCCESS).
     #[serde(default)]
     pub done: bool,
+    /// When the image record takes the target state: the execution's end, or `updateAt` for a scheduled
+    /// deprecation (the AMIs get their deprecation time at once, the record changes then).
+    #[serde(default)]
+    pub apply_at_ms: i64,
+    /// Whether the image record has taken it.
+    #[serde(default)]
+    pub applied: bool,
+    /// DELETED with exclusion rules: a skipped resource keeps the image record, so its state does not change.
+    #[serde(default)]
+    pub keeps_record: bool,
 }
 
 /// The HTTP status Image Builder uses for an error code.
@@ -638,6 +648,11 @@ fn start_resource_state_update(state: &mut State, call: &Call<'_>, body: &Object
     if image["type"] == "DOCKER" && target != "DELETED" {
         return Err(RULES.fail("container images can only be DELETED"));
     }
+    if target == "DELETED" && include.is_none() {
+        return Err(RULES.fail(
+            "DELETED deletes the image's resources: includeResources and executionRole are required (DeleteImage removes only the record)",
+        ));
+    }
     if state.lifecycle_executions.values().any(|e| e.resource_arn == arn && !e.done) {
         return Err(ApiError::new(
             "ResourceInUseException",
@@ -645,23 +660,54 @@ fn start_resource_state_update(state: &mut State, call: &Call<'_>, body: &Object
             format!("a lifecycle execution is already in progress for {arn}"),
         ));
     }
+    let now = call.req.now_ms;
+    // With no resources to change and nothing scheduled, the record changes at once and no execution runs.
+    if include.is_none() && update_at.is_none() {
+        if let Some(image) = state.images.get_mut(arn) {
+            set_status(image, target, now as f64 / 1000.0);
+        }
+        return Ok(json!({"resourceArn": arn}));
+    }
     let id = format!("lce-{}", uuid::Uuid::new_v4());
+    let end_ms = now + call.timing.lifecycle_millis as i64;
+    if let (Some(at), Some(image)) = (update_at, state.images.get_mut(arn)) {
+        // The AMIs are deprecated at `updateAt` from now on; the record follows at `updateAt`.
+        image["deprecationTime"] = json!(at);
+    }
+    let excluded = RULES.object(body, "exclusionRules", "")?.is_some();
     state.lifecycle_executions.insert(
         id.clone(),
         Execution {
             lifecycle_execution_id: id.clone(),
             resource_arn: arn.to_string(),
             target_status: target.to_string(),
-            start_ms: call.req.now_ms,
-            end_ms: call.req.now_ms + call.timing.lifecycle_millis as i64,
+            start_ms: now,
+            end_ms,
             update_at,
             execution_role: role.map(String::from),
             include_resources: include.map(|i| Value::Object(i.clone())),
             done: false,
+            apply_at_ms: update_at.map(|at| (at * 1000.0) as i64).unwrap_or(end_ms),
+            applied: false,
+            keeps_record: target == "DELETED" && excluded,
         },
     );
-    tick(state, call.req.now_ms);
+    tick(state, now);
     Ok(json!({"lifecycleExecutionId": id, "resourceArn": arn}))
+}
+
+/// Moves an image record to `status`; a deprecation records when it happened, a restore forgets it.
+fn set_status(image: &mut Value, status: &str, deprecated_at: f64) {
+    image["state"] = json!({"status": status});
+    match status {
+        "DEPRECATED" if image.get("deprecationTime").is_none() => image["deprecationTime"] = json!(deprecated_at),
+        "AVAILABLE" => {
+            if let Some(o) = image.as_object_mut() {
+                o.remove("deprecationTime");
+            }
+        }
+        _ => {}
+    }
 }
 
 fn execution_json(e: &Execution) -> Value {
@@ -697,21 +743,20 @@ fn get_lifecycle_execution(state: &State, call: &Call<'_>) -> Result<Reply, ApiE
     Ok(Reply::json(json!({"lifecycleExecution": execution_json(e)})))
 }
 
-/// Finishes the executions whose time has come: the image takes its new state.
+/// Ends the executions whose time has come, and moves each image whose change is due (at the execution's end, or
+/// at `updateAt` for a scheduled deprecation).
 pub fn tick(state: &mut State, now_ms: i64) {
-    for e in state.lifecycle_executions.values_mut().filter(|e| !e.done && e.end_ms <= now_ms) {
-        e.done = true;
-        if let Some(image) = state.images.get_mut(&e.resource_arn) {
-            image["state"] = json!({"status": e.target_status});
+    for e in state.lifecycle_executions.values_mut() {
+        let Some(image) = state.images.get_mut(&e.resource_arn) else { continue };
+        if !e.done && e.end_ms <= now_ms {
+            // The execution has acted on the image's resources: it is the image's last execution from now on.
+            e.done = true;
             image["lifecycleExecutionId"] = json!(e.lifecycle_execution_id);
-            match e.target_status.as_str() {
-                "DEPRECATED" => image["deprecationTime"] = json!(e.update_at.unwrap_or(e.end_ms as f64 / 1000.0)),
-                "AVAILABLE" => {
-                    if let Some(o) = image.as_object_mut() {
-                        o.remove("deprecationTime");
-                    }
-                }
-                _ => {}
+        }
+        if e.done && !e.applied && e.apply_at_ms <= now_ms {
+            e.applied = true;
+            if !e.keeps_record {
+                set_status(image, &e.target_status, e.apply_at_ms as f64 / 1000.0);
             }
         }
     }

@@ -1,5 +1,6 @@
 //! S3 objects for uploaded keys and desired-state documents: the `s3s` crate speaks the S3 protocol (and checks SigV4
-//! with the local credentials), an in-memory store keeps the objects.
+//! with the local credentials), an in-memory store keeps the objects. Buckets are versioned, as keeper's template
+//! makes them: every put is a new version, and a read may name an older one.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use sha2::{Digest, Sha256};
 
 use crate::wire::Body;
+use crate::world::SeedObject;
 
 /// One stored object.
 #[derive(Debug, Clone)]
@@ -31,26 +33,37 @@ struct Stored {
     content_type: Option<String>,
 }
 
-/// Buckets and their objects, in memory.
+/// Buckets and their objects, in memory: every version of a key, the current one last.
 #[derive(Debug, Default)]
 pub struct Store {
-    buckets: Mutex<BTreeMap<String, BTreeMap<String, Stored>>>,
+    buckets: Mutex<BTreeMap<String, BTreeMap<String, Vec<Stored>>>>,
 }
 
 impl Store {
-    pub fn from_seed(seed: &BTreeMap<String, BTreeMap<String, String>>) -> Store {
+    pub fn from_seed(seed: &BTreeMap<String, BTreeMap<String, SeedObject>>) -> Store {
         let store = Store::default();
         for (bucket, objects) in seed {
             store.lock().entry(bucket.clone()).or_default();
-            for (key, body) in objects {
-                store.put(bucket, key, Bytes::from(body.clone()), None);
+            for (key, object) in objects {
+                store.put_version(bucket, key, Bytes::from(object.body().to_string()), object.version_id());
             }
         }
         store
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeMap<String, Stored>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeMap<String, Vec<Stored>>>> {
         self.buckets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores an object as a seed gives it: with its own version id when it names one.
+    fn put_version(&self, bucket: &str, key: &str, body: Bytes, version_id: Option<&str>) {
+        let (_, generated) = self.put(bucket, key, body, None);
+        if let Some(version_id) = version_id
+            && let Some(stored) = self.lock().get_mut(bucket).and_then(|b| b.get_mut(key)).and_then(|v| v.last_mut())
+            && stored.version_id == generated
+        {
+            stored.version_id = version_id.to_string();
+        }
     }
 
     /// Stores an object (creating the bucket), returning its ETag and version id.
@@ -64,22 +77,35 @@ impl Store {
             modified: SystemTime::now(),
             content_type,
         };
-        self.lock().entry(bucket.to_string()).or_default().insert(key.to_string(), stored);
+        self.lock().entry(bucket.to_string()).or_default().entry(key.to_string()).or_default().push(stored);
         (etag, version_id)
     }
 
+    /// The current version's body.
     pub fn get(&self, bucket: &str, key: &str) -> Option<Bytes> {
-        self.lock().get(bucket)?.get(key).map(|o| o.body.clone())
+        self.lock().get(bucket)?.get(key)?.last().map(|o| o.body.clone())
     }
 
-    /// Every object as text (lossy), for the state dump.
-    pub fn snapshot(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+    /// The current version id of an object (what an S3 notification of its last upload names).
+    pub fn version(&self, bucket: &str, key: &str) -> Option<String> {
+        self.lock().get(bucket)?.get(key)?.last().map(|o| o.version_id.clone())
+    }
+
+    /// Every object's current version as text (lossy) with its version id, for the state dump.
+    pub fn snapshot(&self) -> BTreeMap<String, BTreeMap<String, SeedObject>> {
         self.lock()
             .iter()
             .map(|(b, objects)| {
                 (
                     b.clone(),
-                    objects.iter().map(|(k, o)| (k.clone(), String::from_utf8_lossy(&o.body).into_owned())).collect(),
+                    objects
+                        .iter()
+                        .filter_map(|(k, versions)| versions.last().map(|o| (k, o)))
+                        .map(|(k, o)| {
+                            let body = String::from_utf8_lossy(&o.body).into_owned();
+                            (k.clone(), SeedObject::Versioned { body, version_id: o.version_id.clone() })
+                        })
+                        .collect(),
                 )
             })
             .collect()
@@ -88,10 +114,19 @@ impl Store {
 
 struct Backend(Arc<Store>);
 
-fn lookup(store: &Store, bucket: &str, key: &str) -> S3Result<Stored> {
+/// The current version of an object, or the one named.
+fn lookup(store: &Store, bucket: &str, key: &str, version: Option<&str>) -> S3Result<Stored> {
     let buckets = store.lock();
     let objects = buckets.get(bucket).ok_or_else(|| s3_error!(NoSuchBucket, "bucket {bucket} does not exist"))?;
-    objects.get(key).cloned().ok_or_else(|| s3_error!(NoSuchKey, "key {key} does not exist"))
+    let versions = objects.get(key).ok_or_else(|| s3_error!(NoSuchKey, "key {key} does not exist"))?;
+    match version {
+        None => versions.last().cloned().ok_or_else(|| s3_error!(NoSuchKey, "key {key} does not exist")),
+        Some(v) => versions
+            .iter()
+            .find(|o| o.version_id == v)
+            .cloned()
+            .ok_or_else(|| s3_error!(NoSuchVersion, "version {v} of {key} does not exist")),
+    }
 }
 
 #[async_trait::async_trait]
@@ -128,7 +163,7 @@ impl S3 for Backend {
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-        let o = lookup(&self.0, &req.input.bucket, &req.input.key)?;
+        let o = lookup(&self.0, &req.input.bucket, &req.input.key, req.input.version_id.as_deref())?;
         let length = o.body.len() as i64;
         let blob = StreamingBlob::wrap(futures_util::stream::once(async move { Ok::<_, std::io::Error>(o.body) }));
         Ok(S3Response::new(GetObjectOutput {
@@ -143,7 +178,7 @@ impl S3 for Backend {
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
-        let o = lookup(&self.0, &req.input.bucket, &req.input.key)?;
+        let o = lookup(&self.0, &req.input.bucket, &req.input.key, req.input.version_id.as_deref())?;
         Ok(S3Response::new(HeadObjectOutput {
             content_length: Some(o.body.len() as i64),
             content_type: o.content_type,
@@ -161,6 +196,7 @@ impl S3 for Backend {
         let contents: Vec<Object> = objects
             .iter()
             .filter(|(k, _)| k.starts_with(&prefix))
+            .filter_map(|(k, versions)| versions.last().map(|o| (k, o)))
             .map(|(k, o)| Object {
                 key: Some(k.clone()),
                 size: Some(o.body.len() as i64),

@@ -242,8 +242,9 @@ async fn handle(emulator: Arc<Emulator>, req: Request<Incoming>) -> Response<Bod
         "appstream" => {
             let protocol = appstream::Protocol::of(&request);
             call(&emulator, request, "appstream", appstream::route, appstream::status_of, |world, request, op| {
-                let (account, transition_ms) = (world.account_id.clone(), world.timing.transition_millis);
-                appstream::execute(&mut world.region(&request.region).image_builders, &account, transition_ms, request, op)
+                let account = world.account_id.clone();
+                let pace = (world.timing.transition_millis, world.paging.describe_image_builders);
+                appstream::execute(&mut world.region(&request.region).image_builders, &account, pace, request, op)
             })
             .await
             .map(|r| appstream::encode(protocol, r))
@@ -300,6 +301,9 @@ async fn call<R>(
     let result = execute(&mut emulator.world(), &request, operation);
     let outcome = result.as_ref().map(|_| ()).map_err(|e| e.code.clone());
     emulator.log(service, operation, &request.region, params, &outcome, false);
+    if injection.latency_after_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(injection.latency_after_ms)).await;
+    }
     Ok(result)
 }
 

@@ -66,6 +66,55 @@ impl From<Region> for RegionSeed {
     }
 }
 
+/// Page sizes a service uses when the caller names none. AWS does not document all of them; a test sets them small
+/// to see that a caller reads every page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Paging {
+    /// AppStream DescribeImageBuilders, with or without `Names`.
+    #[serde(default = "Paging::default_describe_image_builders")]
+    pub describe_image_builders: usize,
+}
+
+impl Paging {
+    fn default_describe_image_builders() -> usize {
+        25
+    }
+}
+
+impl Default for Paging {
+    fn default() -> Self {
+        Paging { describe_image_builders: Paging::default_describe_image_builders() }
+    }
+}
+
+/// An S3 object in a seed: its text, or its text and the version id an S3 notification of it names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SeedObject {
+    Text(String),
+    Versioned {
+        body: String,
+        #[serde(rename = "versionId")]
+        version_id: String,
+    },
+}
+
+impl SeedObject {
+    pub fn body(&self) -> &str {
+        match self {
+            SeedObject::Text(body) | SeedObject::Versioned { body, .. } => body,
+        }
+    }
+
+    pub fn version_id(&self) -> Option<&str> {
+        match self {
+            SeedObject::Text(_) => None,
+            SeedObject::Versioned { version_id, .. } => Some(version_id),
+        }
+    }
+}
+
 /// The whole emulated account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -75,13 +124,16 @@ pub struct World {
     #[serde(default)]
     pub timing: Timing,
     #[serde(default)]
+    pub paging: Paging,
+    #[serde(default)]
     pub regions: BTreeMap<String, Region>,
     /// CloudFront is global.
     #[serde(default)]
     pub cloudfront: CloudFront,
-    /// S3 objects: bucket → key → UTF-8 body (seeding only; S3 itself is served by s3s).
+    /// S3 objects: bucket → key → UTF-8 body, or body and version id (seeding and dumps; S3 itself is served by
+    /// s3s).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub s3: BTreeMap<String, BTreeMap<String, String>>,
+    pub s3: BTreeMap<String, BTreeMap<String, SeedObject>>,
     #[serde(default)]
     pub faults: Faults,
     /// Seeds the dice of probabilistic faults, so a test with `probability` is repeatable.
@@ -94,6 +146,7 @@ impl Default for World {
         World {
             account_id: default_account(),
             timing: Timing::default(),
+            paging: Paging::default(),
             regions: BTreeMap::new(),
             cloudfront: CloudFront::default(),
             s3: BTreeMap::new(),

@@ -367,7 +367,8 @@ async fn given_seeded_images_when_listed_then_versions_and_build_versions_in_sem
 }
 
 #[tokio::test]
-async fn given_available_build_when_deprecated_then_execution_runs_then_image_state_changes() {
+async fn given_a_deprecation_scheduled_far_ahead_when_started_then_an_execution_runs_and_the_record_waits_for_update_at()
+ {
     let running = emulator(image_seed()).await;
     let client = client(&running).await;
     let arn = image_arn("1.2.0", 3);
@@ -405,9 +406,100 @@ async fn given_available_build_when_deprecated_then_execution_runs_then_image_st
     assert_eq!(listed.len(), 1, "one execution, whatever the replays");
     assert_eq!(listed[0].state.as_ref().unwrap().status, Some(LifecycleExecutionStatus::Success));
     let image = client.get_image().image_build_version_arn(&arn).send().await.unwrap().image.unwrap();
-    assert_eq!(image.state.unwrap().status, Some(ImageStatus::Deprecated));
+    // The AMIs carry their deprecation time at once; the image record becomes DEPRECATED at updateAt, in 2100.
+    assert_eq!(image.state.unwrap().status, Some(ImageStatus::Available));
     assert_eq!(image.deprecation_time, Some(at));
     assert_eq!(image.lifecycle_execution_id.as_deref(), Some(id.as_str()));
+}
+
+#[tokio::test]
+async fn given_a_deprecation_scheduled_shortly_when_update_at_passes_then_the_record_is_deprecated() {
+    let running = emulator(image_seed()).await;
+    let client = client(&running).await;
+    let arn = image_arn("1.2.0", 3);
+    let at_ms = local::clock::now_ms() + 400;
+    let at = DateTime::from_millis(at_ms);
+    client
+        .start_resource_state_update()
+        .resource_arn(&arn)
+        .state(ResourceState::builder().status(ResourceStatus::Deprecated).build())
+        .update_at(at)
+        .client_token("dep-soon")
+        .send()
+        .await
+        .unwrap();
+    let status = || async {
+        client.get_image().image_build_version_arn(&arn).send().await.unwrap().image.unwrap().state.unwrap().status
+    };
+    assert_eq!(status().await, Some(ImageStatus::Available), "not before updateAt");
+    while local::clock::now_ms() <= at_ms + 50 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status().await, Some(ImageStatus::Deprecated), "at updateAt");
+}
+
+#[tokio::test]
+async fn given_a_change_without_resources_or_schedule_when_started_then_it_applies_at_once_without_an_execution() {
+    let running = emulator(image_seed()).await;
+    let client = client(&running).await;
+    let arn = image_arn("1.2.0", 3);
+    let out = client
+        .start_resource_state_update()
+        .resource_arn(&arn)
+        .state(ResourceState::builder().status(ResourceStatus::Disabled).build())
+        .client_token("dis-now")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.lifecycle_execution_id, None, "no execution runs for a change of the record alone");
+    let image = client.get_image().image_build_version_arn(&arn).send().await.unwrap().image.unwrap();
+    assert_eq!(image.state.unwrap().status, Some(ImageStatus::Disabled));
+    let listed = client.list_lifecycle_executions().resource_arn(&arn).send().await.unwrap();
+    assert!(listed.lifecycle_executions.unwrap_or_default().is_empty());
+    // The next change is not refused as in use: nothing is running.
+    client
+        .start_resource_state_update()
+        .resource_arn(&arn)
+        .state(ResourceState::builder().status(ResourceStatus::Available).build())
+        .client_token("restore-now")
+        .send()
+        .await
+        .expect("no execution in progress");
+}
+
+#[tokio::test]
+async fn given_deletions_when_started_then_resources_are_required_and_exclusions_keep_the_record() {
+    let running = emulator(image_seed()).await;
+    let client = client(&running).await;
+    let delete = |arn: String, token: &str| {
+        client
+            .start_resource_state_update()
+            .resource_arn(arn)
+            .state(ResourceState::builder().status(ResourceStatus::Deleted).build())
+            .client_token(token)
+    };
+    let err = delete(image_arn("1.0.0", 1), "del-0").send().await.unwrap_err().into_service_error();
+    let StartResourceStateUpdateError::InvalidRequestException(e) = &err else { panic!("{err:?}") };
+    assert!(e.message().unwrap_or_default().contains("includeResources"), "{:?}", e.message());
+    let role = "arn:aws:iam::123456789012:role/lifecycle";
+    let amis = ResourceStateUpdateIncludeResources::builder().amis(true).build();
+    delete(image_arn("1.0.0", 1), "del-1").execution_role(role).include_resources(amis.clone()).send().await.unwrap();
+    let public = ResourceStateUpdateExclusionRules::builder()
+        .amis(LifecyclePolicyDetailExclusionRulesAmis::builder().is_public(true).build())
+        .build();
+    delete(image_arn("1.2.0", 4), "del-2")
+        .execution_role(role)
+        .include_resources(amis)
+        .exclusion_rules(public)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let status = |arn: String| async {
+        client.get_image().image_build_version_arn(arn).send().await.unwrap().image.unwrap().state.unwrap().status
+    };
+    assert_eq!(status(image_arn("1.0.0", 1)).await, Some(ImageStatus::Deleted));
+    assert_eq!(status(image_arn("1.2.0", 4)).await, Some(ImageStatus::Available), "an excluded AMI keeps the record");
 }
 
 fn regex_lite_match(id: &str) -> bool {
@@ -535,6 +627,7 @@ async fn given_rate_limit_fault_when_called_then_429_arrives_typed() {
         probability: None,
         count: Some(2),
         latency_ms: None,
+        latency_after_ms: None,
         region: None,
         after: None,
     });

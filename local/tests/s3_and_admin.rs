@@ -50,6 +50,28 @@ async fn given_seeded_bucket_when_objects_put_and_read_then_bodies_and_metadata_
 }
 
 #[tokio::test]
+async fn given_an_object_put_twice_when_read_by_version_then_each_version_and_the_current_one_are_returned() {
+    let running = emulator(json!({"s3": {"docs": {}}})).await;
+    let client = s3(&running).await;
+    let put = |body: &'static str| {
+        client.put_object().bucket("docs").key("regions.json").body(ByteStream::from_static(body.as_bytes())).send()
+    };
+    let v1 = put("one").await.unwrap().version_id.unwrap();
+    let v2 = put("two").await.unwrap().version_id.unwrap();
+    assert_ne!(v1, v2);
+    let read = |version: Option<String>| async {
+        let out = client.get_object().bucket("docs").key("regions.json").set_version_id(version).send().await.unwrap();
+        (out.version_id.clone(), out.body.collect().await.unwrap().into_bytes())
+    };
+    assert_eq!(read(Some(v1.clone())).await, (Some(v1), bytes::Bytes::from_static(b"one")));
+    assert_eq!(read(None).await, (Some(v2.clone()), bytes::Bytes::from_static(b"two")), "the current version");
+    let head = client.head_object().bucket("docs").key("regions.json").send().await.unwrap();
+    assert_eq!(head.version_id, Some(v2));
+    let err = client.get_object().bucket("docs").key("regions.json").version_id("nope").send().await.unwrap_err();
+    assert_eq!(aws_sdk_s3::error::ProvideErrorMetadata::code(&err), Some("NoSuchVersion"));
+}
+
+#[tokio::test]
 async fn given_wrong_secret_when_calling_s3_then_signature_refused() {
     let running = emulator(json!({"s3": {"keeper-docs": {}}})).await;
     let config = aws_sdk_s3::config::Builder::from(&sdk(&running, "us-east-1").await)

@@ -20,9 +20,12 @@ pub struct AwsFailure {
 /// The stable type of an AWS error code (HTTP status as a fallback for codes not listed).
 pub fn error_type_of(code: &str, status: Option<u16>) -> ErrorType {
     match code {
-        "ResourceNotFoundException" | "NoSuchResource" | "NoSuchPublicKey" | "NoSuchKey" | "NoSuchBucket" => {
-            ErrorType::NOT_FOUND
-        }
+        "ResourceNotFoundException"
+        | "NoSuchResource"
+        | "NoSuchPublicKey"
+        | "NoSuchKey"
+        | "NoSuchBucket"
+        | "NoSuchVersion" => ErrorType::NOT_FOUND,
         "LimitExceededException"
         | "ServiceQuotaExceededException"
         | "TooManyPublicKeys"

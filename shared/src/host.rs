@@ -13,7 +13,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
 use crate::config::{ConfigError, Lookup, Settings};
-use crate::idempotency::{GuardError, Idempotency, IdempotencyStore, store_for};
+use crate::idempotency::{GuardError, Idempotency, IdempotencyStore, Lease, LeaseError, Leases, store_for};
 use crate::report::{Caller, Classify, ErrorType, Incomplete, Outcome, Report, into_lambda_result};
 use crate::telemetry::Metrics;
 use crate::trigger::{self, Request, SCHEDULER_KEY, Trigger, TriggerError};
@@ -47,7 +47,7 @@ pub trait Function: Send + Sync + Sized + 'static {
 }
 
 /// What the pipeline knows about the invocation besides the trigger.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Context {
     pub function: &'static str,
     pub event_id: String,
@@ -56,6 +56,8 @@ pub struct Context {
     /// The effective dry run, decided once by the host: `DRY_RUN`, or a request that asks for one (a request can
     /// turn dry run on, never off). When set, the pipeline makes no mutating call.
     pub dry_run: bool,
+    /// Exclusive holds on resources, shared with every instance of the function through its idempotency store.
+    pub leases: Leases,
 }
 
 impl Context {
@@ -68,6 +70,17 @@ impl Context {
     pub fn deadline_instant(&self) -> Option<Instant> {
         self.remaining().map(|left| Instant::now() + left)
     }
+
+    /// Takes the lease on `resource` for this invocation: held until the deadline at most, waited for while another
+    /// invocation holds it until `margin` before the deadline (a minute when there is none).
+    pub async fn lease(&self, resource: &str, margin: Duration) -> Result<Lease, LeaseError> {
+        let until = self.deadline.unwrap_or_else(|| SystemTime::now() + Duration::from_secs(15 * 60));
+        let give_up = match self.remaining() {
+            Some(left) => Instant::now() + left.saturating_sub(margin),
+            None => Instant::now() + Duration::from_secs(60),
+        };
+        self.leases.acquire(resource, until, give_up).await
+    }
 }
 
 /// A function with what the host keeps for all its invocations.
@@ -75,6 +88,7 @@ pub struct Host<F: Function> {
     function: F,
     settings: Settings,
     guard: Idempotency,
+    leases: Leases,
 }
 
 impl<F: Function> Host<F> {
@@ -104,8 +118,8 @@ impl<F: Function> Host<F> {
         store: Arc<dyn IdempotencyStore>,
     ) -> Self {
         let function = F::new(sdk_config, &settings, own);
-        let guard = Idempotency::new(store, F::NAME, settings.idempotency_ttl);
-        Host { function, settings, guard }
+        let guard = Idempotency::new(store.clone(), F::NAME, settings.idempotency_ttl);
+        Host { function, settings, guard, leases: Leases::new(store, F::NAME) }
     }
 
     pub fn function(&self) -> &F {
@@ -150,6 +164,7 @@ impl<F: Function> Host<F> {
             event_id: trigger.event_id(),
             deadline,
             dry_run: self.settings.dry_run || trigger.asks_for_dry_run(),
+            leases: self.leases.clone(),
         };
         let caller = trigger.caller();
         let header = Report::new(F::NAME, ctx.event_id.clone(), ctx.dry_run);
@@ -164,7 +179,7 @@ impl<F: Function> Host<F> {
         let record = if ctx.dry_run { format!("{}#dry-run", ctx.event_id) } else { ctx.event_id.clone() };
         let result = self
             .guard
-            .run(&record, &payload, deadline, || self.pipeline(trigger, &ctx, header.clone()))
+            .run(&record, &payload, deadline, || self.pipeline(trigger, &ctx, header.clone(), caller))
             .await
             .map(|guarded| Report { replayed: guarded.replayed, ..guarded.value })
             .map_err(Failed::Guard);
@@ -172,13 +187,16 @@ impl<F: Function> Host<F> {
     }
 
     /// The function's pipeline, then the per-target rule: a target that failed for a reason that may pass makes the
-    /// run incomplete, so Lambda retries it (the retry re-observes and skips what already changed). A panic is caught
-    /// here, so the guard releases the event and Lambda's retry runs instead of finding it in progress.
+    /// run incomplete, so Lambda retries it (the retry re-observes and skips what already changed); targets that
+    /// failed for good are reported, each on its line, except that a request sent by hand in which EVERY target
+    /// failed is answered with the failure, so the person who sent it sees it at once. A panic is caught here, so the
+    /// guard releases the event and Lambda's retry runs instead of finding it in progress.
     async fn pipeline(
         &self,
         trigger: Trigger<F::Request>,
         ctx: &Context,
         mut report: Report,
+        caller: Caller,
     ) -> Result<Report, Run<F::Error>> {
         let outcome = AssertUnwindSafe(self.function.run(trigger, ctx, &mut report)).catch_unwind().await;
         log_failed_targets(&report);
@@ -192,9 +210,10 @@ impl<F: Function> Host<F> {
                 Run::Panicked { message, report }
             }
             Ok(Err(error)) => Run::Pipeline { error, report },
-            Ok(Ok(())) => match report.incomplete() {
-                None => return Ok(report),
-                Some(incomplete) => Run::Incomplete { incomplete, report },
+            Ok(Ok(())) => match (report.incomplete(), AllFailed::of(&report, caller)) {
+                (Some(incomplete), _) => Run::Incomplete { incomplete, report },
+                (None, Some(all_failed)) => Run::AllFailed { all_failed, report },
+                (None, None) => return Ok(report),
             },
         };
         if !failure.report().actions.is_empty() {
@@ -278,12 +297,37 @@ enum Run<E> {
     Incomplete { incomplete: Incomplete, report: Report },
     #[error("the pipeline panicked: {message}")]
     Panicked { message: String, report: Report },
+    #[error("{all_failed}")]
+    AllFailed { all_failed: AllFailed, report: Report },
+}
+
+/// A request sent by hand whose every target failed for good: its answer is the failure, not a report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+struct AllFailed {
+    error_type: ErrorType,
+    message: String,
+}
+
+impl AllFailed {
+    fn of(report: &Report, caller: Caller) -> Option<AllFailed> {
+        let all_failed = !report.actions.is_empty() && report.actions.iter().all(|a| a.outcome == Outcome::Failed);
+        if caller != Caller::ByHand || !all_failed {
+            return None;
+        }
+        let error_type = report.actions.iter().find_map(|a| a.failure)?;
+        let lines: Vec<String> = report.actions.iter().map(|a| format!("{}: {}", a.target, a.detail)).collect();
+        Some(AllFailed { error_type, message: lines.join("; ") })
+    }
 }
 
 impl<E> Run<E> {
     fn report(&self) -> &Report {
         match self {
-            Run::Pipeline { report, .. } | Run::Incomplete { report, .. } | Run::Panicked { report, .. } => report,
+            Run::Pipeline { report, .. }
+            | Run::Incomplete { report, .. }
+            | Run::Panicked { report, .. }
+            | Run::AllFailed { report, .. } => report,
         }
     }
 }
@@ -294,6 +338,7 @@ impl<E: Classify> Classify for Run<E> {
             Run::Pipeline { error, .. } => error.error_type(),
             Run::Incomplete { incomplete, .. } => incomplete.error_type(),
             Run::Panicked { .. } => ErrorType::PANIC,
+            Run::AllFailed { all_failed, .. } => all_failed.error_type,
         }
     }
 }

@@ -290,6 +290,113 @@ impl Idempotency {
     }
 }
 
+/// Exclusive, expiring holds on named resources, kept in the idempotency table beside the event records so that every
+/// instance of a function sees them: a change to one resource waits while another invocation's change to it runs.
+/// A lease is an INPROGRESS record with an owner and an expiry (the holder's deadline), taken by the store's one
+/// conditional write and released by its owner-conditional delete; a holder that dies frees it at its deadline.
+#[derive(Clone)]
+pub struct Leases {
+    store: Arc<dyn IdempotencyStore>,
+    function: String,
+}
+
+/// A held lease; give it back with [`Leases::release`].
+#[derive(Debug)]
+#[must_use = "a lease is held until released or until its expiry"]
+pub struct Lease {
+    id: String,
+    owner: String,
+}
+
+/// Why a lease was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("{resource} is being changed by another invocation, which did not finish in time; retry later")]
+    Held { resource: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Classify for LeaseError {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            LeaseError::Held { .. } => ErrorType::CONFLICT,
+            LeaseError::Store(_) => ErrorType::IDEMPOTENCY_STORE,
+        }
+    }
+}
+
+impl std::fmt::Debug for Leases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leases").field("function", &self.function).finish_non_exhaustive()
+    }
+}
+
+impl Leases {
+    pub fn new(store: Arc<dyn IdempotencyStore>, function: impl Into<String>) -> Self {
+        Leases { store, function: function.into() }
+    }
+
+    /// The record id of a resource's lease: under the function's prefix, like its event records.
+    pub fn record_id(&self, resource: &str) -> String {
+        format!("{}#lease#{}", self.function, sha256_hex(resource.as_bytes()))
+    }
+
+    /// Takes the lease on `resource` until `until` (the holder's deadline), waiting with jittered backoff while
+    /// another invocation holds it, and giving up at `give_up`.
+    pub async fn acquire(
+        &self,
+        resource: &str,
+        until: SystemTime,
+        give_up: std::time::Instant,
+    ) -> Result<Lease, LeaseError> {
+        let id = self.record_id(resource);
+        let owner = Uuid::new_v4().to_string();
+        let until = Now::at(until);
+        let mut attempt = 0;
+        loop {
+            let record = Record {
+                id: id.clone(),
+                status: Status::InProgress,
+                expiration: until.seconds + 60,
+                in_progress_expiration: Some(until.millis),
+                data: None,
+                validation: None,
+                owner: Some(owner.clone()),
+            };
+            if self.store.put_in_progress(&record, Now::at(SystemTime::now())).await? == Lock::Acquired {
+                return Ok(Lease { id, owner });
+            }
+            let delay = crate::retry::full_jitter_delay(
+                attempt,
+                Duration::from_millis(50),
+                Duration::from_secs(1),
+                fastrand::f64(),
+            )
+            .max(Duration::from_millis(10));
+            if std::time::Instant::now() + delay >= give_up {
+                return Err(LeaseError::Held { resource: resource.to_string() });
+            }
+            tracing::info!(resource, attempt, "another invocation holds the lease; waiting");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// Gives a lease back; a lease that expired and was taken by another holder is left to it.
+    pub async fn release(&self, lease: Lease) {
+        match self.store.delete(&lease.id, &lease.owner).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(lease = lease.id, "the lease had expired and was taken over; left to its holder")
+            }
+            Err(e) => {
+                tracing::warn!(lease = lease.id, error = %e, "could not release the lease; it frees at its expiry")
+            }
+        }
+    }
+}
+
 /// A result as stored: its JSON, shortened when it would not fit in one item.
 fn stored<T: Storable>(value: &T) -> Result<String, StoreError> {
     let json = |v: &T| serde_json::to_string(v).map_err(|e| StoreError(format!("cannot store result: {e}")));

@@ -15,6 +15,7 @@
 //! | [`retry`] | the SDK retry classifier that fixes the SDK's gaps; the bounded read-modify-write loop |
 //! | [`config`] | typed settings from a lookup (the environment, or a map in tests) |
 //! | [`clients`] | the one AWS configuration per process; service clients with keeper's retries; per-region clients |
+//! | [`paging`] | page limits and repeated-token stops for the listings the SDK has no paginator for |
 //! | [`s3`] | the S3 client and the bounded object read of uploaded keys and documents |
 //! | [`telemetry`] | logs in Lambda's JSON format; the EMF line of counters |
 //! | [`report`] | the response, its actions and outcomes, the stable error types and the Lambda answer rule |
@@ -29,6 +30,7 @@ pub mod config;
 pub mod error;
 pub mod host;
 pub mod idempotency;
+pub mod paging;
 pub mod public_key;
 pub mod regions;
 pub mod report;

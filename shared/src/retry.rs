@@ -78,11 +78,21 @@ pub fn error_code(header: Option<&str>, content_type: Option<&str>, body: &[u8])
 pub struct KeeperRetryClassifier {
     /// The base of the wait after a contention error; the wait is 4 to 8 times it, jittered.
     initial_backoff: Duration,
+    /// Codes a client must never retry, whatever the SDK or [`verdict`] says: what they mean for its calls cannot
+    /// pass within a retry's wait.
+    final_codes: &'static [&'static str],
 }
 
 impl KeeperRetryClassifier {
     pub fn new(settings: &Settings) -> Self {
-        KeeperRetryClassifier { initial_backoff: settings.retry_initial_backoff }
+        KeeperRetryClassifier { initial_backoff: settings.retry_initial_backoff, final_codes: &[] }
+    }
+
+    /// The same classifier, never retrying `codes` (Image Builder's ResourceInUseException on
+    /// StartResourceStateUpdate means a lifecycle execution runs for minutes or hours: the caller skips the build).
+    pub fn never_retrying(mut self, codes: &'static [&'static str]) -> Self {
+        self.final_codes = codes;
+        self
     }
 
     /// The action for a verdict; `random` in [0, 1) jitters the contention wait.
@@ -109,6 +119,9 @@ impl ClassifyRetry for KeeperRetryClassifier {
         let headers = response.headers();
         let body = response.body().bytes().unwrap_or_default();
         let code = error_code(headers.get("x-amzn-errortype"), headers.get("content-type"), body);
+        if code.as_deref().is_some_and(|c| self.final_codes.contains(&c)) {
+            return RetryAction::RetryForbidden;
+        }
         match code.as_deref().and_then(verdict) {
             Some(v) => self.action(v, fastrand::f64()),
             None => RetryAction::NoActionIndicated,

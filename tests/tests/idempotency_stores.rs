@@ -11,7 +11,8 @@ use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement
 use serde_json::json;
 use shared::config::Settings;
 use shared::idempotency::{
-    DynamoDbStore, GuardError, Idempotency, IdempotencyStore, Lock, MemoryStore, Now, Record, Status,
+    DynamoDbStore, GuardError, Idempotency, IdempotencyStore, LeaseError, Leases, Lock, MemoryStore, Now, Record,
+    Status,
 };
 use shared::report::{Action, Classify, ErrorType, Outcome, Report};
 use testbed::moto::Moto;
@@ -411,6 +412,51 @@ async fn result_too_large_for_an_item_is_stored_shortened(fixture: Fixture) {
     assert_eq!(replay.value.actions[0], big.actions[0], "the stored actions are the first ones, unchanged");
 }
 
+async fn a_lease_is_held_by_one_invocation_at_a_time(fixture: Fixture) {
+    // GIVEN one invocation holding the lease on a configuration
+    let leases = Leases::new(fixture.store.clone(), "update-distribution-regions");
+    let until = SystemTime::now() + Duration::from_secs(300);
+    let soon = || std::time::Instant::now() + Duration::from_millis(300);
+    let held = leases.acquire("arn:dc/web", until, soon()).await.expect("free");
+    // WHEN a second one asks for it THEN it waits, and gives up at its limit while the first holds it
+    let refused = leases.acquire("arn:dc/web", until, soon()).await;
+    assert!(matches!(refused, Err(LeaseError::Held { .. })), "{refused:?}");
+    // WHEN another resource is asked for THEN it is free
+    let other = leases.acquire("arn:dc/data", until, soon()).await.expect("another resource");
+    // WHEN the first releases it while the second waits THEN the second gets it
+    let waiting = {
+        let leases = leases.clone();
+        tokio::spawn(async move {
+            leases.acquire("arn:dc/web", until, std::time::Instant::now() + Duration::from_secs(10)).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    leases.release(held).await;
+    let second = waiting.await.unwrap().expect("taken once released");
+    leases.release(second).await;
+    leases.release(other).await;
+}
+
+async fn a_dead_holders_lease_frees_at_its_expiry_and_its_late_release_leaves_the_new_holder_alone(fixture: Fixture) {
+    let leases = Leases::new(fixture.store.clone(), "update-distribution-regions");
+    let far = || std::time::Instant::now() + Duration::from_secs(5);
+    // GIVEN a holder whose deadline is 200 ms away, which then hangs
+    let dead = leases.acquire("arn:dc/web", SystemTime::now() + Duration::from_millis(200), far()).await.unwrap();
+    // WHEN another asks THEN it gets the lease once that deadline has passed
+    let next = leases.acquire("arn:dc/web", SystemTime::now() + Duration::from_secs(300), far()).await.unwrap();
+    // WHEN the dead holder wakes and releases THEN the new holder still holds it
+    leases.release(dead).await;
+    let refused = leases
+        .acquire(
+            "arn:dc/web",
+            SystemTime::now() + Duration::from_secs(300),
+            std::time::Instant::now() + Duration::from_millis(200),
+        )
+        .await;
+    assert!(matches!(refused, Err(LeaseError::Held { .. })), "{refused:?}");
+    leases.release(next).await;
+}
+
 macro_rules! suite {
     ($store:ident) => {
         mod $store {
@@ -459,6 +505,17 @@ macro_rules! suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn given_a_lock_taken_over_when_the_late_holder_fails_then_the_new_holder_keeps_it() {
                 late_holder_leaves_the_new_holders_lock_alone(super::$store().await, Err(HandlerFailed)).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn given_a_lease_held_when_another_invocation_asks_then_it_waits_for_the_release() {
+                a_lease_is_held_by_one_invocation_at_a_time(super::$store().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn given_a_dead_lease_holder_when_its_deadline_passes_then_another_takes_it_and_keeps_it() {
+                a_dead_holders_lease_frees_at_its_expiry_and_its_late_release_leaves_the_new_holder_alone(
+                    super::$store().await,
+                )
+                .await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn given_a_result_larger_than_an_item_when_completed_then_a_shortened_result_is_replayed() {

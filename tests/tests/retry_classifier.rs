@@ -19,6 +19,7 @@ fn fault(operation: &str, error: &str, count: u32, when: &[(&str, &str)]) -> Fau
         probability: None,
         count: Some(count),
         latency_ms: None,
+        latency_after_ms: None,
         region: None,
         after: None,
     }

@@ -276,3 +276,36 @@ async fn given_contention_that_outlasts_the_retries_when_run_then_retryable_erro
     );
     assert_eq!(calls(&running, "StartImageBuilder").iter().filter(|c| c.ok()).count(), 2);
 }
+
+#[tokio::test]
+async fn given_thirty_named_builders_and_ten_per_page_when_started_then_every_page_of_every_chunk_is_read() {
+    // GIVEN 30 named builders, and an AppStream that answers DescribeImageBuilders ten at a time
+    let names: Vec<String> = (0..30).map(|i| format!("b{i:02}")).collect();
+    let entries: Vec<Seeded<'_>> = names.iter().map(|n| (n.as_str(), "STOPPED", &[][..])).collect();
+    let running = start(json!({"timing": {"transitionMillis": 60000}, "paging": {"describeImageBuilders": 10},
+        "regions": {"us-east-1": {"imageBuilders": builders(&entries)}}}))
+    .await;
+    let deps = function(&running, 3, &[]).await;
+    // WHEN all thirty are named (a chunk of 25, then 5)
+    let report = deps.handle(json!({"names": names}), None).await.unwrap();
+    // THEN every one is found and started: the chunk's later pages are read, not taken for missing or unselected
+    assert_eq!(report.count(Outcome::Applied), 30, "{report:?}");
+    assert_eq!(called_with(&running, "StartImageBuilder", "Name"), names);
+}
+
+#[tokio::test]
+async fn given_one_region_that_cannot_be_read_when_started_then_the_other_region_still_starts() {
+    // GIVEN builders in two regions, and eu-west-1 refusing to be described
+    let running = start(json!({"timing": {"transitionMillis": 60000},
+        "regions": {"us-east-1": {"imageBuilders": builders(&[("b1", "STOPPED", &[])])},
+                    "eu-west-1": {"imageBuilders": builders(&[("b2", "STOPPED", &[])])}},
+        "faults": {"rules": [{"operation": "DescribeImageBuilders", "region": "eu-west-1", "error": "InvalidAccountStatusException"}]}}))
+    .await;
+    let deps = function(&running, 3, &[]).await;
+    // WHEN both regions are asked for
+    let report = deps.handle(json!({"regions": ["us-east-1", "eu-west-1"]}), None).await.expect("a report");
+    // THEN us-east-1's builder started, and eu-west-1 is one failed line with its type
+    assert_eq!(called_with(&running, "StartImageBuilder", "Name"), vec!["b1"]);
+    let failed = report.actions.iter().find(|a| a.outcome == Outcome::Failed).expect("eu-west-1's line");
+    assert_eq!((failed.target.as_str(), failed.error_type.as_deref()), ("eu-west-1", Some("Permanent.AccessDenied")));
+}

@@ -255,3 +255,167 @@ async fn given_desired_state_in_s3_when_uploaded_or_scheduled_then_the_configura
     assert_eq!(report.actions[0].detail, "already as desired");
     assert_eq!(updates(&running), 1);
 }
+
+const BUCKET: &str = "keeper-desired-state-123456789012";
+const DESIRED: &str = "s3://keeper-desired-state-123456789012/regions.json";
+
+fn regions(config: &Value) -> Vec<String> {
+    config["distributions"].as_array().unwrap().iter().map(|d| d["region"].as_str().unwrap().to_string()).collect()
+}
+
+/// Waits until the emulator has answered `n` calls of `operation` (the function is then past that call).
+async fn after_calls(running: &local::Running, operation: &str, n: usize) {
+    let started = std::time::Instant::now();
+    while calls(running, operation).len() < n {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "no {operation} #{n}");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+/// What a person does in the console: a region of their own, and a new description.
+fn console_edit(running: &local::Running) {
+    let mut world = running.emulator.world();
+    let config =
+        world.regions.get_mut("us-east-1").unwrap().imagebuilder.distribution_configurations.get_mut(ARN).unwrap();
+    config["distributions"].as_array_mut().unwrap().push(json!({"region": "sa-east-1"}));
+    config["description"] = json!("edited in the console");
+}
+
+fn s3_event(key: &str, version: &str) -> Value {
+    json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1", "eventTime": "2026-11-23T10:20:00.000Z",
+        "eventName": "ObjectCreated:Put", "userIdentity": {"principalId": "x"}, "requestParameters": {"sourceIPAddress": "x"}, "responseElements": {},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "c", "bucket": {"name": BUCKET, "ownerIdentity": {"principalId": "x"}, "arn": format!("arn:aws:s3:::{BUCKET}")},
+               "object": {"key": key, "size": 10, "versionId": version, "eTag": "e", "sequencer": "01"}}}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_two_invocations_that_both_read_before_either_writes_when_they_add_different_regions_then_both_survive() {
+    // GIVEN updates that take 300 ms to land, so that both invocations have read before either has written
+    let running = start(seed(json!({"faults": {"rules": [
+        {"operation": "UpdateDistributionConfiguration", "latencyMs": 300}
+    ]}})))
+    .await;
+    let deps = function(&running, 3, &[]).await;
+    // WHEN one adds eu-west-2 and the other eu-north-1 at the same time
+    let (a, b) = tokio::join!(
+        deps.handle(json!({"requestId": "a", "distributionConfigurationArn": ARN, "addRegions": ["eu-west-2"]}), None),
+        deps.handle(json!({"requestId": "b", "distributionConfigurationArn": ARN, "addRegions": ["eu-north-1"]}), None),
+    );
+    // THEN both regions are there, and both reports say so truthfully
+    let stored = regions(&stored(&running));
+    assert!(stored.contains(&"eu-west-2".to_string()) && stored.contains(&"eu-north-1".to_string()), "{stored:?}");
+    assert_eq!(stored.len(), 5);
+    for report in [a.unwrap(), b.unwrap()] {
+        assert_eq!(report.count_of("add-region", Outcome::Applied), 1, "{report:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_console_edit_after_the_function_read_the_configuration_when_it_writes_then_the_edit_survives() {
+    // GIVEN a first read whose answer arrives 400 ms after the state was read
+    let running = start(seed(json!({"faults": {"rules": [
+        {"operation": "GetDistributionConfiguration", "count": 1, "latencyAfterMs": 400}
+    ]}})))
+    .await;
+    let deps = function(&running, 3, &[]).await;
+    let run = tokio::spawn(async move {
+        deps.handle(json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-west-2"]}), None).await
+    });
+    // WHEN someone edits the configuration in the console after that read
+    after_calls(&running, "GetDistributionConfiguration", 1).await;
+    console_edit(&running);
+    let report = run.await.unwrap().expect("a report");
+    // THEN the function's region and the console's edit are both there
+    let config = stored(&running);
+    assert_eq!(regions(&config), vec!["us-east-1", "eu-west-1", "ap-south-1", "sa-east-1", "eu-west-2"]);
+    assert_eq!(config["description"], "edited in the console");
+    assert_eq!(report.count_of("add-region", Outcome::Applied), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_console_edit_right_after_the_write_when_the_function_reads_back_then_it_reports_a_conflict_and_the_retry_converges()
+ {
+    // GIVEN an update whose answer arrives 400 ms after it took effect
+    let running = start(seed(json!({"faults": {"rules": [
+        {"operation": "UpdateDistributionConfiguration", "count": 1, "latencyAfterMs": 400}
+    ]}})))
+    .await;
+    let deps = Arc::new(function(&running, 3, &[]).await);
+    let request = json!({"requestId": "change-9", "distributionConfigurationArn": ARN, "addRegions": ["eu-west-2"]});
+    let run = {
+        let (deps, request) = (deps.clone(), request.clone());
+        tokio::spawn(async move { deps.handle(request, None).await })
+    };
+    // WHEN someone edits the configuration between the write and the function's read-back
+    after_calls(&running, "UpdateDistributionConfiguration", 1).await;
+    console_edit(&running);
+    // THEN the function does not claim a result it did not see: it fails retryably
+    let diag = run.await.unwrap().expect_err("the read-back shows another writer");
+    assert_eq!(diag.error_type, "Retryable.Conflict");
+    // THEN Lambda's retry re-reads, finds both changes there, and reports it
+    let retry = deps.handle(request, None).await.expect("the retry");
+    assert_eq!(retry.actions[0].detail, "already as desired");
+    assert_eq!(regions(&stored(&running)), vec!["us-east-1", "eu-west-1", "ap-south-1", "eu-west-2", "sa-east-1"]);
+}
+
+#[tokio::test]
+async fn given_one_configuration_twice_in_a_document_when_uploaded_then_refused_before_any_image_builder_call() {
+    let doc = json!({"distributionConfigurations": [{"arn": ARN, "regions": ["us-east-1"]}, {"arn": ARN, "regions": ["eu-west-1"]}]});
+    let running = start(seed(json!({"s3": {BUCKET: {"regions.json": doc.to_string()}}}))).await;
+    let version = running.emulator.objects().put(BUCKET, "regions.json", doc.to_string().into(), None).1;
+    let deps = function(&running, 3, &[("DESIRED_STATE_S3_URI", DESIRED)]).await;
+    let report = deps.handle(s3_event("regions.json", &version), None).await.expect("a report");
+    let failure = report.error.expect("refused");
+    assert!(failure.error_message.contains("listed twice"), "{}", failure.error_message);
+    assert!(running.emulator.calls().iter().all(|c| c.service == "s3"), "no Image Builder call");
+}
+
+#[tokio::test]
+async fn given_an_old_version_of_the_document_retried_after_a_newer_one_when_handled_then_it_is_skipped() {
+    // GIVEN v1 (three regions) then v2 (two), and v2 already applied
+    let running = start(seed(json!({}))).await;
+    let doc = |regions: &[&str]| json!({"distributionConfigurations": [{"arn": ARN, "regions": regions}]}).to_string();
+    let v1 = running
+        .emulator
+        .objects()
+        .put(BUCKET, "regions.json", doc(&["us-east-1", "eu-west-1", "eu-central-1"]).into(), None)
+        .1;
+    let v2 = running.emulator.objects().put(BUCKET, "regions.json", doc(&["us-east-1", "eu-west-1"]).into(), None).1;
+    let deps = function(&running, 3, &[("DESIRED_STATE_S3_URI", DESIRED)]).await;
+    deps.handle(s3_event("regions.json", &v2), None).await.expect("v2 applied");
+    assert_eq!(regions(&stored(&running)), vec!["us-east-1", "eu-west-1"]);
+    // WHEN Lambda's retry of v1 arrives now
+    let report = deps.handle(s3_event("regions.json", &v1), None).await.expect("a report");
+    // THEN v1 changes nothing, and the report says a newer version decides
+    assert_eq!(regions(&stored(&running)), vec!["us-east-1", "eu-west-1"]);
+    assert_eq!(updates(&running), 1);
+    let skipped = report.actions.iter().find(|a| a.outcome == Outcome::Skipped).expect("a skipped line");
+    assert!(skipped.detail.contains("no longer the current version"), "{}", skipped.detail);
+}
+
+#[tokio::test]
+async fn given_an_upload_that_is_not_the_desired_state_document_when_handled_then_refused_without_a_change() {
+    let running = start(seed(json!({}))).await;
+    let version = running.emulator.objects().put(BUCKET, "drafts/regions.json", "{}".into(), None).1;
+    let deps = function(&running, 3, &[("DESIRED_STATE_S3_URI", DESIRED)]).await;
+    let report = deps.handle(s3_event("drafts/regions.json", &version), None).await.expect("a report");
+    let failure = report.error.expect("refused");
+    assert!(failure.error_message.contains("DESIRED_STATE_S3_URI"), "{}", failure.error_message);
+    assert!(running.emulator.calls().iter().all(|c| c.service != "imagebuilder"), "no Image Builder call");
+}
+
+#[tokio::test]
+async fn given_drift_repair_over_a_deleted_configuration_and_a_real_one_when_run_then_the_real_one_is_repaired() {
+    let gone = "arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/deleted-meanwhile";
+    let doc = json!({"distributionConfigurations": [{"arn": gone, "regions": ["us-east-1"]},
+        {"arn": ARN, "regions": ["us-east-1", "eu-west-1"]}]});
+    let running = start(seed(json!({"s3": {BUCKET: {"regions.json": doc.to_string()}}}))).await;
+    let deps = function(&running, 3, &[("DESIRED_STATE_S3_URI", DESIRED)]).await;
+    let schedule = json!({"version": "0", "id": "drift-2", "detail-type": "Scheduled Event", "source": "aws.events", "account": ACCOUNT,
+        "time": "2026-11-23T03:00:00Z", "region": "us-east-1", "resources": [], "detail": {}});
+    let report =
+        deps.handle(schedule, None).await.expect("a report: a deleted configuration cannot be fixed by retrying");
+    let failed = report.actions.iter().find(|a| a.outcome == Outcome::Failed).expect("the deleted one's line");
+    assert_eq!((failed.target.as_str(), failed.error_type.as_deref()), (gone, Some("Permanent.NotFound")));
+    assert_eq!(regions(&stored(&running)), vec!["us-east-1", "eu-west-1"], "the real one was repaired");
+}

@@ -104,7 +104,8 @@ async fn given_a_new_build_announced_when_the_policy_runs_then_exactly_the_plann
     assert_eq!(report.count(Outcome::Applied), 3);
     let applied: Vec<&str> =
         report.actions.iter().filter(|a| a.outcome == Outcome::Applied).map(|a| a.detail.as_str()).collect();
-    assert!(applied.iter().all(|d| d.contains("lifecycle execution lce-")), "{applied:?}");
+    // Deprecating or disabling a record with no resources included applies at once: Image Builder runs no execution.
+    assert!(applied.iter().all(|d| d.contains("applied at once (no lifecycle execution)")), "{applied:?}");
     let kept = report.actions.iter().find(|a| a.target.ends_with("1.2.0/4")).unwrap();
     assert_eq!(kept.detail, "AVAILABLE: the build that triggered this run");
     tokio::time::sleep(Duration::from_millis(120)).await;
@@ -116,28 +117,92 @@ async fn given_a_new_build_announced_when_the_policy_runs_then_exactly_the_plann
 
 #[tokio::test]
 async fn given_the_same_notification_twice_when_run_then_no_second_execution() {
-    let running = start(seed(json!({}))).await;
-    let deps = function(&running, &[]).await;
+    // GIVEN a policy that also deletes (an execution that runs a minute), so one build's update is still under way
+    let running = start(seed(json!({"timing": {"lifecycleMillis": 60000}}))).await;
+    let deleting = [("DELETE_AFTER_DAYS", "150"), ("EXECUTION_ROLE", "arn:aws:iam::123456789012:role/lifecycle")];
+    let deps = function(&running, &deleting).await;
     deps.handle(sns_available("1.2.0/4"), None).await.unwrap();
+    let first_calls = calls(&running, "StartResourceStateUpdate").len();
+    // WHEN it is redelivered to the same instance, and to a second instance whose guard knows nothing
     let again = deps.handle(sns_available("1.2.0/4"), None).await.unwrap();
     assert!(again.replayed);
-    // A second instance (its guard knows nothing) derives the same tokens: Image Builder replays, nothing new starts.
-    function(&running, &[]).await.handle(sns_available("1.2.0/4"), None).await.unwrap();
+    function(&running, &deleting).await.handle(sns_available("1.2.0/4"), None).await.unwrap();
+    // THEN the second instance re-sends only the deletion still in progress, with the same token, and Image Builder
+    // replays it: one execution in all; the builds already moved are skipped as already there
+    let tokens = |arn: &str| -> Vec<String> {
+        calls(&running, "StartResourceStateUpdate")
+            .into_iter()
+            .filter(|c| c.params["resourceArn"] == arn)
+            .map(|c| c.params["clientToken"].clone())
+            .collect()
+    };
+    let deleted = tokens(&format!("{BASE}/1.0.0/1"));
+    assert_eq!(deleted.len(), 2, "sent by each instance");
+    assert_eq!(deleted[0], deleted[1], "the same token, derived from the event");
+    assert_eq!(calls(&running, "StartResourceStateUpdate").len(), first_calls + 1);
     let executions = running.emulator.dump()["regions"]["us-east-1"]["lifecycleExecutions"]
         .as_object()
         .map(|o| o.len())
         .unwrap_or(0);
-    assert_eq!(executions, 3);
+    assert_eq!(executions, 1);
 }
 
 #[tokio::test]
-async fn given_an_execution_in_progress_on_the_first_call_when_run_then_it_is_retried_and_done() {
-    let running = start(seed(json!({"faults": {"rules": [{"operation": "StartResourceStateUpdate", "error": "ResourceInUseException", "count": 1}]}}))).await;
+async fn given_an_execution_already_running_on_a_build_when_the_policy_runs_then_that_build_is_skipped_not_retried() {
+    // GIVEN 1.1.0/1, due for deprecation, on which a lifecycle execution (someone else's) runs for an hour
+    let now = local::clock::now_ms();
+    let mut seeded = seed(json!({}));
+    seeded["regions"]["us-east-1"]["lifecycleExecutions"] = json!({"lce-0f0e0d0c-0b0a-4909-8807-060504030201": {
+        "lifecycleExecutionId": "lce-0f0e0d0c-0b0a-4909-8807-060504030201", "resourceArn": format!("{BASE}/1.1.0/1"),
+        "targetStatus": "DISABLED", "startMs": now, "endMs": now + 3_600_000, "applyAtMs": now + 3_600_000}});
+    let running = start(seeded).await;
     let deps = function(&running, &[("MAX_CONCURRENCY", "1")]).await;
-    let report = deps.handle(sns_available("1.2.0/4"), None).await.expect("retried past ResourceInUse");
-    assert_eq!(report.count(Outcome::Applied), 3);
-    let outcomes: Vec<String> = calls(&running, "StartResourceStateUpdate").into_iter().map(|c| c.outcome).collect();
-    assert_eq!(outcomes, vec!["ResourceInUseException", "ok", "ok", "ok"]);
+    // WHEN the policy runs
+    let report = deps.handle(sns_available("1.2.0/4"), None).await.expect("a report, not a retry");
+    // THEN the busy build gets one call, no retries, and is skipped with the reason; the others are updated
+    let busy: Vec<String> = calls(&running, "StartResourceStateUpdate")
+        .into_iter()
+        .filter(|c| c.params["resourceArn"].ends_with("1.1.0/1"))
+        .map(|c| c.outcome)
+        .collect();
+    assert_eq!(busy, vec!["ResourceInUseException"]);
+    let line = report.actions.iter().find(|a| a.target.ends_with("1.1.0/1")).unwrap();
+    assert_eq!(line.outcome, Outcome::Skipped);
+    assert!(line.detail.contains("a lifecycle execution is already in progress"), "{}", line.detail);
+    assert_eq!(report.count(Outcome::Applied), 2);
+}
+
+#[tokio::test]
+async fn given_one_image_whose_builds_cannot_be_listed_when_the_account_is_swept_then_the_other_images_are_still_handled()
+ {
+    // GIVEN data-golden's builds cannot be listed (access denied), web-golden's can
+    let running = start(seed(json!({"faults": {"rules": [{"operation": "ListImageBuildVersions",
+        "when": {"imageVersionArn": format!("{OTHER}/1.0.0")}, "error": "ForbiddenException"}]}})))
+    .await;
+    let deps = function(&running, &[]).await;
+    // WHEN the schedule sweeps the account
+    let report = deps.handle(schedule("sweep-1"), None).await.expect("a report");
+    // THEN data-golden is one failed line, and web-golden's builds were still updated
+    let failed: Vec<(&str, Option<&str>)> = report
+        .actions
+        .iter()
+        .filter(|a| a.outcome == Outcome::Failed)
+        .map(|a| (a.target.as_str(), a.error_type.as_deref()))
+        .collect();
+    assert_eq!(failed, vec![(format!("{OTHER}/1.0.0").as_str(), Some("Permanent.AccessDenied"))]);
+    assert_eq!(
+        updates(&running),
+        vec![
+            ("1.0.0/1".to_string(), "DISABLED".to_string()),
+            ("1.0.0/2".to_string(), "DISABLED".to_string()),
+            ("1.1.0/1".to_string(), "DEPRECATED".to_string())
+        ]
+    );
+}
+
+fn schedule(id: &str) -> Value {
+    json!({"version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012",
+        "time": "2026-11-23T03:00:00Z", "region": "us-east-1", "resources": ["arn:aws:events:us-east-1:123456789012:rule/sweep"], "detail": {}})
 }
 
 #[tokio::test]
@@ -179,8 +244,10 @@ async fn given_explicit_deprecate_then_restore_when_run_then_each_is_one_update_
         .await
         .unwrap();
     assert_eq!((report.actions[0].action.as_str(), report.actions[0].outcome), ("deprecate", Outcome::Applied));
+    assert!(report.actions[0].detail.contains("lifecycle execution lce-"), "a scheduled change runs as an execution");
     tokio::time::sleep(Duration::from_millis(120)).await;
-    assert_eq!(status(&running, &arn), "DEPRECATED");
+    // The deprecation time is set at once; the record becomes DEPRECATED at updateAt, in 2030.
+    assert_eq!(status(&running, &arn), "AVAILABLE");
     assert_eq!(
         running.emulator.dump()["regions"]["us-east-1"]["images"][&arn]["deprecationTime"],
         json!(1_893_456_000.0)

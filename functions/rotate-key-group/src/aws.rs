@@ -1,8 +1,11 @@
 //! Observe and apply: the CloudFront calls (key groups with their ETags, public keys) and the uploaded PEM. Errors
 //! are classified here, on the SDK's typed variants.
 
+use std::collections::HashSet;
+
 use aws_sdk_cloudfront::Client;
 use aws_sdk_cloudfront::error::SdkError;
+use aws_sdk_cloudfront::operation::create_public_key::CreatePublicKeyError;
 use aws_sdk_cloudfront::operation::delete_public_key::DeletePublicKeyError;
 use aws_sdk_cloudfront::operation::get_public_key::GetPublicKeyError;
 use aws_sdk_cloudfront::operation::update_key_group::UpdateKeyGroupError;
@@ -13,7 +16,7 @@ use shared::report::{Action, Outcome};
 use shared::trigger::S3Object;
 
 use crate::Error;
-use crate::config::NewKey;
+use crate::config::{KEEPER_COMMENT, NewKey};
 
 /// The largest PEM file read.
 pub const MAX_PEM_BYTES: usize = 8 * 1024;
@@ -54,8 +57,17 @@ pub async fn created(cf: &Client, id: &str) -> Result<f64, Error> {
     Ok(key.created_time.as_secs_f64())
 }
 
-/// Creates the key; returns its id.
-pub async fn create(cf: &Client, key: &NewKey) -> Result<String, Error> {
+/// The key of a job: its id, and whether this run created it or found the one an earlier delivery made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Made {
+    pub id: String,
+    pub created: bool,
+}
+
+/// Creates the key. CloudFront documents CallerReference only as protection against a replay, and answers a
+/// repeated one with PublicKeyAlreadyExists: then the key an earlier delivery made is looked up by its name (keeper
+/// derives it from the upload) and used if it holds the same key; a different key under that name is refused.
+pub async fn create(cf: &Client, key: &NewKey) -> Result<Made, Error> {
     let config = PublicKeyConfig::builder()
         .caller_reference(&key.caller_reference)
         .name(&key.name)
@@ -63,13 +75,73 @@ pub async fn create(cf: &Client, key: &NewKey) -> Result<String, Error> {
         .comment(&key.comment)
         .build()
         .map_err(|e| Error::Internal(format!("PublicKeyConfig: {e}")))?;
-    let out = cf
-        .create_public_key()
-        .public_key_config(config)
-        .send()
-        .await
-        .map_err(|e| failed(&key.name, "CreatePublicKey", &e))?;
-    out.public_key.map(|k| k.id).ok_or(Error::UnexpectedResponse { operation: "CreatePublicKey", missing: "PublicKey" })
+    match cf.create_public_key().public_key_config(config).send().await {
+        Ok(out) => {
+            let id = out
+                .public_key
+                .map(|k| k.id)
+                .ok_or(Error::UnexpectedResponse { operation: "CreatePublicKey", missing: "PublicKey" })?;
+            Ok(Made { id, created: true })
+        }
+        Err(e) if matches!(e.as_service_error(), Some(CreatePublicKeyError::PublicKeyAlreadyExists(_))) => {
+            let taken = |reason: String| Error::KeyNameTaken { name: key.name.clone(), reason };
+            match public_keys(cf).await?.into_iter().find(|k| k.name == key.name) {
+                Some(k) if same_pem(&k.encoded_key, &key.pem) => Ok(Made { id: k.id, created: false }),
+                Some(k) => Err(taken(format!("public key {} already has this name and holds a different key", k.id))),
+                None => Err(taken(
+                    "CloudFront answered PublicKeyAlreadyExists, but no key has this name: its CallerReference was used for another key".into(),
+                )),
+            }
+        }
+        Err(e) => Err(failed(&key.name, "CreatePublicKey", &e)),
+    }
+}
+
+/// Two PEM texts of one key: line breaks and surrounding blanks do not count.
+fn same_pem(a: &str, b: &str) -> bool {
+    let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+    squeeze(a) == squeeze(b)
+}
+
+/// A public key as ListPublicKeys sums it up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeySummary {
+    pub id: String,
+    pub name: String,
+    pub encoded_key: String,
+    pub comment: Option<String>,
+    /// Epoch seconds.
+    pub created: f64,
+}
+
+/// Every public key of the account (every page).
+pub async fn public_keys(cf: &Client) -> Result<Vec<KeySummary>, Error> {
+    let mut out = Vec::new();
+    let mut pages = cf.list_public_keys().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| failed("public keys", "ListPublicKeys", &e))?;
+        let items = page.public_key_list.and_then(|l| l.items).unwrap_or_default();
+        out.extend(items.into_iter().map(|k| KeySummary {
+            created: k.created_time.as_secs_f64(),
+            id: k.id,
+            name: k.name,
+            encoded_key: k.encoded_key,
+            comment: k.comment,
+        }));
+    }
+    Ok(out)
+}
+
+/// Keys keeper made (its comment says so) that no key group lists and that were created more than `min_age`
+/// seconds before `now`: younger ones may belong to a rotation still under way, between its create and its update.
+pub async fn orphans(cf: &Client, now: f64, min_age: f64) -> Result<Vec<KeySummary>, Error> {
+    let listed = listed_keys(cf).await?;
+    Ok(public_keys(cf)
+        .await?
+        .into_iter()
+        .filter(|k| k.comment.as_deref().is_some_and(|c| c.starts_with(KEEPER_COMMENT)))
+        .filter(|k| now - k.created >= min_age && !listed.contains(&k.id))
+        .collect())
 }
 
 /// Replaces the items, quoting the ETag; returns the new ETag. A stale ETag is [`Error::GroupChanged`].
@@ -89,8 +161,10 @@ pub async fn update(cf: &Client, id: &str, group: &Group, items: Vec<String>) ->
     }
 }
 
-/// Whether any key group of the account lists the key (every page).
-pub async fn in_any_group(cf: &Client, key_id: &str) -> Result<bool, Error> {
+/// The ids every key group of the account lists (every page; the SDK has no paginator for ListKeyGroups).
+pub async fn listed_keys(cf: &Client) -> Result<HashSet<String>, Error> {
+    let mut listed = HashSet::new();
+    let mut pages = shared::paging::Pages::new("ListKeyGroups");
     let mut marker: Option<String> = None;
     loop {
         let out = cf
@@ -98,21 +172,19 @@ pub async fn in_any_group(cf: &Client, key_id: &str) -> Result<bool, Error> {
             .set_marker(marker.take())
             .send()
             .await
-            .map_err(|e| failed(key_id, "ListKeyGroups", &e))?;
-        let Some(list) = out.key_group_list else { return Ok(false) };
-        let listed = list
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|s| s.key_group)
-            .filter_map(|g| g.key_group_config)
-            .any(|c| c.items.iter().any(|i| i == key_id));
-        if listed {
-            return Ok(true);
-        }
-        match list.next_marker.filter(|m| !m.is_empty()) {
+            .map_err(|e| failed("key groups", "ListKeyGroups", &e))?;
+        let Some(list) = out.key_group_list else { return Ok(listed) };
+        listed.extend(
+            list.items
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|s| s.key_group)
+                .filter_map(|g| g.key_group_config)
+                .flat_map(|c| c.items),
+        );
+        match pages.next(list.next_marker)? {
             Some(m) => marker = Some(m),
-            None => return Ok(false),
+            None => return Ok(listed),
         }
     }
 }
@@ -120,25 +192,31 @@ pub async fn in_any_group(cf: &Client, key_id: &str) -> Result<bool, Error> {
 /// Deletes a retired key that no key group lists any more; the outcome names why a key was left alone.
 pub async fn delete_if_unused(cf: &Client, group_id: &str, id: &str) -> Action {
     let target = format!("{group_id}/{id}");
-    let skipped = |why: &str| Action::new(&target, "delete-key", Outcome::Skipped, why);
-    match in_any_group(cf, id).await {
-        Ok(true) => return skipped("still in a key group"),
-        Ok(false) => {}
-        Err(e) => return Action::failed(&target, "delete-key", &e),
+    match listed_keys(cf).await {
+        Ok(listed) if listed.contains(id) => {
+            Action::new(&target, "delete-key", Outcome::Skipped, "still in a key group")
+        }
+        Ok(_) => delete(cf, &target, id, "").await,
+        Err(e) => Action::failed(&target, "delete-key", &e),
     }
+}
+
+/// Deletes a key no key group lists, with its current ETag; `why` says what made it deletable.
+pub async fn delete(cf: &Client, target: &str, id: &str, why: &str) -> Action {
+    let skipped = |detail: &str| Action::new(target, "delete-key", Outcome::Skipped, detail);
     let etag = match cf.get_public_key().id(id).send().await {
         Ok(out) => out.e_tag.unwrap_or_default(),
         Err(e) if matches!(e.as_service_error(), Some(GetPublicKeyError::NoSuchPublicKey(_))) => {
             return skipped("already deleted");
         }
-        Err(e) => return Action::failed(&target, "delete-key", &failed(id, "GetPublicKey", &e)),
+        Err(e) => return Action::failed(target, "delete-key", &failed(id, "GetPublicKey", &e)),
     };
     match cf.delete_public_key().id(id).if_match(etag).send().await {
-        Ok(_) => Action::new(&target, "delete-key", Outcome::Applied, ""),
+        Ok(_) => Action::new(target, "delete-key", Outcome::Applied, why),
         Err(e) => match e.as_service_error() {
             Some(DeletePublicKeyError::PublicKeyInUse(_)) => skipped("in use"),
             Some(DeletePublicKeyError::NoSuchPublicKey(_)) => skipped("already deleted"),
-            _ => Action::failed(&target, "delete-key", &failed(id, "DeletePublicKey", &e)),
+            _ => Action::failed(target, "delete-key", &failed(id, "DeletePublicKey", &e)),
         },
     }
 }

@@ -25,7 +25,8 @@ impl trigger::Request for Request {}
 /// The function's own settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// `KEY_GROUP_IDS`: the groups a schedule sweeps.
+    /// `KEY_GROUP_IDS`: the only key groups the function may change (requests and uploads naming another are
+    /// refused), and the ones a schedule sweeps. Empty: every request is refused.
     pub key_group_ids: Vec<String>,
     /// `KEY_PREFIX` (default `keys/`): uploads are `<prefix><key-group-id>/<name>.pem`.
     pub key_prefix: String,
@@ -48,6 +49,34 @@ impl Settings {
         })
     }
 }
+
+impl Settings {
+    /// Whether the function may change `group`: anyone who can publish to its topic or write under `keys/` could
+    /// otherwise put a key into any key group of the account.
+    pub fn allows(&self, group: &str) -> Result<(), InvalidInput> {
+        if self.key_group_ids.is_empty() {
+            return Err(InvalidInput::new(
+                "keyGroupId",
+                format!(
+                    "`{group}` is refused: KEY_GROUP_IDS is empty, and the function changes only the key groups it names"
+                ),
+            ));
+        }
+        if !self.key_group_ids.iter().any(|g| g == group) {
+            return Err(InvalidInput::new(
+                "keyGroupId",
+                format!(
+                    "`{group}` is not one of KEY_GROUP_IDS ({}), the only key groups the function changes",
+                    self.key_group_ids.join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How every comment keeper gives a public key starts: the mark by which it later finds its own orphans.
+pub const KEEPER_COMMENT: &str = "keeper:";
 
 /// A new key to create from a PEM, and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +134,7 @@ impl Job {
             .key_group_id
             .filter(|g| !g.is_empty())
             .ok_or_else(|| InvalidInput::new("keyGroupId", "is required"))?;
+        config.allows(&group)?;
         let add = request.add_public_key_ids.unwrap_or_default();
         let retire = request.retire_public_key_ids.unwrap_or_default();
         check_ids("addPublicKeyIds", &add)?;
@@ -124,7 +154,7 @@ impl Job {
                 let caller_reference = token(&pem);
                 Some(NewKey {
                     name: key_name("keeper", &caller_reference),
-                    comment: format!("keeper: added to {group} by request"),
+                    comment: format!("{KEEPER_COMMENT} added to {group} by request"),
                     caller_reference,
                     pem,
                 })
@@ -153,6 +183,7 @@ impl Job {
             .strip_suffix(".pem")
             .filter(|s| !s.is_empty() && !s.contains('/'))
             .ok_or_else(|| InvalidInput::new("object key", format!("`{key}` does not end in <name>.pem")))?;
+        config.allows(group)?;
         Ok((group, stem))
     }
 
@@ -175,7 +206,7 @@ mod tests {
     use super::*;
 
     fn config() -> Settings {
-        Settings::from_lookup(&Lookup::from_pairs(&[])).unwrap()
+        Settings::from_lookup(&Lookup::from_pairs(&[("KEY_GROUP_IDS", "g,5f1c")])).unwrap()
     }
 
     fn pem(name: &str) -> String {
@@ -237,5 +268,19 @@ mod tests {
         assert!(Job::upload_target(&c, "other/5f1c/site.pem").is_err());
         assert!(Job::upload_target(&c, "keys/site.pem").is_err());
         assert!(Job::upload_target(&c, "keys/5f1c/site.txt").is_err());
+    }
+
+    #[test]
+    fn given_key_group_ids_when_a_group_is_named_then_only_the_listed_ones_pass_and_none_when_empty() {
+        let listed = config();
+        assert!(listed.allows("g").is_ok());
+        let other = listed.allows("h").unwrap_err();
+        assert!(other.rule.contains("not one of KEY_GROUP_IDS (g, 5f1c)"), "{other}");
+        let empty = Settings::from_lookup(&Lookup::from_pairs(&[])).unwrap();
+        let refused = empty.allows("g").unwrap_err();
+        assert!(refused.rule.contains("KEY_GROUP_IDS is empty"), "{refused}");
+        let request = Request { key_group_id: Some("g".into()), ..Request::default() };
+        assert!(Job::from_request(request, &empty, |_| "t".into()).is_err());
+        assert!(Job::upload_target(&empty, "keys/5f1c/site.pem").is_err());
     }
 }

@@ -20,6 +20,12 @@ pub enum Error {
     /// UpdateKeyGroup's `If-Match` was stale: someone else changed the group since it was read.
     #[error("{group}: the key group changed since it was read (PreconditionFailed)")]
     GroupChanged { group: String },
+    /// CloudFront says the key exists, but the key under keeper's name for this upload is not this key.
+    #[error("public key name {name}: {reason}")]
+    KeyNameTaken { name: String, reason: String },
+    /// A listing that would not end.
+    #[error(transparent)]
+    Paging(#[from] shared::paging::Endless),
     /// A CloudFront call failed after the SDK's retries.
     #[error("{target}: {failure}")]
     Aws { target: String, failure: AwsFailure },
@@ -38,6 +44,8 @@ impl Classify for Error {
             Error::Refused(e) => e.error_type(),
             Error::Upload(e) => e.error_type(),
             Error::GroupChanged { .. } => ErrorType::CONFLICT,
+            Error::KeyNameTaken { .. } => ErrorType::permanent("KeyNameTaken"),
+            Error::Paging(e) => e.error_type(),
             Error::Aws { failure, .. } => failure.error_type,
             Error::UnexpectedResponse { .. } => ErrorType::SERVICE_UNAVAILABLE,
             Error::Internal(_) => ErrorType::INTERNAL,

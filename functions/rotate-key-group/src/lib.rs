@@ -16,14 +16,14 @@ use shared::config::{ConfigError, Lookup};
 use shared::error::InvalidInput;
 use shared::host::{Context, Function};
 use shared::idempotency::client_token;
-use shared::report::{Action, Outcome, Report};
+use shared::report::{Action, Classify, Outcome, Report};
 use shared::retry::{RmwPolicy, read_modify_write};
 use shared::telemetry::Metrics;
 use shared::trigger::{Input, S3Object, Trigger, sha256_hex};
 
 pub use crate::error::Error;
 
-use crate::config::{Job, NewKey, Request, Settings, key_name};
+use crate::config::{Job, KEEPER_COMMENT, NewKey, Request, Settings, key_name};
 use crate::plan::{Key, Member, Rotation};
 
 pub struct RotateKeyGroup {
@@ -60,10 +60,18 @@ impl Function for RotateKeyGroup {
         }
     }
 
+    /// Every job is validated first; then each key group is rotated on its own, so one that fails (gone, refused,
+    /// throttled) is one failed line and the others still rotate; then keeper's orphaned keys are cleaned up.
     async fn run(&self, trigger: Trigger<Request>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
         let jobs = self.jobs(trigger, ctx).await?;
         for job in &jobs {
-            self.rotate(job, ctx, report).await?;
+            if let Err(e) = self.rotate(job, ctx, report).await {
+                report.push(Action::failed(&job.key_group_id, "rotate", &e));
+            }
+        }
+        if !ctx.dry_run {
+            let delete = self.settings.delete_retired_keys || jobs.iter().any(|j| j.delete_retired);
+            self.orphans(delete, report).await;
         }
         Ok(())
     }
@@ -73,6 +81,10 @@ impl Function for RotateKeyGroup {
 fn rotation<K>(job: &Job, add: Vec<K>, retire: Vec<K>) -> Rotation<K> {
     Rotation { add, retire, max_keys: job.max_keys, grace_seconds: job.grace_hours * 3600.0 }
 }
+
+/// How old a key of keeper's in no key group must be before it counts as an orphan: longer than any Lambda run, so
+/// that a rotation between its create and its update is never mistaken for one.
+const ORPHAN_MIN_AGE_SECS: f64 = 20.0 * 60.0;
 
 fn now_secs() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
@@ -113,7 +125,7 @@ impl RotateKeyGroup {
         let mut job = Job::sweep(group, &self.settings);
         job.new_key = Some(NewKey {
             name: key_name(stem, &caller_reference),
-            comment: format!("keeper: from s3://{}/{}", o.bucket, o.key).chars().take(128).collect(),
+            comment: format!("{KEEPER_COMMENT} from s3://{}/{}", o.bucket, o.key).chars().take(128).collect(),
             caller_reference,
             pem,
         });
@@ -155,20 +167,34 @@ impl RotateKeyGroup {
             return Ok(());
         }
         let mut add = job.add.clone();
+        let mut made = None;
         if let Some(new_key) = &job.new_key {
-            let id = aws::create(&self.cloudfront, new_key).await?;
-            report.push(Action::new(
-                format!("{group_id}/{id}"),
-                "create-key",
-                Outcome::Applied,
-                format!("{} ({})", new_key.name, new_key.comment),
-            ));
-            add.push(id);
+            let key = aws::create(&self.cloudfront, new_key).await?;
+            let target = format!("{group_id}/{}", key.id);
+            report.push(match key.created {
+                true => Action::new(
+                    target,
+                    "create-key",
+                    Outcome::Applied,
+                    format!("{} ({})", new_key.name, new_key.comment),
+                ),
+                false => Action::new(
+                    target,
+                    "create-key",
+                    Outcome::Skipped,
+                    format!(
+                        "{} already exists with this key (created by an earlier delivery): using {}",
+                        new_key.name, key.id
+                    ),
+                ),
+            });
+            add.push(key.id.clone());
+            made = Some(key.id);
         }
         // Concurrent rotations of one group each need a round; ten bounds the worst case well inside a Lambda timeout.
         let policy = RmwPolicy { max_attempts: 10, base_delay: Duration::from_millis(50), ..RmwPolicy::default() };
         let is_conflict = |e: &Error| matches!(e, Error::GroupChanged { .. });
-        let (plan, etag) = read_modify_write(&policy, ctx.deadline_instant(), is_conflict, |attempt| {
+        let rounds = read_modify_write(&policy, ctx.deadline_instant(), is_conflict, |attempt| {
             let add = &add;
             async move {
                 if attempt > 0 {
@@ -184,7 +210,18 @@ impl RotateKeyGroup {
                 Ok((plan, Some(etag)))
             }
         })
-        .await?;
+        .await;
+        let (plan, etag) = match rounds {
+            Ok(done) => done,
+            Err(e) => {
+                // A failure that may pass keeps the key: Lambda's retry finds it again and adds it. One that cannot
+                // leaves a key that no group will list: delete it now, or say it is left behind.
+                if let Some(id) = made.filter(|_| !e.error_type().is_retryable()) {
+                    report.push(self.abandon(job, &id).await);
+                }
+                return Err(e);
+            }
+        };
         let Some(etag) = etag else {
             report.push(Action::new(group_id.clone(), "update", Outcome::Skipped, "already as desired"));
             return Ok(());
@@ -201,5 +238,47 @@ impl RotateKeyGroup {
             }
         }
         Ok(())
+    }
+
+    /// A key this job made that its group will not list, after a failure a retry cannot fix.
+    async fn abandon(&self, job: &Job, id: &str) -> Action {
+        if job.delete_retired {
+            return aws::delete_if_unused(&self.cloudfront, &job.key_group_id, id).await;
+        }
+        let detail = format!(
+            "created for {}, which it could not join; no key group lists it; set DELETE_RETIRED_KEYS to delete such keys",
+            job.key_group_id
+        );
+        Action::new(id, "orphan-key", Outcome::Skipped, detail)
+    }
+
+    /// Keys keeper made that no key group lists, left by a deletion that failed or a run that failed after creating
+    /// one: deleted when deletion is allowed, else reported, so that they never pile up unseen until CloudFront's
+    /// quota of public keys is reached.
+    async fn orphans(&self, delete: bool, report: &mut Report) {
+        let orphans = match aws::orphans(&self.cloudfront, now_secs(), ORPHAN_MIN_AGE_SECS).await {
+            Ok(orphans) => orphans,
+            Err(e) => return report.push(Action::failed("orphaned keys", "find-orphans", &e)),
+        };
+        // A key this run already tried to delete keeps that line: a failure there is what Lambda's retry is for.
+        let tried: Vec<&str> = report
+            .actions
+            .iter()
+            .filter(|a| a.action == "delete-key")
+            .filter_map(|a| a.target.rsplit('/').next())
+            .collect();
+        let orphans: Vec<_> = orphans.into_iter().filter(|k| !tried.contains(&k.id.as_str())).collect();
+        for key in orphans {
+            let why = format!("orphan: keeper made it ({}) and no key group lists it", key.name);
+            report.push(match delete {
+                true => aws::delete(&self.cloudfront, &key.id, &key.id, &why).await,
+                false => Action::new(
+                    &key.id,
+                    "orphan-key",
+                    Outcome::Skipped,
+                    format!("{why}; set DELETE_RETIRED_KEYS to delete it"),
+                ),
+            });
+        }
     }
 }

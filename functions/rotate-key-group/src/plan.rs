@@ -114,35 +114,38 @@ where
             }
         }
     }
-    // The newest key is never retired by age: it is what signs new URLs.
-    let newest =
-        items.iter().filter_map(|i| created(i).map(|c| (c, i.clone()))).fold(None, |best: Option<(f64, K)>, (c, i)| {
-            match best {
-                Some((bc, _)) if bc >= c => best,
-                _ => Some((c, i)),
-            }
-        });
-    let is_newest = |id: &K| newest.as_ref().is_some_and(|(_, n)| n == id);
-    let retirable = |id: &K| {
-        !rotation.add.contains(id) && !is_newest(id) && created(id).is_some_and(|c| now - c >= rotation.grace_seconds)
+    // When each key started signing: a key added by this rotation joins now; a key already in the group joined at
+    // its creation at the latest (CloudFront does not say when a key was added to a group).
+    let joined = |id: &K| {
+        if rotation.add.contains(id) && !current.contains(id) { Some(now) } else { created(id) }
     };
+    // A key stops signing when the next key joins: URLs it signed until then stay valid for the grace period after
+    // that. So a key may leave once the key that replaced it as newest has been in the group for the grace period;
+    // the newest key (or keys, when several joined at once) is never replaced, so it never leaves by age.
+    // Every key that has signed for the group, the ones retired by this rotation included: they replaced others.
+    let signers: Vec<&K> = current.iter().chain(&rotation.add).collect();
+    let replaced_at = |id: &K| {
+        let since = joined(id)?;
+        signers.iter().filter_map(|k| joined(k)).filter(|t| *t > since).min_by(f64::total_cmp)
+    };
+    let retirable_at = |id: &K| replaced_at(id).map(|t| t + rotation.grace_seconds);
+    let retirable = |id: &K| !rotation.add.contains(id) && retirable_at(id).is_some_and(|t| t <= now);
     while items.len() > rotation.max_keys {
         let oldest = items
             .iter()
             .filter(|i| retirable(i))
-            .min_by(|a, b| created(a).unwrap_or(0.0).total_cmp(&created(b).unwrap_or(0.0)))
+            .min_by(|a, b| joined(a).unwrap_or(0.0).total_cmp(&joined(b).unwrap_or(0.0)))
             .cloned();
         let Some(id) = oldest else { break };
         items.retain(|i| *i != id);
-        plan.retired.push((id, format!("oldest beyond {} keys and past the grace period", rotation.max_keys)));
+        plan.retired.push((
+            id,
+            format!("oldest beyond {} keys, replaced as signer more than the grace period ago", rotation.max_keys),
+        ));
     }
     if items.len() > MAX_KEYS_PER_GROUP {
-        let next = items
-            .iter()
-            .filter(|i| !rotation.add.contains(i) && !is_newest(i))
-            .filter_map(created)
-            .map(|c| c + rotation.grace_seconds)
-            .fold(f64::INFINITY, f64::min);
+        let next =
+            items.iter().filter(|i| !rotation.add.contains(i)).filter_map(&retirable_at).fold(f64::INFINITY, f64::min);
         let when = if next.is_finite() { iso(next) } else { "never (every key is being added)".into() };
         return Err(Refusal::QuotaWouldBeExceeded(format!(
             "adding would put {} keys in the group (CloudFront allows {MAX_KEYS_PER_GROUP}) and none may be retired yet; the next key becomes retirable at {when}",
@@ -204,11 +207,56 @@ mod tests {
     }
 
     #[test]
-    fn given_the_grace_boundary_when_planned_then_a_key_exactly_grace_old_is_retirable() {
-        let (current, mut all) = keys(&[("K1", 24.0), ("K2", 23.9)]);
+    fn given_the_grace_boundary_when_planned_then_a_key_replaced_exactly_grace_ago_is_retirable() {
+        // K1 stopped signing when K2 joined, exactly 24 h ago: its URLs have expired.
+        let (current, mut all) = keys(&[("K1", 48.0), ("K2", 24.0)]);
         all.push(Key { id: "K3".into(), created: NOW });
+        let at_grace = plan(&current, &all, &rotation(&["K3"], &[], 2, 24.0), NOW).unwrap();
+        assert_eq!(at_grace.items, vec!["K2", "K3"]);
+        // A moment less, and K1 stays: K2 has signed for less than the grace period.
+        let (current, mut all) = keys(&[("K1", 48.0), ("K2", 23.9)]);
+        all.push(Key { id: "K3".into(), created: NOW });
+        let inside = plan(&current, &all, &rotation(&["K3"], &[], 2, 24.0), NOW).unwrap();
+        assert_eq!(inside.items, vec!["K1", "K2", "K3"]);
+    }
+
+    #[test]
+    fn given_max_keys_one_when_a_new_key_is_added_then_the_key_signing_until_now_stays_until_the_grace_has_passed() {
+        // GIVEN K1, alone and long past any grace period, and MAX_KEYS=1
+        let (current, mut all) = keys(&[("K1", 500.0)]);
+        all.push(Key { id: "K2".into(), created: NOW });
+        // WHEN K2 is uploaded
+        let added = plan(&current, &all, &rotation(&["K2"], &[], 1, 24.0), NOW).unwrap();
+        // THEN K1 stays: it signed URLs until this moment, so it may leave 24 h from now, not now
+        assert_eq!(added.items, vec!["K1", "K2"]);
+        assert!(added.retired.is_empty());
+        // WHEN the sweep runs 23 h later THEN K1 still stays; 24 h later it goes
+        let later =
+            |hours: f64| plan(&["K1".into(), "K2".into()], &all, &rotation(&[], &[], 1, 24.0), NOW + hours * HOUR);
+        assert_eq!(later(23.0).unwrap().items, vec!["K1", "K2"]);
+        assert_eq!(later(24.0).unwrap().items, vec!["K2"]);
+    }
+
+    #[test]
+    fn given_the_defaults_when_a_third_key_comes_two_hours_after_the_second_then_the_first_stays() {
+        // GIVEN the defaults (2 keys, 24 h): K1 old, K2 uploaded 2 h ago (K1 signed until then)
+        let (current, mut all) = keys(&[("K1", 500.0), ("K2", 2.0)]);
+        all.push(Key { id: "K3".into(), created: NOW });
+        // WHEN K3 is uploaded
         let plan = plan(&current, &all, &rotation(&["K3"], &[], 2, 24.0), NOW).unwrap();
-        assert_eq!(plan.items, vec!["K2", "K3"]);
+        // THEN nothing leaves: K1 was replaced 2 h ago, K2 is being replaced now; the group holds 3 for a while
+        assert_eq!(plan.items, vec!["K1", "K2", "K3"]);
+        assert!(plan.retired.is_empty());
+    }
+
+    #[test]
+    fn given_an_old_key_added_by_id_when_planned_then_it_counts_as_joining_now() {
+        // GIVEN K1 in the group, and K9, created long ago elsewhere, added by id now
+        let (current, mut all) = keys(&[("K1", 500.0)]);
+        all.push(Key { id: "K9".into(), created: NOW - 900.0 * HOUR });
+        // WHEN planned with MAX_KEYS=1 THEN K1 stays: K9 starts signing now, whatever its age
+        let plan = plan(&current, &all, &rotation(&["K9"], &[], 1, 24.0), NOW).unwrap();
+        assert_eq!(plan.items, vec!["K1", "K9"]);
     }
 
     #[test]
@@ -217,7 +265,8 @@ mod tests {
         all.push(Key { id: "K6".into(), created: NOW });
         let err = plan(&current, &all, &rotation(&["K6"], &[], 2, 24.0), NOW).unwrap_err().to_string();
         assert!(err.contains("would put 6 keys in the group (CloudFront allows 5)"), "{err}");
-        assert!(err.contains("next key becomes retirable at 2027-01-16T03:00:00Z"), "{err}");
+        // K1 was replaced when K2 joined (4 h ago): it may leave 24 h after that.
+        assert!(err.contains("next key becomes retirable at 2027-01-16T04:00:00Z"), "{err}");
     }
 
     #[test]

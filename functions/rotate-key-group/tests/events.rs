@@ -6,7 +6,9 @@ use shared::trigger::{SnsMessage, Trigger, parse};
 
 #[test]
 fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_job() {
-    let config = Settings::from_lookup(&Lookup::from_pairs(&[])).unwrap();
+    let config =
+        Settings::from_lookup(&Lookup::from_pairs(&[("KEY_GROUP_IDS", "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f")]))
+            .unwrap();
     let samples = testbed::samples::samples("rotate-key-group");
     let names: Vec<&str> = samples.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(

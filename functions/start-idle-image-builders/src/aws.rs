@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_appstream::Client;
 use aws_sdk_appstream::types::ImageBuilder;
-use shared::aws_error::describe;
+use shared::aws_error::describe as describe_error;
 use shared::clients::PerRegion;
 use shared::host::Context;
+use shared::paging::Pages;
 use shared::report::{Action as ReportAction, Classify, Outcome};
 use shared::retry::full_jitter_delay;
 use tokio::sync::Semaphore;
@@ -43,24 +44,31 @@ fn permit_error(_: tokio::sync::AcquireError) -> Error {
     Error::Internal("the concurrency limit was closed while calls were waiting for it".into())
 }
 
-/// Reads every region at once: the builders, then the tags the plan needs (`limit` reads in flight per region).
-pub async fn observe(job: &Job, clients: &PerRegion<Client>, limit: usize) -> Result<Observed, Error> {
-    let per_region = futures_util::future::try_join_all(
+/// Reads every region at once: the builders, then the tags the plan needs (`limit` reads in flight per region). A
+/// region that cannot be read is returned with its error, and the others are still read.
+pub async fn observe(job: &Job, clients: &PerRegion<Client>, limit: usize) -> (Observed, Vec<(String, Error)>) {
+    let per_region = futures_util::future::join_all(
         job.regions.iter().map(|region| observe_region(job, clients.get(region), region, limit)),
     )
-    .await?;
+    .await;
     let mut observed = Observed::default();
-    for region in per_region {
-        observed.builders.extend(region.builders);
-        observed.missing.extend(region.missing);
+    let mut failed = Vec::new();
+    for (region, result) in job.regions.iter().zip(per_region) {
+        match result {
+            Ok(r) => {
+                observed.builders.extend(r.builders);
+                observed.missing.extend(r.missing);
+            }
+            Err(e) => failed.push((region.clone(), e)),
+        }
     }
-    Ok(observed)
+    (observed, failed)
 }
 
 async fn observe_region(job: &Job, client: Client, region: &str, limit: usize) -> Result<Observed, Error> {
     let (mut builders, missing) = match &job.selector {
         Selector::Names(names) => describe_named(&client, region, names).await?,
-        Selector::Matching { .. } => (describe_all(&client, region).await?, Vec::new()),
+        Selector::Matching { .. } => (describe(&client, region, None).await?.unwrap_or_default(), Vec::new()),
     };
     let limit = Semaphore::new(limit);
     let reads = builders.iter().enumerate().filter(|(_, b)| plan::needs_tags(job, b)).map(|(i, b)| {
@@ -76,25 +84,6 @@ async fn observe_region(job: &Job, client: Client, region: &str, limit: usize) -
     Ok(Observed { builders, missing: missing.into_iter().map(|name| (region.to_string(), name)).collect() })
 }
 
-/// Every builder of the region, page by page (the SDK has no paginator for this call).
-pub async fn describe_all(client: &Client, region: &str) -> Result<Vec<Builder>, Error> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .describe_image_builders()
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| Error::Aws { target: region.into(), failure: describe("DescribeImageBuilders", &e) })?;
-        out.extend(page.image_builders.unwrap_or_default().iter().map(|b| to_builder(region, b)));
-        match page.next_token.filter(|t| !t.is_empty()) {
-            Some(t) => token = Some(t),
-            None => return Ok(out),
-        }
-    }
-}
-
 /// The named builders, in chunks; a chunk that names a builder that does not exist fails whole, so its names are
 /// then asked one by one to tell which are missing.
 pub async fn describe_named(
@@ -105,11 +94,11 @@ pub async fn describe_named(
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for chunk in names.chunks(NAMES_PER_CALL) {
-        match describe_exact(client, region, chunk).await? {
+        match describe(client, region, Some(chunk)).await? {
             Some(builders) => found.extend(builders),
             None => {
                 for name in chunk {
-                    match describe_exact(client, region, std::slice::from_ref(name)).await? {
+                    match describe(client, region, Some(std::slice::from_ref(name))).await? {
                         Some(builders) => found.extend(builders),
                         None => missing.push(name.clone()),
                     }
@@ -120,26 +109,46 @@ pub async fn describe_named(
     Ok((found, missing))
 }
 
-/// `None` when AppStream answers that a named builder does not exist.
-async fn describe_exact(client: &Client, region: &str, names: &[String]) -> Result<Option<Vec<Builder>>, Error> {
-    match client.describe_image_builders().set_names(Some(names.to_vec())).send().await {
-        Ok(out) => Ok(Some(out.image_builders.unwrap_or_default().iter().map(|b| to_builder(region, b)).collect())),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(None),
-        Err(e) => Err(Error::Aws { target: region.into(), failure: describe("DescribeImageBuilders", &e) }),
+/// The named builders (every builder of the region when `names` is `None`), page by page: the SDK has no paginator
+/// for this call, and a named chunk may span pages too. `None` when AppStream answers that a named builder does
+/// not exist.
+async fn describe(client: &Client, region: &str, names: Option<&[String]>) -> Result<Option<Vec<Builder>>, Error> {
+    let mut out = Vec::new();
+    let mut pages = Pages::new(format!("{region} DescribeImageBuilders"));
+    let mut token: Option<String> = None;
+    loop {
+        let page = match client
+            .describe_image_builders()
+            .set_names(names.map(<[String]>::to_vec))
+            .set_next_token(token.take())
+            .send()
+            .await
+        {
+            Ok(page) => page,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Ok(None),
+            Err(e) => {
+                return Err(Error::Aws { target: region.into(), failure: describe_error("DescribeImageBuilders", &e) });
+            }
+        };
+        out.extend(page.image_builders.unwrap_or_default().iter().map(|b| to_builder(region, b)));
+        match pages.next(page.next_token)? {
+            Some(next) => token = Some(next),
+            None => return Ok(Some(out)),
+        }
     }
 }
 
 /// The current state of one builder; `None` when it no longer exists.
 pub async fn state_of(client: &Client, region: &str, name: &str) -> Result<Option<State>, Error> {
-    Ok(describe_exact(client, region, &[name.to_string()]).await?.and_then(|b| b.into_iter().next()).map(|b| b.state))
+    let builders = describe(client, region, Some(&[name.to_string()])).await?;
+    Ok(builders.and_then(|b| b.into_iter().next()).map(|b| b.state))
 }
 
 pub async fn tags(client: &Client, region: &str, arn: &str) -> Result<BTreeMap<String, String>, Error> {
-    let out =
-        client.list_tags_for_resource().resource_arn(arn).send().await.map_err(|e| Error::Aws {
-            target: format!("{region}/{arn}"),
-            failure: describe("ListTagsForResource", &e),
-        })?;
+    let out = client.list_tags_for_resource().resource_arn(arn).send().await.map_err(|e| Error::Aws {
+        target: format!("{region}/{arn}"),
+        failure: describe_error("ListTagsForResource", &e),
+    })?;
     Ok(out.tags.unwrap_or_default().into_iter().collect())
 }
 
@@ -156,7 +165,7 @@ pub async fn start(client: &Client, p: &Planned, agent_version: Option<&str>) ->
         Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
             Err(Error::Gone { target: p.target() })
         }
-        Err(e) => Err(Error::Aws { target: p.target(), failure: describe("StartImageBuilder", &e) }),
+        Err(e) => Err(Error::Aws { target: p.target(), failure: describe_error("StartImageBuilder", &e) }),
     }
 }
 
@@ -167,7 +176,7 @@ pub async fn stop(client: &Client, p: &Planned) -> Result<State, Error> {
         Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
             Err(Error::Gone { target: p.target() })
         }
-        Err(e) => Err(Error::Aws { target: p.target(), failure: describe("StopImageBuilder", &e) }),
+        Err(e) => Err(Error::Aws { target: p.target(), failure: describe_error("StopImageBuilder", &e) }),
     }
 }
 

@@ -14,6 +14,9 @@ pub enum Error {
     /// The builder was deleted between the read and the call.
     #[error("{target}: no such image builder (deleted meanwhile)")]
     Gone { target: String },
+    /// A listing that would not end.
+    #[error(transparent)]
+    Paging(#[from] shared::paging::Endless),
     /// A STOPPING builder did not stop before the deadline; Lambda's retry starts it once it has.
     #[error("{target}: still STOPPING after {waited_secs} s; the retry starts it once it has stopped")]
     StillStopping { target: String, waited_secs: u64 },
@@ -29,6 +32,7 @@ impl Classify for Error {
             Error::Aws { failure, .. } => failure.error_type,
             Error::Gone { .. } => ErrorType::NOT_FOUND,
             Error::StillStopping { .. } => ErrorType::TIMEOUT,
+            Error::Paging(e) => e.error_type(),
             Error::Internal(_) => ErrorType::INTERNAL,
         }
     }

@@ -65,7 +65,11 @@ impl Function for StartIdleImageBuilders {
         }
         let limit = self.settings.max_concurrency;
         for job in &jobs {
-            let observed = aws::observe(job, &self.clients, limit).await?;
+            let (observed, unread) = aws::observe(job, &self.clients, limit).await;
+            // A region that cannot be read is one failed line; the others are still handled.
+            for (region, e) in &unread {
+                report.push(ReportAction::failed(region, job.action_name(), e));
+            }
             let planned = plan::plan(job, &observed);
             tracing::info!(action = ?job.action, selected = planned.len(), dry_run = ctx.dry_run, "planned");
             if ctx.dry_run {

@@ -168,6 +168,23 @@ pub fn fingerprint(distributions: &[SdkDistribution]) -> String {
     shared::trigger::sha256_hex(lines.join("\n").as_bytes())
 }
 
+/// The current version of an S3 object (`None` in an unversioned bucket).
+pub async fn current_version(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<String>, Error> {
+    let out = s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| Error::Aws { target: format!("s3://{bucket}/{key}"), failure: describe("HeadObject", &e) })?;
+    Ok(out.version_id)
+}
+
+/// The regions of a distributions array, in order: what an update changes, and what a read-back confirms.
+pub fn regions(distributions: &[SdkDistribution]) -> Vec<String> {
+    distributions.iter().map(|d| d.region.clone()).collect()
+}
+
 /// Reads and parses a desired-state document (that version, when given), refusing anything over
 /// [`MAX_DOCUMENT_BYTES`].
 pub async fn read_document(

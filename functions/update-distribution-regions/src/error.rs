@@ -2,6 +2,7 @@
 
 use shared::aws_error::AwsFailure;
 use shared::error::InvalidInput;
+use shared::idempotency::LeaseError;
 use shared::report::{Classify, ErrorType};
 use shared::s3::ReadError;
 
@@ -15,6 +16,14 @@ pub enum Error {
     /// An Image Builder call failed after the SDK's retries.
     #[error("{target}: {failure}")]
     Aws { target: String, failure: AwsFailure },
+    /// Another invocation holds the configuration's lease past the time this one could wait.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+    /// The configuration read back after the update is not the one written: another writer (the console, an
+    /// older tool) changed it in between. Image Builder has no ETag to prevent that; Lambda's retry re-reads and
+    /// re-plans on top of the other change.
+    #[error("{arn}: read back with regions {found:?} after writing {written:?}; another writer changed it meanwhile")]
+    Moved { arn: String, written: Vec<String>, found: Vec<String> },
     /// Image Builder answered without a member it always sends.
     #[error("{operation} answered without {missing}")]
     UnexpectedResponse { operation: &'static str, missing: &'static str },
@@ -25,6 +34,8 @@ impl Classify for Error {
         match self {
             Error::Invalid(e) => e.error_type(),
             Error::Document(e) => e.error_type(),
+            Error::Lease(e) => e.error_type(),
+            Error::Moved { .. } => ErrorType::CONFLICT,
             Error::Aws { failure, .. } => failure.error_type,
             Error::UnexpectedResponse { .. } => ErrorType::SERVICE_UNAVAILABLE,
         }

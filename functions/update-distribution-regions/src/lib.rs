@@ -9,6 +9,8 @@ pub mod config;
 pub mod error;
 pub mod plan;
 
+use std::time::Duration;
+
 use aws_sdk_imagebuilder::types::Distribution as SdkDistribution;
 use aws_types::SdkConfig;
 use shared::clients::PerRegion;
@@ -60,66 +62,211 @@ impl Function for UpdateDistributionRegions {
         metrics.add("regionsRemoved", report.count_of("remove-region", Outcome::Applied) as u64);
     }
 
-    /// Validate every change, observe and plan every one, then apply.
+    /// Validate every change, observe and plan every one, then apply each under its configuration's lease. A
+    /// request that cannot be carried out (a typo, a plan that would empty a configuration) refuses the whole
+    /// invocation before any write; a configuration that cannot be read or written is one failed line, and the
+    /// others still go ahead.
     async fn run(&self, trigger: Trigger<Request>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
-        let changes: Vec<Change> =
-            self.requests(trigger).await?.into_iter().map(Change::new).collect::<Result<_, _>>()?;
-        let mut planned = Vec::new();
-        for change in &changes {
-            let client = self.imagebuilder.get(&change.arn_region);
-            let current = aws::get(&client, &change.arn).await?;
-            let plan = plan::plan(change, &current.distributions)?;
-            planned.push((change, client, current, plan));
+        let mut changes = Vec::new();
+        for (request, source) in self.requests(trigger, report).await? {
+            changes.push((Change::new(request)?, source));
         }
-        for (change, client, current, plan) in planned {
-            let outcome = if !plan.changes() {
-                None
-            } else if ctx.dry_run {
-                Some(Outcome::Planned)
-            } else {
-                let token = client_token(NAME, &[&ctx.event_id, &change.arn, &aws::fingerprint(&plan.distributions)]);
-                let description = current.description.as_deref();
-                match aws::update(&client, &change.arn, description, plan.distributions.clone(), &token).await {
-                    Ok(()) => Some(Outcome::Applied),
-                    Err(e) => {
-                        tracing::warn!(arn = %change.arn, error = %e, "update failed");
-                        report.push(Action::failed(change.arn.clone(), "update", &e));
-                        continue;
-                    }
+        for (i, (change, _)) in changes.iter().enumerate() {
+            if changes[..i].iter().any(|(c, _)| c.arn == change.arn) {
+                return Err(InvalidInput::new(
+                    "distributionConfigurationArn",
+                    format!("`{}` is listed twice in one invocation (a document or an SNS batch): one change per configuration", change.arn),
+                )
+                .into());
+            }
+        }
+        let mut planned = Vec::new();
+        for (change, source) in &changes {
+            let client = self.imagebuilder.get(&change.arn_region);
+            match aws::get(&client, &change.arn).await {
+                Ok(read) => {
+                    let plan = plan::plan(change, &read.distributions)?;
+                    planned.push((change, source, client, read, plan));
                 }
-            };
-            report_plan(report, change, &plan, outcome);
+                Err(e) => report.push(Action::failed(&change.arn, "read", &e)),
+            }
+        }
+        for (change, source, client, read, plan) in planned {
+            if !plan.changes() {
+                report_plan(report, change, &plan, None);
+            } else if ctx.dry_run {
+                report_plan(report, change, &plan, Some(Outcome::Planned));
+            } else {
+                match self.apply(change, source.as_ref(), &client, &read, plan, ctx).await {
+                    Ok(Applied::Updated(plan)) => report_plan(report, change, &plan, Some(Outcome::Applied)),
+                    Ok(Applied::AlreadyDone(plan)) => report_plan(report, change, &plan, None),
+                    Ok(Applied::Superseded(why)) => {
+                        report.push(Action::new(&change.arn, "update", Outcome::Skipped, why))
+                    }
+                    Err(e) => report.push(Action::failed(&change.arn, "update", &e)),
+                }
+            }
         }
         Ok(())
     }
 }
 
+/// Where a change came from when a desired-state document carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Source {
+    bucket: String,
+    key: String,
+    /// The version the event names; `None` for the schedule, which reads the current document.
+    version: Option<String>,
+}
+
+impl Source {
+    /// Why this document version no longer decides, when a newer one was uploaded since.
+    async fn superseded(&self, s3: &aws_sdk_s3::Client) -> Result<Option<String>, Error> {
+        let Some(version) = &self.version else { return Ok(None) };
+        let current = aws::current_version(s3, &self.bucket, &self.key).await?;
+        Ok((current.as_deref() != Some(version.as_str())).then(|| {
+            format!(
+                "s3://{}/{} version {version} is no longer the current version ({}): the newer document decides",
+                self.bucket,
+                self.key,
+                current.as_deref().unwrap_or("none")
+            )
+        }))
+    }
+}
+
+/// What applying one planned change came to.
+enum Applied {
+    Updated(Plan<SdkDistribution>),
+    /// Another invocation made the same change first.
+    AlreadyDone(Plan<SdkDistribution>),
+    /// A newer version of the document was uploaded meanwhile: it decides, not this one.
+    Superseded(String),
+}
+
+/// Time kept before the deadline when waiting for another invocation's lease.
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
+
 impl UpdateDistributionRegions {
-    /// The requests an invocation carries: its own, an SNS message's, or a desired-state document's entries.
-    async fn requests(&self, trigger: Trigger<Request>) -> Result<Vec<Request>, Error> {
+    /// The requests an invocation carries: its own, an SNS message's, or the entries of the desired-state document
+    /// (only `DESIRED_STATE_S3_URI`'s object is one, and only its current version).
+    async fn requests(
+        &self,
+        trigger: Trigger<Request>,
+        report: &mut Report,
+    ) -> Result<Vec<(Request, Option<Source>)>, Error> {
         let mut out = Vec::new();
         for input in trigger.into_inputs() {
-            let document = match input {
+            let source = match input {
                 Input::Request(r) => {
-                    out.push(r);
+                    out.push((r, None));
                     continue;
                 }
                 Input::Schedule(Some(r)) if r.distribution_configuration_arn.is_some() => {
-                    out.push(r);
+                    out.push((r, None));
                     continue;
                 }
                 Input::Schedule(_) => {
-                    let (bucket, key) = self.settings.desired_state.as_ref().ok_or_else(|| {
+                    let (bucket, key) = self.settings.desired_state.clone().ok_or_else(|| {
                         InvalidInput::new("DESIRED_STATE_S3_URI", "must be set for a schedule to reconcile from")
                     })?;
-                    aws::read_document(&self.s3, bucket, key, None).await?
+                    Source { bucket, key, version: None }
                 }
-                Input::Object(o) => aws::read_document(&self.s3, &o.bucket, &o.key, o.version_id.as_deref()).await?,
+                Input::Object(o) => {
+                    let uri = format!("s3://{}/{}", o.bucket, o.key);
+                    match &self.settings.desired_state {
+                        Some((bucket, key)) if *bucket == o.bucket && *key == o.key => {}
+                        Some((bucket, key)) => {
+                            return Err(InvalidInput::new(
+                                "object key",
+                                format!("`{uri}` is not the desired-state document (DESIRED_STATE_S3_URI = s3://{bucket}/{key})"),
+                            )
+                            .into());
+                        }
+                        None => {
+                            return Err(InvalidInput::new(
+                                "object key",
+                                format!(
+                                    "`{uri}` is refused: DESIRED_STATE_S3_URI is not set, so no upload is desired state"
+                                ),
+                            )
+                            .into());
+                        }
+                    }
+                    Source { bucket: o.bucket, key: o.key, version: o.version_id }
+                }
                 other @ Input::Notification(_) => return Err(InvalidInput::not_a_trigger(other.kind(), NAME).into()),
             };
-            out.extend(document.distribution_configurations.into_iter().map(Request::from));
+            // A retried event of an older version must not undo a newer document: it is skipped whole.
+            if let Some(why) = source.superseded(&self.s3).await? {
+                report.push(Action::new(
+                    format!("s3://{}/{}", source.bucket, source.key),
+                    "reconcile",
+                    Outcome::Skipped,
+                    why,
+                ));
+                continue;
+            }
+            let document = aws::read_document(&self.s3, &source.bucket, &source.key, source.version.as_deref()).await?;
+            out.extend(
+                document.distribution_configurations.into_iter().map(|d| (Request::from(d), Some(source.clone()))),
+            );
         }
         Ok(out)
+    }
+
+    /// Applies one change under the configuration's lease, so no other keeper invocation writes it meanwhile.
+    async fn apply(
+        &self,
+        change: &Change,
+        source: Option<&Source>,
+        client: &aws_sdk_imagebuilder::Client,
+        read: &aws::Current,
+        plan: Plan<SdkDistribution>,
+        ctx: &Context,
+    ) -> Result<Applied, Error> {
+        let lease = ctx.lease(&change.arn, LEASE_MARGIN).await?;
+        let applied = self.apply_held(change, source, client, read, plan, ctx).await;
+        ctx.leases.release(lease).await;
+        applied
+    }
+
+    /// Image Builder has no ETag, so the write is guarded three ways: the document is still current, the
+    /// configuration is re-read just before the update (and re-planned if it moved since it was planned), and it
+    /// is read back after the update to confirm the regions written.
+    async fn apply_held(
+        &self,
+        change: &Change,
+        source: Option<&Source>,
+        client: &aws_sdk_imagebuilder::Client,
+        read: &aws::Current,
+        plan: Plan<SdkDistribution>,
+        ctx: &Context,
+    ) -> Result<Applied, Error> {
+        if let Some(source) = source
+            && let Some(why) = source.superseded(&self.s3).await?
+        {
+            return Ok(Applied::Superseded(why));
+        }
+        let now = aws::get(client, &change.arn).await?;
+        let plan = if aws::fingerprint(&now.distributions) == aws::fingerprint(&read.distributions) {
+            plan
+        } else {
+            tracing::info!(arn = %change.arn, "changed since it was planned; re-planned on the current configuration");
+            plan::plan(change, &now.distributions)?
+        };
+        if !plan.changes() {
+            return Ok(Applied::AlreadyDone(plan));
+        }
+        let token = client_token(NAME, &[&ctx.event_id, &change.arn, &aws::fingerprint(&plan.distributions)]);
+        aws::update(client, &change.arn, now.description.as_deref(), plan.distributions.clone(), &token).await?;
+        let after = aws::get(client, &change.arn).await?;
+        let (written, found) = (aws::regions(&plan.distributions), aws::regions(&after.distributions));
+        if written != found {
+            return Err(Error::Moved { arn: change.arn.clone(), written, found });
+        }
+        Ok(Applied::Updated(plan))
     }
 }
 

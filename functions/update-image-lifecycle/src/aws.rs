@@ -44,8 +44,13 @@ fn to_build(s: &ImageSummary) -> Option<Build> {
     })
 }
 
-/// Every build version of the account's images, by image name (`only`: just that image).
-pub async fn builds(client: &Client, region: &str, only: Option<&str>) -> Result<BTreeMap<String, Vec<Build>>, Error> {
+/// The builds of one image, or why they could not all be read.
+pub type ImageBuilds = Result<Vec<Build>, Error>;
+
+/// Every build version of the account's images, by image name (`only`: just that image). Listing the images fails
+/// the whole call; listing one image's builds fails that image alone, and the others are still read: an image whose
+/// builds were read only in part must not be planned at all (its newest build could be among the missing ones).
+pub async fn builds(client: &Client, region: &str, only: Option<&str>) -> Result<BTreeMap<String, ImageBuilds>, Error> {
     let mut versions = Vec::new();
     let mut pages = client.list_images().owner(Ownership::SelfValue).include_deprecated(true).into_paginator().send();
     while let Some(page) = pages.next().await {
@@ -58,17 +63,20 @@ pub async fn builds(client: &Client, region: &str, only: Option<&str>) -> Result
             }
         }
     }
-    let mut out: BTreeMap<String, Vec<Build>> = BTreeMap::new();
+    let mut out: BTreeMap<String, ImageBuilds> = BTreeMap::new();
     for (name, version_arn) in versions {
+        let image = out.entry(name).or_insert_with(|| Ok(Vec::new()));
+        let Ok(builds) = image else { continue };
         let mut pages = client.list_image_build_versions().image_version_arn(&version_arn).into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| Error::Aws {
-                target: version_arn.clone(),
-                failure: describe("ListImageBuildVersions", &e),
-            })?;
-            out.entry(name.clone())
-                .or_default()
-                .extend(page.image_summary_list.unwrap_or_default().iter().filter_map(to_build));
+            match page {
+                Ok(page) => builds.extend(page.image_summary_list.unwrap_or_default().iter().filter_map(to_build)),
+                Err(e) => {
+                    let failure = describe("ListImageBuildVersions", &e);
+                    *image = Err(Error::Aws { target: version_arn.clone(), failure });
+                    break;
+                }
+            }
         }
     }
     Ok(out)
@@ -106,9 +114,10 @@ fn exclusions(rules: &ExclusionRules) -> Result<ResourceStateUpdateExclusionRule
     Ok(ResourceStateUpdateExclusionRules::builder().set_amis(amis).build())
 }
 
-/// Starts one update with `token` as its client token; returns the lifecycle execution id. A build version deleted
-/// since the read is [`Error::Gone`].
-pub async fn start(client: &Client, u: &Update, token: &str) -> Result<String, Error> {
+/// Starts one update with `token` as its client token; returns the lifecycle execution id, or `None` when the
+/// change applied at once (no resources and no schedule: no execution runs). A build version deleted since the
+/// read is [`Error::Gone`]; one on which an execution already runs is [`Error::InUse`].
+pub async fn start(client: &Client, u: &Update, token: &str) -> Result<Option<String>, Error> {
     let include = u.include_resources.as_ref().map(|i| {
         ResourceStateUpdateIncludeResources::builder()
             .set_amis(i.amis)
@@ -132,11 +141,14 @@ pub async fn start(client: &Client, u: &Update, token: &str) -> Result<String, E
         .send()
         .await
     {
-        Ok(out) => Ok(out.lifecycle_execution_id.unwrap_or_default()),
-        Err(e) if matches!(e.as_service_error(), Some(StartResourceStateUpdateError::ResourceNotFoundException(_))) => {
-            Err(Error::Gone { arn: u.arn.clone() })
-        }
-        Err(e) => Err(Error::Aws { target: u.arn.clone(), failure: describe("StartResourceStateUpdate", &e) }),
+        Ok(out) => Ok(out.lifecycle_execution_id.filter(|id| !id.is_empty())),
+        Err(e) => match e.as_service_error() {
+            Some(StartResourceStateUpdateError::ResourceNotFoundException(_)) => {
+                Err(Error::Gone { arn: u.arn.clone() })
+            }
+            Some(StartResourceStateUpdateError::ResourceInUseException(_)) => Err(Error::InUse { arn: u.arn.clone() }),
+            _ => Err(Error::Aws { target: u.arn.clone(), failure: describe("StartResourceStateUpdate", &e) }),
+        },
     }
 }
 
@@ -158,8 +170,22 @@ pub async fn apply(client: &Client, decisions: &[Decision], ctx: &Context, limit
                 Err(_) => Err(Error::Internal("the concurrency limit was closed while updates waited".into())),
             };
             match started {
-                Ok(id) => Action::new(&d.arn, verb, Outcome::Applied, format!("{change}; lifecycle execution {id}")),
+                Ok(Some(id)) => {
+                    Action::new(&d.arn, verb, Outcome::Applied, format!("{change}; lifecycle execution {id}"))
+                }
+                Ok(None) => Action::new(
+                    &d.arn,
+                    verb,
+                    Outcome::Applied,
+                    format!("{change}; applied at once (no lifecycle execution)"),
+                ),
                 Err(Error::Gone { .. }) => Action::new(&d.arn, verb, Outcome::Skipped, "no such image build version"),
+                Err(e @ Error::InUse { .. }) => Action::new(
+                    &d.arn,
+                    verb,
+                    Outcome::Skipped,
+                    format!("{e}; the next run plans it again once that execution has ended"),
+                ),
                 Err(e) => Action::failed(&d.arn, verb, &e),
             }
         }

@@ -171,6 +171,12 @@ impl Explicit {
                 return Err(InvalidInput::new("updateAt", "must be in the future"));
             }
         }
+        if status == Status::Deleted && request.include_resources.is_none() {
+            return Err(InvalidInput::new(
+                "includeResources",
+                "is required with state DELETED (with executionRole): deleting a build deletes its resources",
+            ));
+        }
         if request.execution_role.is_some() != request.include_resources.is_some() {
             return Err(InvalidInput::new("executionRole", "and includeResources must be given together"));
         }
@@ -378,7 +384,17 @@ mod tests {
                 "must be in the future",
             ),
             (json!({"resourceArn": ARN, "state": "DEPRECATED", "updateAt": "next week"}), "updateAt", "not RFC 3339"),
-            (json!({"resourceArn": ARN, "state": "DELETED", "executionRole": role}), "executionRole", "given together"),
+            (json!({"resourceArn": ARN, "state": "DELETED"}), "includeResources", "required with state DELETED"),
+            (
+                json!({"resourceArn": ARN, "state": "DELETED", "executionRole": role}),
+                "includeResources",
+                "required with state DELETED",
+            ),
+            (
+                json!({"resourceArn": ARN, "state": "DEPRECATED", "executionRole": role}),
+                "executionRole",
+                "given together",
+            ),
             (
                 json!({"resourceArn": ARN, "state": "DELETED", "includeResources": {"amis": true}}),
                 "executionRole",

@@ -14,6 +14,9 @@ pub enum Error {
     /// The build version was deleted between the read and the update.
     #[error("{arn}: no such image build version")]
     Gone { arn: String },
+    /// A lifecycle execution already runs on the build (Image Builder's ResourceInUseException).
+    #[error("{arn}: a lifecycle execution is already in progress for this build")]
+    InUse { arn: String },
     /// A fault in keeper itself.
     #[error("internal error: {0}")]
     Internal(String),
@@ -25,6 +28,7 @@ impl Classify for Error {
             Error::Invalid(e) => e.error_type(),
             Error::Aws { failure, .. } => failure.error_type,
             Error::Gone { .. } => ErrorType::NOT_FOUND,
+            Error::InUse { .. } => ErrorType::CONFLICT,
             Error::Internal(_) => ErrorType::INTERNAL,
         }
     }

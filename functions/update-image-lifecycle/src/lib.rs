@@ -19,6 +19,7 @@ use shared::config::{ConfigError, Lookup};
 use shared::error::InvalidInput;
 use shared::host::{Context, Function};
 use shared::report::{Action, Outcome, Report};
+use shared::retry::KeeperRetryClassifier;
 use shared::telemetry::Metrics;
 use shared::trigger::{Input, Trigger};
 
@@ -56,8 +57,13 @@ impl Function for UpdateImageLifecycle {
     }
 
     fn new(sdk_config: &SdkConfig, shared: &shared::config::Settings, settings: Settings) -> Self {
-        let shared = shared.clone();
-        let clients = PerRegion::new(sdk_config, move |c| shared::service_client!(aws_sdk_imagebuilder, c, &shared));
+        // ResourceInUse on StartResourceStateUpdate means an execution runs for minutes or hours: the build is
+        // skipped with that reason instead of retried within seconds and then failed.
+        let classifier = KeeperRetryClassifier::new(shared).never_retrying(&["ResourceInUseException"]);
+        let clients = PerRegion::new(sdk_config, move |c| {
+            let config = aws_sdk_imagebuilder::config::Builder::from(c).retry_classifier(classifier.clone()).build();
+            aws_sdk_imagebuilder::Client::from_conf(config)
+        });
         UpdateImageLifecycle { settings, clients }
     }
 
@@ -73,12 +79,20 @@ impl Function for UpdateImageLifecycle {
             let (region, decisions) = match work {
                 Work::Explicit(e) => (e.region.clone(), vec![plan::explicit(&e)]),
                 Work::Policy { region, image, trigger } => {
-                    let builds = aws::builds(&self.clients.get(&region), &region, image.as_deref()).await?;
-                    let decisions: Vec<_> = builds
-                        .values()
-                        .flat_map(|b| plan::plan(&self.settings.policy, b, now_secs(), trigger.as_deref()))
-                        .collect();
-                    tracing::info!(images = builds.len(), decisions = decisions.len(), "policy planned");
+                    let images = aws::builds(&self.clients.get(&region), &region, image.as_deref()).await?;
+                    let mut decisions = Vec::new();
+                    for builds in images.values() {
+                        match builds {
+                            Ok(builds) => decisions.extend(plan::plan(
+                                &self.settings.policy,
+                                builds,
+                                now_secs(),
+                                trigger.as_deref(),
+                            )),
+                            Err(e) => report.push(Action::failed(target_of(e), "plan", e)),
+                        }
+                    }
+                    tracing::info!(images = images.len(), decisions = decisions.len(), "policy planned");
                     (region, decisions)
                 }
             };
@@ -90,6 +104,15 @@ impl Function for UpdateImageLifecycle {
             }
         }
         Ok(())
+    }
+}
+
+/// The resource an error is about, for its report line.
+fn target_of(e: &Error) -> String {
+    match e {
+        Error::Aws { target, .. } => target.clone(),
+        Error::Gone { arn } | Error::InUse { arn } => arn.clone(),
+        Error::Invalid(_) | Error::Internal(_) => NAME.to_string(),
     }
 }
 

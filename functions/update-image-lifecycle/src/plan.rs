@@ -190,6 +190,13 @@ pub fn plan(policy: &Policy, builds: &[Build], now: f64, trigger: Option<&str>) 
         .map(|b| b.arn.as_str())
         .collect();
     let kept = &available[..policy.keep_available.min(available.len())];
+    // The image's newest AVAILABLE build, managed or not: the one build it always keeps whatever KEEP_AVAILABLE says.
+    let newest = builds
+        .iter()
+        .filter(|b| b.status == BuildStatus::Lifecycle(Status::Available))
+        .max_by(|a, b| (&a.version, a.build).cmp(&(&b.version, b.build)))
+        .map(|b| b.arn.as_str());
+    let all_available = builds.iter().filter(|b| b.status == BuildStatus::Lifecycle(Status::Available)).count();
     sorted
         .into_iter()
         .map(|b| {
@@ -200,6 +207,11 @@ pub fn plan(policy: &Policy, builds: &[Build], now: f64, trigger: Option<&str>) 
             }
             if kept.contains(&b.arn.as_str()) {
                 return skip(format!("one of the newest {} AVAILABLE builds", policy.keep_available));
+            }
+            // Whatever KEEP_AVAILABLE says (0 included), an image always keeps a build that can be launched.
+            if newest == Some(b.arn.as_str()) {
+                let which = if all_available == 1 { "only" } else { "newest" };
+                return skip(format!("the {which} AVAILABLE build is never retired"));
             }
             if let Some((k, v)) = policy.exclude_tags.iter().find(|(k, v)| b.tags.get(*k) == Some(*v)) {
                 return skip(format!("excluded by tag {k}={v}"));
@@ -230,9 +242,6 @@ pub fn plan(policy: &Policy, builds: &[Build], now: f64, trigger: Option<&str>) 
             }
             if let Some(current) = current.filter(|c| *c >= target) {
                 return skip(format!("already {current}"));
-            }
-            if current == Some(Status::Available) && available.len() == 1 {
-                return skip("the only AVAILABLE build is never retired".into());
             }
             // Deleting takes the AMIs (and snapshots when set) with the execution role; other moves only the record.
             let deleting = target == Status::Deleted;
@@ -340,7 +349,12 @@ mod tests {
         let trigger = builds[0].arn.clone();
         let decided = steps(&p, &builds, Some(&trigger));
         assert_eq!(decided[2], ("1.0.0/1".into(), Got::Skip("the build that triggered this run".into())));
-        assert_eq!(decided[0].1, Got::To(Status::Disabled));
+        assert_eq!(decided[1].1, Got::To(Status::Disabled));
+        assert_eq!(
+            decided[0].1,
+            Got::Skip("the newest AVAILABLE build is never retired".into()),
+            "even with KEEP_AVAILABLE=0"
+        );
     }
 
     #[test]
@@ -457,5 +471,97 @@ mod tests {
         assert_eq!(BuildStatus::parse("FAILED"), BuildStatus::Failed);
         assert_eq!(BuildStatus::parse("BUILDING"), BuildStatus::Other("BUILDING".into()));
         assert_eq!(Status::Available.verb().as_str(), "restore");
+    }
+
+    mod invariants {
+        //! The policy's promises, checked over generated build sets and settings rather than chosen cases.
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const STATUSES: [&str; 7] =
+            ["AVAILABLE", "DEPRECATED", "DISABLED", "DELETED", "FAILED", "CANCELLED", "BUILDING"];
+
+        fn builds() -> impl Strategy<Value = Vec<Build>> {
+            let one = (0u64..3, 0u64..3, 1u64..4, 0usize..STATUSES.len(), 0.0f64..400.0, any::<bool>(), any::<bool>());
+            prop::collection::vec(one, 0..12).prop_map(|raw| {
+                let mut out: Vec<Build> = Vec::new();
+                for (minor, patch, number, status, age, container, keep) in raw {
+                    let version = format!("1.{minor}.{patch}");
+                    let mut b = build(&version, number, STATUSES[status], age);
+                    b.container = container;
+                    if keep {
+                        b.tags.insert("keep".into(), "true".into());
+                    }
+                    if !out.iter().any(|o| o.arn == b.arn) {
+                        out.push(b);
+                    }
+                }
+                out
+            })
+        }
+
+        fn policies() -> impl Strategy<Value = Policy> {
+            let days = prop::option::of(0u32..300);
+            (0usize..4, days.clone(), days.clone(), days, any::<bool>()).prop_map(
+                |(keep_available, deprecate, disable, delete, exclude)| Policy {
+                    keep_available,
+                    deprecate_after_days: deprecate,
+                    disable_after_days: disable,
+                    delete_after_days: delete,
+                    execution_role: Some("lifecycle".into()),
+                    include_snapshots: false,
+                    exclude_tags: if exclude {
+                        BTreeMap::from([("keep".into(), "true".into())])
+                    } else {
+                        BTreeMap::new()
+                    },
+                    version_filter: None,
+                },
+            )
+        }
+
+        proptest! {
+            #[test]
+            fn given_any_builds_and_settings_when_planned_then_the_newest_available_build_is_never_touched(
+                builds in builds(), policy in policies(), trigger in prop::option::of(0usize..12)
+            ) {
+                let trigger = trigger.and_then(|i| builds.get(i)).map(|b| b.arn.clone());
+                let decided = plan(&policy, &builds, NOW, trigger.as_deref());
+                let updated = |arn: &str| decided.iter().any(|d| d.arn == arn && matches!(d.step, Step::Update(_)));
+                let newest = builds
+                    .iter()
+                    .filter(|b| b.status == BuildStatus::Lifecycle(Status::Available))
+                    .max_by(|a, b| (&a.version, a.build).cmp(&(&b.version, b.build)));
+                if let Some(newest) = newest {
+                    prop_assert!(!updated(&newest.arn), "the newest AVAILABLE build {} was retired", newest.arn);
+                }
+                if let Some(trigger) = &trigger {
+                    prop_assert!(!updated(trigger), "the triggering build was touched");
+                }
+                prop_assert_eq!(decided.len(), builds.len(), "one decision per build");
+            }
+
+            #[test]
+            fn given_any_builds_and_settings_when_planned_then_states_only_move_forward_and_exclusions_hold(
+                builds in builds(), policy in policies()
+            ) {
+                for d in plan(&policy, &builds, NOW, None) {
+                    let Step::Update(u) = &d.step else { continue };
+                    let b = builds.iter().find(|b| b.arn == d.arn).expect("a decision is about a given build");
+                    match &b.status {
+                        BuildStatus::Lifecycle(from) => prop_assert!(u.status > *from, "{} moved {from} → {}", b.arn, u.status),
+                        BuildStatus::Failed | BuildStatus::Cancelled => prop_assert_eq!(u.status, Status::Deleted),
+                        BuildStatus::Other(s) => prop_assert!(false, "{} in {s} was moved", b.arn),
+                    }
+                    if b.container {
+                        prop_assert_eq!(u.status, Status::Deleted, "a container image only goes to DELETED");
+                    }
+                    prop_assert!(policy.exclude_tags.is_empty() || !b.tags.contains_key("keep"), "an excluded build moved");
+                    prop_assert_eq!(u.include_resources.is_some(), u.status == Status::Deleted);
+                }
+            }
+        }
     }
 }

@@ -271,6 +271,18 @@ async fn given_a_permanent_failure_of_one_target_from_an_event_source_when_count
     assert_eq!(metrics.get("applied"), 1);
 }
 
+#[tokio::test]
+async fn given_a_request_by_hand_whose_every_target_failed_when_answered_then_the_caller_gets_the_failure() {
+    let host = host(&[]);
+    // WHEN the only target fails for good
+    let diag = host.handle(json!({"names": [], "fail": "target-not-found"}), None).await.unwrap_err();
+    // THEN the person who sent it sees the failure at once, with the target
+    assert_eq!(diag.error_type, "Permanent.NotFound");
+    assert!(diag.error_message.contains("b0: no such builder"), "{}", diag.error_message);
+    // WHEN some target succeeded THEN it is a report with the failed line (shown in the test above this one)
+    assert!(host.handle(json!({"names": ["b1"], "fail": "target-not-found"}), None).await.is_ok());
+}
+
 #[test]
 fn given_lambda_context_when_deadline_read_then_epoch_millis() {
     let mut ctx = lambda_runtime::Context::default();

@@ -206,10 +206,20 @@ async fn stub_sdk_config(url: &str, settings: &Settings) -> aws_types::SdkConfig
 }
 
 async fn get_item_attempts(responses: Vec<(u16, &'static str)>) -> (bool, u32) {
+    get_item_attempts_with(responses, &[]).await
+}
+
+/// Attempts of one call by a client whose classifier never retries `final_codes`.
+async fn get_item_attempts_with(
+    responses: Vec<(u16, &'static str)>,
+    final_codes: &'static [&'static str],
+) -> (bool, u32) {
     let (url, count) = stub_server(responses).await;
     let settings = settings(1, 4);
     let sdk = stub_sdk_config(&url, &settings).await;
-    let client = crate::clients::dynamodb(&sdk, &settings);
+    let classifier = KeeperRetryClassifier::new(&settings).never_retrying(final_codes);
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk).retry_classifier(classifier).build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
     let result = client
         .get_item()
         .table_name("t")
@@ -228,6 +238,17 @@ async fn given_real_sdk_client_when_account_quota_error_then_no_retry_although_s
     .await;
     assert!(!ok);
     assert_eq!(attempts, 1, "LimitExceededException must not be retried");
+}
+
+#[tokio::test]
+async fn given_a_code_a_client_never_retries_when_it_answers_then_one_attempt_where_contention_would_retry() {
+    let in_use = (400, r#"{"__type":"ResourceInUseException","message":"an execution is in progress"}"#);
+    let (ok, attempts) = get_item_attempts(vec![in_use; 6]).await;
+    assert!(!ok);
+    assert_eq!(attempts, 4, "by default contention is retried to the last attempt");
+    let (ok, attempts) = get_item_attempts_with(vec![in_use; 6], &["ResourceInUseException"]).await;
+    assert!(!ok);
+    assert_eq!(attempts, 1, "a client told never to retry it does not");
 }
 
 #[tokio::test]
