@@ -6,7 +6,7 @@ PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: test venv lint-template fmt-check clippy demo serve probe bench-release
+.PHONY: test venv lint-template fmt-check clippy demo serve probe bench-release bench-emulator models
 
 test: venv lint-template fmt-check clippy
 	cargo test --workspace --locked
@@ -51,3 +51,12 @@ probe:
 bench-release:
 	cargo build --release --locked -p shared --example trigger_probe
 	$(PYTHON) bench/cold_start.py target/release/examples/trigger_probe --runs 40
+
+# The emulator's throughput with N concurrent clients and L ms of injected latency, against the ideal N/L (a table,
+# and target/bench/emulator-throughput.json).
+bench-emulator:
+	cargo bench --locked -p local --bench throughput
+
+# Regenerates the emulator's constraint data (local/models/*.json) from the venv's botocore service models.
+models: venv
+	$(VENV)/bin/python local/models/generate.py

@@ -19,9 +19,10 @@ use update_distribution_regions::UpdateDistributionRegions;
 use update_image_lifecycle::UpdateImageLifecycle;
 
 const USAGE: &str = "usage:
-  keeper-local serve [--port N] [--host ADDR] [--seed FILE]
+  keeper-local serve [--port N] [--host ADDR] [--seed FILE] [--verify-signatures]
       the emulated AWS (AppStream, Image Builder, CloudFront, S3) on one port; point any AWS client at it with
-      AWS_ENDPOINT_URL=http://ADDR:N AWS_ACCESS_KEY_ID=AKIDKEEPERLOCAL AWS_SECRET_ACCESS_KEY=keeper-local-secret
+      AWS_ENDPOINT_URL=http://ADDR:N and any credentials; with --verify-signatures only the documented pair
+      AWS_ACCESS_KEY_ID=AKIDKEEPERLOCAL AWS_SECRET_ACCESS_KEY=keeper-local-secret is accepted, signatures checked
       admin: GET /_keeper/state, GET|DELETE /_keeper/calls, GET|POST|DELETE /_keeper/faults
   keeper-local invoke <function> <event.json> [--seed FILE]
       runs the function's handler on the event against an in-process emulator seeded with FILE
@@ -110,16 +111,18 @@ fn load_seed(path: Option<&str>) -> Result<World, String> {
 async fn serve(args: &[String]) -> Result<(), String> {
     let (port, args) = option(args, "--port")?;
     let (host, args) = option(&args, "--host")?;
-    let (seed, args) = option(&args, "--seed")?;
+    let (seed, mut args) = option(&args, "--seed")?;
+    let verify = args.iter().position(|a| a == "--verify-signatures").map(|i| args.remove(i)).is_some();
     if let Some(extra) = args.first() {
         return Err(format!("unexpected argument `{extra}`\n{USAGE}"));
     }
     let port: u16 =
         port.as_deref().unwrap_or("4566").parse().map_err(|_| "--port must be a number from 0 to 65535".to_string())?;
-    let world = match seed {
+    let mut world = match seed {
         Some(path) => load_seed(Some(&path))?,
         None => World::default(),
     };
+    world.verify_signatures |= verify;
     let addr = format!("{}:{port}", host.as_deref().unwrap_or("127.0.0.1"));
     let running = local::start(world, &addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     println!("keeper-local: emulated AWS on {}", running.url);
@@ -129,12 +132,21 @@ async fn serve(args: &[String]) -> Result<(), String> {
         local::client::ACCESS_KEY_ID,
         local::client::SECRET_ACCESS_KEY
     );
+    if world_verifies(&running) {
+        println!("  signatures: verified against the pair above (--verify-signatures)");
+    } else {
+        println!("  credentials: any access key is accepted (--verify-signatures checks SigV4 against the pair above)");
+    }
     println!(
         "  state: curl {}/_keeper/state    calls: curl {}/_keeper/calls    stop: Ctrl-C",
         running.url, running.url
     );
     tokio::signal::ctrl_c().await.map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
     Ok(())
+}
+
+fn world_verifies(running: &local::Running) -> bool {
+    running.emulator.world().verify_signatures
 }
 
 async fn invoke(args: &[String]) -> Result<(), String> {

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::regex;
 use crate::validate::{Object, Rules};
 use crate::wire::{ApiError, ApiRequest, Encoded, Reply, ReplyBody};
 
@@ -128,6 +127,12 @@ pub fn body(req: &ApiRequest) -> Result<Object, ApiError> {
     }
 }
 
+/// Checks the request against the AppStream model, whichever protocol carried it.
+pub fn validate(req: &ApiRequest, operation: &str) -> Result<(), ApiError> {
+    let input = Value::Object(body(req)?);
+    crate::model::APPSTREAM.validate_input(operation, &input).map_err(|v| RULES.fail(v.to_string()))
+}
+
 pub fn route(req: &ApiRequest) -> Result<(&'static str, BTreeMap<String, String>), ApiError> {
     let name = operation_name(req).unwrap_or_default();
     let operation = OPERATIONS.iter().copied().find(|op| *op == name).ok_or_else(|| {
@@ -199,9 +204,7 @@ fn not_found(name: &str) -> ApiError {
 }
 
 fn name_of(body: &Object) -> Result<&str, ApiError> {
-    let name = RULES.required(body, "Name", "")?;
-    RULES.length("Name", name, 1, 256)?;
-    Ok(name)
+    RULES.required(body, "Name", "")
 }
 
 /// The document Describe returns for a builder: its fields, the state as of now.
@@ -210,9 +213,8 @@ fn document(builder: &Builder) -> Value {
 }
 
 fn create(region: &mut Builders, ctx: &Ctx<'_>, body: &Object) -> Result<Value, ApiError> {
+    // The model has checked every member; what is left is the rule between two of them, and the state.
     let name = RULES.required(body, "Name", "")?;
-    RULES.pattern("Name", name, regex!(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,100}$"))?;
-    RULES.length("InstanceType", RULES.required(body, "InstanceType", "")?, 1, 256)?;
     let image_arn = RULES.string(body, "ImageArn", "")?;
     let image_name = RULES.string(body, "ImageName", "")?;
     if image_arn.is_some() == image_name.is_some() {
@@ -222,9 +224,6 @@ fn create(region: &mut Builders, ctx: &Ctx<'_>, body: &Object) -> Result<Value, 
             "exactly one of ImageArn and ImageName is required",
         ));
     }
-    if let Some(v) = RULES.string(body, "AppstreamAgentVersion", "")? {
-        RULES.length("AppstreamAgentVersion", v, 1, 100)?;
-    }
     if region.contains_key(name) {
         return Err(ApiError::new(
             "ResourceAlreadyExistsException",
@@ -233,9 +232,11 @@ fn create(region: &mut Builders, ctx: &Ctx<'_>, body: &Object) -> Result<Value, 
         ));
     }
     let tags = check_tags(body)?.unwrap_or_default();
-    let mut fields = body.clone();
-    fields.remove("Tags");
-    fields.remove("ImageName");
+    // Only what the model's ImageBuilder defines is kept: a request member of another shape never comes back.
+    let Value::Object(mut fields) = crate::model::APPSTREAM.modeled("ImageBuilder", &Value::Object(body.clone()))
+    else {
+        return Err(ApiError::new("ServiceException", 500, "a structure read as something else"));
+    };
     fields.insert("Arn".into(), json!(ctx.arn(name)));
     let image_arn = image_arn
         .map(String::from)
@@ -253,7 +254,7 @@ fn create(region: &mut Builders, ctx: &Ctx<'_>, body: &Object) -> Result<Value, 
 }
 
 fn describe(region: &Builders, body: &Object, page: usize) -> Result<Value, ApiError> {
-    let max = RULES.integer_in(body, "MaxResults", "", 1, i64::from(i32::MAX))?.map_or(page, |n| n as usize);
+    let max = RULES.number(body, "MaxResults", "")?.map_or(page, |n| n.max(1.0) as usize);
     let names: Option<Vec<String>> = match RULES.array(body, "Names", "")? {
         None => None,
         Some(list) => Some(
@@ -288,9 +289,6 @@ fn describe(region: &Builders, body: &Object, page: usize) -> Result<Value, ApiE
 fn start(region: &mut Builders, ctx: &Ctx<'_>, body: &Object) -> Result<Value, ApiError> {
     let name = name_of(body)?;
     let agent = RULES.string(body, "AppstreamAgentVersion", "")?;
-    if let Some(v) = agent {
-        RULES.length("AppstreamAgentVersion", v, 1, 100)?;
-    }
     let builder = region.get_mut(name).ok_or_else(|| not_found(name))?;
     match builder.state() {
         "STOPPED" => {}
@@ -392,23 +390,9 @@ fn list_tags(region: &mut Builders, ctx: &Ctx<'_>, body: &Object) -> Result<Valu
 }
 
 fn check_tags(body: &Object) -> Result<Option<BTreeMap<String, String>>, ApiError> {
+    // Sizes, lengths and the reserved `aws:` prefix are the model's TagKey/TagValue/Tags constraints.
     let Some(tags) = RULES.object(body, "Tags", "")? else { return Ok(None) };
-    RULES.count("Tags", tags.len(), 1, 50)?;
-    let mut out = BTreeMap::new();
-    for (k, v) in tags {
-        RULES.length("tag key", k, 1, 128)?;
-        if k.starts_with("aws:") {
-            return Err(ApiError::new(
-                "InvalidParameterCombinationException",
-                400,
-                format!("tag key {k} uses the reserved prefix aws:"),
-            ));
-        }
-        let v = v.as_str().ok_or_else(|| RULES.fail(format!("Tags.{k} must be a string")))?;
-        RULES.length(&format!("Tags.{k}"), v, 0, 256)?;
-        out.insert(k.clone(), v.to_string());
-    }
-    Ok(Some(out))
+    Ok(Some(tags.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()))
 }
 
 fn tag(region: &mut Builders, ctx: &Ctx<'_>, body: &Object) -> Result<Value, ApiError> {

@@ -1,5 +1,6 @@
 //! CloudFront public keys and key groups over restXml (2020-05-31): every change needs the current ETag in
-//! `If-Match` and yields a new one; CreatePublicKey replays by `CallerReference`; the documented quotas hold.
+//! `If-Match` and yields a new one; a repeated `CallerReference` is PublicKeyAlreadyExists (the API reference documents
+//! no replay; a seed can ask for replaying instead, to test both); the documented quotas hold.
 
 use std::collections::BTreeMap;
 
@@ -59,6 +60,10 @@ pub struct CloudFront {
     /// The account's public-key quota (10 by default, as the wire facts give it).
     #[serde(default = "default_max_public_keys")]
     pub max_public_keys: usize,
+    /// CreatePublicKey with a CallerReference already used, same content: `false` (the default, what the API
+    /// reference documents) answers PublicKeyAlreadyExists; `true` answers with the existing key, as a replay.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replay_caller_reference: bool,
 }
 
 impl Default for CloudFront {
@@ -67,6 +72,7 @@ impl Default for CloudFront {
             public_keys: BTreeMap::new(),
             key_groups: BTreeMap::new(),
             max_public_keys: default_max_public_keys(),
+            replay_caller_reference: false,
         }
     }
 }
@@ -150,6 +156,41 @@ pub fn route(req: &ApiRequest) -> Result<(&'static str, BTreeMap<String, String>
         params.insert("IfMatch".into(), if_match.into());
     }
     Ok((operation, params))
+}
+
+/// Checks the request against the CloudFront model: URI labels, headers, query members and the XML payload, read
+/// into one document by member name.
+pub fn validate(req: &ApiRequest, operation: &str) -> Result<(), ApiError> {
+    let model = &*crate::model::CLOUDFRONT;
+    let Some(op) = model.operation(operation) else { return Ok(()) };
+    let mut input = serde_json::Map::new();
+    let template = op.uri.split('?').next().unwrap_or_default();
+    for (label, segment) in template.split('/').zip(req.path.split('/')) {
+        if let Some(name) = label.strip_prefix('{').and_then(|l| l.strip_suffix('}')) {
+            let text = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+            input.insert(name.to_string(), serde_json::Value::String(text.into_owned()));
+        }
+    }
+    for (name, wire, member) in model.bound_members(operation, "header") {
+        if let Some(text) = req.header(wire) {
+            input.insert(name.to_string(), model.scalar(&member.shape, text));
+        }
+    }
+    for (name, wire, member) in model.bound_members(operation, "querystring") {
+        if let Some(text) = req.query.get(wire) {
+            input.insert(name.to_string(), model.scalar(&member.shape, text));
+        }
+    }
+    let input_shape = op.input.as_deref().map(|s| model.shape(s));
+    if let Some((payload, member)) =
+        input_shape.and_then(|s| s.payload.as_deref().and_then(|p| s.members.get(p).map(|m| (p, m))))
+        && !req.body.iter().all(u8::is_ascii_whitespace)
+    {
+        let text = std::str::from_utf8(&req.body).map_err(|_| error("MalformedInput", "body is not UTF-8"))?;
+        let value = model.xml_to_json(&member.shape, text).map_err(|e| error("MalformedInput", e))?;
+        input.insert(payload.to_string(), value);
+    }
+    model.validate_input(operation, &serde_json::Value::Object(input)).map_err(|v| invalid(v.to_string()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -283,9 +324,11 @@ fn create_public_key(state: &mut CloudFront, req: &ApiRequest, now_ms: i64) -> R
     let encoded =
         config.encoded_key.filter(|k| !k.trim().is_empty()).ok_or_else(|| invalid("EncodedKey is required"))?;
     check_comment(&config.comment)?;
-    // Same reference: the same request again gets the original key; other content is a conflict.
+    // A reference used before is a conflict; only a seed that asks for replays answers the same request with the
+    // original key.
     if let Some((id, existing)) = state.public_keys.iter().find(|(_, k)| k.caller_reference == reference) {
-        if existing.name == name && existing.encoded_key == encoded && existing.comment == config.comment {
+        let same = existing.name == name && existing.encoded_key == encoded && existing.comment == config.comment;
+        if same && state.replay_caller_reference {
             let location = format!("https://cloudfront.amazonaws.com/2020-05-31/public-key/{id}");
             return Ok(Reply::xml(201, public_key_xml(id, existing, true))
                 .with_header("ETag", existing.etag.clone())
@@ -293,7 +336,7 @@ fn create_public_key(state: &mut CloudFront, req: &ApiRequest, now_ms: i64) -> R
         }
         return Err(error(
             "PublicKeyAlreadyExists",
-            format!("CallerReference {reference} was used for public key {id} with other content"),
+            format!("CallerReference {reference} was already used for public key {id}"),
         ));
     }
     if state.public_keys.values().any(|k| k.name == name) {

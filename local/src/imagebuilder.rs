@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::clock::{Timing, iso8601};
-use crate::regex;
 use crate::validate::{Object, Rules};
 use crate::wire::{ApiError, ApiRequest, Encoded, Reply, ReplyBody};
 
@@ -117,6 +116,18 @@ pub fn route(req: &ApiRequest) -> Result<(&'static str, BTreeMap<String, String>
     Ok((operation, params))
 }
 
+/// Checks the request against the Image Builder model: the JSON body and the query members, by member name.
+pub fn validate(req: &ApiRequest, operation: &str) -> Result<(), ApiError> {
+    let model = &*crate::model::IMAGEBUILDER;
+    let mut input = RULES.body(&req.body)?;
+    for (name, wire, member) in model.bound_members(operation, "querystring") {
+        if let Some(text) = req.query.get(wire) {
+            input.insert(name.to_string(), model.scalar(&member.shape, text));
+        }
+    }
+    model.validate_input(operation, &Value::Object(input)).map_err(|v| RULES.fail(v.to_string()))
+}
+
 /// Context of one call.
 pub struct Call<'a> {
     pub account: &'a str,
@@ -176,7 +187,6 @@ fn idempotent(
 ) -> Result<Reply, ApiError> {
     let body = RULES.body(&call.req.body)?;
     let token = RULES.required(&body, "clientToken", "")?;
-    RULES.length("clientToken", token, 1, 36)?;
     let key = format!("{operation}:{token}");
     // serde_json's maps compare by content, whatever their key order.
     let request = Value::Object(body.clone());
@@ -199,34 +209,29 @@ fn distribution_arn(account: &str, region: &str, name: &str) -> String {
     format!("arn:aws:imagebuilder:{region}:{account}:distribution-configuration/{}", name.to_ascii_lowercase())
 }
 
-fn check_distribution_arn(arn: &str) -> Result<(), ApiError> {
-    RULES.pattern(
-        "distributionConfigurationArn",
-        arn,
-        regex!(r"^arn:aws[^:]*:imagebuilder:[^:]+:(?:[0-9]{12}|aws):distribution-configuration/[a-z0-9-_]+$"),
-    )
-}
-
-fn check_description(body: &Object) -> Result<(), ApiError> {
-    if let Some(d) = RULES.string(body, "description", "")? {
-        RULES.length("description", d, 1, 1024)?;
-    }
-    Ok(())
-}
-
 fn create_distribution_configuration(state: &mut State, call: &Call<'_>, body: &Object) -> Result<Value, ApiError> {
     let name = RULES.required(body, "name", "")?;
-    RULES.pattern("name", name, regex!(r"^[-_A-Za-z0-9]{1,126}$"))?;
-    check_description(body)?;
     let distributions = check_distributions(body)?;
     let arn = distribution_arn(call.account, call.region_name, name);
     if state.distribution_configurations.contains_key(&arn) {
         return Err(ApiError::new("ResourceAlreadyExistsException", 400, format!("{arn} already exists")));
     }
+    if RULES.boolean(body, "dryRun", "")? == Some(true) {
+        // Everything checked and the request would succeed: the dry run says so and creates nothing.
+        return Err(ApiError::new(
+            "DryRunOperationException",
+            412,
+            format!("the request would have created {arn}; dryRun is set"),
+        ));
+    }
     let mut config = json!({
         "arn": arn, "name": name, "distributions": distributions, "timeoutMinutes": 720,
-        "dateCreated": iso8601(call.req.now_ms), "tags": body.get("tags").cloned().unwrap_or(json!({})),
+        "dateCreated": iso8601(call.req.now_ms),
     });
+    // The model's TagMap holds 1 to 50 tags: a resource without tags has no `tags` member.
+    if let Some(tags) = body.get("tags") {
+        config["tags"] = tags.clone();
+    }
     if let Some(d) = body.get("description") {
         config["description"] = d.clone();
     }
@@ -236,8 +241,6 @@ fn create_distribution_configuration(state: &mut State, call: &Call<'_>, body: &
 
 fn update_distribution_configuration(state: &mut State, call: &Call<'_>, body: &Object) -> Result<Value, ApiError> {
     let arn = RULES.required(body, "distributionConfigurationArn", "")?;
-    check_distribution_arn(arn)?;
-    check_description(body)?;
     let distributions = check_distributions(body)?;
     let config = state.distribution_configurations.get_mut(arn).ok_or_else(|| {
         ApiError::new("ResourceNotFoundException", 404, format!("distribution configuration {arn} does not exist"))
@@ -253,140 +256,22 @@ fn update_distribution_configuration(state: &mut State, call: &Call<'_>, body: &
     Ok(json!({"clientToken": body["clientToken"], "distributionConfigurationArn": arn}))
 }
 
-/// The `distributions` list, checked member by member against the documented constraints.
+/// The `distributions` list, which the model has checked member by member, under the rule it cannot express (one
+/// distribution per region); only the members the model defines are kept.
 fn check_distributions(body: &Object) -> Result<Value, ApiError> {
     let list = RULES.array(body, "distributions", "")?.ok_or_else(|| RULES.fail("distributions is required"))?;
-    RULES.count("distributions", list.len(), 1, 1000)?;
     let mut regions = std::collections::BTreeSet::new();
-    for (i, item) in list.iter().enumerate() {
-        let path = format!("distributions[{i}].");
-        let d = item.as_object().ok_or_else(|| RULES.fail(format!("distributions[{i}] must be an object")))?;
-        let region = RULES.required(d, "region", &path)?;
-        RULES.length(&format!("{path}region"), region, 1, 1024)?;
-        if !regions.insert(region.to_string()) {
+    for item in list {
+        let region = item.get("region").and_then(Value::as_str).unwrap_or_default();
+        if !regions.insert(region) {
             return Err(ApiError::new(
                 "InvalidParameterCombinationException",
                 400,
                 format!("region {region} appears in more than one distribution"),
             ));
         }
-        check_distribution(d, &path)?;
     }
-    Ok(Value::Array(list.clone()))
-}
-
-fn twelve_digits(s: &str) -> Result<(), String> {
-    regex!(r"^[0-9]{12}$").is_match(s).then_some(()).ok_or_else(|| format!("`{s}` is not a 12-digit account id"))
-}
-
-fn any_string(s: &str) -> Result<(), String> {
-    (!s.is_empty() && s.len() <= 1024).then_some(()).ok_or_else(|| "must be 1 to 1024 characters".into())
-}
-
-fn check_distribution(d: &Object, path: &str) -> Result<(), ApiError> {
-    if let Some(ami) = RULES.object(d, "amiDistributionConfiguration", path)? {
-        let p = format!("{path}amiDistributionConfiguration.");
-        if let Some(name) = RULES.string(ami, "name", &p)? {
-            RULES.length(&format!("{p}name"), name, 1, 127)?;
-            RULES.pattern(&format!("{p}name"), name, regex!(r"^[-_A-Za-z0-9{][-_A-Za-z0-9\s:{}\.]+[-_A-Za-z0-9}]$"))?;
-        }
-        if let Some(desc) = RULES.string(ami, "description", &p)? {
-            RULES.length(&format!("{p}description"), desc, 1, 1024)?;
-        }
-        RULES.strings(ami, "targetAccountIds", &p, (1, 1536), twelve_digits)?;
-        if let Some(kms) = RULES.string(ami, "kmsKeyId", &p)? {
-            RULES.length(&format!("{p}kmsKeyId"), kms, 1, 1024)?;
-        }
-        if let Some(tags) = RULES.object(ami, "amiTags", &p)? {
-            RULES.count(&format!("{p}amiTags"), tags.len(), 1, 50)?;
-        }
-        if let Some(lp) = RULES.object(ami, "launchPermission", &p)? {
-            let lp_path = format!("{p}launchPermission.");
-            RULES.strings(lp, "userIds", &lp_path, (1, 1536), twelve_digits)?;
-            RULES.strings(lp, "userGroups", &lp_path, (0, 1000), any_string)?;
-            RULES.strings(lp, "organizationArns", &lp_path, (1, 25), |s| {
-                regex!(r"^arn:aws[^:]*:organizations::[0-9]{12}:organization/o-[a-z0-9]{10,32}$")
-                    .is_match(s)
-                    .then_some(())
-                    .ok_or_else(|| format!("`{s}` is not an organization ARN"))
-            })?;
-            RULES.strings(lp, "organizationalUnitArns", &lp_path, (1, 25), |s| {
-                regex!(r"^arn:aws[^:]*:organizations::[0-9]{12}:ou/o-[a-z0-9]{10,32}/ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}")
-                    .is_match(s)
-                    .then_some(())
-                    .ok_or_else(|| format!("`{s}` is not an organizational unit ARN"))
-            })?;
-        }
-    }
-    if let Some(container) = RULES.object(d, "containerDistributionConfiguration", path)? {
-        let p = format!("{path}containerDistributionConfiguration.");
-        let repo = RULES
-            .object(container, "targetRepository", &p)?
-            .ok_or_else(|| RULES.fail(format!("{p}targetRepository is required")))?;
-        let rp = format!("{p}targetRepository.");
-        RULES.one_of(&format!("{rp}service"), RULES.required(repo, "service", &rp)?, &["ECR"])?;
-        RULES.length(&format!("{rp}repositoryName"), RULES.required(repo, "repositoryName", &rp)?, 1, 1024)?;
-    }
-    RULES.strings(d, "licenseConfigurationArns", path, (1, 50), |s| {
-        regex!(r"^arn:aws[^:]*:license-manager:[^:]+:[0-9]{12}:license-configuration:lic-[a-z0-9-_]{32}$")
-            .is_match(s)
-            .then_some(())
-            .ok_or_else(|| format!("`{s}` is not a license configuration ARN"))
-    })?;
-    if let Some(templates) = RULES.array(d, "launchTemplateConfigurations", path)? {
-        RULES.count(&format!("{path}launchTemplateConfigurations"), templates.len(), 1, 100)?;
-        for (i, t) in templates.iter().enumerate() {
-            let p = format!("{path}launchTemplateConfigurations[{i}].");
-            let t = t.as_object().ok_or_else(|| RULES.fail(format!("{p} must be an object")))?;
-            RULES.pattern(
-                &format!("{p}launchTemplateId"),
-                RULES.required(t, "launchTemplateId", &p)?,
-                regex!(r"^lt-[a-z0-9-_]{17}$"),
-            )?;
-            if let Some(a) = RULES.string(t, "accountId", &p)? {
-                twelve_digits(a).map_err(|e| RULES.fail(format!("{p}accountId {e}")))?;
-            }
-            RULES.boolean(t, "setDefaultVersion", &p)?;
-        }
-    }
-    if let Some(s3) = RULES.object(d, "s3ExportConfiguration", path)? {
-        let p = format!("{path}s3ExportConfiguration.");
-        RULES.length(&format!("{p}roleName"), RULES.required(s3, "roleName", &p)?, 1, 1024)?;
-        RULES.one_of(
-            &format!("{p}diskImageFormat"),
-            RULES.required(s3, "diskImageFormat", &p)?,
-            &["VMDK", "RAW", "VHD"],
-        )?;
-        RULES.length(&format!("{p}s3Bucket"), RULES.required(s3, "s3Bucket", &p)?, 1, 1024)?;
-    }
-    if let Some(fast) = RULES.array(d, "fastLaunchConfigurations", path)? {
-        RULES.count(&format!("{path}fastLaunchConfigurations"), fast.len(), 1, 1000)?;
-        for (i, f) in fast.iter().enumerate() {
-            let p = format!("{path}fastLaunchConfigurations[{i}].");
-            let f = f.as_object().ok_or_else(|| RULES.fail(format!("{p} must be an object")))?;
-            RULES.boolean(f, "enabled", &p)?.ok_or_else(|| RULES.fail(format!("{p}enabled is required")))?;
-            if let Some(snap) = RULES.object(f, "snapshotConfiguration", &p)? {
-                RULES.integer_in(snap, "targetResourceCount", &format!("{p}snapshotConfiguration."), 1, 10_000)?;
-            }
-            RULES.integer_in(f, "maxParallelLaunches", &p, 1, 10_000)?;
-            if let Some(lt) = RULES.object(f, "launchTemplate", &p)?
-                && let Some(id) = RULES.string(lt, "launchTemplateId", &format!("{p}launchTemplate."))?
-            {
-                RULES.pattern(&format!("{p}launchTemplate.launchTemplateId"), id, regex!(r"^lt-[a-z0-9-_]{17}$"))?;
-            }
-        }
-    }
-    if let Some(ssm) = RULES.array(d, "ssmParameterConfigurations", path)? {
-        for (i, s) in ssm.iter().enumerate() {
-            let p = format!("{path}ssmParameterConfigurations[{i}].");
-            let s = s.as_object().ok_or_else(|| RULES.fail(format!("{p} must be an object")))?;
-            RULES.length(&format!("{p}parameterName"), RULES.required(s, "parameterName", &p)?, 1, 1011)?;
-            if let Some(t) = RULES.string(s, "dataType", &p)? {
-                RULES.one_of(&format!("{p}dataType"), t, &["text", "aws:ec2:image"])?;
-            }
-        }
-    }
-    Ok(())
+    Ok(crate::model::IMAGEBUILDER.modeled("DistributionList", &Value::Array(list.clone())))
 }
 
 fn get_distribution_configuration(state: &State, call: &Call<'_>) -> Result<Reply, ApiError> {
@@ -395,7 +280,6 @@ fn get_distribution_configuration(state: &State, call: &Call<'_>) -> Result<Repl
         .query
         .get("distributionConfigurationArn")
         .ok_or_else(|| RULES.fail("distributionConfigurationArn is required"))?;
-    check_distribution_arn(arn)?;
     let config = state.distribution_configurations.get(arn).ok_or_else(|| {
         ApiError::new("ResourceNotFoundException", 404, format!("distribution configuration {arn} does not exist"))
     })?;
@@ -404,7 +288,8 @@ fn get_distribution_configuration(state: &State, call: &Call<'_>) -> Result<Repl
 
 /// One page of `items` for `maxResults` / `nextToken`, and the token of the next page.
 fn page<T: Clone>(body: &Object, items: Vec<T>) -> Result<(Vec<T>, Option<String>), ApiError> {
-    let max = RULES.integer_in(body, "maxResults", "", 1, 100)?.unwrap_or(25) as usize;
+    // The model bounds maxResults to 1..=100.
+    let max = RULES.number(body, "maxResults", "")?.map_or(25, |n| n as usize);
     let start = match RULES.string(body, "nextToken", "")? {
         None => 0,
         Some(t) => {
@@ -427,13 +312,17 @@ fn with_token(mut body: Value, next: Option<String>) -> Reply {
 
 fn list_distribution_configurations(state: &State, call: &Call<'_>) -> Result<Reply, ApiError> {
     let body = RULES.body(&call.req.body)?;
+    let filters = filters(&body, &["name"])?;
     let summaries: Vec<Value> = state
         .distribution_configurations
         .values()
+        .filter(|c| matches_filters(c, &filters))
         .map(|c| {
-            let regions: Vec<Value> = c["distributions"].as_array().into_iter().flatten().map(|d| d["region"].clone()).collect();
-            let mut s = json!({"arn": c["arn"], "name": c["name"], "dateCreated": c["dateCreated"], "tags": c["tags"], "regions": regions});
-            for key in ["description", "dateUpdated"] {
+            let regions: Vec<Value> =
+                c["distributions"].as_array().into_iter().flatten().map(|d| d["region"].clone()).collect();
+            let mut s =
+                json!({"arn": c["arn"], "name": c["name"], "dateCreated": c["dateCreated"], "regions": regions});
+            for key in ["description", "dateUpdated", "tags"] {
                 if let Some(v) = c.get(key) {
                     s[key] = v.clone();
                 }
@@ -470,15 +359,13 @@ fn sorted_images(state: &State) -> Vec<&Value> {
 
 fn list_images(state: &State, call: &Call<'_>) -> Result<Reply, ApiError> {
     let body = RULES.body(&call.req.body)?;
-    if let Some(owner) = RULES.string(&body, "owner", "")? {
-        RULES.one_of("owner", owner, &["Self", "Shared", "Amazon", "ThirdParty", "AWSMarketplace"])?;
-    }
+    let filters = filters(&body, &IMAGE_FILTERS)?;
     let owner_self = RULES.string(&body, "owner", "")?.is_none_or(|o| o == "Self");
     let include_deprecated = RULES.boolean(&body, "includeDeprecated", "")?.unwrap_or(false);
     let by_name = RULES.boolean(&body, "byName", "")?.unwrap_or(false);
     // One entry per image version (name + semantic version); deprecated versions only when asked for.
     let mut versions: BTreeMap<(String, Vec<u64>), (Value, bool)> = BTreeMap::new();
-    for image in sorted_images(state).into_iter().filter(|_| owner_self) {
+    for image in sorted_images(state).into_iter().filter(|i| owner_self && matches_filters(i, &filters)) {
         let arn = image["arn"].as_str().unwrap_or_default();
         let Some((name, version, _)) = parse_build_arn(arn) else { continue };
         let deprecated = image["state"]["status"] == "DEPRECATED";
@@ -524,18 +411,13 @@ const SUMMARY_MEMBERS: [&str; 16] = [
 fn list_image_build_versions(state: &State, call: &Call<'_>) -> Result<Reply, ApiError> {
     let body = RULES.body(&call.req.body)?;
     let filter = RULES.string(&body, "imageVersionArn", "")?;
-    if let Some(arn) = filter {
-        RULES.pattern(
-            "imageVersionArn",
-            arn,
-            regex!(r"^arn:aws[^:]*:imagebuilder:[^:]+:(?:[0-9]{12}|aws):image/[a-z0-9-_]+/[0-9]+\.[0-9]+\.[0-9]+$"),
-        )?;
-    }
+    let filters = filters(&body, &IMAGE_FILTERS)?;
     let summaries: Vec<Value> = sorted_images(state)
         .into_iter()
         .filter(|i| {
             filter.is_none_or(|f| i["arn"].as_str().and_then(|a| a.rsplit_once('/')).is_some_and(|(v, _)| v == f))
         })
+        .filter(|i| matches_filters(i, &filters))
         .map(|i| {
             let mut s = serde_json::Map::new();
             for key in SUMMARY_MEMBERS {
@@ -550,18 +432,41 @@ fn list_image_build_versions(state: &State, call: &Call<'_>) -> Result<Reply, Ap
     Ok(with_token(json!({"imageSummaryList": items}), next))
 }
 
-fn check_build_arn(field: &str, arn: &str) -> Result<(), ApiError> {
-    RULES.pattern(
-        field,
-        arn,
-        regex!(r"^arn:aws[^:]*:imagebuilder:[^:]+:(?:[0-9]{12}|aws):image/[a-z0-9-_]+/[0-9]+\.[0-9]+\.[0-9]+/[0-9]+$"),
-    )
+/// The filter names the API reference lists for ListImages and ListImageBuildVersions.
+const IMAGE_FILTERS: [&str; 5] = ["name", "osVersion", "platform", "type", "version"];
+
+/// The `filters` of a List request (sizes checked by the model), their names checked against what the operation
+/// documents: `(name, values)`.
+fn filters(body: &Object, allowed: &[&str]) -> Result<Vec<(String, Vec<String>)>, ApiError> {
+    let mut out = Vec::new();
+    for (i, filter) in RULES.array(body, "filters", "")?.into_iter().flatten().enumerate() {
+        let name = filter.get("name").and_then(Value::as_str).unwrap_or_default();
+        if !allowed.contains(&name) {
+            return Err(RULES.fail(format!(
+                "filters.{}.name `{name}` is not a filter of this operation; use one of: {}",
+                i + 1,
+                allowed.join(", ")
+            )));
+        }
+        let values = filter.get("values").and_then(Value::as_array).into_iter().flatten();
+        out.push((name.to_string(), values.filter_map(Value::as_str).map(String::from).collect()));
+    }
+    Ok(out)
+}
+
+/// Whether a resource passes every filter: its member equals one of the filter's values (a build version matches
+/// on its semantic version too).
+fn matches_filters(resource: &Value, filters: &[(String, Vec<String>)]) -> bool {
+    filters.iter().all(|(name, values)| {
+        let member = resource.get(name).and_then(Value::as_str).unwrap_or_default();
+        let semantic = member.split('/').next().unwrap_or_default();
+        values.iter().any(|v| v == member || (name == "version" && v == semantic))
+    })
 }
 
 fn get_image(state: &State, call: &Call<'_>) -> Result<Reply, ApiError> {
     let arn =
         call.req.query.get("imageBuildVersionArn").ok_or_else(|| RULES.fail("imageBuildVersionArn is required"))?;
-    check_build_arn("imageBuildVersionArn", arn)?;
     let image = state
         .images
         .get(arn)
@@ -570,20 +475,18 @@ fn get_image(state: &State, call: &Call<'_>) -> Result<Reply, ApiError> {
 }
 
 fn start_resource_state_update(state: &mut State, call: &Call<'_>, body: &Object) -> Result<Value, ApiError> {
+    // The model has checked every member; what follows are the documented rules between members and states.
     let arn = RULES.required(body, "resourceArn", "")?;
-    check_build_arn("resourceArn", arn)?;
     let requested = RULES.object(body, "state", "")?.ok_or_else(|| RULES.fail("state is required"))?;
-    let target = RULES.required(requested, "status", "state.")?;
-    RULES.one_of("state.status", target, &["AVAILABLE", "DELETED", "DEPRECATED", "DISABLED"])?;
     let role = RULES.string(body, "executionRole", "")?;
-    if let Some(role) = role {
-        RULES.length("executionRole", role, 1, 2048)?;
-        RULES.pattern(
-            "executionRole",
-            role,
-            regex!(r"^(?:arn:aws(?:-[a-z]+)*:iam::[0-9]{12}:role/)?[a-zA-Z_0-9+=,.@\-_/]+$"),
-        )?;
-    }
+    let Some(target) = RULES.string(requested, "status", "state.")? else {
+        // Inferred: the model makes `state.status` optional and the reference says nothing of a state without one;
+        // taken as asking for no change (nothing starts, nothing moves).
+        if !state.images.contains_key(arn) {
+            return Err(ApiError::new("ResourceNotFoundException", 404, format!("image {arn} does not exist")));
+        }
+        return Ok(json!({"resourceArn": arn}));
+    };
     let include = RULES.object(body, "includeResources", "")?;
     if role.is_some() != include.is_some() {
         return Err(RULES.fail("executionRole and includeResources must be given together"));
@@ -600,30 +503,8 @@ fn start_resource_state_update(state: &mut State, call: &Call<'_>, body: &Object
             RULES.fail("includeResources.snapshots and includeResources.containers are only valid with state DELETED")
         );
     }
-    if let Some(rules) = RULES.object(body, "exclusionRules", "")? {
-        if !amis {
-            return Err(RULES.fail("exclusionRules apply only when includeResources.amis is true"));
-        }
-        if let Some(ami_rules) = RULES.object(rules, "amis", "exclusionRules.")? {
-            let p = "exclusionRules.amis.";
-            RULES.boolean(ami_rules, "isPublic", p)?;
-            RULES.strings(ami_rules, "regions", p, (0, 1000), any_string)?;
-            RULES.strings(ami_rules, "sharedAccounts", p, (1, 1536), twelve_digits)?;
-            if let Some(last) = RULES.object(ami_rules, "lastLaunched", p)? {
-                let lp = "exclusionRules.amis.lastLaunched.";
-                RULES
-                    .integer_in(last, "value", lp, 1, 365)?
-                    .ok_or_else(|| RULES.fail(format!("{lp}value is required")))?;
-                RULES.one_of(
-                    &format!("{lp}unit"),
-                    RULES.required(last, "unit", lp)?,
-                    &["DAYS", "WEEKS", "MONTHS", "YEARS"],
-                )?;
-            }
-            if let Some(tags) = RULES.object(ami_rules, "tagMap", p)? {
-                RULES.count("exclusionRules.amis.tagMap", tags.len(), 1, 50)?;
-            }
-        }
+    if RULES.object(body, "exclusionRules", "")?.is_some() && !amis {
+        return Err(RULES.fail("exclusionRules apply only when includeResources.amis is true"));
     }
     let update_at = RULES.number(body, "updateAt", "")?;
     if let Some(at) = update_at {
@@ -769,13 +650,13 @@ pub fn normalize_seed(account: &str, region_name: &str, state: &mut State, seed_
         let defaults = json!({
             "arn": arn, "name": name, "version": format!("{version}/{build}"), "type": "AMI", "platform": "Linux",
             "osVersion": "Amazon Linux 2023", "owner": account, "dateCreated": iso8601(seed_ms),
-            "state": {"status": "AVAILABLE"}, "buildType": "USER_INITIATED", "imageSource": "CUSTOM", "tags": {},
+            "state": {"status": "AVAILABLE"}, "buildType": "USER_INITIATED", "imageSource": "CUSTOM",
         });
         fill(image, &defaults);
     }
     for (arn, config) in state.distribution_configurations.iter_mut() {
         let name = arn.rsplit('/').next().unwrap_or_default().to_string();
-        let defaults = json!({"arn": arn, "name": name, "timeoutMinutes": 720, "dateCreated": iso8601(seed_ms), "tags": {}, "distributions": [{"region": region_name}]});
+        let defaults = json!({"arn": arn, "name": name, "timeoutMinutes": 720, "dateCreated": iso8601(seed_ms), "distributions": [{"region": region_name}]});
         fill(config, &defaults);
     }
 }

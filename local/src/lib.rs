@@ -9,8 +9,10 @@
 //! | module | job |
 //! |---|---|
 //! | [`server`] | the one HTTP server: routing by SigV4 scope, faults, the call log, the admin API |
+//! | [`auth`] | credentials: any key by default, SigV4 verified against the documented pair on request |
 //! | [`wire`] | what every service shares on the wire: the scope, the request, errors, replies, the body type |
-//! | [`validate`] | input checks with each service's validation error |
+//! | [`model`] | the service models' constraints (generated from botocore) and the validator every request passes |
+//! | [`validate`] | the rules the models cannot express (cross-field, state), with each service's validation error |
 //! | [`appstream`] | AppStream image builders in awsJson1_1 and RPC v2 CBOR, with their state machine |
 //! | [`imagebuilder`] | Image Builder distribution configurations, images, lifecycle executions, client tokens |
 //! | [`cloudfront`] | CloudFront public keys and key groups in restXml, with ETags and quotas |
@@ -23,12 +25,14 @@
 //! | [`testing`] | what tests on the emulator share |
 
 pub mod appstream;
+pub mod auth;
 pub mod client;
 pub mod clock;
 pub mod cloudfront;
 pub mod diff;
 pub mod faults;
 pub mod imagebuilder;
+pub mod model;
 pub mod s3;
 pub mod server;
 pub mod testing;

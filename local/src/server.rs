@@ -19,9 +19,9 @@ use tokio::sync::oneshot;
 
 use crate::clock::now_ms;
 use crate::faults::{Call, FaultRule};
-use crate::wire::{ApiError, ApiRequest, Body, Encoded, sigv4_scope};
+use crate::wire::{ApiError, ApiRequest, Body, Encoded};
 use crate::world::World;
-use crate::{appstream, cloudfront, imagebuilder, s3};
+use crate::{appstream, auth, cloudfront, imagebuilder, s3};
 
 /// The largest request body accepted (CloudFront and Image Builder bodies are far smaller).
 const MAX_BODY: usize = 10 * 1024 * 1024;
@@ -34,13 +34,16 @@ pub struct Emulator {
     s3: s3s::service::S3Service,
     objects: Arc<s3::Store>,
     dice: Mutex<fastrand::Rng>,
+    credentials: auth::Mode,
 }
 
 impl Emulator {
     pub fn new(world: World) -> Arc<Emulator> {
         let objects = Arc::new(s3::Store::from_seed(&world.s3));
         let dice = Mutex::new(world.random_seed.map(fastrand::Rng::with_seed).unwrap_or_default());
+        let credentials = if world.verify_signatures { auth::Mode::Verify } else { auth::Mode::AnyKey };
         Arc::new(Emulator {
+            credentials,
             dice,
             world: Mutex::new(world),
             calls: Mutex::new(Vec::new()),
@@ -183,24 +186,31 @@ async fn handle(emulator: Arc<Emulator>, req: Request<Incoming>) -> Response<Bod
         return admin(&emulator, req).await;
     }
     let request_id = uuid::Uuid::new_v4().to_string();
-    let authorization =
-        req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let Some(scope) = sigv4_scope(authorization) else {
-        let e = ApiError::new(
-            "MissingAuthenticationTokenException",
-            403,
-            "requests must be signed with SigV4; the service is read from the credential scope",
-        );
-        return respond(
-            Encoded {
-                status: e.status,
-                headers: vec![("content-type".into(), "application/json".into())],
-                body: json!({"message": e.message}).to_string().into(),
-            },
-            &request_id,
-        );
+    let authorization = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let scope = match authorization.map(auth::parse) {
+        Some(Ok(scope)) => scope,
+        Some(Err(e)) => return refuse(&req, None, e, &request_id),
+        None => {
+            let e = ApiError::new(
+                "MissingAuthenticationToken",
+                403,
+                "requests must be signed with SigV4; the service is read from the credential scope",
+            );
+            return refuse(&req, None, e, &request_id);
+        }
     };
     if scope.service == "s3" {
+        let mut req = req;
+        match auth::check(emulator.credentials, &scope, req.method(), req.uri(), req.headers(), None) {
+            Err(e) => return refuse(&req, Some("s3"), e, &request_id),
+            // Any key: s3s checks signatures itself, so the request goes on signed with the documented pair.
+            Ok(Some(signature)) => {
+                if let Ok(value) = auth::resigned(&scope, &signature).parse() {
+                    req.headers_mut().insert(http::header::AUTHORIZATION, value);
+                }
+            }
+            Ok(None) => {}
+        }
         return s3::handle(&emulator.s3, req, &scope.region, |op, params, outcome| {
             emulator.log("s3", op, &scope.region, params, outcome, false)
         })
@@ -211,6 +221,11 @@ async fn handle(emulator: Arc<Emulator>, req: Request<Incoming>) -> Response<Bod
         Ok(collected) => collected.to_bytes(),
         Err(_) => return json_response(413, &json!({"message": "request body too large or unreadable"})),
     };
+    let checked = auth::check(emulator.credentials, &scope, &parts.method, &parts.uri, &parts.headers, Some(&body));
+    if let Err(e) = checked {
+        let req = Request::from_parts(parts, ());
+        return refuse(&req, Some(&scope.service), e, &request_id);
+    }
     let request = ApiRequest {
         method: parts.method,
         path: parts.uri.path().to_string(),
@@ -232,7 +247,7 @@ async fn handle(emulator: Arc<Emulator>, req: Request<Incoming>) -> Response<Bod
         now_ms: now_ms(),
     };
     let encoded = match scope.service.as_str() {
-        "imagebuilder" => call(&emulator, request, "imagebuilder", imagebuilder::route, imagebuilder::status_of, |world, request, op| {
+        "imagebuilder" => call(&emulator, request, "imagebuilder", imagebuilder::route, imagebuilder::status_of, imagebuilder::validate, |world, request, op| {
             let (timing, account) = (world.timing.clone(), world.account_id.clone());
             let state = &mut world.region(&request.region).imagebuilder;
             imagebuilder::execute(state, &imagebuilder::Call { account: &account, region_name: &request.region, timing: &timing, req: request }, op)
@@ -241,7 +256,7 @@ async fn handle(emulator: Arc<Emulator>, req: Request<Incoming>) -> Response<Bod
         .map(|r| imagebuilder::encode(r, &request_id)),
         "appstream" => {
             let protocol = appstream::Protocol::of(&request);
-            call(&emulator, request, "appstream", appstream::route, appstream::status_of, |world, request, op| {
+            call(&emulator, request, "appstream", appstream::route, appstream::status_of, appstream::validate, |world, request, op| {
                 let account = world.account_id.clone();
                 let pace = (world.timing.transition_millis, world.paging.describe_image_builders);
                 appstream::execute(&mut world.region(&request.region).image_builders, &account, pace, request, op)
@@ -249,7 +264,7 @@ async fn handle(emulator: Arc<Emulator>, req: Request<Incoming>) -> Response<Bod
             .await
             .map(|r| appstream::encode(protocol, r))
         }
-        "cloudfront" => call(&emulator, request, "cloudfront", cloudfront::route, cloudfront::status_of, |world, request, op| {
+        "cloudfront" => call(&emulator, request, "cloudfront", cloudfront::route, cloudfront::status_of, cloudfront::validate, |world, request, op| {
             cloudfront::execute(&mut world.cloudfront, request, op, request.now_ms)
         })
         .await
@@ -265,7 +280,7 @@ async fn handle(emulator: Arc<Emulator>, req: Request<Incoming>) -> Response<Bod
     }
 }
 
-/// Routes, injects faults, executes and logs one call; returns the protocol's result for encoding. The latency of a
+/// Routes, validates against the service model, injects faults, executes and logs one call; returns the protocol's result for encoding. The latency of a
 /// fault is awaited before the state is touched, holding no lock and blocking no worker, so concurrent calls wait
 /// side by side as they would at AWS; the request's clock is read again afterwards. An injected error never changes
 /// the state.
@@ -276,6 +291,7 @@ async fn call<R>(
     service: &str,
     route: fn(&ApiRequest) -> Result<(&'static str, BTreeMap<String, String>), ApiError>,
     status_of: fn(&str) -> u16,
+    validate: fn(&ApiRequest, &str) -> Result<(), ApiError>,
     execute: impl FnOnce(&mut World, &ApiRequest, &str) -> Result<R, ApiError>,
 ) -> Result<Result<R, ApiError>, Encoded> {
     let (operation, params) = match route(&request) {
@@ -285,6 +301,11 @@ async fn call<R>(
             return Ok(Err(e));
         }
     };
+    // The model's constraints come before any fault or service logic, and outside the state's lock.
+    if let Err(e) = validate(&request, operation) {
+        emulator.log(service, operation, &request.region, params, &Err(e.code.clone()), false);
+        return Ok(Err(e));
+    }
     let injection = {
         let mut world = emulator.world();
         let mut dice = emulator.dice.lock().unwrap_or_else(|e| e.into_inner());
@@ -305,6 +326,45 @@ async fn call<R>(
         tokio::time::sleep(std::time::Duration::from_millis(injection.latency_after_ms)).await;
     }
     Ok(result)
+}
+
+/// A request refused before any service saw it (credentials), answered in the error format of the protocol it came
+/// in: the service named in its scope, or, when it has none, the one its path and headers show.
+fn refuse<B>(req: &Request<B>, service: Option<&str>, e: ApiError, request_id: &str) -> Response<Body> {
+    let path = req.uri().path();
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let service = service.unwrap_or(if path.starts_with("/2020-05-31/") {
+        "cloudfront"
+    } else if header("x-amz-target").is_some() || path.starts_with("/service/") {
+        "appstream"
+    } else if header("x-amz-content-sha256").is_some() {
+        "s3"
+    } else {
+        "imagebuilder"
+    });
+    let xml_code = e.code.trim_end_matches("Exception").to_string();
+    let json_code =
+        if e.code == "MissingAuthenticationToken" { format!("{}Exception", e.code) } else { e.code.clone() };
+    let encoded = match service {
+        "cloudfront" => cloudfront::encode(Err(ApiError { code: xml_code, ..e }), request_id),
+        "s3" => Encoded {
+            status: e.status,
+            headers: vec![("content-type".into(), "application/xml".into())],
+            body: format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><Error><Code>{}</Code><Message>{}</Message><RequestId>{request_id}</RequestId></Error>"#,
+                crate::wire::xml_escape(&xml_code),
+                crate::wire::xml_escape(&e.message)
+            )
+            .into(),
+        },
+        "appstream" => {
+            let cbor = path.starts_with("/service/") || header("smithy-protocol") == Some("rpc-v2-cbor");
+            let protocol = if cbor { appstream::Protocol::Cbor } else { appstream::Protocol::Json };
+            appstream::encode(protocol, Err(ApiError { code: json_code, ..e }))
+        }
+        _ => imagebuilder::encode(Err(ApiError { code: json_code, ..e }), request_id),
+    };
+    respond(encoded, request_id)
 }
 
 fn percent_decode(s: &str) -> String {

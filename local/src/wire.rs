@@ -1,5 +1,5 @@
-//! What every emulated service shares on the wire: the SigV4 scope that routes a request, the request as a service
-//! sees it, API errors, and how each protocol encodes a reply or an error.
+//! What every emulated service shares on the wire: the request as a service sees it, API errors, and how each
+//! protocol encodes a reply or an error.
 
 use std::collections::BTreeMap;
 
@@ -9,25 +9,6 @@ use serde_json::Value;
 
 /// The body of every response the server sends, whichever service (or `s3s`) produced it.
 pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
-
-/// The service and region named in a request's SigV4 credential scope (`.../<date>/<region>/<service>/aws4_request`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scope {
-    pub access_key: String,
-    pub region: String,
-    pub service: String,
-}
-
-pub fn sigv4_scope(authorization: &str) -> Option<Scope> {
-    let credential = authorization.split("Credential=").nth(1)?.split([',', ' ']).next()?;
-    let parts: Vec<&str> = credential.split('/').collect();
-    match parts.as_slice() {
-        [key, _date, region, service, "aws4_request"] => {
-            Some(Scope { access_key: key.to_string(), region: region.to_string(), service: service.to_string() })
-        }
-        _ => None,
-    }
-}
 
 /// A request as a service handler sees it: collected body, decoded query, the scope's region.
 #[derive(Debug, Clone)]
@@ -133,21 +114,6 @@ pub fn xml_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn given_sdk_authorization_header_when_scoped_then_region_and_service() {
-        let header = "AWS4-HMAC-SHA256 Credential=AKIDKEEPERLOCAL/20261121/eu-west-1/imagebuilder/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc";
-        assert_eq!(
-            sigv4_scope(header),
-            Some(Scope {
-                access_key: "AKIDKEEPERLOCAL".into(),
-                region: "eu-west-1".into(),
-                service: "imagebuilder".into()
-            })
-        );
-        assert_eq!(sigv4_scope("Bearer x"), None);
-        assert_eq!(sigv4_scope("AWS4-HMAC-SHA256 Credential=A/B/C, Signature=x"), None);
-    }
 
     #[test]
     fn given_markup_when_escaped_then_safe_in_xml() {

@@ -139,6 +139,10 @@ pub struct World {
     /// Seeds the dice of probabilistic faults, so a test with `probability` is repeatable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub random_seed: Option<u64>,
+    /// Check every request's SigV4 signature against the documented key pair (`keeper-local serve
+    /// --verify-signatures`); by default any access key is accepted, as other local AWS emulators do.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verify_signatures: bool,
 }
 
 impl Default for World {
@@ -152,6 +156,7 @@ impl Default for World {
             s3: BTreeMap::new(),
             faults: Faults::default(),
             random_seed: None,
+            verify_signatures: false,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! CloudFront conformance: the real aws-sdk-cloudfront against the emulator — public keys, key groups, ETags,
-//! CallerReference replay, quotas, paging, and every modeled error the functions handle as a typed variant.
+//! CallerReference conflicts (and replays when a seed asks), quotas, paging, and every modeled error the functions handle as a typed variant.
 
 mod support;
 
@@ -53,7 +53,7 @@ fn group_config(name: &str, items: &[&str]) -> KeyGroupConfig {
 }
 
 #[tokio::test]
-async fn given_public_key_when_created_then_read_back_with_etag_and_replayed_by_caller_reference() {
+async fn given_public_key_when_created_then_read_back_with_etag_and_a_repeated_caller_reference_is_refused() {
     let running = emulator(json!({})).await;
     let client = client(&running).await;
     let created = client
@@ -68,15 +68,30 @@ async fn given_public_key_when_created_then_read_back_with_etag_and_replayed_by_
     let got = client.get_public_key().id(&key.id).send().await.unwrap();
     assert_eq!(got.public_key, Some(key.clone()), "every member, CreatedTime included, round-trips");
     assert_eq!(got.e_tag, created.e_tag);
-    // The same request again: the same key, not a second one.
-    let again = client
-        .create_public_key()
-        .public_key_config(key_config("ref-1", "web-2026", "rsa-2048.pem"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.public_key.unwrap().id, key.id);
-    // The same reference with other content: a conflict.
+    // The same request again, and the same reference with other content: both PublicKeyAlreadyExists, as the API
+    // reference documents (it promises no replay).
+    for (name, file) in [("web-2026", "rsa-2048.pem"), ("web-2027", "ec-p256.pem")] {
+        let err = client
+            .create_public_key()
+            .public_key_config(key_config("ref-1", name, file))
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        assert!(matches!(err, CreatePublicKeyError::PublicKeyAlreadyExists(_)), "{err:?}");
+    }
+    let listed = client.list_public_keys().send().await.unwrap().public_key_list.unwrap();
+    assert_eq!(listed.quantity, 1);
+    assert_eq!(listed.items.unwrap()[0].name, "web-2026");
+}
+
+#[tokio::test]
+async fn given_a_seed_that_asks_for_replays_when_the_same_request_is_repeated_then_the_original_key_comes_back() {
+    let running = emulator(json!({"cloudfront": {"replayCallerReference": true}})).await;
+    let client = client(&running).await;
+    let first = create_key(&client, "ref-1", "web-2026", "rsa-2048.pem").await;
+    let again = create_key(&client, "ref-1", "web-2026", "rsa-2048.pem").await;
+    assert_eq!(again, first, "the same key, not a second one");
     let err = client
         .create_public_key()
         .public_key_config(key_config("ref-1", "web-2027", "ec-p256.pem"))
@@ -84,10 +99,10 @@ async fn given_public_key_when_created_then_read_back_with_etag_and_replayed_by_
         .await
         .unwrap_err()
         .into_service_error();
-    assert!(matches!(err, CreatePublicKeyError::PublicKeyAlreadyExists(_)), "{err:?}");
-    let listed = client.list_public_keys().send().await.unwrap().public_key_list.unwrap();
-    assert_eq!(listed.quantity, 1);
-    assert_eq!(listed.items.unwrap()[0].name, "web-2026");
+    assert!(
+        matches!(err, CreatePublicKeyError::PublicKeyAlreadyExists(_)),
+        "other content is still a conflict: {err:?}"
+    );
 }
 
 #[tokio::test]

@@ -211,9 +211,9 @@ async fn given_invalid_updates_when_sent_then_typed_errors_naming_the_member_and
         (
             "description too long",
             base().description("x".repeat(1025)).distributions(region("us-east-1")),
-            "description must be 1 to 1024",
+            "at 'description'",
         ),
-        ("distributions missing", base(), "distributions is required"),
+        ("distributions missing", base(), "at 'distributions' failed to satisfy constraint: Member must not be null"),
         (
             "unknown enum",
             base().distributions(
@@ -230,7 +230,7 @@ async fn given_invalid_updates_when_sent_then_typed_errors_naming_the_member_and
                     .build()
                     .unwrap(),
             ),
-            "diskImageFormat `ISO`",
+            "Value 'ISO' at",
         ),
         (
             "launch template id",
@@ -243,7 +243,7 @@ async fn given_invalid_updates_when_sent_then_typed_errors_naming_the_member_and
                     .build()
                     .unwrap(),
             ),
-            "launchTemplateConfigurations[0].launchTemplateId",
+            "launchTemplateConfigurations.1.launchTemplateId",
         ),
         (
             "token too long",
@@ -251,7 +251,7 @@ async fn given_invalid_updates_when_sent_then_typed_errors_naming_the_member_and
                 .update_distribution_configuration()
                 .distribution_configuration_arn(&arn)
                 .distributions(region("us-east-1"))
-                .client_token("t".repeat(37)),
+                .client_token("t".repeat(65)),
             "clientToken",
         ),
     ];
@@ -589,7 +589,7 @@ async fn given_documented_rule_violations_when_updating_state_then_invalid_reque
         (
             "unknown status",
             req(image_arn("1.2.0", 3)).state(status(ResourceStatus::from("ARCHIVED"))),
-            "state.status `ARCHIVED`",
+            "Value 'ARCHIVED' at 'state.status'",
         ),
         (
             "bad ARN",
@@ -659,4 +659,108 @@ async fn given_unknown_route_when_called_then_unknown_operation_error_not_a_pani
     assert!(response.starts_with("HTTP/1.1 404"), "{response}");
     assert!(response.to_ascii_lowercase().contains("x-amzn-errortype: unknownoperationexception"), "{response}");
     assert!(response.to_ascii_lowercase().contains("x-amzn-requestid"), "{response}");
+}
+
+#[tokio::test]
+async fn given_list_filters_when_listed_then_applied_and_an_undocumented_filter_name_is_refused() {
+    let mut seed = image_seed();
+    seed["regions"]["us-east-1"]["images"]
+        .as_object_mut()
+        .unwrap()
+        .insert("arn:aws:imagebuilder:us-east-1:123456789012:image/api/2.0.0/1".into(), json!({}));
+    let running = emulator(seed).await;
+    let client = client(&running).await;
+    let filter = |name: &str, value: &str| Filter::builder().name(name).values(value).build();
+    // WHEN filtered by name and by semantic version THEN only those builds come back.
+    let api = client.list_image_build_versions().filters(filter("name", "api")).send().await.unwrap();
+    let names: Vec<String> = api.image_summary_list.unwrap().iter().map(|s| s.name.clone().unwrap()).collect();
+    assert_eq!(names, vec!["api"]);
+    let builds = client.list_image_build_versions().filters(filter("version", "1.2.0")).send().await.unwrap();
+    let versions: Vec<String> = builds.image_summary_list.unwrap().iter().map(|s| s.version.clone().unwrap()).collect();
+    assert_eq!(versions, vec!["1.2.0/3", "1.2.0/4"]);
+    let listed = client.list_images().filters(filter("name", "web")).include_deprecated(true).send().await.unwrap();
+    assert_eq!(listed.image_version_list.unwrap().len(), 3, "the three web versions, not api");
+    // WHEN a filter name the operation does not document is sent THEN InvalidRequestException names it.
+    let err = client.list_images().filters(filter("colour", "blue")).send().await.unwrap_err().into_service_error();
+    assert!(err.meta().message().unwrap_or_default().contains("filters.1.name `colour`"), "{err:?}");
+    // AND the model's own bounds hold: more than 10 values is refused before any filtering.
+    let many = (0..11).fold(Filter::builder().name("name"), |b, i| b.values(format!("v{i}"))).build();
+    let err = client.list_images().filters(many).send().await.unwrap_err().into_service_error();
+    assert!(err.meta().message().unwrap_or_default().contains("at 'filters.1.values'"), "{err:?}");
+    let created = client
+        .create_distribution_configuration()
+        .name("other")
+        .distributions(Distribution::builder().region("us-east-1").build().unwrap())
+        .client_token("t-other")
+        .send()
+        .await;
+    created.unwrap();
+    create_web(&client, vec![Distribution::builder().region("us-east-1").build().unwrap()]).await;
+    let configs = client.list_distribution_configurations().filters(filter("name", "web")).send().await.unwrap();
+    let names: Vec<String> =
+        configs.distribution_configuration_summary_list.unwrap().iter().map(|c| c.name.clone().unwrap()).collect();
+    assert_eq!(names, vec!["web"]);
+}
+
+#[tokio::test]
+async fn given_dry_run_when_creating_a_configuration_then_dry_run_error_and_nothing_created() {
+    let running = emulator(json!({})).await;
+    let client = client(&running).await;
+    let before = running.emulator.dump();
+    let err = client
+        .create_distribution_configuration()
+        .name("web")
+        .distributions(Distribution::builder().region("us-east-1").build().unwrap())
+        .client_token("t-dry")
+        .dry_run(true)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_dry_run_operation_exception(), "{err:?}");
+    let after = running.emulator.dump();
+    assert!(
+        after["regions"]["us-east-1"]["distributionConfigurations"].is_null(),
+        "a dry run creates nothing: {after}"
+    );
+    assert_eq!(before["cloudfront"], after["cloudfront"]);
+    // AND the same token without the dry run creates it: the dry run did not consume the token.
+    client
+        .create_distribution_configuration()
+        .name("web")
+        .distributions(Distribution::builder().region("us-east-1").build().unwrap())
+        .client_token("t-dry")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .list_distribution_configurations()
+            .send()
+            .await
+            .unwrap()
+            .distribution_configuration_summary_list
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn given_a_state_without_status_when_updating_then_accepted_as_the_model_allows_and_nothing_moves() {
+    let running = emulator(image_seed()).await;
+    let client = client(&running).await;
+    let before = running.emulator.dump();
+    let out = client
+        .start_resource_state_update()
+        .resource_arn(image_arn("1.2.0", 3))
+        .state(ResourceState::builder().build())
+        .client_token("t-empty")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.lifecycle_execution_id, None);
+    let mut after = running.emulator.dump();
+    after.as_object_mut().unwrap().remove("lifecycleExecutions");
+    assert_eq!(after, before, "no execution, no state change");
 }

@@ -72,8 +72,8 @@ async fn given_an_object_put_twice_when_read_by_version_then_each_version_and_th
 }
 
 #[tokio::test]
-async fn given_wrong_secret_when_calling_s3_then_signature_refused() {
-    let running = emulator(json!({"s3": {"keeper-docs": {}}})).await;
+async fn given_verification_and_a_wrong_secret_when_calling_s3_then_signature_refused() {
+    let running = emulator(json!({"verifySignatures": true, "s3": {"keeper-docs": {}}})).await;
     let config = aws_sdk_s3::config::Builder::from(&sdk(&running, "us-east-1").await)
         .force_path_style(true)
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
@@ -141,7 +141,10 @@ async fn given_unsigned_or_unknown_service_request_when_sent_then_clear_error() 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     for (auth, expected) in [
         ("", "403"),
-        ("authorization: AWS4-HMAC-SHA256 Credential=A/20261121/us-east-1/sqs/aws4_request, Signature=x\r\n", "400"),
+        (
+            "authorization: AWS4-HMAC-SHA256 Credential=A/20261121/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=x\r\n",
+            "400",
+        ),
     ] {
         let mut stream = tokio::net::TcpStream::connect(running.addr).await.unwrap();
         let request = format!("POST / HTTP/1.1\r\nhost: x\r\n{auth}content-length: 0\r\nconnection: close\r\n\r\n");
