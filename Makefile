@@ -33,7 +33,7 @@ DEMO_EVENT ?= events/start-idle-image-builders/manual-start.json
 # The demo account's key group and desired-state document (events/local-account.json): rotate-key-group changes only
 # the key groups it names, and update-distribution-regions takes only its desired-state object as desired state.
 KEY_GROUP_IDS ?= 5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f
-DESIRED_STATE_S3_URI ?= s3://keeper-desired-state-123456789012/distribution-regions.json
+DESIRED_STATE_S3_URI ?= s3://keeper-desired-state-123456789012-us-east-1/distribution-regions.json
 demo:
 	KEY_GROUP_IDS=$(KEY_GROUP_IDS) DESIRED_STATE_S3_URI=$(DESIRED_STATE_S3_URI) \
 		cargo run --quiet -p keeper-local -- invoke $(FUNCTION) $(DEMO_EVENT)

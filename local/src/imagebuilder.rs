@@ -102,7 +102,9 @@ pub fn route(req: &ApiRequest) -> Result<(&'static str, BTreeMap<String, String>
         })?;
     let body: Object = serde_json::from_slice(&req.body).unwrap_or_default();
     let mut params = BTreeMap::new();
-    for key in ["distributionConfigurationArn", "resourceArn", "clientToken", "name", "imageVersionArn"] {
+    for key in
+        ["distributionConfigurationArn", "resourceArn", "clientToken", "name", "imageVersionArn", "executionRole"]
+    {
         if let Some(v) = body.get(key).and_then(Value::as_str) {
             params.insert(key.to_string(), v.to_string());
         }

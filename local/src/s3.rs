@@ -249,10 +249,18 @@ pub async fn handle(
     log: impl FnOnce(&str, BTreeMap<String, String>, &Result<(), String>),
 ) -> Response<Body> {
     let (op, bucket, key) = operation(req.method(), req.uri().path());
+    let version = req.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("versionId="))
+            .map(|v| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+    });
     let response = service.call(req.map(s3s::Body::from)).await;
     let mut params = BTreeMap::from([("Bucket".to_string(), bucket)]);
     if !key.is_empty() {
         params.insert("Key".into(), key);
+    }
+    if let Some(version) = version {
+        params.insert("VersionId".into(), version);
     }
     match response {
         Ok(resp) => {

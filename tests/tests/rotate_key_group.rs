@@ -11,7 +11,7 @@ use shared::report::Outcome;
 use testbed::emulator::{calls, fast_settings, sdk_config, start};
 
 const GROUP: &str = "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f";
-const BUCKET: &str = "keeper-keys-123456789012";
+const BUCKET: &str = "keeper-keys-123456789012-us-east-1";
 
 fn pem(name: &str) -> String {
     std::fs::read_to_string(format!("{}/../shared/tests/fixtures/keys/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()

@@ -44,7 +44,7 @@ fn seed(extra: Value) -> Value {
             "name": "web-golden", "description": "Golden web AMI", "tags": {"team": "web"},
             "distributions": [maximal("us-east-1"), maximal("eu-west-1"), maximal("ap-south-1")]
         }}}},
-        "s3": {"keeper-desired-state-123456789012": {"regions.json": json!({"distributionConfigurations": [
+        "s3": {"keeper-desired-state-123456789012-us-east-1": {"regions.json": json!({"distributionConfigurations": [
             {"arn": ARN, "regions": ["us-east-1", "eu-west-1", "eu-central-1"]}
         ]}).to_string()}}
     });
@@ -231,8 +231,12 @@ async fn given_bad_requests_when_run_then_clear_errors_and_no_update() {
 #[tokio::test]
 async fn given_desired_state_in_s3_when_uploaded_or_scheduled_then_the_configuration_is_reconciled_to_it() {
     let running = start(seed(json!({}))).await;
-    let deps =
-        function(&running, 3, &[("DESIRED_STATE_S3_URI", "s3://keeper-desired-state-123456789012/regions.json")]).await;
+    let deps = function(
+        &running,
+        3,
+        &[("DESIRED_STATE_S3_URI", "s3://keeper-desired-state-123456789012-us-east-1/regions.json")],
+    )
+    .await;
     let schedule = json!({"version": "0", "id": "drift-1", "detail-type": "Scheduled Event", "source": "aws.events", "account": ACCOUNT,
         "time": "2026-11-23T03:00:00Z", "region": "us-east-1", "resources": [], "detail": {}});
     let report = deps.handle(schedule, None).await.unwrap();
@@ -249,15 +253,15 @@ async fn given_desired_state_in_s3_when_uploaded_or_scheduled_then_the_configura
     // The same document uploaded again (an S3 notification): already as desired, no update.
     let upload = json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1", "eventTime": "2026-11-23T10:20:00.000Z",
         "eventName": "ObjectCreated:Put", "userIdentity": {"principalId": "x"}, "requestParameters": {"sourceIPAddress": "x"}, "responseElements": {},
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "c", "bucket": {"name": "keeper-desired-state-123456789012", "ownerIdentity": {"principalId": "x"}, "arn": "arn:aws:s3:::keeper-desired-state-123456789012"},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "c", "bucket": {"name": "keeper-desired-state-123456789012-us-east-1", "ownerIdentity": {"principalId": "x"}, "arn": "arn:aws:s3:::keeper-desired-state-123456789012-us-east-1"},
                "object": {"key": "regions.json", "size": 10, "eTag": "e", "sequencer": "01"}}}]});
     let report = deps.handle(upload, None).await.unwrap();
     assert_eq!(report.actions[0].detail, "already as desired");
     assert_eq!(updates(&running), 1);
 }
 
-const BUCKET: &str = "keeper-desired-state-123456789012";
-const DESIRED: &str = "s3://keeper-desired-state-123456789012/regions.json";
+const BUCKET: &str = "keeper-desired-state-123456789012-us-east-1";
+const DESIRED: &str = "s3://keeper-desired-state-123456789012-us-east-1/regions.json";
 
 fn regions(config: &Value) -> Vec<String> {
     config["distributions"].as_array().unwrap().iter().map(|d| d["region"].as_str().unwrap().to_string()).collect()

@@ -31,7 +31,7 @@ fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_change() {
             (Trigger::S3(objects), "s3-document.json") => {
                 assert_eq!(
                     (objects[0].bucket.as_str(), objects[0].key.as_str()),
-                    ("keeper-desired-state-123456789012", "distribution-regions.json")
+                    ("keeper-desired-state-123456789012-us-east-1", "distribution-regions.json")
                 );
                 continue;
             }
@@ -65,7 +65,9 @@ fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_change() {
 fn given_the_demo_desired_state_document_when_read_then_it_is_a_valid_set_of_changes() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/local-account.json");
     let seed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let text = seed["s3"]["keeper-desired-state-123456789012"]["distribution-regions.json"]["body"].as_str().unwrap();
+    let text = seed["s3"]["keeper-desired-state-123456789012-us-east-1"]["distribution-regions.json"]["body"]
+        .as_str()
+        .unwrap();
     let doc: update_distribution_regions::config::DesiredState = serde_json::from_str(text).unwrap();
     for entry in doc.distribution_configurations {
         Change::new(entry.into()).expect("valid");

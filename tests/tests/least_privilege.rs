@@ -1,0 +1,212 @@
+//! Least privilege, proven: template.yaml's policies follow the Service Authorization Reference (the data cfn-lint
+//! ships), and every call each function really makes (all its sample events, run against the emulated demo account)
+//! is allowed by that function's own policy, evaluated as IAM does for Action and Resource: an action without
+//! resource-level permissions matches only a statement on "*".
+//!
+//! The template is read by `tests/iam/policies.py` with cfn-lint's decoder (CloudFormation's short tags), every
+//! `Fn::If` taken both ways: the widest grant each function can get, with the parameters the samples need.
+
+// Four functions' pipelines in one async test nest deeper than the default limit.
+#![recursion_limit = "256"]
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Arc;
+
+use rotate_key_group::RotateKeyGroup;
+use serde_json::Value;
+use shared::config::Lookup;
+use shared::host::{Function, Host};
+use shared::idempotency::MemoryStore;
+use start_idle_image_builders::StartIdleImageBuilders;
+use testbed::emulator::{fast_settings, sdk_config, start};
+use testbed::samples::samples;
+use testbed::tools::{venv_tool, workspace_root};
+use update_distribution_regions::UpdateDistributionRegions;
+use update_image_lifecycle::UpdateImageLifecycle;
+
+/// The role the lifecycle samples pass, given as LifecycleExecutionRoleArn (the template grants iam:PassRole only then).
+const LIFECYCLE_ROLE: &str = "arn:aws:iam::123456789012:role/keeper-image-lifecycle";
+
+fn policies_py(args: &[&str]) -> std::process::Output {
+    let python = venv_tool("python", "cfn-lint").expect("the venv's python (cfn-lint installed)");
+    Command::new(python)
+        .arg(workspace_root().join("tests/iam/policies.py"))
+        .args(args)
+        .output()
+        .expect("tests/iam/policies.py runs")
+}
+
+#[test]
+fn given_the_template_when_its_policies_are_read_against_the_service_authorization_reference_then_no_finding() {
+    let out = policies_py(&["check"]);
+    let findings = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "least-privilege findings:\n{findings}{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn given_a_policy_that_grants_an_action_without_resource_types_on_an_arn_when_checked_then_it_is_a_finding() {
+    // The control: the rule fires on the outage the first release shipped (ListTagsForResource on builder ARNs).
+    let template = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let broken = template.replace(
+        "              Action: appstream:ListTagsForResource\n              Resource: \"*\"",
+        "              Action: appstream:ListTagsForResource\n              Resource: !Sub arn:${AWS::Partition}:appstream:*:${AWS::AccountId}:image-builder/*",
+    );
+    assert!(broken != template, "the statement this control edits is in the template");
+    let path = std::env::temp_dir().join(format!("keeper-template-{}.yaml", std::process::id()));
+    std::fs::write(&path, broken).unwrap();
+    let out = policies_py(&["check", path.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&path);
+    let findings = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(findings.contains("appstream:ListTagsForResource` supports no resource-level permissions"), "{findings}");
+}
+
+/// One Allow statement of a function's policy.
+#[derive(Debug, serde::Deserialize)]
+struct Statement {
+    sid: String,
+    actions: Vec<String>,
+    resources: Vec<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Policies {
+    functions: BTreeMap<String, Vec<Statement>>,
+    /// Per action granted: the resource types it supports (empty: only "*").
+    resource_types: BTreeMap<String, Vec<String>>,
+}
+
+fn policies() -> Policies {
+    let out =
+        policies_py(&["dump", "", &format!("LifecycleExecutionRoleArn={LIFECYCLE_ROLE}"), "DeleteRetiredKeys=true"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("policies as JSON")
+}
+
+/// IAM's wildcard match: `*` any run, `?` one character, case-sensitive (actions are compared lower-cased).
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// The IAM authorisations one logged call needs: (action, resource ARN or "*").
+fn authorisations(call: &local::Call, account: &str) -> Vec<(String, String)> {
+    let p = |k: &str| call.params.get(k).cloned().unwrap_or_default();
+    let (service, op, region) = (call.service.as_str(), call.operation.as_str(), call.region.as_str());
+    let action = |a: &str| format!("{service}:{a}");
+    match (service, op) {
+        ("appstream", "StartImageBuilder" | "StopImageBuilder" | "DeleteImageBuilder") => {
+            vec![(action(op), format!("arn:aws:appstream:{region}:{account}:image-builder/{}", p("Name")))]
+        }
+        ("appstream", "ListTagsForResource" | "TagResource") => vec![(action(op), p("ResourceArn"))],
+        ("imagebuilder", "GetDistributionConfiguration" | "UpdateDistributionConfiguration") => {
+            vec![(action(op), p("distributionConfigurationArn"))]
+        }
+        ("imagebuilder", "StartResourceStateUpdate") => {
+            let mut out = vec![(action(op), p("resourceArn"))];
+            if let Some(role) = call.params.get("executionRole") {
+                out.push(("iam:PassRole".into(), role.clone()));
+            }
+            out
+        }
+        ("imagebuilder", "GetImage") => vec![(action(op), p("imageBuildVersionArn"))],
+        ("imagebuilder", "ListImageBuildVersions") => vec![(action(op), p("imageVersionArn"))],
+        ("imagebuilder", "ListLifecycleExecutions") => vec![(action(op), p("resourceArn"))],
+        ("s3", "GetObject" | "HeadObject") => {
+            let object = format!("arn:aws:s3:::{}/{}", p("Bucket"), p("Key"));
+            let action = if call.params.contains_key("VersionId") { "s3:GetObjectVersion" } else { "s3:GetObject" };
+            vec![(action.into(), object)]
+        }
+        // Everything else keeper calls supports no resource-level permissions (DescribeImageBuilders, the Lists,
+        // CloudFront's key actions): IAM evaluates it against "*".
+        _ => vec![(action(op), "*".into())],
+    }
+}
+
+fn allowed(statements: &[Statement], types: &BTreeMap<String, Vec<String>>, action: &str, resource: &str) -> bool {
+    let resource_level = types.get(action).is_some_and(|t| !t.is_empty()) || action == "iam:PassRole";
+    statements.iter().any(|s| {
+        s.actions.iter().any(|a| glob(&a.to_ascii_lowercase(), &action.to_ascii_lowercase()))
+            && s.resources.iter().any(|r| if resource_level { glob(r, resource) } else { r == "*" })
+    })
+}
+
+/// Runs every sample of `F` against the demo account; returns the calls it made.
+async fn calls_of_samples<F: Function>() -> Vec<local::Call> {
+    let seed: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("events/local-account.json")).expect("the demo account"),
+    )
+    .expect("JSON");
+    let mut all = Vec::new();
+    for (name, event) in samples(F::NAME) {
+        let running = start(seed.clone()).await;
+        let sdk = sdk_config(&running, "us-east-1", &fast_settings(1)).await;
+        // The demo settings (the Makefile's): the demo account's key group and desired-state document.
+        let pairs = [
+            ("MAX_ATTEMPTS", "1"),
+            ("RETRY_INITIAL_BACKOFF_MS", "1"),
+            ("POLL_INTERVAL_MS", "20"),
+            ("KEY_GROUP_IDS", "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f"),
+            ("DESIRED_STATE_S3_URI", "s3://keeper-desired-state-123456789012-us-east-1/distribution-regions.json"),
+            ("EXECUTION_ROLE", LIFECYCLE_ROLE),
+            ("DELETE_AFTER_DAYS", "90"),
+            ("DELETE_RETIRED_KEYS", "true"),
+        ];
+        let host = Host::<F>::with_store(&sdk, &Lookup::from_pairs(&pairs), Arc::new(MemoryStore::default()))
+            .unwrap_or_else(|e| panic!("{}: settings: {e}", F::NAME));
+        let _ = host.handle(event, None).await;
+        let calls = running.emulator.calls();
+        eprintln!("{} {name}: {} calls", F::NAME, calls.len());
+        all.extend(calls);
+    }
+    all
+}
+
+#[tokio::test]
+async fn given_every_sample_of_every_function_when_run_then_each_call_is_allowed_by_that_functions_policy() {
+    let policies = policies();
+    let runs = [
+        ("StartIdleImageBuildersFunction", calls_of_samples::<StartIdleImageBuilders>().await),
+        ("RotateKeyGroupFunction", calls_of_samples::<RotateKeyGroup>().await),
+        ("UpdateDistributionRegionsFunction", calls_of_samples::<UpdateDistributionRegions>().await),
+        ("UpdateImageLifecycleFunction", calls_of_samples::<UpdateImageLifecycle>().await),
+    ];
+    let mut denied = Vec::new();
+    for (function, calls) in &runs {
+        let statements = policies.functions.get(*function).unwrap_or_else(|| panic!("{function} in the template"));
+        assert!(!calls.is_empty(), "{function}: the samples made no call, so nothing was proven");
+        let mut checked = std::collections::BTreeSet::new();
+        for call in calls {
+            for (action, resource) in authorisations(call, "123456789012") {
+                if checked.insert((action.clone(), resource.clone()))
+                    && !allowed(statements, &policies.resource_types, &action, &resource)
+                {
+                    denied.push(format!("{function}: {action} on {resource} ({} {})", call.operation, call.outcome));
+                }
+            }
+        }
+        eprintln!("{function}: {} distinct (action, resource) pairs allowed", checked.len());
+        let sids: Vec<&str> = statements.iter().map(|s| s.sid.as_str()).collect();
+        eprintln!("  statements: {}", sids.join(", "));
+    }
+    assert!(denied.is_empty(), "calls the function's own policy does not allow:\n{}", denied.join("\n"));
+}
