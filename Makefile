@@ -36,11 +36,11 @@ KEY_GROUP_IDS ?= 5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f
 DESIRED_STATE_S3_URI ?= s3://keeper-desired-state-123456789012-us-east-1/distribution-regions.json
 demo:
 	KEY_GROUP_IDS=$(KEY_GROUP_IDS) DESIRED_STATE_S3_URI=$(DESIRED_STATE_S3_URI) \
-		cargo run --quiet -p keeper-local -- invoke $(FUNCTION) $(DEMO_EVENT)
+		cargo run -p keeper-local -- invoke $(FUNCTION) $(DEMO_EVENT)
 
 # The emulated AWS alone on port 4566, seeded with the demo account, for `cargo lambda watch` or any AWS client.
 serve:
-	cargo run --quiet -p keeper-local -- serve --port 4566 --seed events/local-account.json
+	cargo run -p keeper-local -- serve --port 4566 --seed events/local-account.json
 
 # Runs the trigger probe once on a sample event, in process: what keeper reads from that event source.
 EVENT ?= shared/tests/fixtures/aws/s3-eventbridge-object-created.json

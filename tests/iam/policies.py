@@ -2,6 +2,8 @@
 """Least privilege in template.yaml, against the Service Authorization Reference data cfn-lint ships.
 
   policies.py check [template]   the static rules; prints each finding, exits 1 if any
+  policies.py schedules [template]
+                                 the Input of every function's ScheduleV2 event, as JSON by function and event
   policies.py dump [template] [Parameter=value ...]
                                  each function's Allow statements as JSON (actions, resources, conditions), with
                                  ${AWS::Partition}=aws, ${AWS::AccountId}=123456789012, ${AWS::Region}=us-east-1,
@@ -222,6 +224,18 @@ def main(argv):
     mode = argv[1] if len(argv) > 1 else "check"
     default = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "template.yaml")
     path = argv[2] if len(argv) > 2 and argv[2] else default
+    if mode == "schedules":
+        template = load(path)
+        out = {
+            name: {
+                event: props.get("Properties", {}).get("Input")
+                for event, props in f.get("Properties", {}).get("Events", {}).items()
+                if props.get("Type") == "ScheduleV2"
+            }
+            for name, f in functions(template).items()
+        }
+        print(json.dumps(out, indent=1, sort_keys=True))
+        return 0
     if mode == "dump":
         overrides = dict(arg.split("=", 1) for arg in argv[3:])
         print(json.dumps(dump(path, overrides), indent=1, sort_keys=True))

@@ -210,3 +210,44 @@ async fn given_every_sample_of_every_function_when_run_then_each_call_is_allowed
     }
     assert!(denied.is_empty(), "calls the function's own policy does not allow:\n{}", denied.join("\n"));
 }
+
+/// The function directory of each logical id in the template.
+const FUNCTIONS: [(&str, &str); 4] = [
+    ("StartIdleImageBuildersFunction", "start-idle-image-builders"),
+    ("RotateKeyGroupFunction", "rotate-key-group"),
+    ("UpdateDistributionRegionsFunction", "update-distribution-regions"),
+    ("UpdateImageLifecycleFunction", "update-image-lifecycle"),
+];
+
+#[test]
+fn given_each_scheduler_schedule_in_the_template_when_compared_then_a_sample_holds_exactly_the_input_it_sends() {
+    let out = policies_py(&["schedules"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let schedules: BTreeMap<String, BTreeMap<String, String>> = serde_json::from_slice(&out.stdout).unwrap();
+    let placeholders = [
+        ("executionId", "<aws.scheduler.execution-id>"),
+        ("scheduledTime", "<aws.scheduler.scheduled-time>"),
+        ("scheduleArn", "<aws.scheduler.schedule-arn>"),
+    ];
+    let mut checked = 0;
+    for (logical, function) in FUNCTIONS {
+        // Each scheduler-*.json sample with its substituted values put back as the placeholders Scheduler fills.
+        let templated: Vec<(String, Value)> = samples(function)
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("scheduler-"))
+            .map(|(name, mut sample)| {
+                for (key, placeholder) in placeholders {
+                    sample["scheduler"][key] = Value::String(placeholder.into());
+                }
+                (name, sample)
+            })
+            .collect();
+        for (event, input) in schedules.get(logical).unwrap_or_else(|| panic!("{logical} in the template")) {
+            let input: Value = serde_json::from_str(input).unwrap_or_else(|e| panic!("{logical}.{event}: {e}"));
+            let found = templated.iter().find(|(_, sample)| *sample == input);
+            assert!(found.is_some(), "{logical}.{event}: no events/{function}/scheduler-*.json sends {input}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 5, "the template's five Scheduler schedules");
+}

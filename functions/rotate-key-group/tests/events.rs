@@ -20,6 +20,7 @@ fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_job() {
             "s3-eventbridge.json",
             "s3-put.json",
             "schedule-sweep.json",
+            "scheduler-sweep.json",
             "sns-message.json"
         ]
     );
@@ -36,7 +37,9 @@ fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_job() {
                 continue;
             }
             Trigger::Schedule(s) => {
-                assert!(s.request.is_none(), "{name}: a plain schedule sweeps KEY_GROUP_IDS");
+                // An EventBridge rule carries no request; Scheduler's input is a request naming no key group.
+                let plain = s.request.as_ref().is_none_or(|r| r.key_group_id.is_none());
+                assert!(plain, "{name}: a plain schedule sweeps KEY_GROUP_IDS");
                 continue;
             }
             Trigger::Sns(records) => match &records[0].message {

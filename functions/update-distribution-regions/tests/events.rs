@@ -21,6 +21,7 @@ fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_change() {
             "manual-set.json",
             "s3-document.json",
             "schedule-drift-repair.json",
+            "scheduler-drift-repair.json",
             "sns-message.json",
             "typo-region.json"
         ]
@@ -35,8 +36,10 @@ fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_change() {
                 );
                 continue;
             }
-            (Trigger::Schedule(s), "schedule-drift-repair.json") => {
-                assert!(s.request.is_none(), "a plain schedule reconciles from DESIRED_STATE_S3_URI");
+            (Trigger::Schedule(s), "schedule-drift-repair.json" | "scheduler-drift-repair.json") => {
+                // An EventBridge rule carries no request; Scheduler's input is a request naming no configuration.
+                let plain = s.request.as_ref().is_none_or(|r| r.distribution_configuration_arn.is_none());
+                assert!(plain, "a plain schedule reconciles from DESIRED_STATE_S3_URI");
                 continue;
             }
             (Trigger::Sns(records), _) => match &records[0].message {

@@ -20,6 +20,7 @@ fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_request_or_n
             "invalid-combination.json",
             "restore.json",
             "schedule-sweep.json",
+            "scheduler-sweep.json",
             "sns-available.json",
             "sns-failed.json"
         ]
@@ -40,6 +41,8 @@ fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_request_or_n
                 );
             }
             (Trigger::Schedule(s), "schedule-sweep.json") => assert!(s.request.is_none()),
+            // Scheduler's input: a sweep under its own event id per firing.
+            (Trigger::Schedule(s), "scheduler-sweep.json") => assert!(s.event_id.starts_with("scheduler:")),
             (Trigger::Manual(m), "dry-run.json") => assert_eq!(m.request.dry_run, Some(true)),
             (Trigger::Manual(m), "invalid-combination.json") => {
                 let err = Explicit::new(m.request.clone(), NOW).unwrap_err().to_string();
