@@ -132,7 +132,7 @@ async fn serve(args: &[String]) -> Result<(), String> {
         local::client::ACCESS_KEY_ID,
         local::client::SECRET_ACCESS_KEY
     );
-    if world_verifies(&running) {
+    if running.emulator.verifies_signatures() {
         println!("  signatures: verified against the pair above (--verify-signatures)");
     } else {
         println!("  credentials: any access key is accepted (--verify-signatures checks SigV4 against the pair above)");
@@ -143,10 +143,6 @@ async fn serve(args: &[String]) -> Result<(), String> {
     );
     tokio::signal::ctrl_c().await.map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
     Ok(())
-}
-
-fn world_verifies(running: &local::Running) -> bool {
-    running.emulator.world().verify_signatures
 }
 
 async fn invoke(args: &[String]) -> Result<(), String> {

@@ -46,6 +46,27 @@ pub struct FaultRule {
     pub latency_after_ms: Option<u64>,
 }
 
+impl FaultRule {
+    /// A rule that answers every call of `operation` with the modeled `error` (and nothing else): the start of
+    /// most rules, narrowed with struct update syntax (`FaultRule { count: Some(1), ..FaultRule::error(..) }`).
+    pub fn error(operation: &str, error: &str) -> FaultRule {
+        FaultRule {
+            service: None,
+            operation: operation.into(),
+            when: BTreeMap::new(),
+            error: Some(error.into()),
+            status: None,
+            message: None,
+            probability: None,
+            count: None,
+            after: None,
+            latency_ms: None,
+            latency_after_ms: None,
+            region: None,
+        }
+    }
+}
+
 /// What the faults decided for one call.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Injection {
@@ -137,27 +158,11 @@ mod tests {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
-    fn rule(operation: &str, error: &str) -> FaultRule {
-        FaultRule {
-            service: None,
-            operation: operation.into(),
-            when: BTreeMap::new(),
-            error: Some(error.into()),
-            status: None,
-            message: None,
-            probability: None,
-            count: None,
-            after: None,
-            latency_ms: None,
-            latency_after_ms: None,
-            region: None,
-        }
-    }
-
     #[test]
     fn given_count_rule_when_calls_match_then_fires_n_times_then_retires() {
-        let mut faults =
-            Faults { rules: vec![FaultRule { count: Some(2), ..rule("UpdateKeyGroup", "PreconditionFailed") }] };
+        let mut faults = Faults {
+            rules: vec![FaultRule { count: Some(2), ..FaultRule::error("UpdateKeyGroup", "PreconditionFailed") }],
+        };
         let mut fire =
             || faults.inject("cloudfront", "UpdateKeyGroup", "us-east-1", &params(&[]), || 0.0, |_| 412).error;
         assert_eq!(fire().map(|e| (e.code, e.status)), Some(("PreconditionFailed".into(), 412)));
@@ -171,7 +176,7 @@ mod tests {
         let mut faults = Faults {
             rules: vec![FaultRule {
                 when: params(&[("Name", "b3")]),
-                ..rule("StartImageBuilder", "IncompatibleImageException")
+                ..FaultRule::error("StartImageBuilder", "IncompatibleImageException")
             }],
         };
         assert!(
@@ -196,7 +201,8 @@ mod tests {
 
     #[test]
     fn given_probability_when_random_above_it_then_no_fault_and_count_kept() {
-        let mut faults = Faults { rules: vec![FaultRule { probability: Some(0.3), count: Some(1), ..rule("X", "E") }] };
+        let mut faults =
+            Faults { rules: vec![FaultRule { probability: Some(0.3), count: Some(1), ..FaultRule::error("X", "E") }] };
         assert!(faults.inject("s", "X", "us-east-1", &params(&[]), || 0.5, |_| 400).error.is_none());
         assert_eq!(faults.rules[0].count, Some(1));
         assert!(faults.inject("s", "X", "us-east-1", &params(&[]), || 0.1, |_| 400).error.is_some());
@@ -204,7 +210,8 @@ mod tests {
 
     #[test]
     fn given_latency_only_rule_when_matched_then_latency_without_error() {
-        let mut faults = Faults { rules: vec![FaultRule { error: None, latency_ms: Some(25), ..rule("X", "") }] };
+        let mut faults =
+            Faults { rules: vec![FaultRule { error: None, latency_ms: Some(25), ..FaultRule::error("X", "") }] };
         assert_eq!(
             faults.inject("s", "X", "us-east-1", &params(&[]), || 0.0, |_| 400),
             Injection { error: None, latency_ms: 25, latency_after_ms: 0 }
@@ -214,7 +221,10 @@ mod tests {
     #[test]
     fn given_service_scoped_rule_when_other_service_has_same_operation_then_no_fault() {
         let mut faults = Faults {
-            rules: vec![FaultRule { service: Some("imagebuilder".into()), ..rule("GetImage", "ServiceException") }],
+            rules: vec![FaultRule {
+                service: Some("imagebuilder".into()),
+                ..FaultRule::error("GetImage", "ServiceException")
+            }],
         };
         assert!(faults.inject("appstream", "GetImage", "us-east-1", &params(&[]), || 0.0, |_| 500).error.is_none());
         assert!(faults.inject("imagebuilder", "GetImage", "us-east-1", &params(&[]), || 0.0, |_| 500).error.is_some());
@@ -222,8 +232,9 @@ mod tests {
 
     #[test]
     fn given_region_and_after_when_calls_match_then_only_that_region_and_only_after_the_first_n() {
-        let mut faults =
-            Faults { rules: vec![FaultRule { region: Some("eu-west-1".into()), after: Some(2), ..rule("X", "E") }] };
+        let mut faults = Faults {
+            rules: vec![FaultRule { region: Some("eu-west-1".into()), after: Some(2), ..FaultRule::error("X", "E") }],
+        };
         let mut fire = |region: &str| faults.inject("s", "X", region, &params(&[]), || 0.0, |_| 400).error.is_some();
         assert!(!fire("us-east-1"), "another region");
         assert!(!fire("eu-west-1"), "first call let through");

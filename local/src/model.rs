@@ -118,8 +118,6 @@ fn join(path: &str, member: &str) -> String {
     if path.is_empty() { member.to_string() } else { format!("{path}.{member}") }
 }
 
-/// Which side of the wire a document is: inputs must carry their required members; in outputs the model's `required`
-/// is checked too (a reply without one would fail the SDK's parse).
 impl Model {
     pub fn shape(&self, name: &str) -> &Shape {
         // Shape names come from the same file: a miss is a generator bug, caught by the model tests.

@@ -58,6 +58,11 @@ impl Emulator {
         self.world.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether signatures are checked (decided once, from the world it started with).
+    pub fn verifies_signatures(&self) -> bool {
+        self.credentials == auth::Mode::Verify
+    }
+
     /// Every call answered so far, oldest first.
     pub fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()

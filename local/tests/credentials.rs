@@ -91,13 +91,6 @@ async fn given_unsigned_or_half_signed_requests_when_sent_then_refused_in_the_pr
 }
 
 async fn raw(running: &local::Running, head: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(running.addr).await.unwrap();
-    let request = format!("{head}host: {}\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}", running.addr);
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8_lossy(&response).to_string();
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
-    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+    let (status, _, body) = local::testing::exchange(running, head, b"{}").await;
+    (status, String::from_utf8_lossy(&body).into_owned())
 }

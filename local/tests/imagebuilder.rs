@@ -619,17 +619,8 @@ async fn given_rate_limit_fault_when_called_then_429_arrives_typed() {
     let running = emulator(image_seed()).await;
     running.emulator.add_fault(local::FaultRule {
         service: Some("imagebuilder".into()),
-        operation: "GetImage".into(),
-        when: Default::default(),
-        error: Some("CallRateLimitExceededException".into()),
-        status: None,
-        message: None,
-        probability: None,
         count: Some(2),
-        latency_ms: None,
-        latency_after_ms: None,
-        region: None,
-        after: None,
+        ..local::FaultRule::error("GetImage", "CallRateLimitExceededException")
     });
     let plain = client(&running).await;
     let err = plain.get_image().image_build_version_arn(image_arn("1.2.0", 3)).send().await.unwrap_err();

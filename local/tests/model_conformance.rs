@@ -253,29 +253,13 @@ async fn raw(
     headers: &[(String, String)],
     body: &[u8],
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {}\r\nauthorization: AWS4-HMAC-SHA256 Credential=AKIDANYKEY/20261123/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=00\r\ncontent-length: {}\r\nconnection: close\r\n",
-        running.addr,
-        body.len()
+        "{method} {path} HTTP/1.1\r\nauthorization: AWS4-HMAC-SHA256 Credential=AKIDANYKEY/20261123/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=00\r\n"
     );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
-    head.push_str("\r\n");
-    let mut stream = tokio::net::TcpStream::connect(running.addr).await.unwrap();
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP response");
-    let head = String::from_utf8_lossy(&response[..split]).to_string();
-    let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())))
-        .collect();
-    (status, headers, response[split + 4..].to_vec())
+    local::testing::exchange(running, &head, body).await
 }
 
 fn decode(
@@ -559,17 +543,11 @@ fn walk(
             let (first_key, first_value) = current.iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap();
             // The key: a one-entry map whose key breaks the key shape, named `<map>.key`.
             let key_shape = &s.key.as_ref().unwrap().shape;
-            let mut key_doc = doc.clone();
-            *at(&mut key_doc, &steps) = json!({"k": first_value});
-            let mut key_steps = steps.clone();
-            key_steps.push(Step::Key("k".into()));
-            let before = out.len();
             for broken_key in key_values(model, key_shape, values) {
                 let mut request = doc.clone();
                 *at(&mut request, &steps) = Value::Object(Map::from_iter([(broken_key.0, first_value.clone())]));
                 out.push(Broken { request, path: format!("{here}.key"), rule: broken_key.1 });
             }
-            let _ = (before, key_doc, key_steps);
             let mut value_steps = steps.clone();
             value_steps.push(Step::Key(first_key));
             walk(model, wire, &s.value.as_ref().unwrap().shape, doc.clone(), value_steps, location, values, out, open);

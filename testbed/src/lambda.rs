@@ -122,3 +122,41 @@ impl LambdaPath {
 fn unique_suffix() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
+
+/// What [`dry_run_then_real`] saw: both answers and the emulator that served them.
+pub struct DryRunThenReal {
+    pub dry: Value,
+    pub real: Value,
+    pub running: local::Running,
+}
+
+/// A function's bootstrap under the Lambda path, on the demo account, invoked with one of its samples first as a dry
+/// run, then for real (`requestId` "lambda-path-1"). Asserts what holds for every function: both answers are its
+/// reports, the dry run applied nothing and made none of the `mutating` calls, and the real run applied something.
+pub async fn dry_run_then_real(
+    function: &str,
+    bootstrap: &str,
+    sample: &str,
+    settings: &[(&str, &str)],
+    mutating: &[&str],
+) -> DryRunThenReal {
+    let running = crate::emulator::start(crate::samples::demo_account()).await;
+    let mut lambda = LambdaPath::watch().await;
+    let mut env = vec![("RETRY_INITIAL_BACKOFF_MS", "1")];
+    env.extend_from_slice(settings);
+    lambda.start_bootstrap(bootstrap, &running.url, &env);
+    let mut event = crate::samples::sample(function, sample);
+    let mut dry_event = event.clone();
+    dry_event["dryRun"] = Value::Bool(true);
+    let dry = lambda.invoke(&dry_event).await;
+    let dry_mutations: usize = mutating.iter().map(|op| crate::emulator::calls(&running, op).len()).sum();
+    event["requestId"] = Value::String("lambda-path-1".into());
+    let real = lambda.invoke(&event).await;
+    assert_eq!(dry["function"], function);
+    assert_eq!(dry["dryRun"], true);
+    assert!(dry["actions"].as_array().is_some_and(|a| a.iter().all(|x| x["outcome"] != "applied")), "{dry}");
+    assert_eq!(dry_mutations, 0, "a dry run makes no mutating call");
+    assert_eq!(real["eventId"], "manual:lambda-path-1");
+    assert!(real["actions"].as_array().is_some_and(|a| a.iter().any(|x| x["outcome"] == "applied")), "{real}");
+    DryRunThenReal { dry, real, running }
+}

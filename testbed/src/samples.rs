@@ -20,3 +20,19 @@ pub fn samples(function: &str) -> Vec<(String, Value)> {
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
+
+/// One sample event of `function` by file name.
+pub fn sample(function: &str, name: &str) -> Value {
+    samples(function)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("events/{function}/{name}"))
+}
+
+/// The demo account (`events/local-account.json`) as an emulator seed: what `make demo` and the samples run on.
+pub fn demo_account() -> Value {
+    let path = crate::tools::workspace_root().join("events/local-account.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()))
+}

@@ -52,10 +52,7 @@ class Resolver:
             return fixed[name]
         if name in self.parameters:
             return str(self.parameters[name])
-        resource = self.resources.get(name, {})
-        kind = resource.get("Type", "")
-        if kind == "AWS::DynamoDB::Table":
-            return f"{name}"
+        # A resource: its logical id stands in for its name (only ARNs built from it are compared).
         return name
 
     def getatt(self, name, attribute):

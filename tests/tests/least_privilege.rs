@@ -20,7 +20,7 @@ use shared::host::{Function, Host};
 use shared::idempotency::MemoryStore;
 use start_idle_image_builders::StartIdleImageBuilders;
 use testbed::emulator::{fast_settings, sdk_config, start};
-use testbed::samples::samples;
+use testbed::samples::{demo_account, samples};
 use testbed::tools::{venv_tool, workspace_root};
 use update_distribution_regions::UpdateDistributionRegions;
 use update_image_lifecycle::UpdateImageLifecycle;
@@ -152,10 +152,7 @@ fn allowed(statements: &[Statement], types: &BTreeMap<String, Vec<String>>, acti
 
 /// Runs every sample of `F` against the demo account; returns the calls it made.
 async fn calls_of_samples<F: Function>() -> Vec<local::Call> {
-    let seed: Value = serde_json::from_str(
-        &std::fs::read_to_string(workspace_root().join("events/local-account.json")).expect("the demo account"),
-    )
-    .expect("JSON");
+    let seed = demo_account();
     let mut all = Vec::new();
     for (name, event) in samples(F::NAME) {
         let running = start(seed.clone()).await;

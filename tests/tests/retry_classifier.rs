@@ -10,18 +10,9 @@ use testbed::emulator::{calls, fast_settings, sdk_config, start};
 
 fn fault(operation: &str, error: &str, count: u32, when: &[(&str, &str)]) -> FaultRule {
     FaultRule {
-        service: None,
-        operation: operation.into(),
         when: when.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        error: Some(error.into()),
-        status: None,
-        message: None,
-        probability: None,
         count: Some(count),
-        latency_ms: None,
-        latency_after_ms: None,
-        region: None,
-        after: None,
+        ..FaultRule::error(operation, error)
     }
 }
 

@@ -116,20 +116,7 @@ async fn given_the_same_upload_twice_when_handled_then_one_public_key_is_created
 #[tokio::test]
 async fn given_a_concurrent_edit_on_the_first_update_when_rotating_then_it_rereads_once_and_converges() {
     let running = start(seed(&["K1OLD", "K2MID"], &[])).await;
-    running.emulator.add_fault(local::FaultRule {
-        service: None,
-        operation: "UpdateKeyGroup".into(),
-        when: Default::default(),
-        error: Some("PreconditionFailed".into()),
-        status: None,
-        message: None,
-        probability: None,
-        count: Some(1),
-        latency_ms: None,
-        latency_after_ms: None,
-        region: None,
-        after: None,
-    });
+    running.emulator.add_fault(fault("UpdateKeyGroup", "PreconditionFailed", 1));
     let deps = function(&running, &[]).await;
     let report = deps
         .handle(json!({"keyGroupId": GROUP, "addPublicKeyPem": pem("rsa-2048-second.pem")}), None)
@@ -222,20 +209,7 @@ async fn given_five_young_keys_when_adding_a_sixth_then_quota_refusal_and_no_key
 }
 
 fn fault(operation: &str, error: &str, count: u32) -> local::FaultRule {
-    local::FaultRule {
-        service: None,
-        operation: operation.into(),
-        when: Default::default(),
-        error: Some(error.into()),
-        status: None,
-        message: None,
-        probability: None,
-        count: Some(count),
-        latency_ms: None,
-        latency_after_ms: None,
-        region: None,
-        after: None,
-    }
+    local::FaultRule { count: Some(count), ..local::FaultRule::error(operation, error) }
 }
 
 /// A public key as an earlier delivery (or someone else) left it.

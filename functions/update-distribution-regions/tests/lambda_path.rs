@@ -1,52 +1,25 @@
 //! The Lambda path: the function's real bootstrap under `cargo lambda watch`, invoked with `cargo lambda invoke`,
 //! configured by environment and talking to the emulated demo account, exactly as it would run in Lambda.
 
-use serde_json::{Value, json};
-use testbed::emulator::{calls, start};
-use testbed::lambda::LambdaPath;
-use testbed::samples::samples;
-use testbed::tools::workspace_root;
-
-/// The calls that change the account.
-const MUTATING: &[&str] = &["UpdateDistributionConfiguration"];
+use testbed::emulator::calls;
+use testbed::lambda::dry_run_then_real;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_the_bootstrap_under_cargo_lambda_watch_when_a_sample_is_invoked_then_a_dry_run_changes_nothing_and_the_real_one_acts()
  {
-    // GIVEN the demo account and the function under the Lambda runtime emulator, configured by environment
-    let seed: Value =
-        serde_json::from_str(&std::fs::read_to_string(workspace_root().join("events/local-account.json")).unwrap())
-            .unwrap();
-    let running = start(seed).await;
-    let mut lambda = LambdaPath::watch().await;
-    lambda.start_bootstrap(
+    // GIVEN the demo account and the bootstrap configured by environment; WHEN the sample is invoked as a dry run,
+    // then for real; THEN both are reports, the dry run made no mutating call (asserted by the helper) ...
+    let run = dry_run_then_real(
+        "update-distribution-regions",
         env!("CARGO_BIN_EXE_update-distribution-regions"),
-        &running.url,
-        &[
-            ("RETRY_INITIAL_BACKOFF_MS", "1"),
-            ("DESIRED_STATE_S3_URI", "s3://keeper-desired-state-123456789012-us-east-1/distribution-regions.json"),
-        ],
-    );
-    let (_, mut event) = samples("update-distribution-regions")
-        .into_iter()
-        .find(|(name, _)| name == "manual-add.json")
-        .expect("the sample");
-    // WHEN the sample is invoked as a dry run, then for real
-    let mut dry_event = event.clone();
-    dry_event["dryRun"] = json!(true);
-    let dry = lambda.invoke(&dry_event).await;
-    let dry_mutations: usize = MUTATING.iter().map(|op| calls(&running, op).len()).sum();
-    event["requestId"] = json!("lambda-path-1");
-    let real = lambda.invoke(&event).await;
-    // THEN both answers are reports; the dry run planned and made no mutating call; the real one applied, once
-    assert_eq!(dry["function"], "update-distribution-regions");
-    assert_eq!(dry["dryRun"], true);
-    assert!(dry["actions"].as_array().is_some_and(|a| a.iter().all(|x| x["outcome"] != "applied")), "{dry}");
-    assert_eq!(dry_mutations, 0, "a dry run makes no mutating call");
-    assert_eq!(real["eventId"], "manual:lambda-path-1");
-    assert!(real["actions"].as_array().is_some_and(|a| a.iter().any(|x| x["outcome"] == "applied")), "{real}");
+        "manual-add.json",
+        &[("DESIRED_STATE_S3_URI", "s3://keeper-desired-state-123456789012-us-east-1/distribution-regions.json")],
+        &["UpdateDistributionConfiguration"],
+    )
+    .await;
+    // ... AND the real one acted exactly once
     assert_eq!(
-        calls(&running, "UpdateDistributionConfiguration").len(),
+        calls(&run.running, "UpdateDistributionConfiguration").len(),
         1,
         "exactly one UpdateDistributionConfiguration"
     );
