@@ -177,9 +177,10 @@ impl<F: Function> Host<F> {
         );
         // A dry run is its own record: its report must never answer the same event once DRY_RUN is off.
         let record = if ctx.dry_run { format!("{}#dry-run", ctx.event_id) } else { ctx.event_id.clone() };
+        let validated = trigger.announced().unwrap_or(payload);
         let result = self
             .guard
-            .run(&record, &payload, deadline, || self.pipeline(trigger, &ctx, header.clone(), caller))
+            .run(&record, &validated, deadline, || self.pipeline(trigger, &ctx, header.clone(), caller))
             .await
             .map(|guarded| Report { replayed: guarded.replayed, ..guarded.value })
             .map_err(Failed::Guard);

@@ -46,6 +46,13 @@ pub trait Request: DeserializeOwned {
     fn is_notification(_document: &Value) -> bool {
         false
     }
+
+    /// What a notification announces, when two deliveries can announce the same thing in different envelopes (an
+    /// Image Builder build's EventBridge state change and its SNS message). The host keys the event guard on it and
+    /// validates the redelivery against it, so whichever arrives second is a replay of the first.
+    fn announces(_document: &Value) -> Option<String> {
+        None
+    }
 }
 
 /// A payload the trigger cannot accept. Always `Permanent.InvalidInput`: the same payload fails the same way.
@@ -96,6 +103,8 @@ pub struct Schedule<R> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnsRecord<R> {
     pub message_id: String,
+    /// What the message announces ([`Request::announces`]), when it is a notification the function names.
+    pub announces: Option<String>,
     pub topic_arn: String,
     pub subject: Option<String>,
     pub timestamp: String,
@@ -130,7 +139,10 @@ pub struct S3Object {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
+    /// What the event announces ([`Request::announces`]) when the function names it, else EventBridge's id.
     pub event_id: String,
+    /// Whether `event_id` is what the event announces rather than EventBridge's id.
+    pub announced: bool,
     pub source: String,
     pub detail_type: String,
     pub time: Option<String>,
@@ -185,11 +197,25 @@ impl<R> Trigger<R> {
         }
         match self {
             Trigger::Schedule(s) => s.event_id.clone(),
-            Trigger::Sns(records) => combined("sns", records.iter().map(|r| r.message_id.as_str())),
+            Trigger::Sns(records) => {
+                combined("sns", records.iter().map(|r| r.announces.as_deref().unwrap_or(&r.message_id)))
+            }
             Trigger::S3(objects) => combined("s3", objects.iter().map(|o| o.event_id.as_str())),
             Trigger::Event(n) => n.event_id.clone(),
             Trigger::Manual(m) => m.event_id.clone(),
         }
+    }
+
+    /// What the event guard validates a redelivery against: when everything the trigger carries is an announcement
+    /// the function names, the announcements, so one build announced through EventBridge and again through SNS is
+    /// the same event with the same payload; otherwise `None`, and the guard validates the raw payload.
+    pub fn announced(&self) -> Option<Value> {
+        let ids: Option<Vec<&str>> = match self {
+            Trigger::Event(n) if n.announced => Some(vec![n.event_id.as_str()]),
+            Trigger::Sns(records) => records.iter().map(|r| r.announces.as_deref()).collect(),
+            _ => None,
+        };
+        ids.map(|ids| serde_json::json!({ "announces": ids }))
     }
 
     /// Whether any request in the trigger asks for a dry run (`"dryRun": true`). A request can turn dry run on,
@@ -314,6 +340,7 @@ fn parse_sns<R: Request>(whole: Value) -> Result<Trigger<R>, TriggerError> {
             message: format!("the SNS message is not JSON: {e}"),
         })?;
         let dry_run = asks_for_dry_run(&document);
+        let announces = R::announces(&document);
         let message = if R::is_notification(&document) {
             SnsMessage::Notification(document)
         } else {
@@ -329,6 +356,7 @@ fn parse_sns<R: Request>(whole: Value) -> Result<Trigger<R>, TriggerError> {
         };
         out.push(SnsRecord {
             message_id: sns.message_id,
+            announces: announces.filter(|_| matches!(message, SnsMessage::Notification(_))),
             topic_arn: sns.topic_arn,
             subject: sns.subject,
             timestamp: sns.timestamp.to_rfc3339(),
@@ -462,7 +490,11 @@ fn parse_eventbridge<R: Request>(whole: Value) -> Result<Trigger<R>, TriggerErro
             })]))
         }
         (source, detail_type) if R::is_notification(&whole) => Ok(Trigger::Event(Notification {
-            event_id: id.ok_or_else(missing_id)?,
+            announced: R::announces(&whole).is_some(),
+            event_id: match R::announces(&whole) {
+                Some(announced) => announced,
+                None => id.ok_or_else(missing_id)?,
+            },
             source: source.to_string(),
             detail_type: detail_type.to_string(),
             time,

@@ -59,9 +59,15 @@ async fn function(running: &local::Running, extra: &[(&str, &str)]) -> Host<Upda
     Host::with_store(&sdk, &Lookup::from_pairs(&pairs), Arc::new(MemoryStore::default())).expect("valid settings")
 }
 
+/// Image Builder's `semver` of `major.minor.patch/build`: four 30-bit fields, major highest.
+fn semver(build: &str) -> u128 {
+    build.split(['.', '/']).map(|n| n.parse::<u128>().expect("a number")).fold(0, |acc, n| (acc << 30) | n)
+}
+
 fn sns_available(build: &str) -> Value {
+    let semver = semver(build);
     let message = format!(
-        r#"{{"versionlessArn":"{BASE}","semver":1237940039285380274899124227,"arn":"{BASE}/{build}","name":"web-golden","state":{{"status":"AVAILABLE"}},"dateCreated":"Nov 23, 2026 6:02:11 AM"}}"#
+        r#"{{"versionlessArn":"{BASE}","semver":{semver},"arn":"{BASE}/{build}","name":"web-golden","state":{{"status":"AVAILABLE"}},"dateCreated":"Nov 23, 2026 6:02:11 AM"}}"#
     );
     json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:t:s",
         "Sns": {"Type": "Notification", "MessageId": format!("build-{build}"), "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Message": message,
@@ -145,6 +151,52 @@ async fn given_the_same_notification_twice_when_run_then_no_second_execution() {
         .map(|o| o.len())
         .unwrap_or(0);
     assert_eq!(executions, 1);
+}
+
+fn state_change(build: &str, status: &str) -> Value {
+    json!({"version": "0", "id": format!("eventbridge-{build}-{status}"), "detail-type": "EC2 Image Builder Image State Change",
+        "source": "aws.imagebuilder", "account": "123456789012", "time": "2026-11-23T06:02:11Z", "region": "us-east-1",
+        "resources": [format!("{BASE}/{build}")],
+        "detail": {"previous-state": {"status": "TESTING"}, "state": {"status": status}}})
+}
+
+#[tokio::test]
+async fn given_one_build_announced_by_eventbridge_and_by_sns_when_both_arrive_then_it_is_handled_once() {
+    for eventbridge_first in [true, false] {
+        // GIVEN the stack's two subscriptions to one finished build: the EventBridge rule and the pipeline's topic,
+        // delivered to two instances that share the idempotency store
+        let running = start(seed(json!({}))).await;
+        let store = Arc::new(MemoryStore::default());
+        let sdk = sdk_config(&running, "us-east-1", &fast_settings(5)).await;
+        let lookup = Lookup::from_pairs(&[
+            ("RETRY_INITIAL_BACKOFF_MS", "1"),
+            ("KEEP_AVAILABLE", "2"),
+            ("DEPRECATE_AFTER_DAYS", "30"),
+            ("DISABLE_AFTER_DAYS", "90"),
+        ]);
+        let one = Host::<UpdateImageLifecycle>::with_store(&sdk, &lookup, store.clone()).expect("valid settings");
+        let two = Host::<UpdateImageLifecycle>::with_store(&sdk, &lookup, store.clone()).expect("valid settings");
+        let (first, second) = if eventbridge_first {
+            (state_change("1.2.0/4", "AVAILABLE"), sns_available("1.2.0/4"))
+        } else {
+            (sns_available("1.2.0/4"), state_change("1.2.0/4", "AVAILABLE"))
+        };
+        // WHEN the first runs the policy and the second arrives in the other envelope
+        let handled = one.handle(first, None).await.expect("a report");
+        assert!(!handled.replayed);
+        let moved = updates(&running);
+        assert!(!moved.is_empty(), "the first delivery applies the policy");
+        let listed = calls(&running, "ListImageBuildVersions").len();
+        let again = two.handle(second, None).await.expect("a replay, not a payload mismatch");
+        // THEN the second is a replay of the first's report: no second listing, no second update
+        assert!(again.replayed, "eventbridge first: {eventbridge_first}");
+        assert_eq!(again.actions, handled.actions);
+        assert_eq!(updates(&running), moved);
+        assert_eq!(calls(&running, "ListImageBuildVersions").len(), listed, "the second never looks");
+        // AND another status of the same build, or another build, is its own event
+        let failed = two.handle(state_change("1.2.0/5", "FAILED"), None).await.expect("a report");
+        assert!(!failed.replayed);
+    }
 }
 
 #[tokio::test]

@@ -65,6 +65,12 @@ impl trigger::Request for Request {
     fn is_notification(document: &Value) -> bool {
         Notification::from_document(document).is_some()
     }
+
+    /// One build reaching one status, however it is announced: the stack subscribes to both the EventBridge state
+    /// change and the pipeline's SNS topic, and each build must be handled once.
+    fn announces(document: &Value) -> Option<String> {
+        Notification::from_document(document).map(|n| format!("imagebuilder:{}#{}", n.arn, n.status))
+    }
 }
 
 /// A finished build announced by Image Builder: its SNS message, or the EventBridge "Image State Change" event.

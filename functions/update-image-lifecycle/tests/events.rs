@@ -58,3 +58,38 @@ fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_request_or_n
         }
     }
 }
+
+/// Image Builder's `semver`: four 30-bit fields, major highest (AWS's own sample message, 1.0.0/3, encodes so).
+fn semver(version: &str, build: u64) -> u128 {
+    version
+        .split('.')
+        .map(|n| n.parse::<u128>().expect("a number"))
+        .chain([u128::from(build)])
+        .fold(0, |acc, n| (acc << 30) | n)
+}
+
+#[test]
+fn given_the_image_builder_notification_samples_when_read_then_each_names_one_build_consistently() {
+    for name in ["sns-available.json", "sns-failed.json"] {
+        let payload = testbed::samples::sample("update-image-lifecycle", name);
+        let message = payload["Records"][0]["Sns"]["Message"].as_str().expect("an SNS message").to_string();
+        let doc: serde_json::Value = serde_json::from_str(&message).expect("JSON");
+        // GIVEN the build ARN .../image/<name>/<version>/<build>
+        let arn = doc["arn"].as_str().expect("arn");
+        let parts: Vec<&str> = arn.rsplitn(3, '/').collect();
+        let (build, version, versionless) = (parts[0], parts[1], parts[2]);
+        // THEN every other field names the same build
+        assert_eq!(doc["versionlessArn"], versionless, "{name}");
+        assert_eq!(doc["version"], version, "{name}");
+        assert_eq!(doc["buildVersion"].to_string(), build, "{name}");
+        assert_eq!(Some(doc["name"].as_str().expect("name")), versionless.rsplit('/').next(), "{name}");
+        // semver is larger than any JSON number serde_json keeps exact: read it from the text
+        let digits: String =
+            message.split("\"semver\":").nth(1).expect("semver").chars().take_while(char::is_ascii_digit).collect();
+        assert_eq!(digits, semver(version, build.parse().expect("a build number")).to_string(), "{name}");
+        // AND a failed build distributed no AMI
+        if doc["state"]["status"] == "FAILED" {
+            assert!(doc["outputResources"].get("amis").is_none(), "{name}");
+        }
+    }
+}
