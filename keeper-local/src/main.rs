@@ -14,6 +14,7 @@ use shared::config::{Lookup, Settings};
 use shared::host::{Function, Host};
 use shared::idempotency::MemoryStore;
 use shared::report::Report;
+use shared::telemetry::Metrics;
 use start_idle_image_builders::StartIdleImageBuilders;
 use update_distribution_regions::UpdateDistributionRegions;
 use update_image_lifecycle::UpdateImageLifecycle;
@@ -26,10 +27,11 @@ const USAGE: &str = "usage:
       admin: GET /_keeper/state, GET|DELETE /_keeper/calls, GET|POST|DELETE /_keeper/faults
   keeper-local invoke <function> <event.json> [--seed FILE]
       runs the function's handler on the event against an in-process emulator seeded with FILE
-      (default events/local-account.json) and prints its report and what changed in the account";
+      (default events/local-account.json) and prints its report, its calls, its metrics and what changed in the
+      account on stdout; the logs and the EMF line go to stderr";
 
-/// What one invocation returns: the function's answer, or why it could not be run (a bad setting).
-type Answer<'a> = Pin<Box<dyn Future<Output = Result<Result<Report, Diagnostic>, String>> + 'a>>;
+/// What one invocation returns: the function's answer and its metrics, or why it could not be run (a bad setting).
+type Answer<'a> = Pin<Box<dyn Future<Output = Result<(Result<Report, Diagnostic>, Metrics), String>> + 'a>>;
 
 /// One function `invoke` can run: its name, and its handler on the shared host.
 struct Entry {
@@ -54,7 +56,7 @@ fn invoke_with<'a, F: Function>(sdk_config: &'a SdkConfig, lookup: &'a Lookup<'a
     Box::pin(async move {
         let host =
             Host::<F>::with_store(sdk_config, lookup, Arc::new(MemoryStore::default())).map_err(|e| e.to_string())?;
-        Ok(host.handle(payload, None).await)
+        Ok(host.answer(payload, None).await)
     })
 }
 
@@ -166,7 +168,10 @@ async fn invoke(args: &[String]) -> Result<(), String> {
     let region = lookup.string("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
     let retries = shared::retry::retry_config(&settings);
     let sdk_config = local::client::sdk_config(&running.url, &region, retries).await;
-    let answer = (entry.invoke)(&sdk_config, &lookup, payload).await?;
+    let (answer, metrics) = (entry.invoke)(&sdk_config, &lookup, payload).await?;
+    // What a person reads goes to stdout; the machine lines (the EMF line Lambda's log agent reads, the logs) go to
+    // stderr, so `2>/dev/null` leaves the report, the calls and the changes alone.
+    eprintln!("{}", metrics.emf_line_now());
     println!("== report");
     match &answer {
         Ok(report) => println!("{}", serde_json::to_string_pretty(report).unwrap_or_default()),
@@ -178,6 +183,8 @@ async fn invoke(args: &[String]) -> Result<(), String> {
             call.params.iter().filter(|(k, _)| *k != "protocol").map(|(k, v)| format!("{k}={v}")).collect();
         println!("  {:<10} {:<28} {:<12} {}", call.region, call.operation, call.outcome, params.join(" "));
     }
+    let counts: Vec<String> = metrics.counts().map(|(name, count)| format!("{name}={count}")).collect();
+    println!("== metrics (the EMF line on stderr)\n  {}", counts.join(" "));
     println!("== changes in the emulated account");
     let changes = local::diff::changes(&before, &running.emulator.dump());
     if changes.is_empty() {

@@ -1,6 +1,7 @@
 //! Logs in the format Lambda's advanced logging expects, and CloudWatch Embedded Metric Format (EMF) counters.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
@@ -30,7 +31,13 @@ pub fn json_logs(lookup: &Lookup<'_>) -> bool {
 /// Installs the global subscriber once; a second call (tests, the local runner) leaves the first in place.
 pub fn init(lookup: &Lookup<'_>) {
     let filter = EnvFilter::try_new(log_filter(lookup)).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr);
+    // Colour only for a person at a terminal: Lambda's text log format, a CI log or a pipe would keep the escape codes.
+    let ansi = std::io::stderr().is_terminal() && lookup.string("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     let result = if json_logs(lookup) {
         builder.json().flatten_event(true).with_current_span(false).without_time().try_init()
     } else {
@@ -76,6 +83,11 @@ impl Metrics {
         self.counts.get(name).copied().unwrap_or(0)
     }
 
+    /// Every counter, by name.
+    pub fn counts(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.counts.iter().map(|(name, count)| (name.as_str(), *count))
+    }
+
     /// The EMF document: `_aws` metadata, the `function` dimension, one member per counter.
     pub fn emf_line(&self, timestamp_ms: u64) -> String {
         let metrics: Vec<_> = self.counts.keys().map(|name| json!({"Name": name, "Unit": "Count"})).collect();
@@ -95,8 +107,13 @@ impl Metrics {
     /// Writes the EMF line to stdout, where Lambda's log agent extracts the metrics (never through the log
     /// formatter, which would wrap it).
     pub fn emit(&self) {
+        println!("{}", self.emf_line_now());
+    }
+
+    /// The EMF line stamped with the current time.
+    pub fn emf_line_now(&self) -> String {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        println!("{}", self.emf_line(now));
+        self.emf_line(now)
     }
 }
 
