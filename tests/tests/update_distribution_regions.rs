@@ -160,11 +160,43 @@ async fn given_the_same_event_twice_when_run_then_one_update_and_the_second_a_re
     assert!(second.replayed);
     assert_eq!(second.actions, first.actions);
     assert_eq!(updates(&running), 1, "the guard answered the redelivery");
-    // A second Lambda instance (its guard knows nothing) sends the same token: Image Builder replays, nothing moves.
+    // A second Lambda instance (its guard knows nothing) re-reads: the region is already there, so it sends nothing.
     let other_instance = function(&running, 3, &[]).await;
     let third = other_instance.handle(event, None).await.unwrap();
     assert_eq!(third.actions[0].outcome, Outcome::Skipped, "it re-reads, and the region is already there");
+    assert_eq!(updates(&running), 1);
     assert_eq!(stored(&running), after_first);
+}
+
+#[tokio::test]
+async fn given_one_event_handled_from_the_same_state_twice_when_updated_then_the_same_client_token_and_another_event_another()
+ {
+    // GIVEN two accounts in the same state, as a second instance sees AWS when the first died after its update was
+    // sent but before it was read back (the token is what lets Image Builder replay that update)
+    let token_of = |event: serde_json::Value| async move {
+        let running = start(seed(json!({}))).await;
+        function(&running, 3, &[]).await.handle(event, None).await.expect("a report");
+        let sent = calls(&running, "UpdateDistributionConfiguration");
+        assert_eq!(sent.len(), 1);
+        sent[0].params["clientToken"].clone()
+    };
+    let event = json!({"requestId": "change-17", "distributionConfigurationArn": ARN, "addRegions": ["eu-north-1"]});
+    // WHEN fresh instances handle the same event, and another event with the same change
+    let first = token_of(event.clone()).await;
+    let again = token_of(event).await;
+    let other =
+        token_of(json!({"requestId": "change-18", "distributionConfigurationArn": ARN, "addRegions": ["eu-north-1"]}))
+            .await;
+    // THEN the token is a function of the event and the change, never random: equal for the same event, different
+    // for another (which must not be mistaken for a replay)
+    assert_eq!(first, again);
+    assert_ne!(first, other);
+    assert!(uuid_shaped(&first), "{first}");
+}
+
+fn uuid_shaped(token: &str) -> bool {
+    let groups: Vec<usize> = token.split('-').map(str::len).collect();
+    groups == [8, 4, 4, 4, 12] && token.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
 }
 
 #[tokio::test]
