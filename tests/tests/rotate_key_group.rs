@@ -76,6 +76,7 @@ async fn given_a_pem_upload_when_handled_then_the_new_key_joins_and_the_oldest_p
     let key = format!("keys/{GROUP}/site 2026-11.pem");
     let running = start(seed(&["K1OLD", "K2MID"], &[(&key, "rsa-2048-second.pem")])).await;
     let deps = function(&running, &[("DELETE_RETIRED_KEYS", "true")]).await;
+    let etag_read = running.emulator.world().cloudfront.key_groups[GROUP].etag.clone();
     let report = deps.handle(upload(&key.replace(' ', "+"), &current(&running, &key)), None).await.expect("a report");
     let group = items(&running);
     assert_eq!(group.len(), 2);
@@ -97,7 +98,8 @@ async fn given_a_pem_upload_when_handled_then_the_new_key_joins_and_the_oldest_p
             ("delete-key", Outcome::Applied)
         ]
     );
-    assert_eq!(calls(&running, "UpdateKeyGroup")[0].params["IfMatch"].len(), 14, "the update quoted the ETag");
+    assert!(!etag_read.is_empty());
+    assert_eq!(calls(&running, "UpdateKeyGroup")[0].params["IfMatch"], etag_read, "the update quoted the ETag it read");
 }
 
 #[tokio::test]
@@ -137,7 +139,26 @@ async fn given_eight_concurrent_rotations_of_one_group_when_they_race_then_no_up
     let results = futures_util::future::join_all(runs).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     let group = items(&running);
-    assert!(!group.is_empty() && group.len() <= 5, "{group:?}");
+    // Nine keys passed through a group of at most five with no grace: exactly five remain, the seeded oldest gone,
+    // none twice. A run that wrote from a stale read would have dropped others' keys and left fewer.
+    assert_eq!(group.len(), 5, "{group:?}");
+    assert!(!group.contains(&"K1OLD".to_string()), "{group:?}");
+    let distinct: std::collections::BTreeSet<&String> = group.iter().collect();
+    assert_eq!(distinct.len(), 5, "no key twice: {group:?}");
+    // Every key that left the group left through a run's retire-key action: nothing vanished unreported.
+    let retired: std::collections::BTreeSet<String> = results
+        .iter()
+        .flat_map(|r| r.as_ref().unwrap().actions.iter())
+        .filter(|a| a.action == "retire-key" && a.outcome == Outcome::Applied)
+        .map(|a| a.target.rsplit('/').next().unwrap_or_default().to_string())
+        .collect();
+    // (K2MID is a seeded public key that was never in this group.)
+    let all: Vec<String> =
+        running.emulator.world().cloudfront.public_keys.keys().filter(|id| *id != "K2MID").cloned().collect();
+    assert_eq!(all.len(), 9, "K1OLD and the eight created keys");
+    for id in &all {
+        assert!(group.contains(id) || retired.contains(id), "{id} left the group unreported: {group:?} {retired:?}");
+    }
     let world = running.emulator.world();
     let created: Vec<(&String, &String)> = world
         .cloudfront
