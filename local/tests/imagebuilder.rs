@@ -312,6 +312,9 @@ async fn given_many_configurations_when_listed_then_pages_cover_all_once() {
     assert_eq!(names, (0..7).map(|i| format!("cfg-{i}")).collect::<Vec<_>>());
 }
 
+/// Longer than image_seed's executions take: a sleep lasts at least this long, however loaded the machine.
+const EXECUTION_DONE: std::time::Duration = std::time::Duration::from_millis(1100);
+
 fn image_seed() -> serde_json::Value {
     let mut images = serde_json::Map::new();
     for (version, build, status) in [
@@ -326,7 +329,9 @@ fn image_seed() -> serde_json::Value {
             json!({"state": {"status": status}, "dateCreated": "2026-01-01T00:00:00.000Z"}),
         );
     }
-    json!({"timing": {"lifecycleMillis": 150}, "regions": {"us-east-1": {"images": images}}})
+    // Executions run a second: long enough that a loaded machine still reads IN_PROGRESS right after a start,
+    // short enough to wait out (EXECUTION_DONE) when a test needs the result.
+    json!({"timing": {"lifecycleMillis": 1000}, "regions": {"us-east-1": {"images": images}}})
 }
 
 #[tokio::test]
@@ -400,7 +405,7 @@ async fn given_a_deprecation_scheduled_far_ahead_when_started_then_an_execution_
     let execution =
         client.get_lifecycle_execution().lifecycle_execution_id(&id).send().await.unwrap().lifecycle_execution.unwrap();
     assert_eq!(execution.state.unwrap().status, Some(LifecycleExecutionStatus::InProgress));
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tokio::time::sleep(EXECUTION_DONE).await;
     let listed =
         client.list_lifecycle_executions().resource_arn(&arn).send().await.unwrap().lifecycle_executions.unwrap();
     assert_eq!(listed.len(), 1, "one execution, whatever the replays");
@@ -417,7 +422,8 @@ async fn given_a_deprecation_scheduled_shortly_when_update_at_passes_then_the_re
     let running = emulator(image_seed()).await;
     let client = client(&running).await;
     let arn = image_arn("1.2.0", 3);
-    let at_ms = local::clock::now_ms() + 400;
+    // After the execution's second (image_seed): the record changes at updateAt, once the execution has run.
+    let at_ms = local::clock::now_ms() + 1500;
     let at = DateTime::from_millis(at_ms);
     client
         .start_resource_state_update()
@@ -494,7 +500,7 @@ async fn given_deletions_when_started_then_resources_are_required_and_exclusions
         .send()
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tokio::time::sleep(EXECUTION_DONE).await;
     let status = |arn: String| async {
         client.get_image().image_build_version_arn(arn).send().await.unwrap().image.unwrap().state.unwrap().status
     };

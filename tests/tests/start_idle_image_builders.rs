@@ -123,7 +123,8 @@ async fn given_120_builders_when_started_then_every_page_is_read_and_every_build
 
 #[tokio::test]
 async fn given_stopping_builder_when_started_then_it_is_started_once_it_has_stopped() {
-    let stops_at = local::clock::now_ms() + 300;
+    // STOPPED in 1.5 s: the first read must still see STOPPING on a loaded machine, or the test proves nothing.
+    let stops_at = local::clock::now_ms() + 1500;
     let running = start(json!({"timing": {"transitionMillis": 60000}, "regions": {"us-east-1": {"imageBuilders": {
         "b1": {"State": "STOPPING", "Transition": {"to": "STOPPED", "atMillis": stops_at}}
     }}}}))
