@@ -5,6 +5,8 @@
 //! and the test `given_the_pinned_sdk_when_its_members_are_listed_then_each_is_classified` fails when the SDK grows a
 //! member nobody has classified as copied or region-bound.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_imagebuilder::Client;
 use aws_sdk_imagebuilder::types::{
     AmiDistributionConfiguration, Distribution as SdkDistribution, FastLaunchLaunchTemplateSpecification,
@@ -158,14 +160,24 @@ pub async fn update(
     Ok(())
 }
 
-/// A fingerprint of the new array that does not depend on the order of map entries (`amiTags` is a HashMap, whose
-/// Debug order differs between processes): the sorted lines of its pretty Debug form. It feeds the client token, so a
-/// Lambda retry in another process derives the same token.
+/// A fingerprint of a distributions array that does not depend on the order of map entries: `amiTags`, the one map
+/// in a distribution, is a HashMap whose iteration order differs between maps and processes, so its entries are
+/// hashed sorted, beside the rest of each distribution's Debug form. It feeds the client token (a Lambda retry in
+/// another process must derive the same one) and tells whether the configuration moved between read and write.
+/// Structure is kept: sorting the lines of the whole Debug form, as an earlier version did, made two regions that
+/// swap a member look unchanged, so a console edit in the window was overwritten.
 pub fn fingerprint(distributions: &[SdkDistribution]) -> String {
-    let text = format!("{distributions:#?}");
-    let mut lines: Vec<&str> = text.lines().map(str::trim).collect();
-    lines.sort_unstable();
-    shared::trigger::sha256_hex(lines.join("\n").as_bytes())
+    let mut text = String::new();
+    for distribution in distributions {
+        let mut distribution = distribution.clone();
+        let tags: Option<BTreeMap<String, String>> = distribution
+            .ami_distribution_configuration
+            .as_mut()
+            .and_then(|ami| ami.ami_tags.take())
+            .map(|tags| tags.into_iter().collect());
+        text.push_str(&format!("{distribution:?}\namiTags: {tags:?}\n"));
+    }
+    shared::trigger::sha256_hex(text.as_bytes())
 }
 
 /// The current version of an S3 object (`None` in an unversioned bucket).
@@ -354,5 +366,44 @@ mod tests {
         let mut b = a.clone();
         b[1].region = "eu-west-2".into();
         assert_ne!(fingerprint(&a), fingerprint(&b));
+    }
+
+    fn with_tags(region: &str, tags: &[(String, String)]) -> Distribution {
+        let mut d = maximal(region);
+        let ami = d.ami_distribution_configuration.as_mut().expect("maximal has one");
+        ami.ami_tags = Some(tags.iter().cloned().collect());
+        d
+    }
+
+    #[test]
+    fn given_many_tags_inserted_in_other_orders_when_fingerprinted_then_equal() {
+        // GIVEN 40 tags, inserted forwards and backwards into maps whose iteration order is random per map
+        let tags: Vec<(String, String)> = (0..40).map(|i| (format!("tag-{i:02}"), format!("value-{i}"))).collect();
+        let reversed: Vec<(String, String)> = tags.iter().rev().cloned().collect();
+        let a = vec![with_tags("us-east-1", &tags)];
+        let b = vec![with_tags("us-east-1", &reversed)];
+        // THEN the fingerprint (which feeds the client token a retry in another process must derive again) is equal
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        // AND a tag's value changed is a different array
+        let mut changed = tags.clone();
+        changed[7].1 = "other".into();
+        assert_ne!(fingerprint(&a), fingerprint(&[with_tags("us-east-1", &changed)]));
+    }
+
+    #[test]
+    fn given_two_regions_that_swap_a_member_when_fingerprinted_then_different() {
+        // GIVEN us-east-1 and eu-west-1 with different KMS keys, and the same two with the keys swapped: a console
+        // edit the re-read before the update must notice, and a different update that must not share a token
+        let key = |n: &str| format!("arn:aws:kms:us-east-1:123456789012:key/{n}");
+        let set = |d: &mut Distribution, k: String| {
+            d.ami_distribution_configuration.as_mut().expect("maximal has one").kms_key_id = Some(k);
+        };
+        let (mut a1, mut a2) = (maximal("us-east-1"), maximal("eu-west-1"));
+        set(&mut a1, key("one"));
+        set(&mut a2, key("two"));
+        let (mut b1, mut b2) = (maximal("us-east-1"), maximal("eu-west-1"));
+        set(&mut b1, key("two"));
+        set(&mut b2, key("one"));
+        assert_ne!(fingerprint(&[a1, a2]), fingerprint(&[b1, b2]));
     }
 }
