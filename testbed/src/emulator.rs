@@ -17,3 +17,9 @@ pub fn fast_settings(max_attempts: u32) -> Settings {
 pub async fn sdk_config(running: &Running, region: &str, settings: &Settings) -> SdkConfig {
     local::client::sdk_config(&running.url, region, shared::retry::retry_config(settings)).await
 }
+
+/// Whether a call changes the account: keeper's reads are Describe, List, Get and Head; everything else it calls
+/// (Start, Stop, Create, Update, Delete, ...) writes.
+pub fn mutating(operation: &str) -> bool {
+    !["Describe", "List", "Get", "Head"].iter().any(|read| operation.starts_with(read))
+}

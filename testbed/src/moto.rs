@@ -1,4 +1,5 @@
-//! Starts moto's server (a real DynamoDB API, from PyPI) on a free loopback port, and stops it when dropped.
+//! Starts moto's server (a real DynamoDB API, from PyPI) on a free loopback port, one request at a time
+//! (`testbed/moto_atomic.py`), and stops it when dropped.
 //!
 //! The binary comes from [`crate::tools::venv_tool`]: `.venv` (where `make test` installs it), PATH, or a fresh
 //! install of the pinned moto; if none works the test fails and says why. Never a silent skip.
@@ -6,6 +7,10 @@
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use shared::config::Settings;
+use shared::idempotency::DynamoDbStore;
 
 /// A running moto server; killed on drop.
 pub struct Moto {
@@ -28,12 +33,18 @@ impl Moto {
         });
         let port =
             TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port");
-        let child = Command::new(&binary)
+        // moto's own server checks a condition and writes without a lock; moto_atomic.py applies one request at a
+        // time, as DynamoDB applies a conditional write (the guard's tests depend on it). Its python is moto's.
+        let python = binary.parent().map(|bin| bin.join("python")).filter(|p| p.is_file());
+        let python = python.unwrap_or_else(|| "python3".into());
+        let script = crate::tools::workspace_root().join("testbed/moto_atomic.py");
+        let child = Command::new(&python)
+            .arg(&script)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+            .unwrap_or_else(|e| panic!("cannot start {} {}: {e}", python.display(), script.display()));
         let moto = Moto { child, url: format!("http://127.0.0.1:{port}") };
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -41,5 +52,24 @@ impl Moto {
             std::thread::sleep(Duration::from_millis(50));
         }
         moto
+    }
+
+    /// The idempotency table as template.yaml defines it (key `id`, on demand), created in this server, and the
+    /// store keeper's guard uses on it.
+    pub async fn idempotency_store(&self) -> DynamoDbStore {
+        let settings = Settings { retry_initial_backoff: Duration::from_millis(5), ..Settings::default() };
+        let sdk = local::client::sdk_config(&self.url, "us-east-1", shared::retry::retry_config(&settings)).await;
+        let client = shared::clients::dynamodb(&sdk, &settings);
+        let attribute = AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S);
+        client
+            .create_table()
+            .table_name("keeper-idempotency")
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute.build().expect("a complete attribute"))
+            .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().unwrap())
+            .send()
+            .await
+            .expect("create the idempotency table in moto");
+        DynamoDbStore::new(client, "keeper-idempotency")
     }
 }

@@ -36,3 +36,14 @@ pub fn demo_account() -> Value {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()))
 }
+
+/// The settings under which every sample of every function runs against the demo account: the Makefile's demo
+/// settings (its key group and desired-state document), a lifecycle execution role, and fast retries.
+pub const DEMO_SETTINGS: [(&str, &str); 6] = [
+    ("MAX_ATTEMPTS", "3"),
+    ("RETRY_INITIAL_BACKOFF_MS", "1"),
+    ("POLL_INTERVAL_MS", "20"),
+    ("KEY_GROUP_IDS", "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f"),
+    ("DESIRED_STATE_S3_URI", "s3://keeper-desired-state-123456789012-us-east-1/distribution-regions.json"),
+    ("EXECUTION_ROLE", "arn:aws:iam::123456789012:role/keeper-image-lifecycle"),
+];

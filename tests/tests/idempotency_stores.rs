@@ -7,12 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use serde_json::json;
-use shared::config::Settings;
 use shared::idempotency::{
-    DynamoDbStore, GuardError, Idempotency, IdempotencyStore, LeaseError, Leases, Lock, MemoryStore, Now, Record,
-    Status,
+    GuardError, Idempotency, IdempotencyStore, LeaseError, Leases, Lock, MemoryStore, Now, Record, Status,
 };
 use shared::report::{Action, Classify, ErrorType, Outcome, Report};
 use testbed::moto::Moto;
@@ -39,21 +36,7 @@ async fn memory() -> Fixture {
 
 async fn dynamodb() -> Fixture {
     let moto = tokio::task::spawn_blocking(Moto::start).await.expect("moto start");
-    let settings = Settings { retry_initial_backoff: Duration::from_millis(5), ..Settings::default() };
-    let sdk = local::client::sdk_config(&moto.url, "us-east-1", shared::retry::retry_config(&settings)).await;
-    let client = shared::clients::dynamodb(&sdk, &settings);
-    client
-        .create_table()
-        .table_name("keeper-idempotency")
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().unwrap(),
-        )
-        .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().unwrap())
-        .send()
-        .await
-        .expect("create the idempotency table in moto");
-    Fixture { store: Arc::new(DynamoDbStore::new(client, "keeper-idempotency")), _moto: Some(moto) }
+    Fixture { store: Arc::new(moto.idempotency_store().await), _moto: Some(moto) }
 }
 
 /// A clock the test moves by hand, starting now.

@@ -15,25 +15,11 @@ use shared::idempotency::MemoryStore;
 use shared::report::{Outcome, Report};
 use shared::trigger::parse_slice;
 use start_idle_image_builders::StartIdleImageBuilders;
-use testbed::emulator::{fast_settings, sdk_config, start};
-use testbed::samples::demo_account;
+use testbed::emulator::{fast_settings, mutating, sdk_config, start};
+use testbed::samples::{DEMO_SETTINGS, demo_account};
 use testbed::tools::workspace_root;
 use update_distribution_regions::UpdateDistributionRegions;
 use update_image_lifecycle::UpdateImageLifecycle;
-
-/// The demo settings (the Makefile's): with them every sample of every function is accepted.
-const SETTINGS: [(&str, &str); 5] = [
-    ("MAX_ATTEMPTS", "1"),
-    ("RETRY_INITIAL_BACKOFF_MS", "1"),
-    ("KEY_GROUP_IDS", "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f"),
-    ("DESIRED_STATE_S3_URI", "s3://keeper-desired-state-123456789012-us-east-1/distribution-regions.json"),
-    ("EXECUTION_ROLE", "arn:aws:iam::123456789012:role/keeper-image-lifecycle"),
-];
-
-/// Reads are free; every other call keeper makes changes the account.
-fn mutating(operation: &str) -> bool {
-    !["Describe", "List", "Get", "Head"].iter().any(|read| operation.starts_with(read))
-}
 
 /// Every failure an answer carries: Lambda's error, the report's error, or failed targets.
 fn failures<E: std::fmt::Debug>(answer: &Result<Report, E>) -> Vec<(String, String)> {
@@ -83,8 +69,9 @@ async fn corpus<F: Function>() -> (usize, Vec<String>) {
             // WHEN the function handles it against the demo account
             let running = start(demo_account()).await;
             let sdk = sdk_config(&running, "us-east-1", &fast_settings(1)).await;
-            let host = Host::<F>::with_store(&sdk, &Lookup::from_pairs(&SETTINGS), Arc::new(MemoryStore::default()))
-                .expect("valid settings");
+            let host =
+                Host::<F>::with_store(&sdk, &Lookup::from_pairs(&DEMO_SETTINGS), Arc::new(MemoryStore::default()))
+                    .expect("valid settings");
             let answer = host.handle(payload, None).await;
             (failures(&answer), running.emulator.calls())
         };

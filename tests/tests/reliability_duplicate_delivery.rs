@@ -7,38 +7,21 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use futures_util::future::join_all;
 use rotate_key_group::RotateKeyGroup;
 use serde_json::Value;
-use shared::config::{Lookup, Settings};
+use shared::config::Lookup;
 use shared::host::{Function, Host};
-use shared::idempotency::{DynamoDbStore, IdempotencyStore, MemoryStore};
+use shared::idempotency::{IdempotencyStore, MemoryStore};
 use start_idle_image_builders::StartIdleImageBuilders;
-use testbed::emulator::{fast_settings, sdk_config, start};
+use testbed::emulator::{fast_settings, mutating, sdk_config, start};
 use testbed::moto::Moto;
-use testbed::samples::{demo_account, sample};
+use testbed::samples::{DEMO_SETTINGS, demo_account, sample};
 use update_distribution_regions::UpdateDistributionRegions;
 use update_image_lifecycle::UpdateImageLifecycle;
 
 const DELIVERIES: usize = 10;
-
-/// The demo settings (the Makefile's), as every delivery's instance reads them.
-const SETTINGS: [(&str, &str); 6] = [
-    ("MAX_ATTEMPTS", "3"),
-    ("RETRY_INITIAL_BACKOFF_MS", "1"),
-    ("POLL_INTERVAL_MS", "20"),
-    ("KEY_GROUP_IDS", "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f"),
-    ("DESIRED_STATE_S3_URI", "s3://keeper-desired-state-123456789012-us-east-1/distribution-regions.json"),
-    ("EXECUTION_ROLE", "arn:aws:iam::123456789012:role/keeper-image-lifecycle"),
-];
-
-/// A read: every other call keeper makes changes the account.
-fn mutating(operation: &str) -> bool {
-    !["Describe", "List", "Get", "Head"].iter().any(|read| operation.starts_with(read))
-}
 
 /// The account-changing calls that succeeded, counted by operation and target.
 fn effects(calls: &[local::Call]) -> BTreeMap<String, usize> {
@@ -54,30 +37,11 @@ fn effects(calls: &[local::Call]) -> BTreeMap<String, usize> {
     out
 }
 
-async fn dynamodb_store() -> (Arc<dyn IdempotencyStore>, Moto) {
-    let moto = tokio::task::spawn_blocking(Moto::start).await.expect("moto start");
-    let settings = Settings { retry_initial_backoff: Duration::from_millis(5), ..Settings::default() };
-    let sdk = local::client::sdk_config(&moto.url, "us-east-1", shared::retry::retry_config(&settings)).await;
-    let client = shared::clients::dynamodb(&sdk, &settings);
-    client
-        .create_table()
-        .table_name("keeper-idempotency")
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().unwrap(),
-        )
-        .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().unwrap())
-        .send()
-        .await
-        .expect("create the idempotency table in moto");
-    (Arc::new(DynamoDbStore::new(client, "keeper-idempotency")), moto)
-}
-
 /// One delivery of `event` to a fresh account: the effect the ten must equal.
 async fn one_delivery<F: Function>(event: &Value) -> BTreeMap<String, usize> {
     let running = start(demo_account()).await;
     let sdk = sdk_config(&running, "us-east-1", &fast_settings(3)).await;
-    let host = Host::<F>::with_store(&sdk, &Lookup::from_pairs(&SETTINGS), Arc::new(MemoryStore::default()))
+    let host = Host::<F>::with_store(&sdk, &Lookup::from_pairs(&DEMO_SETTINGS), Arc::new(MemoryStore::default()))
         .expect("valid settings");
     let report = host.handle(event.clone(), None).await.unwrap_or_else(|e| panic!("{}: {e:?}", F::NAME));
     assert!(report.error.is_none(), "{}: {report:?}", F::NAME);
@@ -93,7 +57,9 @@ async fn ten_deliveries<F: Function>(
     let running = start(demo_account()).await;
     let sdk = sdk_config(&running, "us-east-1", &fast_settings(3)).await;
     let hosts: Vec<Host<F>> = (0..DELIVERIES)
-        .map(|_| Host::<F>::with_store(&sdk, &Lookup::from_pairs(&SETTINGS), store.clone()).expect("valid settings"))
+        .map(|_| {
+            Host::<F>::with_store(&sdk, &Lookup::from_pairs(&DEMO_SETTINGS), store.clone()).expect("valid settings")
+        })
         .collect();
     let answers = join_all(hosts.iter().map(|h| h.handle(event.clone(), None))).await;
     let mut ran = 0;
@@ -124,8 +90,8 @@ async fn check<F: Function>(sample_name: &str) {
         let (store, _moto): (Arc<dyn IdempotencyStore>, Option<Moto>) = match guard {
             "memory" => (Arc::new(MemoryStore::default()), None),
             _ => {
-                let (store, moto) = dynamodb_store().await;
-                (store, Some(moto))
+                let moto = tokio::task::spawn_blocking(Moto::start).await.expect("moto start");
+                (Arc::new(moto.idempotency_store().await), Some(moto))
             }
         };
         // WHEN it is delivered ten times at once, and the refused deliveries are retried
