@@ -1,5 +1,6 @@
 //! The emulated AWS for end-to-end tests, and SDK settings that retry fast against it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_types::SdkConfig;
@@ -22,4 +23,18 @@ pub async fn sdk_config(running: &Running, region: &str, settings: &Settings) ->
 /// (Start, Stop, Create, Update, Delete, ...) writes.
 pub fn mutating(operation: &str) -> bool {
     !["Describe", "List", "Get", "Head"].iter().any(|read| operation.starts_with(read))
+}
+
+/// The account-changing calls that succeeded, counted by operation and target: what a run did to the account.
+pub fn effects(calls: &[local::Call]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for call in calls.iter().filter(|c| mutating(&c.operation) && c.outcome == "ok") {
+        let target = ["Name", "Id", "resourceArn", "distributionConfigurationArn"]
+            .iter()
+            .find_map(|k| call.params.get(*k))
+            .cloned()
+            .unwrap_or_default();
+        *out.entry(format!("{} {target}", call.operation)).or_insert(0) += 1;
+    }
+    out
 }

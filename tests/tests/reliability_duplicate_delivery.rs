@@ -15,27 +15,13 @@ use shared::config::Lookup;
 use shared::host::{Function, Host};
 use shared::idempotency::{IdempotencyStore, MemoryStore};
 use start_idle_image_builders::StartIdleImageBuilders;
-use testbed::emulator::{fast_settings, mutating, sdk_config, start};
+use testbed::emulator::{effects, fast_settings, sdk_config, start};
 use testbed::moto::Moto;
 use testbed::samples::{DEMO_SETTINGS, demo_account, sample};
 use update_distribution_regions::UpdateDistributionRegions;
 use update_image_lifecycle::UpdateImageLifecycle;
 
 const DELIVERIES: usize = 10;
-
-/// The account-changing calls that succeeded, counted by operation and target.
-fn effects(calls: &[local::Call]) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for call in calls.iter().filter(|c| mutating(&c.operation) && c.outcome == "ok") {
-        let target = ["Name", "Id", "resourceArn", "distributionConfigurationArn"]
-            .iter()
-            .find_map(|k| call.params.get(*k))
-            .cloned()
-            .unwrap_or_default();
-        *out.entry(format!("{} {target}", call.operation)).or_insert(0) += 1;
-    }
-    out
-}
 
 /// One delivery of `event` to a fresh account: the effect the ten must equal.
 async fn one_delivery<F: Function>(event: &Value) -> BTreeMap<String, usize> {

@@ -225,6 +225,27 @@ async fn given_an_execution_already_running_on_a_build_when_the_policy_runs_then
 }
 
 #[tokio::test]
+async fn given_an_execution_already_running_on_a_build_when_an_explicit_request_meets_it_then_retryable_not_dropped() {
+    // GIVEN 1.1.0/1, on which a lifecycle execution (someone else's) runs for an hour
+    let now = local::clock::now_ms();
+    let mut seeded = seed(json!({}));
+    seeded["regions"]["us-east-1"]["lifecycleExecutions"] = json!({"lce-0f0e0d0c-0b0a-4909-8807-060504030201": {
+        "lifecycleExecutionId": "lce-0f0e0d0c-0b0a-4909-8807-060504030201", "resourceArn": format!("{BASE}/1.1.0/1"),
+        "targetStatus": "DISABLED", "startMs": now, "endMs": now + 3_600_000, "applyAtMs": now + 3_600_000}});
+    let running = start(seeded).await;
+    let deps = function(&running, &[]).await;
+    // WHEN an explicit deprecation of that build arrives (no later run would plan it again)
+    let request = json!({"resourceArn": format!("{BASE}/1.1.0/1"), "state": "DEPRECATED"});
+    let answer = deps.handle(request, None).await;
+    // THEN it is not answered as done: a retryable error naming the build, so Lambda retries it and, if the
+    // execution outlasts the retries, the request lands in the dead-letter queue instead of vanishing
+    let err = answer.expect_err("an explicit request that could not be applied is not a success");
+    assert_eq!(err.error_type, "Retryable.Conflict", "{err:?}");
+    assert!(err.error_message.contains("1.1.0/1"), "{}", err.error_message);
+    assert_eq!(calls(&running, "StartResourceStateUpdate").len(), 1, "no retry within the invocation");
+}
+
+#[tokio::test]
 async fn given_one_image_whose_builds_cannot_be_listed_when_the_account_is_swept_then_the_other_images_are_still_handled()
  {
     // GIVEN data-golden's builds cannot be listed (access denied), web-golden's can

@@ -152,9 +152,25 @@ pub async fn start(client: &Client, u: &Update, token: &str) -> Result<Option<St
     }
 }
 
+/// Whether anything will ask for a decision again when a build is busy with another lifecycle execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenInUse {
+    /// The policy: the next sweep or build plans the build again, so it is skipped with the reason.
+    Skip,
+    /// An explicit request: nothing plans it again, so it fails as retryable (Lambda retries it, then the
+    /// dead-letter queue keeps it) rather than being answered as done.
+    Retry,
+}
+
 /// Starts the planned updates, `limit` at a time; each carries `client_token(event id, ARN, target status)`, so a
 /// retried event replays at Image Builder instead of starting a second execution.
-pub async fn apply(client: &Client, decisions: &[Decision], ctx: &Context, limit: usize) -> Vec<Action> {
+pub async fn apply(
+    client: &Client,
+    decisions: &[Decision],
+    ctx: &Context,
+    limit: usize,
+    in_use: WhenInUse,
+) -> Vec<Action> {
     let limit = Semaphore::new(limit);
     let work = decisions.iter().map(|d| {
         let limit = &limit;
@@ -180,7 +196,7 @@ pub async fn apply(client: &Client, decisions: &[Decision], ctx: &Context, limit
                     format!("{change}; applied at once (no lifecycle execution)"),
                 ),
                 Err(Error::Gone { .. }) => Action::new(&d.arn, verb, Outcome::Skipped, "no such image build version"),
-                Err(e @ Error::InUse { .. }) => Action::new(
+                Err(e @ Error::InUse { .. }) if in_use == WhenInUse::Skip => Action::new(
                     &d.arn,
                     verb,
                     Outcome::Skipped,

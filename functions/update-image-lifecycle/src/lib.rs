@@ -76,8 +76,8 @@ impl Function for UpdateImageLifecycle {
     async fn run(&self, trigger: Trigger<Request>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
         let works = trigger.into_inputs().into_iter().map(|input| self.work(input)).collect::<Result<Vec<_>, _>>()?;
         for work in works {
-            let (region, decisions) = match work {
-                Work::Explicit(e) => (e.region.clone(), vec![plan::explicit(&e)]),
+            let (region, decisions, in_use) = match work {
+                Work::Explicit(e) => (e.region.clone(), vec![plan::explicit(&e)], aws::WhenInUse::Retry),
                 Work::Policy { region, image, trigger } => {
                     let images = aws::builds(&self.clients.get(&region), &region, image.as_deref()).await?;
                     let mut decisions = Vec::new();
@@ -93,14 +93,14 @@ impl Function for UpdateImageLifecycle {
                         }
                     }
                     tracing::info!(images = images.len(), decisions = decisions.len(), "policy planned");
-                    (region, decisions)
+                    (region, decisions, aws::WhenInUse::Skip)
                 }
             };
             if ctx.dry_run {
                 report.actions.extend(decisions.iter().map(planned));
             } else {
                 let limit = self.settings.max_concurrency;
-                report.actions.extend(aws::apply(&self.clients.get(&region), &decisions, ctx, limit).await);
+                report.actions.extend(aws::apply(&self.clients.get(&region), &decisions, ctx, limit, in_use).await);
             }
         }
         Ok(())
