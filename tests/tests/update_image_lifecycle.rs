@@ -199,15 +199,20 @@ async fn given_one_build_announced_by_eventbridge_and_by_sns_when_both_arrive_th
     }
 }
 
-#[tokio::test]
-async fn given_an_execution_already_running_on_a_build_when_the_policy_runs_then_that_build_is_skipped_not_retried() {
-    // GIVEN 1.1.0/1, due for deprecation, on which a lifecycle execution (someone else's) runs for an hour
+/// The seeded builds, with someone else's lifecycle execution running on `build` for an hour.
+fn busy(build: &str) -> Value {
     let now = local::clock::now_ms();
     let mut seeded = seed(json!({}));
     seeded["regions"]["us-east-1"]["lifecycleExecutions"] = json!({"lce-0f0e0d0c-0b0a-4909-8807-060504030201": {
-        "lifecycleExecutionId": "lce-0f0e0d0c-0b0a-4909-8807-060504030201", "resourceArn": format!("{BASE}/1.1.0/1"),
+        "lifecycleExecutionId": "lce-0f0e0d0c-0b0a-4909-8807-060504030201", "resourceArn": format!("{BASE}/{build}"),
         "targetStatus": "DISABLED", "startMs": now, "endMs": now + 3_600_000, "applyAtMs": now + 3_600_000}});
-    let running = start(seeded).await;
+    seeded
+}
+
+#[tokio::test]
+async fn given_an_execution_already_running_on_a_build_when_the_policy_runs_then_that_build_is_skipped_not_retried() {
+    // GIVEN 1.1.0/1, due for deprecation, on which a lifecycle execution (someone else's) runs for an hour
+    let running = start(busy("1.1.0/1")).await;
     let deps = function(&running, &[("MAX_CONCURRENCY", "1")]).await;
     // WHEN the policy runs
     let report = deps.handle(sns_available("1.2.0/4"), None).await.expect("a report, not a retry");
@@ -227,12 +232,7 @@ async fn given_an_execution_already_running_on_a_build_when_the_policy_runs_then
 #[tokio::test]
 async fn given_an_execution_already_running_on_a_build_when_an_explicit_request_meets_it_then_retryable_not_dropped() {
     // GIVEN 1.1.0/1, on which a lifecycle execution (someone else's) runs for an hour
-    let now = local::clock::now_ms();
-    let mut seeded = seed(json!({}));
-    seeded["regions"]["us-east-1"]["lifecycleExecutions"] = json!({"lce-0f0e0d0c-0b0a-4909-8807-060504030201": {
-        "lifecycleExecutionId": "lce-0f0e0d0c-0b0a-4909-8807-060504030201", "resourceArn": format!("{BASE}/1.1.0/1"),
-        "targetStatus": "DISABLED", "startMs": now, "endMs": now + 3_600_000, "applyAtMs": now + 3_600_000}});
-    let running = start(seeded).await;
+    let running = start(busy("1.1.0/1")).await;
     let deps = function(&running, &[]).await;
     // WHEN an explicit deprecation of that build arrives (no later run would plan it again)
     let request = json!({"resourceArn": format!("{BASE}/1.1.0/1"), "state": "DEPRECATED"});
