@@ -7,7 +7,7 @@ PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: test venv venv-sam lint-template fmt-check clippy demo serve probe bench-release bench-emulator models build-lambda
+.PHONY: test venv venv-sam lint-template fmt-check clippy demo serve probe bench bench-release bench-emulator models build-lambda
 
 test: venv lint-template fmt-check clippy
 	cargo test --workspace --locked
@@ -75,6 +75,12 @@ serve:
 EVENT ?= shared/tests/fixtures/aws/s3-eventbridge-object-created.json
 probe:
 	AWS_EC2_METADATA_DISABLED=true AWS_REGION=$${AWS_REGION:-us-east-1} cargo run --quiet -p shared --example trigger_probe -- $(EVENT)
+
+# Each function's release bootstrap (x86_64): size, cold start (exec → first runtime-API poll; median and p90 of 30
+# runs) and peak RSS. Figures only: no assertion, nothing fails on a slow machine.
+bench: venv
+	cargo lambda build --release --locked --x86-64 $(addprefix --package ,$(LAMBDAS))
+	$(PYTHON) bench/cold_start.py $(foreach f,$(LAMBDAS),target/lambda/$(f)/bootstrap) --runs 30
 
 # Release bootstrap of the trigger probe: its size, cold start (exec → first runtime-API poll) and peak RSS.
 bench-release:

@@ -38,7 +38,11 @@ def main():
         samples = [one_run(binary) for _ in range(runs)]
         ms = sorted(s[0] for s in samples)
         rss = max(s[1] for s in samples)
-        print(f"{os.path.basename(binary):<40} {os.path.getsize(binary)/1e6:>8.1f} {statistics.median(ms):>12.2f} "
+        # target/lambda/<function>/bootstrap: the function's name says more than `bootstrap`.
+        name = os.path.basename(binary)
+        if name == "bootstrap":
+            name = os.path.basename(os.path.dirname(os.path.abspath(binary)))
+        print(f"{name:<40} {os.path.getsize(binary)/1e6:>8.1f} {statistics.median(ms):>12.2f} "
               f"{ms[int(len(ms) * 0.9) - 1]:>7.2f} {rss:>7.1f}")
 
 if __name__ == "__main__":
