@@ -139,10 +139,10 @@ pub struct S3Object {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
-    /// What the event announces ([`Request::announces`]) when the function names it, else EventBridge's id.
+    /// EventBridge's id.
     pub event_id: String,
-    /// Whether `event_id` is what the event announces rather than EventBridge's id.
-    pub announced: bool,
+    /// What the event announces ([`Request::announces`]), when the function names it: the event id then.
+    pub announces: Option<String>,
     pub source: String,
     pub detail_type: String,
     pub time: Option<String>,
@@ -201,7 +201,7 @@ impl<R> Trigger<R> {
                 combined("sns", records.iter().map(|r| r.announces.as_deref().unwrap_or(&r.message_id)))
             }
             Trigger::S3(objects) => combined("s3", objects.iter().map(|o| o.event_id.as_str())),
-            Trigger::Event(n) => n.event_id.clone(),
+            Trigger::Event(n) => n.announces.clone().unwrap_or_else(|| n.event_id.clone()),
             Trigger::Manual(m) => m.event_id.clone(),
         }
     }
@@ -211,7 +211,7 @@ impl<R> Trigger<R> {
     /// the same event with the same payload; otherwise `None`, and the guard validates the raw payload.
     pub fn announced(&self) -> Option<Value> {
         let ids: Option<Vec<&str>> = match self {
-            Trigger::Event(n) if n.announced => Some(vec![n.event_id.as_str()]),
+            Trigger::Event(n) => n.announces.as_deref().map(|a| vec![a]),
             Trigger::Sns(records) => records.iter().map(|r| r.announces.as_deref()).collect(),
             _ => None,
         };
@@ -340,8 +340,9 @@ fn parse_sns<R: Request>(whole: Value) -> Result<Trigger<R>, TriggerError> {
             message: format!("the SNS message is not JSON: {e}"),
         })?;
         let dry_run = asks_for_dry_run(&document);
-        let announces = R::announces(&document);
+        let mut announces = None;
         let message = if R::is_notification(&document) {
+            announces = R::announces(&document);
             SnsMessage::Notification(document)
         } else {
             let Value::Object(object) = document else {
@@ -356,7 +357,7 @@ fn parse_sns<R: Request>(whole: Value) -> Result<Trigger<R>, TriggerError> {
         };
         out.push(SnsRecord {
             message_id: sns.message_id,
-            announces: announces.filter(|_| matches!(message, SnsMessage::Notification(_))),
+            announces,
             topic_arn: sns.topic_arn,
             subject: sns.subject,
             timestamp: sns.timestamp.to_rfc3339(),
@@ -489,17 +490,19 @@ fn parse_eventbridge<R: Request>(whole: Value) -> Result<Trigger<R>, TriggerErro
                 region: event.region,
             })]))
         }
-        (source, detail_type) if R::is_notification(&whole) => Ok(Trigger::Event(Notification {
-            announced: R::announces(&whole).is_some(),
-            event_id: match R::announces(&whole) {
-                Some(announced) => announced,
-                None => id.ok_or_else(missing_id)?,
-            },
-            source: source.to_string(),
-            detail_type: detail_type.to_string(),
-            time,
-            document: whole,
-        })),
+        (source, detail_type) if R::is_notification(&whole) => {
+            let announces = R::announces(&whole);
+            // What is announced names the event; EventBridge's id is needed only when nothing is.
+            let event_id = if announces.is_some() { id.unwrap_or_default() } else { id.ok_or_else(missing_id)? };
+            Ok(Trigger::Event(Notification {
+                event_id,
+                announces,
+                source: source.to_string(),
+                detail_type: detail_type.to_string(),
+                time,
+                document: whole,
+            }))
+        }
         (source, detail_type) => {
             Err(TriggerError::UnknownShape { found: format!("an EventBridge `{detail_type}` event from `{source}`") })
         }
