@@ -143,6 +143,9 @@ pub struct Settings {
     pub retry_initial_backoff: Duration,
     /// `METRICS_NAMESPACE`: the CloudWatch namespace of the EMF counters (default `keeper`).
     pub metrics_namespace: String,
+    /// `DEADLINE_MARGIN_MS`: no mutating work starts with less than this left before the Lambda deadline (default
+    /// 5000: one call with the SDK's retries fits, so nothing is cut off halfway by the timeout).
+    pub deadline_margin: Duration,
 }
 
 impl Settings {
@@ -170,6 +173,7 @@ impl Settings {
                 1..=20_000,
             )?),
             metrics_namespace,
+            deadline_margin: Duration::from_millis(lookup.number("DEADLINE_MARGIN_MS", 5000u64, 0..=600_000)?),
         })
     }
 
@@ -188,6 +192,7 @@ impl Default for Settings {
             max_attempts: 5,
             retry_initial_backoff: Duration::from_millis(1000),
             metrics_namespace: "keeper".into(),
+            deadline_margin: Duration::from_millis(5000),
         }
     }
 }
@@ -211,9 +216,11 @@ mod tests {
             ("MAX_ATTEMPTS", "3"),
             ("RETRY_INITIAL_BACKOFF_MS", "10"),
             ("METRICS_NAMESPACE", "ops/keeper"),
+            ("DEADLINE_MARGIN_MS", "0"),
         ]))
         .unwrap();
         assert!(s.dry_run);
+        assert_eq!(s.deadline_margin, Duration::ZERO, "0 is allowed: work may start up to the deadline");
         assert_eq!(s.idempotency_table.as_deref(), Some("keeper-idem"));
         assert_eq!(s.idempotency_ttl, Duration::from_secs(7200));
         assert_eq!(s.max_attempts, 3);

@@ -58,12 +58,25 @@ pub struct Context {
     pub dry_run: bool,
     /// Exclusive holds on resources, shared with every instance of the function through its idempotency store.
     pub leases: Leases,
+    /// No mutating work starts with less than this left before the deadline (`DEADLINE_MARGIN_MS`).
+    pub deadline_margin: Duration,
 }
 
 impl Context {
     /// The time left before the deadline, if there is one.
     pub fn remaining(&self) -> Option<Duration> {
         self.deadline.map(|d| d.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    }
+
+    /// Whether a target's mutating work may start: not when the margin or less is left before the deadline, so the
+    /// Lambda timeout never cuts a target off halfway. A target refused here is reported failed with
+    /// `Retryable.OutOfTime`, which makes the invocation retryable; the retry re-observes and does what is left.
+    /// A dry run starts no mutating work, so it always may.
+    pub fn may_start(&self) -> Result<(), OutOfTime> {
+        match self.remaining().filter(|_| !self.dry_run) {
+            Some(left) if left <= self.deadline_margin => Err(OutOfTime { left, margin: self.deadline_margin }),
+            _ => Ok(()),
+        }
     }
 
     /// The deadline as a monotonic instant, for [`crate::retry::read_modify_write`].
@@ -80,6 +93,24 @@ impl Context {
             None => Instant::now() + Duration::from_secs(60),
         };
         self.leases.acquire(resource, until, give_up).await
+    }
+}
+
+/// Why a target's work was not started: too little time was left before the Lambda deadline.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "not started: {} ms left before the Lambda deadline, under the {} ms margin (DEADLINE_MARGIN_MS); Lambda's retry does it",
+    left.as_millis(),
+    margin.as_millis()
+)]
+pub struct OutOfTime {
+    pub left: Duration,
+    pub margin: Duration,
+}
+
+impl Classify for OutOfTime {
+    fn error_type(&self) -> ErrorType {
+        ErrorType::OUT_OF_TIME
     }
 }
 
@@ -165,6 +196,7 @@ impl<F: Function> Host<F> {
             deadline,
             dry_run: self.settings.dry_run || trigger.asks_for_dry_run(),
             leases: self.leases.clone(),
+            deadline_margin: self.settings.deadline_margin,
         };
         let caller = trigger.caller();
         let header = Report::new(F::NAME, ctx.event_id.clone(), ctx.dry_run);
@@ -277,9 +309,16 @@ pub async fn serve<F: Function>() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// The Lambda deadline of an invocation (the runtime gives epoch milliseconds).
+/// The Lambda deadline of an invocation. Lambda gives epoch milliseconds; `cargo lambda watch` gives the timeout
+/// itself (`600000`, ten minutes), which read as a date lies in 1970 and would leave no time for any work. A value
+/// before 2001 (10^12 ms) cannot be a deadline of a running invocation, so it is read as the time left from now.
 pub fn deadline_of(context: &lambda_runtime::Context) -> Option<SystemTime> {
-    (context.deadline > 0).then(|| UNIX_EPOCH + Duration::from_millis(context.deadline))
+    const EPOCH_MS_2001: u64 = 1_000_000_000_000;
+    match context.deadline {
+        0 => None,
+        relative if relative < EPOCH_MS_2001 => Some(SystemTime::now() + Duration::from_millis(relative)),
+        epoch => Some(UNIX_EPOCH + Duration::from_millis(epoch)),
+    }
 }
 
 /// Who sent a payload the trigger could not parse: a hand-made request unless it has an event source's envelope.

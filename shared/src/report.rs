@@ -244,6 +244,8 @@ impl ErrorType {
     pub const IN_PROGRESS: ErrorType = ErrorType::retryable("InProgress");
     pub const SERVICE_UNAVAILABLE: ErrorType = ErrorType::retryable("ServiceUnavailable");
     pub const TIMEOUT: ErrorType = ErrorType::retryable("Timeout");
+    /// Work not started because the Lambda deadline was too near (`DEADLINE_MARGIN_MS`): the retry does it.
+    pub const OUT_OF_TIME: ErrorType = ErrorType::retryable("OutOfTime");
     pub const IDEMPOTENCY_STORE: ErrorType = ErrorType::retryable("IdempotencyStore");
     /// The pipeline panicked (a bug): the event is released and Lambda's retries, then its dead-letter queue, see it.
     pub const PANIC: ErrorType = ErrorType::retryable("Panic");

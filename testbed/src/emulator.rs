@@ -38,3 +38,21 @@ pub fn effects(calls: &[local::Call]) -> BTreeMap<String, usize> {
     }
     out
 }
+
+/// What AWS did, which is [`effects`] except that a call AWS answered as a replay of an earlier one with the same
+/// client token (Image Builder's `clientToken`) counts once: a retried run that sends its token again must not look
+/// like a second effect, and a second token would still count twice.
+pub fn effects_at_aws(calls: &[local::Call]) -> BTreeMap<String, usize> {
+    let mut seen = std::collections::BTreeSet::new();
+    let kept: Vec<local::Call> = calls
+        .iter()
+        .filter(|c| {
+            let Some(token) = c.params.get("clientToken").filter(|_| c.ok() && mutating(&c.operation)) else {
+                return true;
+            };
+            seen.insert((c.operation.clone(), token.clone()))
+        })
+        .cloned()
+        .collect();
+    effects(&kept)
+}

@@ -65,13 +65,21 @@ impl Function for RotateKeyGroup {
     async fn run(&self, trigger: Trigger<Request>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
         let jobs = self.jobs(trigger, ctx).await?;
         for job in &jobs {
+            // A group is rotated whole or not started: its create, update and deletes are never cut off halfway.
+            if let Err(out_of_time) = ctx.may_start() {
+                report.push(Action::failed(&job.key_group_id, "rotate", &out_of_time));
+                continue;
+            }
             if let Err(e) = self.rotate(job, ctx, report).await {
                 report.push(Action::failed(&job.key_group_id, "rotate", &e));
             }
         }
         if !ctx.dry_run {
             let delete = self.settings.delete_retired_keys || jobs.iter().any(|j| j.delete_retired);
-            self.orphans(delete, report).await;
+            match ctx.may_start() {
+                Ok(()) => self.orphans(delete, report).await,
+                Err(out_of_time) => report.push(Action::failed("orphaned keys", "find-orphans", &out_of_time)),
+            }
         }
         Ok(())
     }

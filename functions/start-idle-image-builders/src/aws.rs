@@ -20,8 +20,6 @@ use crate::plan::{self, Builder, Observed, Planned, State, Step, Verb};
 
 /// How many names one DescribeImageBuilders call asks for.
 const NAMES_PER_CALL: usize = 25;
-/// Time kept free before the Lambda deadline when waiting for a STOPPING builder.
-const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 /// The longest wait for STOPPED when no deadline is known (a run by hand).
 const MAX_WAIT_WITHOUT_DEADLINE: Duration = Duration::from_secs(14 * 60);
 
@@ -207,6 +205,10 @@ pub async fn apply(
                 );
             }
             let client = clients.get(&p.region);
+            // A wait that could not end before the margin is not begun either: the retry waits and starts it.
+            if let Err(out_of_time) = ctx.may_start() {
+                return ReportAction::failed(p.target(), verb.as_str(), &out_of_time);
+            }
             if p.step == Step::WaitThenStart {
                 match wait_until_stopped(&client, p, ctx, poll).await {
                     Ok(None) => {}
@@ -214,7 +216,12 @@ pub async fn apply(
                     Err(e) => return failed(p, verb, &e),
                 }
             }
-            let result = match limit.acquire().await.map_err(permit_error) {
+            let permit = limit.acquire().await.map_err(permit_error);
+            // Checked once the permit is held: with a low limit, a builder may wait long for its turn.
+            if let Err(out_of_time) = ctx.may_start() {
+                return ReportAction::failed(p.target(), verb.as_str(), &out_of_time);
+            }
+            let result = match permit {
                 Err(e) => Err(e),
                 Ok(_permit) if p.step == Step::Stop => stop(&client, p).await,
                 Ok(_permit) => start(&client, p, job.appstream_agent_version.as_deref()).await,
@@ -258,7 +265,7 @@ async fn wait_until_stopped(
     poll: Duration,
 ) -> Result<Option<ReportAction>, Error> {
     let started = Instant::now();
-    let budget = ctx.remaining().map(|r| r.saturating_sub(DEADLINE_MARGIN)).unwrap_or(MAX_WAIT_WITHOUT_DEADLINE);
+    let budget = ctx.remaining().map(|r| r.saturating_sub(ctx.deadline_margin)).unwrap_or(MAX_WAIT_WITHOUT_DEADLINE);
     let skipped =
         |detail: String| Ok(Some(ReportAction::new(p.target(), Verb::WaitAndStart.as_str(), Outcome::Skipped, detail)));
     let mut attempt = 0u32;

@@ -96,6 +96,8 @@ impl Function for UpdateDistributionRegions {
                 report_plan(report, change, &plan, None);
             } else if ctx.dry_run {
                 report_plan(report, change, &plan, Some(Outcome::Planned));
+            } else if let Err(out_of_time) = ctx.may_start() {
+                report.push(Action::failed(&change.arn, "update", &out_of_time));
             } else {
                 match self.apply(change, source.as_ref(), &client, &read, plan, ctx).await {
                     Ok(Applied::Updated(plan)) => report_plan(report, change, &plan, Some(Outcome::Applied)),

@@ -181,7 +181,12 @@ pub async fn apply(
             };
             let (verb, change) = (u.status.verb().as_str(), d.change(u.status));
             let token = client_token(ctx.function, &[&ctx.event_id, &u.arn, u.status.as_str()]);
-            let started = match limit.acquire().await {
+            let permit = limit.acquire().await;
+            // Checked once the permit is held: with a low limit, a build may wait long for its turn.
+            if let Err(out_of_time) = ctx.may_start() {
+                return Action::failed(&d.arn, verb, &out_of_time);
+            }
+            let started = match permit {
                 Ok(_permit) => start(client, u, &token).await,
                 Err(_) => Err(Error::Internal("the concurrency limit was closed while updates waited".into())),
             };

@@ -290,4 +290,39 @@ fn given_lambda_context_when_deadline_read_then_epoch_millis() {
     assert_eq!(deadline_of(&ctx), Some(UNIX_EPOCH + Duration::from_millis(1_800_000_000_123)));
     ctx.deadline = 0;
     assert_eq!(deadline_of(&ctx), None);
+    // cargo lambda watch sends its timeout, not a date: ten minutes from now, not 1970
+    ctx.deadline = 600_000;
+    let left = deadline_of(&ctx).and_then(|d| d.duration_since(SystemTime::now()).ok()).expect("a future deadline");
+    assert!(left > Duration::from_secs(590) && left <= Duration::from_secs(600), "{left:?}");
+}
+
+fn context_with(deadline: Option<SystemTime>, margin: Duration) -> Context {
+    Context {
+        function: "test-fn",
+        event_id: "e".into(),
+        deadline,
+        dry_run: false,
+        leases: Leases::new(Arc::new(MemoryStore::default()), "test-fn"),
+        deadline_margin: margin,
+    }
+}
+
+#[test]
+fn given_the_deadline_within_the_margin_when_work_would_start_then_it_is_out_of_time_and_retryable() {
+    let near = context_with(Some(SystemTime::now() + Duration::from_secs(2)), Duration::from_secs(5));
+    let refused = near.may_start().expect_err("2 s left is under a 5 s margin");
+    assert_eq!(refused.error_type(), ErrorType::OUT_OF_TIME);
+    assert!(refused.error_type().is_retryable());
+    assert!(refused.to_string().contains("DEADLINE_MARGIN_MS"), "{refused}");
+    let passed = context_with(Some(SystemTime::now() - Duration::from_secs(1)), Duration::ZERO);
+    assert!(passed.may_start().is_err(), "a deadline already passed leaves no time even with margin 0");
+    let dry = Context { dry_run: true, ..near };
+    assert_eq!(dry.may_start(), Ok(()), "a dry run starts no mutating work: it reports its whole plan");
+}
+
+#[test]
+fn given_time_beyond_the_margin_or_no_deadline_when_work_would_start_then_it_may() {
+    let far = context_with(Some(SystemTime::now() + Duration::from_secs(60)), Duration::from_secs(5));
+    assert_eq!(far.may_start(), Ok(()));
+    assert_eq!(context_with(None, Duration::from_secs(5)).may_start(), Ok(()), "no deadline: a local run");
 }
