@@ -65,27 +65,9 @@ impl LambdaPath {
     /// Starts a function's bootstrap configured as Lambda configures it, aimed at the emulator at `endpoint` with
     /// its documented credentials; `settings` are the function's own environment variables.
     pub fn start_bootstrap(&mut self, bootstrap: &str, endpoint: &str, settings: &[(&str, &str)]) {
-        let child = Command::new(bootstrap)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs([
-                ("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{}/.rt", self.port)),
-                // `_` is the name watch gives a function it did not start.
-                ("AWS_LAMBDA_FUNCTION_NAME", "_".into()),
-                ("AWS_LAMBDA_FUNCTION_VERSION", "1".into()),
-                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
-                ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
-                ("AWS_ENDPOINT_URL", endpoint.into()),
-                ("AWS_ACCESS_KEY_ID", local::client::ACCESS_KEY_ID.into()),
-                ("AWS_SECRET_ACCESS_KEY", local::client::SECRET_ACCESS_KEY.into()),
-                ("AWS_REGION", "us-east-1".into()),
-                ("AWS_EC2_METADATA_DISABLED", "true".into()),
-            ])
-            .envs(settings.iter().copied())
-            // No terminal for it: a process in another group touching it can stop or confuse the caller's shell.
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+        // `_` is the name watch gives a function it did not start.
+        let runtime_api = format!("http://127.0.0.1:{}/.rt", self.port);
+        let child = bootstrap_command(bootstrap, &runtime_api, "_", endpoint, settings)
             .spawn()
             .unwrap_or_else(|e| panic!("the bootstrap {bootstrap} starts: {e}"));
         self.bootstraps.push(Reaped(child));
@@ -116,6 +98,39 @@ impl LambdaPath {
         .await
         .expect("the invoke thread ends")
     }
+}
+
+/// A function's bootstrap as Lambda starts it: an empty environment but for what Lambda sets (the runtime API,
+/// the function's name, JSON logs), the emulator at `endpoint` with its documented credentials, and `settings`.
+pub fn bootstrap_command(
+    bootstrap: &str,
+    runtime_api: &str,
+    function_name: &str,
+    endpoint: &str,
+    settings: &[(&str, &str)],
+) -> Command {
+    let mut command = Command::new(bootstrap);
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs([
+            ("AWS_LAMBDA_RUNTIME_API", runtime_api),
+            ("AWS_LAMBDA_FUNCTION_NAME", function_name),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "1"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+            ("AWS_ENDPOINT_URL", endpoint),
+            ("AWS_ACCESS_KEY_ID", local::client::ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", local::client::SECRET_ACCESS_KEY),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ])
+        .envs(settings.iter().copied())
+        // No terminal for it: a process in another group touching it can stop or confuse the caller's shell.
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
 }
 
 /// Distinguishes the event files of invocations in flight at once.

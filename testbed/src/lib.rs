@@ -7,11 +7,15 @@
 //! | [`emulator`] | the emulated AWS per test, with SDK settings that retry fast against it |
 //! | [`moto`] | a moto server (DynamoDB) per test |
 //! | [`lambda`] | the Lambda path: `cargo lambda watch` and `cargo lambda invoke` around a function's bootstrap |
+//! | [`runtime_api`] | the Lambda runtime API under a test's control (deadlines, a bootstrap killed mid-run) |
+//! | [`crash`] | a run ended in the middle (SIGKILL of the bootstrap, a panic in the handler), then redelivered |
 //! | [`samples`] | the sample events in `events/` |
 //! | [`tools`] | the venv's tools (moto_server, cargo-lambda), installed when missing |
 
+pub mod crash;
 pub mod emulator;
 pub mod lambda;
 pub mod moto;
+pub mod runtime_api;
 pub mod samples;
 pub mod tools;

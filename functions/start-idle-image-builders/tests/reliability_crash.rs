@@ -1,0 +1,39 @@
+//! Reliability, crash mid-run: the real bootstrap SIGKILLed in the middle of an invocation, and the handler
+//! panicking in the middle of a run; each time the event is delivered again as Lambda would, and the run must complete
+//! with nothing done twice and nothing left half-done (`testbed::crash`).
+
+use serde_json::json;
+use start_idle_image_builders::StartIdleImageBuilders;
+use testbed::crash::{Case, panic_mid_run, sigkill_mid_run};
+use testbed::samples::{DEMO_SETTINGS, demo_account, sample};
+
+/// Two builders to start in us-east-1, one at a time; the second start is held, and the run ends after the first.
+fn case() -> Case {
+    // One region: eu-west-1's STOPPING builder stops while the test runs, which would change the plan meanwhile.
+    let mut event = sample("start-idle-image-builders", "manual-start.json");
+    event["regions"] = json!(["us-east-1"]);
+    let extra: &[(&'static str, &str)] = &[("MAX_CONCURRENCY", "1")];
+    let mut settings: Vec<(&'static str, String)> = DEMO_SETTINGS.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    settings.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    // The first invocation's deadline is 8 s away: work may start until half a second before it.
+    settings.push(("DEADLINE_MARGIN_MS", "500".into()));
+    Case {
+        function: "start-idle-image-builders",
+        seed: demo_account(),
+        event,
+        settings,
+        hold: json!({"operation": "StartImageBuilder", "after": 1, "count": 1, "latencyMs": 3000}),
+        ends_after: |calls| calls.iter().any(|c| c.operation == "StartImageBuilder" && c.ok()),
+        leaves_work: true,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_bootstrap_killed_after_the_first_start_when_lambda_redelivers_then_each_builder_starts_once() {
+    sigkill_mid_run(env!("CARGO_BIN_EXE_start-idle-image-builders"), case()).await;
+}
+
+#[tokio::test]
+async fn given_a_panic_after_the_first_start_when_lambda_retries_then_each_builder_starts_once() {
+    panic_mid_run::<StartIdleImageBuilders>(case()).await;
+}
