@@ -313,4 +313,101 @@ mod tests {
         assert_eq!(planned.items, vec![existing("K5"), new], "the key to create is kept as the newest");
         assert_eq!(Member::ToCreate("site-2026".into()).to_string(), "site-2026 (to be created)");
     }
+
+    mod invariants {
+        //! The rotation's promises, checked over generated groups, ages and settings rather than chosen cases.
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A group of 1–5 keys with ages in hours, up to two keys added (one may already be in the group), up to two
+        /// asked to retire, and the settings.
+        fn cases() -> impl Strategy<Value = (Vec<Key<String>>, Vec<String>, Rotation<String>, f64)> {
+            let ages = prop::collection::vec(0.0f64..1000.0, 1..=5);
+            (ages, 0usize..=2, any::<bool>(), prop::collection::vec(0usize..5, 0..=2), 1usize..=5, 0.0f64..200.0)
+                .prop_map(|(ages, adding, re_add, retire, max_keys, grace_hours)| {
+                    let mut keys: Vec<Key<String>> = ages
+                        .iter()
+                        .enumerate()
+                        .map(|(i, age)| Key { id: format!("K{i}"), created: NOW - age * HOUR })
+                        .collect();
+                    let current: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
+                    let mut add: Vec<String> = (0..adding).map(|i| format!("N{i}")).collect();
+                    keys.extend(add.iter().map(|id| Key { id: id.clone(), created: NOW }));
+                    if re_add {
+                        add.push(current[0].clone());
+                    }
+                    let mut retire: Vec<String> = retire.iter().filter_map(|i| current.get(*i).cloned()).collect();
+                    retire.retain(|r| !add.contains(r));
+                    retire.dedup();
+                    let rotation = Rotation { add, retire, max_keys, grace_seconds: grace_hours * HOUR };
+                    (keys, current, rotation, grace_hours)
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn given_any_group_and_rotation_when_planned_then_at_most_five_keys_never_empty_and_no_key_lost(
+                (keys, current, rotation, _grace) in cases()
+            ) {
+                let joining = rotation.add.iter().filter(|a| !current.contains(a)).count();
+                let plan = match plan(&current, &keys, &rotation, NOW) {
+                    Ok(plan) => plan,
+                    Err(Refusal::QuotaWouldBeExceeded(why)) => {
+                        prop_assert!(current.len() + joining > MAX_KEYS_PER_GROUP, "refused without need: {why}");
+                        return Ok(());
+                    }
+                    Err(Refusal::Invalid(e)) => {
+                        prop_assert!(e.to_string().contains("empty"), "{e}");
+                        return Ok(());
+                    }
+                };
+                prop_assert!(!plan.items.is_empty(), "the group would be empty");
+                prop_assert!(plan.items.len() <= MAX_KEYS_PER_GROUP, "{} keys", plan.items.len());
+                let retired: Vec<&String> = plan.retired.iter().map(|(id, _)| id).collect();
+                for id in current.iter().chain(&rotation.add) {
+                    let kept = plan.items.contains(id);
+                    prop_assert!(kept != retired.contains(&id), "{id}: kept {kept}, retired {}", retired.contains(&id));
+                }
+                for id in &rotation.add {
+                    prop_assert!(plan.items.contains(id), "{id} was to be added");
+                }
+                for id in &plan.items {
+                    prop_assert!(current.contains(id) || rotation.add.contains(id), "{id} came from nowhere");
+                }
+                let mut unique = plan.items.clone();
+                unique.sort();
+                unique.dedup();
+                prop_assert_eq!(unique.len(), plan.items.len(), "a key twice in the group");
+            }
+
+            #[test]
+            fn given_any_group_and_rotation_when_planned_then_a_key_leaves_by_age_only_after_its_replacement_signed_for_the_grace(
+                (keys, current, rotation, _grace) in cases()
+            ) {
+                let Ok(plan) = plan(&current, &keys, &rotation, NOW) else { return Ok(()) };
+                let joined = |id: &String| {
+                    if rotation.add.contains(id) && !current.contains(id) {
+                        NOW
+                    } else {
+                        keys.iter().find(|k| k.id == *id).map(|k| k.created).unwrap_or(NOW)
+                    }
+                };
+                let newest = current.iter().chain(&rotation.add).map(joined).fold(f64::MIN, f64::max);
+                for (id, _) in plan.retired.iter().filter(|(id, _)| !rotation.retire.contains(id)) {
+                    prop_assert!(!rotation.add.contains(id), "{id} was added and retired at once");
+                    prop_assert!(joined(id) < newest, "{id}, the newest signer, left by age");
+                    // The first key that joined after it took over signing: URLs it signed stay valid for the grace.
+                    let replaced = current
+                        .iter()
+                        .chain(&rotation.add)
+                        .map(joined)
+                        .filter(|t| *t > joined(id))
+                        .fold(f64::INFINITY, f64::min);
+                    prop_assert!(replaced + rotation.grace_seconds <= NOW, "{id} left inside the grace period");
+                }
+            }
+        }
+    }
 }

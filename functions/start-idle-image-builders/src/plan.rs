@@ -488,4 +488,116 @@ mod tests {
         assert_eq!(State::parse("HIBERNATING"), State::Other("HIBERNATING".into()));
         assert_eq!(State::parse("HIBERNATING").to_string(), "HIBERNATING");
     }
+
+    mod invariants {
+        //! The plan's promises, checked over generated accounts and jobs rather than chosen cases.
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const NAMES: [&str; 5] = ["team-a", "team-b", "ops-c", "team-d", "lab-e"];
+
+        /// Builders over two regions (a name at most once per region), in any of the known states or an unknown one,
+        /// with their tags read or not, some opted out.
+        fn account() -> impl Strategy<Value = Observed> {
+            let state = prop_oneof![prop::sample::select(KNOWN.to_vec()), Just(State::Other("HIBERNATING".into()))];
+            let tags = prop::option::of((any::<bool>(), any::<bool>()));
+            let one = (0usize..2, 0usize..NAMES.len(), state, tags, any::<bool>());
+            prop::collection::vec(one, 0..12).prop_map(|raw| {
+                let mut observed = Observed::default();
+                for (region, name, state, tags, missing) in raw {
+                    let (region, name) = (["us-east-1", "eu-west-1"][region].to_string(), NAMES[name].to_string());
+                    let seen = observed.builders.iter().any(|b| b.region == region && b.name == name)
+                        || observed.missing.iter().any(|(r, n)| *r == region && *n == name);
+                    if seen {
+                        continue;
+                    }
+                    if missing {
+                        observed.missing.push((region, name));
+                        continue;
+                    }
+                    let tags = tags.map(|(opted_out, scheduled)| {
+                        let mut t = BTreeMap::new();
+                        if opted_out {
+                            t.insert("keeper:skip".to_string(), String::new());
+                        }
+                        if scheduled {
+                            t.insert("keeper:schedule".to_string(), "office-hours".to_string());
+                        }
+                        t
+                    });
+                    let arn = format!("arn:aws:appstream:{region}:123456789012:image-builder/{name}");
+                    observed.builders.push(Builder { region, name, arn, state, reason: None, tags });
+                }
+                observed
+            })
+        }
+
+        fn jobs() -> impl Strategy<Value = Job> {
+            let selector = prop_oneof![
+                prop::sample::subsequence(NAMES.to_vec(), 1..=3)
+                    .prop_map(|n| Selector::Names(n.into_iter().map(String::from).collect())),
+                (prop::sample::select(vec!["", "team-", "ops-"]), any::<bool>()).prop_map(|(prefix, tagged)| {
+                    let tags = if tagged {
+                        BTreeMap::from([("keeper:schedule".to_string(), "office-hours".to_string())])
+                    } else {
+                        BTreeMap::new()
+                    };
+                    Selector::Matching { prefix: prefix.into(), tags }
+                }),
+            ];
+            (any::<bool>(), selector, any::<bool>(), any::<bool>()).prop_map(|(start, selector, opt_out, wait)| Job {
+                action: if start { Action::Start } else { Action::Stop },
+                selector,
+                opt_out_tag: opt_out.then(|| "keeper:skip".to_string()),
+                regions: vec!["us-east-1".into(), "eu-west-1".into()],
+                appstream_agent_version: None,
+                wait_for_stopping: wait,
+            })
+        }
+
+        fn acts(p: &Planned) -> bool {
+            matches!(p.step, Step::Start | Step::WaitThenStart | Step::Stop)
+        }
+
+        proptest! {
+            #[test]
+            fn given_any_account_and_job_when_planned_then_opted_out_builders_are_never_touched_and_each_acted_on_once(
+                observed in account(), job in jobs()
+            ) {
+                let planned = plan(&job, &observed);
+                for p in planned.iter().filter(|p| acts(p)) {
+                    let b = observed
+                        .builders
+                        .iter()
+                        .find(|b| b.region == p.region && b.name == p.name)
+                        .expect("only an observed builder is acted on");
+                    prop_assert!(name_selected(&job, &b.name), "{} is not selected", p.target());
+                    if let Some(tag) = &job.opt_out_tag {
+                        let tags = b.tags.as_ref();
+                        prop_assert!(tags.is_some(), "{} acted on with its tags unknown", p.target());
+                        prop_assert!(!tags.is_some_and(|t| t.contains_key(tag)), "{} opted out", p.target());
+                    }
+                    match (job.action, &p.step) {
+                        (Action::Start, Step::Start) => prop_assert_eq!(&b.state, &State::Stopped),
+                        (Action::Start, Step::WaitThenStart) => {
+                            prop_assert!(job.wait_for_stopping && b.state == State::Stopping)
+                        }
+                        (Action::Stop, Step::Stop) => prop_assert_eq!(&b.state, &State::Running),
+                        (action, step) => prop_assert!(false, "{:?} planned for a {:?} job", step, action),
+                    }
+                }
+                let mut targets: Vec<String> = planned.iter().map(Planned::target).collect();
+                let all = targets.len();
+                targets.sort();
+                targets.dedup();
+                prop_assert_eq!(targets.len(), all, "a builder planned twice");
+                for (region, name) in &observed.missing {
+                    let p = planned.iter().find(|p| p.region == *region && p.name == *name);
+                    prop_assert!(p.is_some_and(|p| !acts(p)), "{region}/{name} does not exist: reported, not acted on");
+                }
+            }
+        }
+    }
 }

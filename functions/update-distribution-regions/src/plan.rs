@@ -248,4 +248,88 @@ mod tests {
         assert_eq!(regions(&replaced), vec!["eu-west-2"], "replacing the last region is not emptying");
         assert_eq!(replaced.added[0].template, "us-east-1", "a region being removed can still be the template");
     }
+
+    mod invariants {
+        //! The plan's promises, checked over generated configurations and requests rather than chosen cases.
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const POOL: [&str; 6] = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-south-1", "sa-east-1"];
+
+        /// Distinct regions from the pool, in a generated order; each entry has its own members.
+        fn configuration() -> impl Strategy<Value = Vec<Fake>> {
+            prop::sample::subsequence(POOL.to_vec(), 1..=POOL.len()).prop_shuffle().prop_map(|regions| {
+                regions
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| Fake {
+                        region: r.into(),
+                        name: format!("ami-{i}-{r}"),
+                        kms: (i % 2 == 0).then(|| format!("key-{r}")),
+                    })
+                    .collect()
+            })
+        }
+
+        fn request() -> impl Strategy<Value = Regions> {
+            let some = || prop::sample::subsequence(POOL.to_vec(), 0..=POOL.len());
+            prop_oneof![
+                (some(), some()).prop_map(|(add, remove)| Regions::AddRemove {
+                    remove: remove.iter().filter(|r| !add.contains(r)).map(|r| r.to_string()).collect(),
+                    add: add.into_iter().map(String::from).collect(),
+                }),
+                prop::sample::subsequence(POOL.to_vec(), 1..=POOL.len())
+                    .prop_map(|set| Regions::Set(set.into_iter().map(String::from).collect())),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn given_any_configuration_and_request_when_planned_then_nothing_is_lost_that_was_not_removed(
+                current in configuration(), regions in request()
+            ) {
+                let change = change(regions.clone());
+                let Ok(plan) = plan(&change, &current) else {
+                    // Refused only when the result would have no region.
+                    let left = match &regions {
+                        Regions::Set(set) => set.len(),
+                        Regions::AddRemove { add, remove } => {
+                            current.iter().filter(|d| !remove.contains(&d.region)).count() + add.len()
+                        }
+                    };
+                    prop_assert_eq!(left, 0, "refused although regions were left");
+                    return Ok(());
+                };
+                let asked_removed = |r: &str| match &regions {
+                    Regions::Set(set) => !set.iter().any(|s| s == r),
+                    Regions::AddRemove { remove, .. } => remove.iter().any(|s| s == r),
+                };
+                // Every entry not removed is kept whole (every member, the regional ones too), in its order.
+                let kept: Vec<&Fake> = current.iter().filter(|d| !asked_removed(&d.region)).collect();
+                prop_assert_eq!(&plan.distributions.iter().take(kept.len()).collect::<Vec<_>>(), &kept);
+                for d in &current {
+                    prop_assert_eq!(plan.removed.contains(&d.region), asked_removed(&d.region), "{}", d.region);
+                }
+                // Each wanted region is there exactly once; added ones are copies of the template's members.
+                let wanted: Vec<String> = match &regions {
+                    Regions::Set(set) => set.clone(),
+                    Regions::AddRemove { add, .. } => add.clone(),
+                };
+                for r in &wanted {
+                    prop_assert_eq!(plan.distributions.iter().filter(|d| d.region == *r).count(), 1, "{}", r);
+                }
+                let template = current.iter().find(|d| d.region == "us-east-1").unwrap_or(&current[0]);
+                for d in plan.distributions.iter().skip(kept.len()) {
+                    prop_assert!(!current.iter().any(|c| c.region == d.region), "{} was already there", d.region);
+                    prop_assert_eq!(&d.name, &template.name, "an added region copies the template's members");
+                    prop_assert_eq!(&d.kms, &None, "a foreign region's key is never copied");
+                }
+                let before: std::collections::BTreeSet<&str> = current.iter().map(|d| d.region.as_str()).collect();
+                let after: std::collections::BTreeSet<&str> = plan.distributions.iter().map(|d| d.region.as_str()).collect();
+                prop_assert_eq!(plan.changes(), before != after, "an update exactly when the regions change");
+            }
+        }
+    }
 }
