@@ -7,10 +7,13 @@ PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: test venv venv-sam lint-template fmt-check clippy demo serve probe bench bench-release bench-emulator models build-lambda
+.PHONY: test venv venv-sam lint-template fmt-check clippy demo serve probe bench bench-release bench-emulator bench-scale models build-lambda
 
+# The function suites run a second time behind the DynamoDB guard (moto), the one production uses.
+E2E := start_idle_image_builders rotate_key_group update_distribution_regions update_image_lifecycle
 test: venv lint-template fmt-check clippy
 	cargo test --workspace --locked
+	KEEPER_TEST_GUARD=dynamodb cargo test --workspace --locked $(addprefix --test ,$(E2E))
 
 # Python tools from PyPI, pinned in requirements-dev.txt; reinstalled when that file changes.
 venv: $(VENV)/.installed
@@ -91,6 +94,11 @@ bench-release:
 # and target/bench/emulator-throughput.json).
 bench-emulator:
 	cargo bench --locked -p local --bench throughput
+
+# Each function at scale against the emulator with 20 ms per call (1,000 builders at MAX_CONCURRENCY 1/8/32, a
+# rotation, 30 regions, a 2,000-build sweep) against the floor that latency sets (a table, and target/bench/scale.json).
+bench-scale:
+	cargo bench --locked -p keeper-tests --bench scale
 
 # Regenerates the emulator's constraint data (local/models/*.json) from the venv's botocore service models.
 models: venv

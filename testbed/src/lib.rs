@@ -5,6 +5,7 @@
 //! | module | job |
 //! |---|---|
 //! | [`emulator`] | the emulated AWS per test, with SDK settings that retry fast against it |
+//! | [`guard`] | the idempotency guard of the function suites: memory, or DynamoDB on moto (`KEEPER_TEST_GUARD`) |
 //! | [`moto`] | a moto server (DynamoDB) per test |
 //! | [`lambda`] | the Lambda path: `cargo lambda watch` and `cargo lambda invoke` around a function's bootstrap |
 //! | [`runtime_api`] | the Lambda runtime API under a test's control (deadlines, a bootstrap killed mid-run) |
@@ -14,6 +15,7 @@
 
 pub mod crash;
 pub mod emulator;
+pub mod guard;
 pub mod lambda;
 pub mod moto;
 pub mod runtime_api;

@@ -1,14 +1,11 @@
 //! rotate-key-group end to end: the handler, through the real CloudFront and S3 SDKs, against the emulated account.
 
-use std::sync::Arc;
-
 use rotate_key_group::RotateKeyGroup;
 use serde_json::{Value, json};
 use shared::config::Lookup;
-use shared::host::Host;
-use shared::idempotency::MemoryStore;
 use shared::report::Outcome;
 use testbed::emulator::{calls, fast_settings, sdk_config, start};
+use testbed::guard::Guarded;
 
 const GROUP: &str = "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f";
 const BUCKET: &str = "keeper-keys-123456789012-us-east-1";
@@ -36,7 +33,7 @@ fn seed(items: &[&str], uploads: &[(&str, &str)]) -> Value {
     })
 }
 
-async fn function(running: &local::Running, extra: &[(&str, &str)]) -> Host<RotateKeyGroup> {
+async fn function(running: &local::Running, extra: &[(&str, &str)]) -> Guarded<RotateKeyGroup> {
     let mut pairs = vec![
         ("MAX_ATTEMPTS", "5"),
         ("RETRY_INITIAL_BACKOFF_MS", "1"),
@@ -46,7 +43,7 @@ async fn function(running: &local::Running, extra: &[(&str, &str)]) -> Host<Rota
     ];
     pairs.extend_from_slice(extra);
     let sdk = sdk_config(running, "us-east-1", &fast_settings(5)).await;
-    Host::with_store(&sdk, &Lookup::from_pairs(&pairs), Arc::new(MemoryStore::default())).expect("valid settings")
+    testbed::guard::host(&sdk, &Lookup::from_pairs(&pairs)).await
 }
 
 fn upload(key: &str, version: &str) -> Value {

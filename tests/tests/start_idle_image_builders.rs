@@ -2,24 +2,26 @@
 //! emulated account. Each test asserts from the emulator's call log which calls happened and which did NOT.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde_json::{Value, json};
 use shared::config::Lookup;
-use shared::host::Host;
-use shared::idempotency::MemoryStore;
 use shared::report::{Outcome, Report};
 use start_idle_image_builders::StartIdleImageBuilders;
 use testbed::emulator::{called_with, calls, fast_settings, sdk_config, start};
+use testbed::guard::Guarded;
 
-/// The function wired to the emulator: fast retries (`max_attempts`), fast polling, a memory guard.
-async fn function(running: &local::Running, max_attempts: u32, extra: &[(&str, &str)]) -> Host<StartIdleImageBuilders> {
+/// The function wired to the emulator: fast retries (`max_attempts`), fast polling, the run's guard (memory, or DynamoDB on moto: `testbed::guard`).
+async fn function(
+    running: &local::Running,
+    max_attempts: u32,
+    extra: &[(&str, &str)],
+) -> Guarded<StartIdleImageBuilders> {
     let attempts = max_attempts.to_string();
     let mut pairs =
         vec![("MAX_ATTEMPTS", attempts.as_str()), ("RETRY_INITIAL_BACKOFF_MS", "1"), ("POLL_INTERVAL_MS", "20")];
     pairs.extend_from_slice(extra);
     let sdk = sdk_config(running, "us-east-1", &fast_settings(max_attempts)).await;
-    Host::with_store(&sdk, &Lookup::from_pairs(&pairs), Arc::new(MemoryStore::default())).expect("valid settings")
+    testbed::guard::host(&sdk, &Lookup::from_pairs(&pairs)).await
 }
 
 /// A seeded builder: name, state, tags.

@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use shared::config::Lookup;
-use shared::host::Host;
-use shared::idempotency::MemoryStore;
 use shared::report::Outcome;
 use testbed::emulator::{calls, fast_settings, sdk_config, start};
+use testbed::guard::Guarded;
 use update_distribution_regions::UpdateDistributionRegions;
 
 const ARN: &str = "arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/web-golden";
@@ -60,12 +59,12 @@ async fn function(
     running: &local::Running,
     max_attempts: u32,
     extra: &[(&str, &str)],
-) -> Host<UpdateDistributionRegions> {
+) -> Guarded<UpdateDistributionRegions> {
     let attempts = max_attempts.to_string();
     let mut pairs = vec![("MAX_ATTEMPTS", attempts.as_str()), ("RETRY_INITIAL_BACKOFF_MS", "1")];
     pairs.extend_from_slice(extra);
     let sdk = sdk_config(running, "us-east-1", &fast_settings(max_attempts)).await;
-    Host::with_store(&sdk, &Lookup::from_pairs(&pairs), Arc::new(MemoryStore::default())).expect("valid settings")
+    testbed::guard::host(&sdk, &Lookup::from_pairs(&pairs)).await
 }
 
 fn stored(running: &local::Running) -> Value {
@@ -116,8 +115,12 @@ async fn given_overrides_when_a_region_is_added_then_its_region_bound_members_co
     let running = start(seed(json!({}))).await;
     let deps = function(&running, 3, &[]).await;
     let kms = format!("arn:aws:kms:eu-west-2:{ACCOUNT}:key/9999abcd-12ab-34cd-56ef-1234567890ab");
+    let license = format!(
+        "arn:aws:license-manager:eu-west-2:{ACCOUNT}:license-configuration:lic-0123456789abcdef0123456789abcdef"
+    );
     let request = json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-west-2"], "templateRegion": "eu-west-1",
-        "regionOverrides": {"eu-west-2": {"kmsKeyId": kms, "launchTemplateConfigurations": [{"launchTemplateId": "lt-0a1b2c3d4e5f60718", "setDefaultVersion": false}]}}});
+        "regionOverrides": {"eu-west-2": {"kmsKeyId": kms, "launchTemplateConfigurations": [{"launchTemplateId": "lt-0a1b2c3d4e5f60718", "setDefaultVersion": false}],
+            "licenseConfigurationArns": [license]}}});
     let report = deps.handle(request, None).await.unwrap();
     let added = stored(&running)["distributions"][3].clone();
     assert_eq!(added["region"], "eu-west-2");
@@ -128,7 +131,8 @@ async fn given_overrides_when_a_region_is_added_then_its_region_bound_members_co
     );
     // The SDK does not send a boolean member equal to its default (false): absent and false mean the same to AWS.
     assert_eq!(added["launchTemplateConfigurations"], json!([{"launchTemplateId": "lt-0a1b2c3d4e5f60718"}]));
-    assert!(added.get("licenseConfigurationArns").is_none());
+    assert_eq!(added["licenseConfigurationArns"], json!([license]), "the override's value, not the template's");
+    assert!(report.actions[0].detail.contains("licenseConfigurationArns"), "{}", report.actions[0].detail);
     assert!(
         report.actions[0].detail.contains(
             "from regionOverrides.eu-west-2: amiDistributionConfiguration.kmsKeyId, launchTemplateConfigurations"

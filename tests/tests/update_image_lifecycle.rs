@@ -1,15 +1,14 @@
 //! update-image-lifecycle end to end: the handler, through the real Image Builder SDK, against seeded builds. The call
 //! log shows exactly which StartResourceStateUpdate calls happened; the emulator shows the states they led to.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use shared::config::Lookup;
 use shared::host::Host;
-use shared::idempotency::MemoryStore;
 use shared::report::Outcome;
 use testbed::emulator::{calls, fast_settings, sdk_config, start};
+use testbed::guard::Guarded;
 use update_image_lifecycle::UpdateImageLifecycle;
 
 const BASE: &str = "arn:aws:imagebuilder:us-east-1:123456789012:image/web-golden";
@@ -46,7 +45,7 @@ fn seed(extra: Value) -> Value {
     seed
 }
 
-async fn function(running: &local::Running, extra: &[(&str, &str)]) -> Host<UpdateImageLifecycle> {
+async fn function(running: &local::Running, extra: &[(&str, &str)]) -> Guarded<UpdateImageLifecycle> {
     let mut pairs = vec![
         ("MAX_ATTEMPTS", "5"),
         ("RETRY_INITIAL_BACKOFF_MS", "1"),
@@ -56,7 +55,7 @@ async fn function(running: &local::Running, extra: &[(&str, &str)]) -> Host<Upda
     ];
     pairs.extend_from_slice(extra);
     let sdk = sdk_config(running, "us-east-1", &fast_settings(5)).await;
-    Host::with_store(&sdk, &Lookup::from_pairs(&pairs), Arc::new(MemoryStore::default())).expect("valid settings")
+    testbed::guard::host(&sdk, &Lookup::from_pairs(&pairs)).await
 }
 
 /// Image Builder's `semver` of `major.minor.patch/build`: four 30-bit fields, major highest.
@@ -166,7 +165,8 @@ async fn given_one_build_announced_by_eventbridge_and_by_sns_when_both_arrive_th
         // GIVEN the stack's two subscriptions to one finished build: the EventBridge rule and the pipeline's topic,
         // delivered to two instances that share the idempotency store
         let running = start(seed(json!({}))).await;
-        let store = Arc::new(MemoryStore::default());
+        let guard = testbed::guard::store().await;
+        let store = guard.store;
         let sdk = sdk_config(&running, "us-east-1", &fast_settings(5)).await;
         let lookup = Lookup::from_pairs(&[
             ("RETRY_INITIAL_BACKOFF_MS", "1"),
@@ -305,6 +305,29 @@ async fn given_dry_run_when_the_account_is_swept_then_the_plan_is_reported_and_n
     assert!(planned.contains(&format!("{OTHER}/1.0.0/1").as_str()), "the sweep covers every image: {planned:?}");
     assert_eq!(planned.len(), 4);
     assert!(calls(&running, "StartResourceStateUpdate").is_empty());
+}
+
+#[tokio::test]
+async fn given_an_explicit_request_in_dry_run_when_run_then_the_change_is_planned_and_no_update_is_sent() {
+    // GIVEN an AVAILABLE build and an explicit request to disable it, as a dry run
+    let running = start(seed(json!({}))).await;
+    let deps = function(&running, &[]).await;
+    let arn = format!("{BASE}/1.2.0/3");
+    // WHEN it runs
+    let report =
+        deps.handle(json!({"resourceArn": arn, "state": "DISABLED", "dryRun": true}), None).await.expect("a report");
+    // THEN the one change is reported as planned, from the build's state to the asked one
+    assert!(report.dry_run);
+    assert_eq!(report.actions.len(), 1, "{report:?}");
+    let action = &report.actions[0];
+    assert_eq!(
+        (action.target.as_str(), action.action.as_str(), action.outcome),
+        (arn.as_str(), "disable", Outcome::Planned)
+    );
+    assert!(action.detail.contains("DISABLED"), "{}", action.detail);
+    // AND nothing was sent, and the build is as it was
+    assert!(calls(&running, "StartResourceStateUpdate").is_empty());
+    assert_eq!(status(&running, &arn), "AVAILABLE");
 }
 
 #[tokio::test]
