@@ -244,7 +244,17 @@ pub async fn apply(
                 Err(Error::Gone { .. }) => {
                     ReportAction::new(p.target(), verb.as_str(), Outcome::Skipped, "deleted meanwhile")
                 }
-                Err(e) => failed(p, verb, &e),
+                // AppStream refuses a start of a builder another run has just started (ConcurrentModification while
+                // it is PENDING, ResourceNotAvailable once RUNNING): what was wanted is true, so it is not a failure.
+                Err(e) => match state_of(&client, &p.region, &p.name).await {
+                    Ok(Some(now)) if plan::done_meanwhile(job.action, &now) => ReportAction::new(
+                        p.target(),
+                        verb.as_str(),
+                        Outcome::Skipped,
+                        format!("{} → {now} meanwhile, not by this run; left as it is ({e})", p.before()),
+                    ),
+                    _ => failed(p, verb, &e),
+                },
             }
         }
     });

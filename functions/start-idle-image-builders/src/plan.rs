@@ -190,6 +190,15 @@ fn actionable(action: Action, state: &State) -> bool {
     }
 }
 
+/// Whether a builder now in `state` no longer needs `action`: started (or stopped) meanwhile by someone else, such as
+/// another run that read the same STOPPED builder before either of them started it.
+pub fn done_meanwhile(action: Action, state: &State) -> bool {
+    match action {
+        Action::Start => state.kind() == Kind::UpOrBusy,
+        Action::Stop => matches!(state.kind(), Kind::Stopped | Kind::Stopping),
+    }
+}
+
 /// Whether a builder's name is selected (before tags are known).
 pub fn name_selected(job: &Job, name: &str) -> bool {
     match &job.selector {
