@@ -12,6 +12,7 @@ use aws_sdk_imagebuilder::types::{
     LifecyclePolicyDetailExclusionRulesAmisLastLaunched, LifecyclePolicyTimeUnit, Ownership, ResourceState,
     ResourceStateUpdateExclusionRules, ResourceStateUpdateIncludeResources, ResourceStatus,
 };
+use futures_util::StreamExt;
 use shared::aws_error::describe;
 use shared::host::Context;
 use shared::idempotency::client_token;
@@ -50,7 +51,14 @@ pub type ImageBuilds = Result<Vec<Build>, Error>;
 /// Every build version of the account's images, by image name (`only`: just that image). Listing the images fails
 /// the whole call; listing one image's builds fails that image alone, and the others are still read: an image whose
 /// builds were read only in part must not be planned at all (its newest build could be among the missing ones).
-pub async fn builds(client: &Client, region: &str, only: Option<&str>) -> Result<BTreeMap<String, ImageBuilds>, Error> {
+/// The build listings run `limit` at a time: one per image version, so an account with thousands of versions would
+/// otherwise spend most of a Lambda timeout reading them one after another (`make bench-scale`).
+pub async fn builds(
+    client: &Client,
+    region: &str,
+    only: Option<&str>,
+    limit: usize,
+) -> Result<BTreeMap<String, ImageBuilds>, Error> {
     let mut versions = Vec::new();
     let mut pages = client.list_images().owner(Ownership::SelfValue).include_deprecated(true).into_paginator().send();
     while let Some(page) = pages.next().await {
@@ -63,20 +71,31 @@ pub async fn builds(client: &Client, region: &str, only: Option<&str>) -> Result
             }
         }
     }
-    let mut out: BTreeMap<String, ImageBuilds> = BTreeMap::new();
-    for (name, version_arn) in versions {
-        let image = out.entry(name).or_insert_with(|| Ok(Vec::new()));
-        let Ok(builds) = image else { continue };
-        let mut pages = client.list_image_build_versions().image_version_arn(&version_arn).into_paginator().send();
-        while let Some(page) = pages.next().await {
-            match page {
-                Ok(page) => builds.extend(page.image_summary_list.unwrap_or_default().iter().filter_map(to_build)),
-                Err(e) => {
-                    let failure = describe("ListImageBuildVersions", &e);
-                    *image = Err(Error::Aws { target: version_arn.clone(), failure });
-                    break;
+    // `buffered` keeps the listing order, so the plan sees the builds in the same order however the calls interleave.
+    let listed: Vec<(String, ImageBuilds)> = futures_util::stream::iter(versions)
+        .map(|(name, version_arn)| async move {
+            let mut builds = Vec::new();
+            let mut pages = client.list_image_build_versions().image_version_arn(&version_arn).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                match page {
+                    Ok(page) => builds.extend(page.image_summary_list.unwrap_or_default().iter().filter_map(to_build)),
+                    Err(e) => {
+                        let failure = describe("ListImageBuildVersions", &e);
+                        return (name, Err(Error::Aws { target: version_arn.clone(), failure }));
+                    }
                 }
             }
+            (name, Ok(builds))
+        })
+        .buffered(limit.max(1))
+        .collect()
+        .await;
+    let mut out: BTreeMap<String, ImageBuilds> = BTreeMap::new();
+    for (name, listed) in listed {
+        match (out.entry(name).or_insert_with(|| Ok(Vec::new())), listed) {
+            (Err(_), _) => {}
+            (Ok(builds), Ok(more)) => builds.extend(more),
+            (image, Err(e)) => *image = Err(e),
         }
     }
     Ok(out)

@@ -285,7 +285,7 @@ pub struct Policy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub policy: Policy,
-    /// `MAX_CONCURRENCY` (default 2): state updates in flight.
+    /// `MAX_CONCURRENCY` (default 2): Image Builder calls in flight (a sweep's build listings, then its updates).
     pub max_concurrency: usize,
 }
 

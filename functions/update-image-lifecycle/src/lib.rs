@@ -79,7 +79,8 @@ impl Function for UpdateImageLifecycle {
             let (region, decisions, in_use) = match work {
                 Work::Explicit(e) => (e.region.clone(), vec![plan::explicit(&e)], aws::WhenInUse::Retry),
                 Work::Policy { region, image, trigger } => {
-                    let images = aws::builds(&self.clients.get(&region), &region, image.as_deref()).await?;
+                    let limit = self.settings.max_concurrency;
+                    let images = aws::builds(&self.clients.get(&region), &region, image.as_deref(), limit).await?;
                     let mut decisions = Vec::new();
                     for builds in images.values() {
                         match builds {
