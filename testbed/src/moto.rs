@@ -26,8 +26,21 @@ impl Drop for Moto {
 }
 
 impl Moto {
-    /// Starts moto and waits until it answers; panics with the reason when it cannot.
+    /// Starts moto and waits until it answers HTTP; panics with the reason when it cannot.
     pub fn start() -> Moto {
+        // A free port can be taken between choosing it and moto binding it (an emulator of another test, or an
+        // outgoing connection's local port): moto then exits, and a fresh port is tried.
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Moto::try_start() {
+                Ok(moto) => return moto,
+                Err(e) => last = e,
+            }
+        }
+        panic!("moto did not start in 5 attempts: {last}")
+    }
+
+    fn try_start() -> Result<Moto, String> {
         let binary = crate::tools::venv_tool("moto_server", "moto").unwrap_or_else(|e| {
             panic!("cannot start moto for the DynamoDB tests: {e}. Run `make test` (it installs moto into .venv) or set MOTO_SERVER.")
         });
@@ -45,13 +58,22 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {} {}: {e}", python.display(), script.display()));
-        let moto = Moto { child, url: format!("http://127.0.0.1:{port}") };
+        let mut moto = Moto { child, url: format!("http://127.0.0.1:{port}") };
         let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "moto did not listen on port {port} within 30 s");
+        // Ready when moto itself answers HTTP: a bare TCP connect can succeed against something else on the port.
+        while !answers_http(port) {
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                return Err(format!("moto exited ({status}) before listening on port {port}"));
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err(format!("moto did not answer on port {port} within 30 s"));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        moto
+        if let Ok(Some(status)) = moto.child.try_wait() {
+            return Err(format!("moto exited ({status}) while something else answered on port {port}"));
+        }
+        Ok(moto)
     }
 
     /// The idempotency table as template.yaml defines it (key `id`, on demand), created in this server, and the
@@ -72,4 +94,16 @@ impl Moto {
             .expect("create the idempotency table in moto");
         DynamoDbStore::new(client, "keeper-idempotency")
     }
+}
+
+/// Whether an HTTP server answers on the port.
+fn answers_http(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 5];
+    stream.read_exact(&mut head).is_ok() && &head == b"HTTP/"
 }
