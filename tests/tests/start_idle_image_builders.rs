@@ -144,6 +144,28 @@ async fn given_stopping_builder_when_started_then_it_is_started_once_it_has_stop
 }
 
 #[tokio::test]
+async fn given_a_builder_stopping_past_the_deadline_when_started_then_the_wait_ends_before_the_deadline_and_is_retryable()
+ {
+    // GIVEN a builder that stays STOPPING for a minute, and an invocation with 2.5 s left and a 1 s margin
+    let running = start(json!({"timing": {"transitionMillis": 60000}, "regions": {"us-east-1": {"imageBuilders": {
+        "b1": {"State": "STOPPING"}
+    }}}}))
+    .await;
+    let deps = function(&running, 3, &[("DEADLINE_MARGIN_MS", "1000")]).await;
+    let deadline = std::time::SystemTime::now() + std::time::Duration::from_millis(2500);
+    // WHEN it is asked to start it, waiting for STOPPING
+    let answer = deps.handle(json!({"names": ["b1"], "waitForStopping": true}), Some(deadline)).await;
+    // THEN the wait gave up before the deadline (the run answered while Lambda would still hear it), polling meanwhile
+    assert!(std::time::SystemTime::now() < deadline, "the wait ran past the Lambda deadline");
+    let error = answer.expect_err("a builder left STOPPING is work left for the retry");
+    assert_eq!(error.error_type, "Retryable.Timeout", "{error:?}");
+    assert!(error.error_message.contains("still STOPPING"), "{}", error.error_message);
+    assert!(calls(&running, "DescribeImageBuilders").len() >= 2, "it polled while it waited");
+    // AND nothing was started
+    assert!(calls(&running, "StartImageBuilder").is_empty());
+}
+
+#[tokio::test]
 async fn given_contention_on_30_percent_of_starts_when_started_then_every_builder_starts() {
     let names: Vec<String> = (0..20).map(|i| format!("b{i:02}")).collect();
     let entries: Vec<Seeded<'_>> = names.iter().map(|n| (n.as_str(), "STOPPED", &[][..])).collect();
