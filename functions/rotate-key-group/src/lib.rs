@@ -176,6 +176,7 @@ impl RotateKeyGroup {
         }
         let mut add = job.add.clone();
         let mut made = None;
+        let mut keys = keys;
         if let Some(new_key) = &job.new_key {
             let key = aws::create(&self.cloudfront, new_key).await?;
             let target = format!("{group_id}/{}", key.id);
@@ -197,18 +198,30 @@ impl RotateKeyGroup {
                 ),
             });
             add.push(key.id.clone());
+            if !keys.iter().any(|k| k.id == key.id) {
+                // A key this rotation adds joins now: its own creation time does not enter the plan.
+                keys.push(Key { id: key.id.clone(), created: now_secs() });
+            }
             made = Some(key.id);
         }
+        // The first round writes on the read made before the key was created: creating a key leaves the group as it
+        // was, and the update is conditional on that read's ETag, so a group changed meanwhile is refused and read
+        // again. Reading it again first would only cost calls.
+        let mut first_read = Some((group, keys));
         // Concurrent rotations of one group each need a round; ten bounds the worst case well inside a Lambda timeout.
         let policy = RmwPolicy { max_attempts: 10, base_delay: Duration::from_millis(50), ..RmwPolicy::default() };
         let is_conflict = |e: &Error| matches!(e, Error::GroupChanged { .. });
         let rounds = read_modify_write(&policy, ctx.deadline_instant(), is_conflict, |attempt| {
             let add = &add;
+            let seen = first_read.take();
             async move {
                 if attempt > 0 {
                     tracing::info!(attempt, group = %group_id, "ETag changed under us; re-read and re-planned");
                 }
-                let (group, keys) = self.observe(group_id, add).await?;
+                let (group, keys) = match seen {
+                    Some(seen) => seen,
+                    None => self.observe(group_id, add).await?,
+                };
                 let plan =
                     plan::plan(&group.items, &keys, &rotation(job, add.clone(), job.retire.clone()), now_secs())?;
                 if !plan.changes() {
