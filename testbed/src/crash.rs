@@ -40,6 +40,21 @@ pub struct Case {
 }
 
 impl Case {
+    /// A case on the demo account (`events/local-account.json`) under the demo settings and `extra`, with work
+    /// allowed to start until half a second before the deadline (the first invocation's is 8 s away).
+    pub fn on_demo(
+        function: &'static str,
+        event: Value,
+        extra: &[(&'static str, &str)],
+        hold: Value,
+        ends_after: fn(&[local::Call]) -> bool,
+        leaves_work: bool,
+    ) -> Case {
+        let demo = crate::samples::DEMO_SETTINGS.iter().chain(extra).chain(&[("DEADLINE_MARGIN_MS", "500")]);
+        let settings = demo.map(|(k, v)| (*k, v.to_string())).collect();
+        Case { function, seed: crate::samples::demo_account(), event, settings, hold, ends_after, leaves_work }
+    }
+
     fn settings(&self) -> Vec<(&str, &str)> {
         self.settings.iter().map(|(k, v)| (*k, v.as_str())).collect()
     }

@@ -55,8 +55,32 @@ struct Row {
     by_operation: BTreeMap<String, usize>,
 }
 
-/// Wall time, calls by operation, report size and outcome of one handled event.
-type Ran = (f64, BTreeMap<String, usize>, usize, String);
+/// One handled event: wall time, calls by operation, report size and outcome.
+struct Ran {
+    wall_ms: f64,
+    by_operation: BTreeMap<String, usize>,
+    report_bytes: usize,
+    outcome: String,
+}
+
+impl Ran {
+    fn count(&self, operation: &str) -> usize {
+        self.by_operation.get(operation).copied().unwrap_or(0)
+    }
+
+    /// Its row, against the floor of `rounds` calls made one after another.
+    fn row(self, scenario: String, rounds: usize) -> Row {
+        Row {
+            scenario,
+            wall_ms: self.wall_ms,
+            calls: self.by_operation.values().sum(),
+            floor_ms: Some(rounds as f64 * LATENCY_MS as f64),
+            report_bytes: self.report_bytes,
+            outcome: self.outcome,
+            by_operation: self.by_operation,
+        }
+    }
+}
 
 async fn run<F: Function>(seed: Value, event: Value, settings: &[(&str, &str)]) -> Ran {
     let running = start(seed).await;
@@ -66,20 +90,21 @@ async fn run<F: Function>(seed: Value, event: Value, settings: &[(&str, &str)]) 
     let started = Instant::now();
     // `answer`, not `handle`: the same run without its EMF line on stdout, which would break up the table.
     let (answer, _metrics) = host.answer(event, None).await;
-    let wall = started.elapsed().as_secs_f64() * 1000.0;
-    let mut calls = BTreeMap::new();
+    let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut by_operation = BTreeMap::new();
     for call in running.emulator.calls() {
-        *calls.entry(call.operation).or_insert(0) += 1;
+        *by_operation.entry(call.operation).or_insert(0) += 1;
     }
-    match answer {
+    let (report_bytes, outcome) = match answer {
         Ok(report) => {
             let bytes = serde_json::to_string(&report).map(|s| s.len()).unwrap_or(0);
             let applied = report.count(shared::report::Outcome::Applied);
             let failed = report.count(shared::report::Outcome::Failed);
-            (wall, calls, bytes, format!("{applied} applied, {failed} failed"))
+            (bytes, format!("{applied} applied, {failed} failed"))
         }
-        Err(e) => (wall, calls, 0, format!("error {}", e.error_type)),
-    }
+        Err(e) => (0, format!("error {}", e.error_type)),
+    };
+    Ran { wall_ms, by_operation, report_bytes, outcome }
 }
 
 async fn start_idle(rows: &mut Vec<Row>) {
@@ -96,17 +121,9 @@ async fn start_idle(rows: &mut Vec<Row>) {
         let limit = concurrency.to_string();
         let settings = [("OPT_OUT_TAG", ""), ("MAX_CONCURRENCY", limit.as_str()), ("RETRY_INITIAL_BACKOFF_MS", "1")];
         let event = json!({"action": "start", "regions": ["us-east-1"]});
-        let (wall, by_operation, bytes, outcome) = run::<StartIdleImageBuilders>(seed, event, &settings).await;
-        let floor = (pages + BUILDERS.div_ceil(concurrency)) as f64 * LATENCY_MS as f64;
-        rows.push(Row {
-            scenario: format!("start-idle: {BUILDERS} builders, {pages} pages, MAX_CONCURRENCY {concurrency}"),
-            wall_ms: wall,
-            calls: by_operation.values().sum(),
-            floor_ms: Some(floor),
-            report_bytes: bytes,
-            outcome,
-            by_operation,
-        });
+        let ran = run::<StartIdleImageBuilders>(seed, event, &settings).await;
+        let scenario = format!("start-idle: {BUILDERS} builders, {pages} pages, MAX_CONCURRENCY {concurrency}");
+        rows.push(ran.row(scenario, pages + BUILDERS.div_ceil(concurrency)));
     }
 }
 
@@ -124,17 +141,9 @@ async fn rotation(rows: &mut Vec<Row>) {
         "HeadObject",
     ]);
     let event = sample(RotateKeyGroup::NAME, "s3-put.json");
-    let (wall, by_operation, bytes, outcome) = run::<RotateKeyGroup>(seed, event, &DEMO_SETTINGS).await;
-    let calls = by_operation.values().sum::<usize>();
-    rows.push(Row {
-        scenario: "rotate-key-group: one uploaded key, no contention".into(),
-        wall_ms: wall,
-        calls,
-        floor_ms: Some(calls as f64 * LATENCY_MS as f64),
-        report_bytes: bytes,
-        outcome,
-        by_operation,
-    });
+    let ran = run::<RotateKeyGroup>(seed, event, &DEMO_SETTINGS).await;
+    let calls = ran.by_operation.values().sum();
+    rows.push(ran.row("rotate-key-group: one uploaded key, no contention".into(), calls));
 }
 
 async fn regions(rows: &mut Vec<Row>) {
@@ -151,17 +160,9 @@ async fn regions(rows: &mut Vec<Row>) {
         "setRegions": wanted,
         "templateRegion": "us-east-1",
     });
-    let (wall, by_operation, bytes, outcome) = run::<UpdateDistributionRegions>(seed, event, &DEMO_SETTINGS).await;
-    let calls = by_operation.values().sum::<usize>();
-    rows.push(Row {
-        scenario: format!("update-distribution-regions: set {} regions", wanted.len()),
-        wall_ms: wall,
-        calls,
-        floor_ms: Some(calls as f64 * LATENCY_MS as f64),
-        report_bytes: bytes,
-        outcome,
-        by_operation,
-    });
+    let ran = run::<UpdateDistributionRegions>(seed, event, &DEMO_SETTINGS).await;
+    let calls = ran.by_operation.values().sum();
+    rows.push(ran.row(format!("update-distribution-regions: set {} regions", wanted.len()), calls));
 }
 
 async fn lifecycle(rows: &mut Vec<Row>) {
@@ -184,21 +185,12 @@ async fn lifecycle(rows: &mut Vec<Row>) {
     let event = sample(UpdateImageLifecycle::NAME, "schedule-sweep.json");
     let mut settings = DEMO_SETTINGS.to_vec();
     settings.extend([("KEEP_AVAILABLE", "3"), ("DEPRECATE_AFTER_DAYS", "30"), ("MAX_CONCURRENCY", "8")]);
-    let (wall, by_operation, bytes, outcome) = run::<UpdateImageLifecycle>(seed, event, &settings).await;
+    let ran = run::<UpdateImageLifecycle>(seed, event, &settings).await;
     // Image pages one after another; build listings, then updates, eight at a time.
-    let count = |op: &str| by_operation.get(op).copied().unwrap_or(0);
-    let rounds = count("ListImages")
-        + count("ListImageBuildVersions").div_ceil(8)
-        + count("StartResourceStateUpdate").div_ceil(8);
-    rows.push(Row {
-        scenario: format!("update-image-lifecycle: sweep of {BUILDS} builds, MAX_CONCURRENCY 8"),
-        wall_ms: wall,
-        calls: by_operation.values().sum(),
-        floor_ms: Some(rounds as f64 * LATENCY_MS as f64),
-        report_bytes: bytes,
-        outcome,
-        by_operation,
-    });
+    let rounds = ran.count("ListImages")
+        + ran.count("ListImageBuildVersions").div_ceil(8)
+        + ran.count("StartResourceStateUpdate").div_ceil(8);
+    rows.push(ran.row(format!("update-image-lifecycle: sweep of {BUILDS} builds, MAX_CONCURRENCY 8"), rounds));
 }
 
 fn main() {

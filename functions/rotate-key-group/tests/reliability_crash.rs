@@ -5,25 +5,20 @@
 use rotate_key_group::RotateKeyGroup;
 use serde_json::json;
 use testbed::crash::{Case, panic_mid_run, sigkill_mid_run};
-use testbed::samples::{DEMO_SETTINGS, demo_account, sample};
+use testbed::samples::sample;
 
 /// A key uploaded for the demo group: the key is created, then the group update is held, and the run ends between.
 fn case() -> Case {
     let event = sample("rotate-key-group", "s3-put.json");
-    let extra: &[(&'static str, &str)] = &[];
-    let mut settings: Vec<(&'static str, String)> = DEMO_SETTINGS.iter().map(|(k, v)| (*k, v.to_string())).collect();
-    settings.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-    // The first invocation's deadline is 8 s away: work may start until half a second before it.
-    settings.push(("DEADLINE_MARGIN_MS", "500".into()));
-    Case {
-        function: "rotate-key-group",
-        seed: demo_account(),
+    let hold = json!({"operation": "UpdateKeyGroup", "count": 1, "latencyMs": 3000});
+    Case::on_demo(
+        "rotate-key-group",
         event,
-        settings,
-        hold: json!({"operation": "UpdateKeyGroup", "count": 1, "latencyMs": 3000}),
-        ends_after: |calls| calls.iter().any(|c| c.operation == "CreatePublicKey" && c.ok()),
-        leaves_work: true,
-    }
+        &[],
+        hold,
+        |calls| calls.iter().any(|c| c.operation == "CreatePublicKey" && c.ok()),
+        true,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,27 +5,22 @@
 use serde_json::json;
 use start_idle_image_builders::StartIdleImageBuilders;
 use testbed::crash::{Case, panic_mid_run, sigkill_mid_run};
-use testbed::samples::{DEMO_SETTINGS, demo_account, sample};
+use testbed::samples::sample;
 
 /// Two builders to start in us-east-1, one at a time; the second start is held, and the run ends after the first.
 fn case() -> Case {
     // One region: eu-west-1's STOPPING builder stops while the test runs, which would change the plan meanwhile.
     let mut event = sample("start-idle-image-builders", "manual-start.json");
     event["regions"] = json!(["us-east-1"]);
-    let extra: &[(&'static str, &str)] = &[("MAX_CONCURRENCY", "1")];
-    let mut settings: Vec<(&'static str, String)> = DEMO_SETTINGS.iter().map(|(k, v)| (*k, v.to_string())).collect();
-    settings.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-    // The first invocation's deadline is 8 s away: work may start until half a second before it.
-    settings.push(("DEADLINE_MARGIN_MS", "500".into()));
-    Case {
-        function: "start-idle-image-builders",
-        seed: demo_account(),
+    let hold = json!({"operation": "StartImageBuilder", "after": 1, "count": 1, "latencyMs": 3000});
+    Case::on_demo(
+        "start-idle-image-builders",
         event,
-        settings,
-        hold: json!({"operation": "StartImageBuilder", "after": 1, "count": 1, "latencyMs": 3000}),
-        ends_after: |calls| calls.iter().any(|c| c.operation == "StartImageBuilder" && c.ok()),
-        leaves_work: true,
-    }
+        &[("MAX_CONCURRENCY", "1")],
+        hold,
+        |calls| calls.iter().any(|c| c.operation == "StartImageBuilder" && c.ok()),
+        true,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

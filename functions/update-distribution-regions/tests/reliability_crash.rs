@@ -4,29 +4,22 @@
 
 use serde_json::json;
 use testbed::crash::{Case, panic_mid_run, sigkill_mid_run};
-use testbed::samples::{DEMO_SETTINGS, demo_account, sample};
+use testbed::samples::sample;
 use update_distribution_regions::UpdateDistributionRegions;
 
 /// A region added to the demo configuration: the run ends after its re-read under the lease, with the one update
 /// held or not yet sent, so it may or may not have landed; the redelivery must converge either way.
 fn case() -> Case {
     let event = sample("update-distribution-regions", "manual-add.json");
-    let extra: &[(&'static str, &str)] = &[];
-    let mut settings: Vec<(&'static str, String)> = DEMO_SETTINGS.iter().map(|(k, v)| (*k, v.to_string())).collect();
-    settings.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-    // The first invocation's deadline is 8 s away: work may start until half a second before it.
-    settings.push(("DEADLINE_MARGIN_MS", "500".into()));
-    Case {
-        function: "update-distribution-regions",
-        seed: demo_account(),
+    let hold = json!({"operation": "UpdateDistributionConfiguration", "count": 1, "latencyMs": 3000});
+    Case::on_demo(
+        "update-distribution-regions",
         event,
-        settings,
-        hold: json!({"operation": "UpdateDistributionConfiguration", "count": 1, "latencyMs": 3000}),
-        ends_after: |calls| {
-            calls.iter().filter(|c| c.operation == "GetDistributionConfiguration" && c.ok()).count() >= 2
-        },
-        leaves_work: false,
-    }
+        &[],
+        hold,
+        |calls| calls.iter().filter(|c| c.operation == "GetDistributionConfiguration" && c.ok()).count() >= 2,
+        false,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

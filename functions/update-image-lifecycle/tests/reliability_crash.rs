@@ -4,28 +4,22 @@
 
 use serde_json::json;
 use testbed::crash::{Case, panic_mid_run, sigkill_mid_run};
-use testbed::samples::{DEMO_SETTINGS, demo_account, sample};
+use testbed::samples::sample;
 use update_image_lifecycle::UpdateImageLifecycle;
 
 /// A sweep that deprecates every build but the newest AVAILABLE one, one at a time; the second update is held, and
 /// the run ends after the first.
 fn case() -> Case {
     let event = sample("update-image-lifecycle", "schedule-sweep.json");
-    let extra: &[(&'static str, &str)] =
-        &[("MAX_CONCURRENCY", "1"), ("KEEP_AVAILABLE", "1"), ("DEPRECATE_AFTER_DAYS", "0")];
-    let mut settings: Vec<(&'static str, String)> = DEMO_SETTINGS.iter().map(|(k, v)| (*k, v.to_string())).collect();
-    settings.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-    // The first invocation's deadline is 8 s away: work may start until half a second before it.
-    settings.push(("DEADLINE_MARGIN_MS", "500".into()));
-    Case {
-        function: "update-image-lifecycle",
-        seed: demo_account(),
+    let hold = json!({"operation": "StartResourceStateUpdate", "after": 1, "count": 1, "latencyMs": 3000});
+    Case::on_demo(
+        "update-image-lifecycle",
         event,
-        settings,
-        hold: json!({"operation": "StartResourceStateUpdate", "after": 1, "count": 1, "latencyMs": 3000}),
-        ends_after: |calls| calls.iter().any(|c| c.operation == "StartResourceStateUpdate" && c.ok()),
-        leaves_work: true,
-    }
+        &[("MAX_CONCURRENCY", "1"), ("KEEP_AVAILABLE", "1"), ("DEPRECATE_AFTER_DAYS", "0")],
+        hold,
+        |calls| calls.iter().any(|c| c.operation == "StartResourceStateUpdate" && c.ok()),
+        true,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
