@@ -3,22 +3,21 @@
 //! timeout, an out-of-memory kill, a host failure), and a panic in the handler. Either way the redelivery must
 //! complete the run with nothing done twice and nothing left half-done.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::{Arc, OnceLock};
-use std::task::Poll;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 use shared::config::{ConfigError, Lookup};
-use shared::host::{Context, Function, Host};
-use shared::idempotency::MemoryStore;
+use shared::host::{Context, Function};
 use shared::report::Report;
 use shared::telemetry::Metrics;
 use shared::trigger::Trigger;
 
-use crate::emulator::{effects_at_aws, fast_settings, mutating, sdk_config, start};
-use crate::lambda::bootstrap_command;
+use crate::emulator::{effects_at_aws, host, mutating, start};
+use crate::lambda::{Reaped, bootstrap_command};
 use crate::moto::Moto;
 use crate::runtime_api::{Answer, RuntimeApi};
 
@@ -65,17 +64,13 @@ impl Case {
         seed
     }
 
-    /// What one calm run does to the account, through `run`; it must change something.
-    fn check_calm(&self, calm: &std::collections::BTreeMap<String, usize>) {
+    /// What one calm run did to the account: it must change something.
+    fn check_calm(&self, calm: &BTreeMap<String, usize>) {
         assert!(!calm.is_empty(), "{}: the calm run changes nothing, so nothing would be proven", self.function);
     }
 
     /// What the ended run did: only what the calm run does, and (when it must) not all of it.
-    fn check_ended(
-        &self,
-        calm: &std::collections::BTreeMap<String, usize>,
-        ended: &std::collections::BTreeMap<String, usize>,
-    ) {
+    fn check_ended(&self, calm: &BTreeMap<String, usize>, ended: &BTreeMap<String, usize>) {
         for (effect, n) in ended {
             assert!(calm.get(effect).is_some_and(|c| n <= c), "{}: {effect} ×{n} is not in {calm:?}", self.function);
         }
@@ -94,21 +89,11 @@ async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
     }
 }
 
-/// A bootstrap process; SIGKILLed when dropped if still running.
-struct Bootstrap(std::process::Child);
-
-impl Drop for Bootstrap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(bootstrap: &str, api: &RuntimeApi, endpoint: &str, settings: &[(&str, &str)]) -> Bootstrap {
+fn spawn(bootstrap: &str, api: &RuntimeApi, endpoint: &str, settings: &[(&str, &str)]) -> Reaped {
     let child = bootstrap_command(bootstrap, &api.address, "keeper", endpoint, settings)
         .spawn()
         .unwrap_or_else(|e| panic!("the bootstrap {bootstrap} starts: {e}"));
-    Bootstrap(child)
+    Reaped(child)
 }
 
 async fn answer(rx: tokio::sync::oneshot::Receiver<Answer>, function: &str) -> Answer {
@@ -221,10 +206,7 @@ impl<F: Function> Function for PanicsMidRun<F> {
                 if tripwire.get().is_some_and(|tripped| tripped()) {
                     panic!("injected: the handler panics in the middle of its run");
                 }
-                match inner.as_mut().poll(cx) {
-                    Poll::Ready(done) => Poll::Ready(done),
-                    Poll::Pending => Poll::Pending,
-                }
+                inner.as_mut().poll(cx)
             })
             .await
         }
@@ -239,7 +221,7 @@ pub async fn panic_mid_run<F: Function>(case: Case) {
     // GIVEN what one calm run does
     let calm = {
         let running = start(case.seed.clone()).await;
-        let report = in_process::<F>(&running, &settings).await.handle(case.event.clone(), None).await;
+        let report = host::<F>(&running, 3, &settings).await.handle(case.event.clone(), None).await;
         let report = report.unwrap_or_else(|e| panic!("{function}: the calm run: {e:?}"));
         assert!(report.error.is_none(), "{function}: {report:?}");
         effects_at_aws(&running.emulator.calls())
@@ -247,11 +229,11 @@ pub async fn panic_mid_run<F: Function>(case: Case) {
     case.check_calm(&calm);
     // WHEN the handler panics once the run is in the middle
     let running = start(case.held_seed()).await;
-    let host = in_process::<PanicsMidRun<F>>(&running, &settings).await;
+    let armed = host::<PanicsMidRun<F>>(&running, 3, &settings).await;
     let emulator = running.emulator.clone();
     let ends_after = case.ends_after;
-    host.function().arm(move || ends_after(&emulator.calls()));
-    let (answer, metrics) = host.answer(case.event.clone(), None).await;
+    armed.function().arm(move || ends_after(&emulator.calls()));
+    let (answer, metrics) = armed.answer(case.event.clone(), None).await;
     // THEN the answer is a retryable panic, counted, and the run did part of the calm run's work at most
     let error = answer.expect_err("a panicking run cannot answer with a report");
     assert_eq!(error.error_type, "Retryable.Panic", "{function}: {error:?}");
@@ -263,19 +245,13 @@ pub async fn panic_mid_run<F: Function>(case: Case) {
     // call) instead of refusing it as in progress
     let mutations = || running.emulator.calls().iter().filter(|c| mutating(&c.operation)).count();
     let before = mutations();
-    let again = host.answer(case.event.clone(), None).await.0.expect_err("still armed");
+    let again = armed.answer(case.event.clone(), None).await.0.expect_err("still armed");
     assert_eq!(again.error_type, "Retryable.Panic", "{function}: the guard was not released: {again:?}");
     assert_eq!(mutations(), before, "{function}: a run that panics at once made a mutating call");
     // WHEN Lambda's retry lands in an environment without the bug
-    let retry = in_process::<F>(&running, &settings).await;
+    let retry = host::<F>(&running, 3, &settings).await;
     let report = retry.handle(case.event.clone(), None).await.unwrap_or_else(|e| panic!("{function}: {e:?}"));
     // THEN it completes, and with the panicked run did exactly the calm run's work
     assert!(report.error.is_none() && !report.replayed, "{function}: {report:?}");
     assert_eq!(effects_at_aws(&running.emulator.calls()), calm, "{function}: panicked run + retry");
-}
-
-async fn in_process<G: Function>(running: &local::Running, settings: &[(&str, &str)]) -> Host<G> {
-    let sdk = sdk_config(running, "us-east-1", &fast_settings(3)).await;
-    Host::<G>::with_store(&sdk, &Lookup::from_pairs(settings), Arc::new(MemoryStore::default()))
-        .expect("valid settings")
 }

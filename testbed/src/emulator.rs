@@ -3,9 +3,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use aws_types::SdkConfig;
 use local::Running;
-use shared::config::Settings;
+use shared::config::{Lookup, Settings};
+use shared::host::{Function, Host};
+use shared::idempotency::MemoryStore;
 
 pub use local::testing::{called_with, calls, start};
 
@@ -17,6 +21,13 @@ pub fn fast_settings(max_attempts: u32) -> Settings {
 /// An SDK configuration aimed at a local server with keeper's retry configuration for `settings`.
 pub async fn sdk_config(running: &Running, region: &str, settings: &Settings) -> SdkConfig {
     local::client::sdk_config(&running.url, region, shared::retry::retry_config(settings)).await
+}
+
+/// A function's host in process against the emulator at `running`: the SDK retries fast (`max_attempts`), the
+/// guard is a fresh memory store, and `settings` are the function's environment.
+pub async fn host<F: Function>(running: &Running, max_attempts: u32, settings: &[(&str, &str)]) -> Host<F> {
+    let sdk = sdk_config(running, "us-east-1", &fast_settings(max_attempts)).await;
+    Host::with_store(&sdk, &Lookup::from_pairs(settings), Arc::new(MemoryStore::default())).expect("valid settings")
 }
 
 /// Whether a call changes the account: keeper's reads are Describe, List, Get and Head; everything else it calls

@@ -16,7 +16,7 @@ use crate::tools::{venv_tool, workspace_root};
 
 /// A child process that ends with the test. SIGKILL to the child alone: neither child starts processes of its own
 /// (watch runs with --only-lambda-apis), and a SIGTERM lets cargo-lambda's shutdown signal more than its own.
-struct Reaped(Child);
+pub(crate) struct Reaped(pub(crate) Child);
 
 impl Drop for Reaped {
     fn drop(&mut self) {

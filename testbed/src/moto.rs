@@ -5,6 +5,7 @@
 //! install of the pinned moto; if none works the test fails and says why. Never a silent skip.
 
 use std::net::TcpListener;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,11 +29,19 @@ impl Drop for Moto {
 impl Moto {
     /// Starts moto and waits until it answers HTTP; panics with the reason when it cannot.
     pub fn start() -> Moto {
+        let binary = crate::tools::venv_tool("moto_server", "moto").unwrap_or_else(|e| {
+            panic!("cannot start moto for the DynamoDB tests: {e}. Run `make test` (it installs moto into .venv) or set MOTO_SERVER.")
+        });
+        // moto's own server checks a condition and writes without a lock; moto_atomic.py applies one request at a
+        // time, as DynamoDB applies a conditional write (the guard's tests depend on it). Its python is moto's.
+        let python = binary.parent().map(|bin| bin.join("python")).filter(|p| p.is_file());
+        let python = python.unwrap_or_else(|| "python3".into());
+        let script = crate::tools::workspace_root().join("testbed/moto_atomic.py");
         // A free port can be taken between choosing it and moto binding it (an emulator of another test, or an
         // outgoing connection's local port): moto then exits, and a fresh port is tried.
         let mut last = String::new();
         for _ in 0..5 {
-            match Moto::try_start() {
+            match Moto::try_start(&python, &script) {
                 Ok(moto) => return moto,
                 Err(e) => last = e,
             }
@@ -40,19 +49,11 @@ impl Moto {
         panic!("moto did not start in 5 attempts: {last}")
     }
 
-    fn try_start() -> Result<Moto, String> {
-        let binary = crate::tools::venv_tool("moto_server", "moto").unwrap_or_else(|e| {
-            panic!("cannot start moto for the DynamoDB tests: {e}. Run `make test` (it installs moto into .venv) or set MOTO_SERVER.")
-        });
+    fn try_start(python: &Path, script: &Path) -> Result<Moto, String> {
         let port =
             TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port");
-        // moto's own server checks a condition and writes without a lock; moto_atomic.py applies one request at a
-        // time, as DynamoDB applies a conditional write (the guard's tests depend on it). Its python is moto's.
-        let python = binary.parent().map(|bin| bin.join("python")).filter(|p| p.is_file());
-        let python = python.unwrap_or_else(|| "python3".into());
-        let script = crate::tools::workspace_root().join("testbed/moto_atomic.py");
-        let child = Command::new(&python)
-            .arg(&script)
+        let child = Command::new(python)
+            .arg(script)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -8,16 +8,13 @@
 #![recursion_limit = "256"]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use rotate_key_group::RotateKeyGroup;
 use serde_json::{Value, json};
-use shared::config::Lookup;
-use shared::host::{Function, Host};
-use shared::idempotency::MemoryStore;
+use shared::host::Function;
 use start_idle_image_builders::StartIdleImageBuilders;
-use testbed::emulator::{fast_settings, sdk_config, start};
+use testbed::emulator::{host, start};
 use testbed::samples::{DEMO_SETTINGS, demo_account, sample};
 use update_distribution_regions::UpdateDistributionRegions;
 use update_image_lifecycle::UpdateImageLifecycle;
@@ -84,9 +81,7 @@ impl Ran {
 
 async fn run<F: Function>(seed: Value, event: Value, settings: &[(&str, &str)]) -> Ran {
     let running = start(seed).await;
-    let sdk = sdk_config(&running, "us-east-1", &fast_settings(3)).await;
-    let host = Host::<F>::with_store(&sdk, &Lookup::from_pairs(settings), Arc::new(MemoryStore::default()))
-        .expect("valid settings");
+    let host = host::<F>(&running, 3, settings).await;
     let started = Instant::now();
     // `answer`, not `handle`: the same run without its EMF line on stdout, which would break up the table.
     let (answer, _metrics) = host.answer(event, None).await;

@@ -5,17 +5,13 @@
 // Four functions' pipelines in one async test nest deeper than the default limit.
 #![recursion_limit = "256"]
 
-use std::sync::Arc;
-
 use rotate_key_group::RotateKeyGroup;
 use serde_json::Value;
-use shared::config::Lookup;
-use shared::host::{Function, Host};
-use shared::idempotency::MemoryStore;
+use shared::host::Function;
 use shared::report::{Outcome, Report};
 use shared::trigger::parse_slice;
 use start_idle_image_builders::StartIdleImageBuilders;
-use testbed::emulator::{fast_settings, mutating, sdk_config, start};
+use testbed::emulator::{host, mutating, start};
 use testbed::samples::{DEMO_SETTINGS, demo_account};
 use testbed::tools::workspace_root;
 use update_distribution_regions::UpdateDistributionRegions;
@@ -68,10 +64,7 @@ async fn corpus<F: Function>() -> (usize, Vec<String>) {
             }
             // WHEN the function handles it against the demo account
             let running = start(demo_account()).await;
-            let sdk = sdk_config(&running, "us-east-1", &fast_settings(1)).await;
-            let host =
-                Host::<F>::with_store(&sdk, &Lookup::from_pairs(&DEMO_SETTINGS), Arc::new(MemoryStore::default()))
-                    .expect("valid settings");
+            let host = host::<F>(&running, 1, &DEMO_SETTINGS).await;
             let answer = host.handle(payload, None).await;
             (failures(&answer), running.emulator.calls())
         };

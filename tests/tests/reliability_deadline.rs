@@ -9,16 +9,13 @@
 #![recursion_limit = "256"]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rotate_key_group::RotateKeyGroup;
 use serde_json::{Value, json};
-use shared::config::Lookup;
-use shared::host::{Function, Host};
-use shared::idempotency::MemoryStore;
+use shared::host::Function;
 use start_idle_image_builders::StartIdleImageBuilders;
-use testbed::emulator::{effects_at_aws, fast_settings, mutating, sdk_config, start};
+use testbed::emulator::{effects_at_aws, host, mutating, start};
 use testbed::samples::{DEMO_SETTINGS, demo_account, sample};
 use update_distribution_regions::UpdateDistributionRegions;
 use update_image_lifecycle::UpdateImageLifecycle;
@@ -31,12 +28,6 @@ const SLOW_MS: u64 = 1500;
 /// Builder replays it and starts nothing new).
 fn done(running: &local::Running) -> BTreeMap<String, usize> {
     effects_at_aws(&running.emulator.calls())
-}
-
-async fn host<F: Function>(running: &local::Running, settings: &[(&str, &str)]) -> Host<F> {
-    let sdk = sdk_config(running, "us-east-1", &fast_settings(3)).await;
-    Host::<F>::with_store(&sdk, &Lookup::from_pairs(settings), Arc::new(MemoryStore::default()))
-        .expect("valid settings")
 }
 
 /// How far the first invocation gets before the deadline margin.
@@ -55,7 +46,7 @@ async fn check<F: Function>(seed: Value, event: Value, settings: &[(&str, &str)]
     // GIVEN what one calm run does to the account (several targets, or nothing is proven)
     let calm = {
         let running = start(seed.clone()).await;
-        let report = host::<F>(&running, &settings).await.handle(event.clone(), None).await.expect("the calm run");
+        let report = host::<F>(&running, 3, &settings).await.handle(event.clone(), None).await.expect("the calm run");
         assert!(report.error.is_none(), "{}: {report:?}", F::NAME);
         done(&running)
     };
@@ -65,7 +56,7 @@ async fn check<F: Function>(seed: Value, event: Value, settings: &[(&str, &str)]
     let mut slowed = seed;
     slowed["faults"] = json!({"rules": [{"operation": slow, "latencyMs": SLOW_MS, "count": 1}]});
     let running = start(slowed).await;
-    let host = host::<F>(&running, &settings).await;
+    let host = host::<F>(&running, 3, &settings).await;
     let window = match cut {
         Cut::AtOnce => Duration::ZERO,
         Cut::AfterTheFirst => Duration::from_millis(SLOW_MS / 2),

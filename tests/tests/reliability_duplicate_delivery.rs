@@ -15,7 +15,7 @@ use shared::config::Lookup;
 use shared::host::{Function, Host};
 use shared::idempotency::{IdempotencyStore, MemoryStore};
 use start_idle_image_builders::StartIdleImageBuilders;
-use testbed::emulator::{effects, fast_settings, sdk_config, start};
+use testbed::emulator::{effects, fast_settings, host, sdk_config, start};
 use testbed::moto::Moto;
 use testbed::samples::{DEMO_SETTINGS, demo_account, sample};
 use update_distribution_regions::UpdateDistributionRegions;
@@ -26,10 +26,11 @@ const DELIVERIES: usize = 10;
 /// One delivery of `event` to a fresh account: the effect the ten must equal.
 async fn one_delivery<F: Function>(event: &Value) -> BTreeMap<String, usize> {
     let running = start(demo_account()).await;
-    let sdk = sdk_config(&running, "us-east-1", &fast_settings(3)).await;
-    let host = Host::<F>::with_store(&sdk, &Lookup::from_pairs(&DEMO_SETTINGS), Arc::new(MemoryStore::default()))
-        .expect("valid settings");
-    let report = host.handle(event.clone(), None).await.unwrap_or_else(|e| panic!("{}: {e:?}", F::NAME));
+    let report = host::<F>(&running, 3, &DEMO_SETTINGS)
+        .await
+        .handle(event.clone(), None)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e:?}", F::NAME));
     assert!(report.error.is_none(), "{}: {report:?}", F::NAME);
     effects(&running.emulator.calls())
 }

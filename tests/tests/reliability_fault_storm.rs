@@ -7,15 +7,12 @@
 #![recursion_limit = "256"]
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use rotate_key_group::RotateKeyGroup;
 use serde_json::{Value, json};
-use shared::config::Lookup;
-use shared::host::{Function, Host};
-use shared::idempotency::MemoryStore;
+use shared::host::Function;
 use start_idle_image_builders::StartIdleImageBuilders;
-use testbed::emulator::{effects, fast_settings, mutating, sdk_config, start};
+use testbed::emulator::{effects, host, mutating, start};
 use testbed::samples::{DEMO_SETTINGS, demo_account, sample};
 use update_distribution_regions::UpdateDistributionRegions;
 use update_image_lifecycle::UpdateImageLifecycle;
@@ -52,9 +49,7 @@ fn settings() -> Vec<(&'static str, &'static str)> {
 /// many invocations it took.
 async fn run<F: Function>(seed: Value, event: &Value) -> (Vec<local::Call>, usize) {
     let running = start(seed).await;
-    let sdk = sdk_config(&running, "us-east-1", &fast_settings(5)).await;
-    let host = Host::<F>::with_store(&sdk, &Lookup::from_pairs(&settings()), Arc::new(MemoryStore::default()))
-        .expect("valid settings");
+    let host = host::<F>(&running, 5, &settings()).await;
     for attempt in 1..=LAMBDA_ATTEMPTS {
         match host.handle(event.clone(), None).await {
             Ok(report) => {

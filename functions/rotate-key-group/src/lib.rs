@@ -153,7 +153,7 @@ impl RotateKeyGroup {
     async fn rotate(&self, job: &Job, ctx: &Context, report: &mut Report) -> Result<(), Error> {
         let group_id = &job.key_group_id;
         // Plan with the key to create before creating it: a rotation that cannot happen creates nothing.
-        let (group, keys) = self.observe(group_id, &job.add).await?;
+        let (group, mut keys) = self.observe(group_id, &job.add).await?;
         let existing = |id: &String| Member::Existing(id.clone());
         let mut members: Vec<Key<Member>> =
             keys.iter().map(|k| Key { id: existing(&k.id), created: k.created }).collect();
@@ -176,7 +176,6 @@ impl RotateKeyGroup {
         }
         let mut add = job.add.clone();
         let mut made = None;
-        let mut keys = keys;
         if let Some(new_key) = &job.new_key {
             let key = aws::create(&self.cloudfront, new_key).await?;
             let target = format!("{group_id}/{}", key.id);

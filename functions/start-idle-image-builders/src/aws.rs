@@ -205,11 +205,11 @@ pub async fn apply(
                 );
             }
             let client = clients.get(&p.region);
-            // A wait that could not end before the margin is not begun either: the retry waits and starts it.
-            if let Err(out_of_time) = ctx.may_start() {
-                return ReportAction::failed(p.target(), verb.as_str(), &out_of_time);
-            }
             if p.step == Step::WaitThenStart {
+                // A wait that could not end before the margin is not begun either: the retry waits and starts it.
+                if let Err(out_of_time) = ctx.may_start() {
+                    return ReportAction::failed(p.target(), verb.as_str(), &out_of_time);
+                }
                 match wait_until_stopped(&client, p, ctx, poll).await {
                     Ok(None) => {}
                     Ok(Some(skip)) => return skip,

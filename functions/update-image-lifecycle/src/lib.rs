@@ -75,11 +75,11 @@ impl Function for UpdateImageLifecycle {
 
     async fn run(&self, trigger: Trigger<Request>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
         let works = trigger.into_inputs().into_iter().map(|input| self.work(input)).collect::<Result<Vec<_>, _>>()?;
+        let limit = self.settings.max_concurrency;
         for work in works {
             let (region, decisions, in_use) = match work {
                 Work::Explicit(e) => (e.region.clone(), vec![plan::explicit(&e)], aws::WhenInUse::Retry),
                 Work::Policy { region, image, trigger } => {
-                    let limit = self.settings.max_concurrency;
                     let images = aws::builds(&self.clients.get(&region), &region, image.as_deref(), limit).await?;
                     let mut decisions = Vec::new();
                     for builds in images.values() {
@@ -100,7 +100,6 @@ impl Function for UpdateImageLifecycle {
             if ctx.dry_run {
                 report.actions.extend(decisions.iter().map(planned));
             } else {
-                let limit = self.settings.max_concurrency;
                 report.actions.extend(aws::apply(&self.clients.get(&region), &decisions, ctx, limit, in_use).await);
             }
         }
