@@ -44,6 +44,11 @@ pub struct FaultRule {
     /// have moved on (a read that is stale when it lands, a write whose answer is slow).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_after_ms: Option<u64>,
+    /// The call takes effect and its answer is lost: the connection is closed without a response (after
+    /// `latencyAfterMs`, when set), as when a network path drops after AWS committed a write. The SDK sees a
+    /// connection error and retries, so the retry meets a state its own first attempt made.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lose_answer: bool,
 }
 
 impl FaultRule {
@@ -62,6 +67,7 @@ impl FaultRule {
             after: None,
             latency_ms: None,
             latency_after_ms: None,
+            lose_answer: false,
             region: None,
         }
     }
@@ -73,6 +79,8 @@ pub struct Injection {
     pub error: Option<ApiError>,
     pub latency_ms: u64,
     pub latency_after_ms: u64,
+    /// The call takes effect, and then its connection is closed without an answer.
+    pub lose_answer: bool,
 }
 
 /// The active faults.
@@ -114,6 +122,7 @@ impl Faults {
             }
             injection.latency_ms += rule.latency_ms.unwrap_or(0);
             injection.latency_after_ms += rule.latency_after_ms.unwrap_or(0);
+            injection.lose_answer |= rule.lose_answer;
             if injection.error.is_none()
                 && let Some(code) = &rule.error
             {
@@ -214,7 +223,7 @@ mod tests {
             Faults { rules: vec![FaultRule { error: None, latency_ms: Some(25), ..FaultRule::error("X", "") }] };
         assert_eq!(
             faults.inject("s", "X", "us-east-1", &params(&[]), || 0.0, |_| 400),
-            Injection { error: None, latency_ms: 25, latency_after_ms: 0 }
+            Injection { error: None, latency_ms: 25, latency_after_ms: 0, lose_answer: false }
         );
     }
 

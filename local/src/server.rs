@@ -2,7 +2,6 @@
 //! faults, logs the call, and serves the admin API under `/_keeper/`.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -155,7 +154,14 @@ async fn serve(listener: TcpListener, emulator: Arc<Emulator>, mut shutdown: one
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let emulator = emulator.clone();
-                async move { Ok::<_, Infallible>(handle(emulator, req).await) }
+                async move {
+                    let response = handle(emulator, req).await;
+                    // Failing the service closes the connection without writing the response: the answer is lost.
+                    match response.extensions().get::<LostAnswer>() {
+                        Some(_) => Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "answer lost (fault)")),
+                        None => Ok(response),
+                    }
+                }
             });
             if let Err(e) =
                 hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
@@ -170,7 +176,19 @@ fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
+/// The status of an answer that is never sent: [`respond`] marks it, and the connection is closed instead.
+const LOST_ANSWER: u16 = 0;
+
+/// Marks a response that must not reach the client (a `loseAnswer` fault).
+#[derive(Debug, Clone, Copy)]
+struct LostAnswer;
+
 fn respond(encoded: Encoded, request_id: &str) -> Response<Body> {
+    if encoded.status == LOST_ANSWER {
+        let mut lost = Response::new(full(""));
+        lost.extensions_mut().insert(LostAnswer);
+        return lost;
+    }
     let mut builder = Response::builder().status(encoded.status).header("x-amzn-RequestId", request_id);
     for (k, v) in &encoded.headers {
         builder = builder.header(k.as_str(), v.as_str());
@@ -326,9 +344,12 @@ async fn call<R>(
     }
     let result = execute(&mut emulator.world(), &request, operation);
     let outcome = result.as_ref().map(|_| ()).map_err(|e| e.code.clone());
-    emulator.log(service, operation, &request.region, params, &outcome, false);
+    emulator.log(service, operation, &request.region, params, &outcome, injection.lose_answer);
     if injection.latency_after_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(injection.latency_after_ms)).await;
+    }
+    if injection.lose_answer {
+        return Err(Encoded { status: LOST_ANSWER, headers: Vec::new(), body: Bytes::new() });
     }
     Ok(result)
 }

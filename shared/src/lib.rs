@@ -30,6 +30,7 @@ pub mod config;
 pub mod error;
 pub mod host;
 pub mod idempotency;
+pub mod lost_answer;
 pub mod paging;
 pub mod public_key;
 pub mod regions;

@@ -334,3 +334,100 @@ async fn given_one_region_that_cannot_be_read_when_started_then_the_other_region
     let failed = report.actions.iter().find(|a| a.outcome == Outcome::Failed).expect("eu-west-1's line");
     assert_eq!((failed.target.as_str(), failed.error_type.as_deref()), ("eu-west-1", Some("Permanent.AccessDenied")));
 }
+
+#[tokio::test]
+async fn given_a_start_whose_answer_is_lost_after_it_applied_when_the_sdk_retries_then_the_builder_is_reported_started_by_this_run()
+ {
+    // GIVEN a builder whose StartImageBuilder takes effect and then loses its answer (the connection is reset)
+    let running = start(json!({"timing": {"transitionMillis": 60000},
+        "regions": {"us-east-1": {"imageBuilders": builders(&[("b1", "STOPPED", &[]), ("b2", "STOPPED", &[])])}},
+        "faults": {"rules": [{"operation": "StartImageBuilder", "when": {"Name": "b1"}, "count": 1, "loseAnswer": true}]}}))
+    .await;
+    let deps = function(&running, 3, &[]).await;
+    // WHEN the function starts both
+    let (answer, metrics) = deps.answer(json!({"names": ["b1", "b2"]}), None).await;
+    let report = answer.expect("a report");
+    // THEN the SDK's retry met the builder its first attempt started, and the report says this run started it
+    let b1 = report.actions.iter().find(|a| a.target.ends_with("/b1")).expect("b1's line");
+    assert_eq!(b1.outcome, Outcome::Applied, "{b1:?}");
+    assert!(b1.detail.contains("answer was lost"), "{}", b1.detail);
+    assert!(!b1.detail.contains("not by this run"), "{}", b1.detail);
+    assert_eq!(metrics.get("started"), 2, "both counted as started by this run");
+    // AND the first attempt took effect once: the builder is not started twice
+    let starts: Vec<String> =
+        calls(&running, "StartImageBuilder").iter().filter(|c| c.ok()).map(|c| c.params["Name"].clone()).collect();
+    assert_eq!(starts.iter().filter(|n| *n == "b1").count(), 1, "{starts:?}");
+}
+
+#[tokio::test]
+async fn given_a_start_by_someone_else_between_read_and_start_when_refused_then_it_is_not_reported_as_this_runs() {
+    // GIVEN a builder started by another caller after the function read it: AppStream refuses the second start
+    let running = start(json!({"timing": {"transitionMillis": 60000},
+        "regions": {"us-east-1": {"imageBuilders": builders(&[("b1", "STOPPED", &[])])}},
+        "faults": {"rules": [{"operation": "DescribeImageBuilders", "count": 1, "latencyAfterMs": 300}]}}))
+    .await;
+    let deps = std::sync::Arc::new(function(&running, 3, &[]).await);
+    let run = {
+        let deps = deps.clone();
+        tokio::spawn(async move { deps.answer(json!({"names": ["b1"]}), None).await })
+    };
+    while calls(&running, "DescribeImageBuilders").is_empty() {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let other = sdk_config(&running, "us-east-1", &fast_settings(1)).await;
+    aws_sdk_appstream::Client::new(&other)
+        .start_image_builder()
+        .name("b1")
+        .send()
+        .await
+        .expect("someone else starts it");
+    let (answer, metrics) = run.await.unwrap();
+    // THEN it is skipped as someone else's, and not counted as started
+    let report = answer.expect("a report");
+    assert_eq!(report.actions[0].outcome, Outcome::Skipped, "{report:?}");
+    assert!(report.actions[0].detail.contains("not by this run"), "{}", report.actions[0].detail);
+    assert_eq!(metrics.get("started"), 0);
+}
+
+#[tokio::test]
+async fn given_four_stopping_builders_and_a_limit_of_one_when_started_then_one_is_polled_at_a_time() {
+    // GIVEN four STOPPING builders that stop shortly, and MAX_CONCURRENCY 1
+    let stops_at = local::clock::now_ms() + 300;
+    let entries: serde_json::Map<String, Value> = (1..=4)
+        .map(|i| (format!("b{i}"), json!({"State": "STOPPING", "Transition": {"to": "STOPPED", "atMillis": stops_at}})))
+        .collect();
+    let running =
+        start(json!({"timing": {"transitionMillis": 60000}, "regions": {"us-east-1": {"imageBuilders": entries}}}))
+            .await;
+    let deps = function(&running, 3, &[("MAX_CONCURRENCY", "1")]).await;
+    // WHEN they are started, waiting for STOPPING
+    let report = deps.handle(json!({"names": ["b1", "b2", "b3", "b4"], "waitForStopping": true}), None).await.unwrap();
+    assert_eq!(report.count(Outcome::Applied), 4, "{report:?}");
+    // THEN a builder's polls and start come together, never interleaved with another's: one caller at a time
+    let order: Vec<String> = running
+        .emulator
+        .calls()
+        .iter()
+        .filter_map(|c| match c.operation.as_str() {
+            // A poll reads one builder; the first read (all four at once) is not a poll.
+            "DescribeImageBuilders" => c.params.get("Names").filter(|n| !n.contains(',')).cloned(),
+            "StartImageBuilder" => Some(format!("start {}", c.params["Name"])),
+            _ => None,
+        })
+        .collect();
+    let mut finished: Vec<&str> = Vec::new();
+    let mut current: Option<&str> = None;
+    for entry in &order {
+        match entry.strip_prefix("start ") {
+            Some(started) => finished.push(started),
+            None => {
+                if let Some(previous) = current.filter(|p| *p != entry.as_str()) {
+                    assert!(finished.contains(&previous), "{previous} and {entry} polled at once: {order:?}");
+                }
+                assert!(!finished.contains(&entry.as_str()), "{entry} polled after its start: {order:?}");
+                current = Some(entry.as_str());
+            }
+        }
+    }
+    assert_eq!(finished.len(), 4, "{order:?}");
+}

@@ -9,6 +9,7 @@ use aws_sdk_appstream::types::ImageBuilder;
 use shared::aws_error::describe as describe_error;
 use shared::clients::PerRegion;
 use shared::host::Context;
+use shared::lost_answer::AnswerWatch;
 use shared::paging::Pages;
 use shared::report::{Action as ReportAction, Classify, Outcome};
 use shared::retry::full_jitter_delay;
@@ -150,12 +151,20 @@ pub async fn tags(client: &Client, region: &str, arn: &str) -> Result<BTreeMap<S
     Ok(out.tags.unwrap_or_default().into_iter().collect())
 }
 
-/// Starts a builder; returns its state afterwards. A builder deleted since the read is [`Error::Gone`].
-pub async fn start(client: &Client, p: &Planned, agent_version: Option<&str>) -> Result<State, Error> {
+/// Starts a builder; returns its state afterwards. A builder deleted since the read is [`Error::Gone`]. `watch` sees
+/// whether an attempt's answer was lost (see [`shared::lost_answer`]).
+pub async fn start(
+    client: &Client,
+    p: &Planned,
+    agent_version: Option<&str>,
+    watch: &AnswerWatch,
+) -> Result<State, Error> {
     match client
         .start_image_builder()
         .name(&p.name)
         .set_appstream_agent_version(agent_version.map(String::from))
+        .customize()
+        .interceptor(watch.clone())
         .send()
         .await
     {
@@ -168,8 +177,8 @@ pub async fn start(client: &Client, p: &Planned, agent_version: Option<&str>) ->
 }
 
 /// Stops a builder; returns its state afterwards. A builder deleted since the read is [`Error::Gone`].
-pub async fn stop(client: &Client, p: &Planned) -> Result<State, Error> {
-    match client.stop_image_builder().name(&p.name).send().await {
+pub async fn stop(client: &Client, p: &Planned, watch: &AnswerWatch) -> Result<State, Error> {
+    match client.stop_image_builder().name(&p.name).customize().interceptor(watch.clone()).send().await {
         Ok(out) => Ok(state_after(out.image_builder)),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
             Err(Error::Gone { target: p.target() })
@@ -205,27 +214,30 @@ pub async fn apply(
                 );
             }
             let client = clients.get(&p.region);
+            // The permit covers a STOPPING builder's polling too: MAX_CONCURRENCY bounds the calls in flight, so N
+            // STOPPING builders are never N pollers at once.
+            let permit = match limit.acquire().await.map_err(permit_error) {
+                Ok(permit) => permit,
+                Err(e) => return failed(p, verb, &e),
+            };
+            // Checked once the permit is held: with a low limit, a builder may wait long for its turn. A wait that
+            // could not end before the margin is not begun either: the retry waits and starts it.
+            if let Err(out_of_time) = ctx.may_start() {
+                return ReportAction::failed(p.target(), verb.as_str(), &out_of_time);
+            }
             if p.step == Step::WaitThenStart {
-                // A wait that could not end before the margin is not begun either: the retry waits and starts it.
-                if let Err(out_of_time) = ctx.may_start() {
-                    return ReportAction::failed(p.target(), verb.as_str(), &out_of_time);
-                }
                 match wait_until_stopped(&client, p, ctx, poll).await {
                     Ok(None) => {}
                     Ok(Some(skip)) => return skip,
                     Err(e) => return failed(p, verb, &e),
                 }
             }
-            let permit = limit.acquire().await.map_err(permit_error);
-            // Checked once the permit is held: with a low limit, a builder may wait long for its turn.
-            if let Err(out_of_time) = ctx.may_start() {
-                return ReportAction::failed(p.target(), verb.as_str(), &out_of_time);
-            }
-            let result = match permit {
-                Err(e) => Err(e),
-                Ok(_permit) if p.step == Step::Stop => stop(&client, p).await,
-                Ok(_permit) => start(&client, p, job.appstream_agent_version.as_deref()).await,
+            let watch = AnswerWatch::new();
+            let result = match p.step {
+                Step::Stop => stop(&client, p, &watch).await,
+                _ => start(&client, p, job.appstream_agent_version.as_deref(), &watch).await,
             };
+            drop(permit);
             match result {
                 Ok(state) => {
                     let agent = job
@@ -246,7 +258,18 @@ pub async fn apply(
                 }
                 // AppStream refuses a start of a builder another run has just started (ConcurrentModification while
                 // it is PENDING, ResourceNotAvailable once RUNNING): what was wanted is true, so it is not a failure.
+                // When an attempt of this call was sent and its answer lost, what the retry met is this call's own
+                // work: that is applied, not "someone else's".
                 Err(e) => match state_of(&client, &p.region, &p.name).await {
+                    Ok(Some(now)) if plan::done_meanwhile(job.action, &now) && watch.lost() => ReportAction::new(
+                        p.target(),
+                        verb.as_str(),
+                        Outcome::Applied,
+                        format!(
+                            "{} → {now}: an attempt's answer was lost after it was sent, and its retry found the builder {now} ({e})",
+                            p.before()
+                        ),
+                    ),
                     Ok(Some(now)) if plan::done_meanwhile(job.action, &now) => ReportAction::new(
                         p.target(),
                         verb.as_str(),
