@@ -54,6 +54,18 @@ pub async fn read_bounded(
     version: Option<&str>,
     limit: usize,
 ) -> Result<Bytes, ReadError> {
+    read_bounded_version(client, bucket, key, version, limit).await.map(|(bytes, _)| bytes)
+}
+
+/// [`read_bounded`], with the version id of what was read (S3's answer; `None` in an unversioned bucket): a reader of
+/// "the current version" pins what it read, so a check made later can tell whether a newer one was uploaded since.
+pub async fn read_bounded_version(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+    limit: usize,
+) -> Result<(Bytes, Option<String>), ReadError> {
     let target = format!("s3://{bucket}/{key}");
     let too_large = || ReadError::TooLarge(InvalidInput::new(&target, format!("is larger than {limit} bytes")));
     let out = client
@@ -67,6 +79,7 @@ pub async fn read_bounded(
     if out.content_length.is_some_and(|n| n < 0 || n as u64 > limit as u64) {
         return Err(too_large());
     }
+    let read_version = out.version_id.clone();
     let mut body = out.body;
     let mut bytes = Vec::new();
     while let Some(chunk) = body.next().await {
@@ -76,7 +89,7 @@ pub async fn read_bounded(
         }
         bytes.extend_from_slice(&chunk);
     }
-    Ok(Bytes::from(bytes))
+    Ok((Bytes::from(bytes), read_version))
 }
 
 #[cfg(test)]

@@ -459,3 +459,69 @@ async fn given_drift_repair_over_a_deleted_configuration_and_a_real_one_when_run
     assert_eq!((failed.target.as_str(), failed.error_type.as_deref()), (gone, Some("Permanent.NotFound")));
     assert_eq!(regions(&stored(&running)), vec!["us-east-1", "eu-west-1"], "the real one was repaired");
 }
+
+const OTHER: &str = "arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/api-golden";
+
+fn drift_schedule(id: &str) -> Value {
+    json!({"version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events", "account": ACCOUNT,
+        "time": "2026-11-23T03:00:00Z", "region": "us-east-1", "resources": [], "detail": {}})
+}
+
+#[tokio::test]
+async fn given_one_configuration_whose_template_region_was_removed_when_drift_is_repaired_then_it_alone_fails_and_the_others_are_repaired()
+ {
+    // GIVEN a document naming a template region that someone removed from one configuration in the console
+    let doc = json!({"distributionConfigurations": [
+        {"arn": OTHER, "regions": ["us-east-1", "eu-west-2"], "templateRegion": "ap-south-1"},
+        {"arn": ARN, "regions": ["us-east-1", "eu-west-1"]}]});
+    let mut seeded = seed(json!({"s3": {BUCKET: {"regions.json": doc.to_string()}}}));
+    seeded["regions"]["us-east-1"]["distributionConfigurations"][OTHER] =
+        json!({"name": "api-golden", "distributions": [maximal("us-east-1")]});
+    let running = start(seeded).await;
+    let deps = function(&running, 3, &[("DESIRED_STATE_S3_URI", DESIRED)]).await;
+    // WHEN the schedule repairs drift
+    let report = deps.handle(drift_schedule("drift-template"), None).await.expect("a report, not a refusal");
+    // THEN that configuration is one failed line naming the rule, and the other is repaired
+    assert!(report.error.is_none(), "{report:?}");
+    let failed = report.actions.iter().find(|a| a.outcome == Outcome::Failed).expect("its line");
+    assert_eq!((failed.target.as_str(), failed.error_type.as_deref()), (OTHER, Some("Permanent.InvalidInput")));
+    assert!(failed.detail.contains("ap-south-1"), "{}", failed.detail);
+    assert_eq!(regions(&stored(&running)), vec!["us-east-1", "eu-west-1"], "the other one was repaired");
+    let written: Vec<String> = calls(&running, "UpdateDistributionConfiguration")
+        .iter()
+        .map(|c| c.params.get("distributionConfigurationArn").cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(written, vec![ARN.to_string()], "no write to the configuration that failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_drift_repair_that_read_v1_when_v2_is_uploaded_and_applied_before_it_writes_then_v2_stays() {
+    // GIVEN v1 current, and a drift repair whose first read of the configuration is answered 500 ms late
+    let doc = |regions: &[&str]| json!({"distributionConfigurations": [{"arn": ARN, "regions": regions}]}).to_string();
+    let running = start(seed(json!({"faults": {"rules": [
+        {"operation": "GetDistributionConfiguration", "count": 1, "latencyAfterMs": 500}
+    ]}})))
+    .await;
+    running.emulator.objects().put(
+        BUCKET,
+        "regions.json",
+        doc(&["us-east-1", "eu-west-1", "eu-central-1"]).into(),
+        None,
+    );
+    let deps = Arc::new(function(&running, 3, &[("DESIRED_STATE_S3_URI", DESIRED)]).await);
+    let repair = {
+        let deps = deps.clone();
+        tokio::spawn(async move { deps.handle(drift_schedule("drift-v1"), None).await })
+    };
+    // WHEN, after the repair read v1, an operator uploads v2 and its event is applied
+    after_calls(&running, "GetDistributionConfiguration", 1).await;
+    let v2 = running.emulator.objects().put(BUCKET, "regions.json", doc(&["us-east-1", "ap-south-1"]).into(), None).1;
+    let applied = deps.handle(s3_event("regions.json", &v2), None).await.expect("v2's event");
+    assert_eq!(applied.count_of("remove-region", Outcome::Applied), 1, "{applied:?}");
+    let repair = repair.await.unwrap().expect("the repair's report");
+    // THEN the repair does not write v1 over v2: it is skipped, naming the newer version
+    assert_eq!(regions(&stored(&running)), vec!["us-east-1", "ap-south-1"]);
+    assert_eq!(updates(&running), 1, "only v2's update: {repair:?}");
+    let skipped = repair.actions.iter().find(|a| a.outcome == Outcome::Skipped).expect("a skipped line");
+    assert!(skipped.detail.contains("no longer the current version"), "{}", skipped.detail);
+}

@@ -197,17 +197,19 @@ pub fn regions(distributions: &[SdkDistribution]) -> Vec<String> {
     distributions.iter().map(|d| d.region.clone()).collect()
 }
 
-/// Reads and parses a desired-state document (that version, when given), refusing anything over
-/// [`MAX_DOCUMENT_BYTES`].
+/// Reads and parses a desired-state document (that version, when given, else the current one), refusing anything
+/// over [`MAX_DOCUMENT_BYTES`]; with the version id read, which pins "the current document" for the checks made
+/// under the lease.
 pub async fn read_document(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
     version: Option<&str>,
-) -> Result<DesiredState, Error> {
-    let bytes = shared::s3::read_bounded(s3, bucket, key, version, MAX_DOCUMENT_BYTES).await?;
-    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
-        .map_err(|e| InvalidInput::new(format!("s3://{bucket}/{key} at `{}`", e.path()), e.inner().to_string()).into())
+) -> Result<(DesiredState, Option<String>), Error> {
+    let (bytes, read) = shared::s3::read_bounded_version(s3, bucket, key, version, MAX_DOCUMENT_BYTES).await?;
+    let document = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
+        .map_err(|e| InvalidInput::new(format!("s3://{bucket}/{key} at `{}`", e.path()), e.inner().to_string()))?;
+    Ok((document, read.or_else(|| version.map(String::from))))
 }
 
 #[cfg(test)]

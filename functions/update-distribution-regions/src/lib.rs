@@ -2,7 +2,7 @@
 //! without losing a field, by hand, by SNS, from a desired-state document in S3, or on a schedule (drift repair).
 //!
 //! inputs → [`config::Change`]s (all validated) → observe ([`aws::get`]) and [`plan::plan`] every one → apply
-//! ([`aws::update`], unless a dry run). A plan that would empty a configuration stops the run before the first update.
+//! ([`aws::update`], unless a dry run). A configuration that cannot be planned on its current state is one failed line.
 
 pub mod aws;
 pub mod config;
@@ -63,9 +63,9 @@ impl Function for UpdateDistributionRegions {
     }
 
     /// Validate every change, observe and plan every one, then apply each under its configuration's lease. A
-    /// request that cannot be carried out (a typo, a plan that would empty a configuration) refuses the whole
-    /// invocation before any write; a configuration that cannot be read or written is one failed line, and the
-    /// others still go ahead.
+    /// request that is wrong in itself (a typo, a region listed twice) refuses the whole invocation before any
+    /// write; a configuration that cannot be read, planned on what it is now (a plan that would empty it, a
+    /// template region it no longer has) or written is one failed line, and the others still go ahead.
     async fn run(&self, trigger: Trigger<Request>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
         let mut changes = Vec::new();
         for (request, source) in self.requests(trigger, report).await? {
@@ -83,11 +83,14 @@ impl Function for UpdateDistributionRegions {
         let mut planned = Vec::new();
         for (change, source) in &changes {
             let client = self.imagebuilder.get(&change.arn_region);
+            // What the configuration is now decides whether a change can be planned (a template region someone
+            // removed, a change that would leave no region): that is this configuration's failed line, and the
+            // others are still repaired. Only what the request alone shows refuses the invocation (above).
             match aws::get(&client, &change.arn).await {
-                Ok(read) => {
-                    let plan = plan::plan(change, &read.distributions)?;
-                    planned.push((change, source, client, read, plan));
-                }
+                Ok(read) => match plan::plan(change, &read.distributions) {
+                    Ok(plan) => planned.push((change, source, client, read, plan)),
+                    Err(e) => report.push(Action::failed(&change.arn, "plan", &Error::from(e))),
+                },
                 Err(e) => report.push(Action::failed(&change.arn, "read", &e)),
             }
         }
@@ -118,7 +121,8 @@ impl Function for UpdateDistributionRegions {
 struct Source {
     bucket: String,
     key: String,
-    /// The version the event names; `None` for the schedule, which reads the current document.
+    /// The version the event names, or the one the schedule read as current (pinned when it read it); `None` only
+    /// in an unversioned bucket, where no newer upload can be told from this one.
     version: Option<String>,
 }
 
@@ -210,7 +214,11 @@ impl UpdateDistributionRegions {
                 ));
                 continue;
             }
-            let document = aws::read_document(&self.s3, &source.bucket, &source.key, source.version.as_deref()).await?;
+            let (document, read) =
+                aws::read_document(&self.s3, &source.bucket, &source.key, source.version.as_deref()).await?;
+            // The schedule read "the current document": the version it read is pinned, so that a newer upload
+            // (whose own event applies it) wins over this repair under the lease, as it does over an older event.
+            let source = Source { version: read, ..source };
             out.extend(
                 document.distribution_configurations.into_iter().map(|d| (Request::from(d), Some(source.clone()))),
             );
@@ -261,7 +269,7 @@ impl UpdateDistributionRegions {
         if !plan.changes() {
             return Ok(Applied::AlreadyDone(plan));
         }
-        let token = client_token(NAME, &[&ctx.event_id, &change.arn, &aws::fingerprint(&plan.distributions)]);
+        let token = client_token(NAME, &[&ctx.token_seed, &change.arn, &aws::fingerprint(&plan.distributions)]);
         aws::update(client, &change.arn, now.description.as_deref(), plan.distributions.clone(), &token).await?;
         let after = aws::get(client, &change.arn).await?;
         let (written, found) = (aws::regions(&plan.distributions), aws::regions(&after.distributions));
