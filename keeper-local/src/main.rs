@@ -1,4 +1,5 @@
 //! `keeper-local`: the emulated AWS alone (`serve`), or one function run on an event against it (`invoke`).
+#![recursion_limit = "256"]
 
 use std::future::Future;
 use std::pin::Pin;

@@ -44,6 +44,10 @@ pub fn error_type_of(code: &str, status: Option<u16>) -> ErrorType {
         | "RequestLimitExceeded"
         | "RequestLimitExceededException"
         | "SlowDown" => ErrorType::THROTTLED,
+        // S3 closes a request whose body stopped arriving in time; the SDK's own transient list has it too.
+        "RequestTimeout" | "RequestTimeoutException" => ErrorType::TIMEOUT,
+        // The role session's credentials ran out during a long run; Lambda's retry runs with new ones.
+        "ExpiredToken" | "ExpiredTokenException" | "TokenRefreshRequired" => ErrorType::CREDENTIALS_EXPIRED,
         "ServiceException"
         | "ServiceUnavailableException"
         | "ServiceUnavailable"
@@ -114,5 +118,14 @@ mod tests {
         assert_eq!(error_type_of("SomethingNew", Some(429)), ErrorType::THROTTLED);
         assert!(!error_type_of("InvalidParameterCombinationException", Some(400)).is_retryable());
         assert!(error_type_of("ResourceInUseException", Some(400)).is_retryable());
+    }
+
+    #[test]
+    fn given_s3_timeout_and_expired_credentials_when_typed_then_retryable_not_rejected() {
+        // S3 answers both with HTTP 400, which alone would read as a permanent refusal.
+        assert_eq!(error_type_of("RequestTimeout", Some(400)), ErrorType::TIMEOUT);
+        assert_eq!(error_type_of("ExpiredToken", Some(400)), ErrorType::CREDENTIALS_EXPIRED);
+        assert_eq!(error_type_of("TokenRefreshRequired", Some(400)), ErrorType::CREDENTIALS_EXPIRED);
+        assert!(error_type_of("ExpiredToken", Some(400)).is_retryable());
     }
 }

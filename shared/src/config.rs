@@ -146,6 +146,19 @@ pub struct Settings {
     /// `DEADLINE_MARGIN_MS`: no mutating work starts with less than this left before the Lambda deadline (default
     /// 5000: one call with the SDK's retries fits, so nothing is cut off halfway by the timeout).
     pub deadline_margin: Duration,
+    /// `KEEPER_STACK`: which deployment this is (the stack name; default `keeper`). Several stacks can share an
+    /// account: it is the `stack` dimension of every metric and marks what this deployment made (its keys).
+    pub stack: String,
+}
+
+/// Lambda's longest function timeout.
+pub const LAMBDA_MAX_TIMEOUT_SECS: u64 = 900;
+
+/// What a stack name may be: CloudFormation's own rule (a letter, then letters, digits and hyphens, 128 at most).
+fn valid_stack(name: &str) -> bool {
+    name.len() <= 128
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 impl Settings {
@@ -158,7 +171,15 @@ impl Settings {
                 accepted: "1 to 255 characters".into(),
             });
         }
-        Ok(Settings {
+        let stack = lookup.string("KEEPER_STACK").unwrap_or_else(|| "keeper".into());
+        if !valid_stack(&stack) {
+            return Err(ConfigError {
+                name: "KEEPER_STACK".into(),
+                problem: format!("`{stack}` is not a stack name"),
+                accepted: "a letter, then letters, digits and hyphens, 128 characters at most".into(),
+            });
+        }
+        Settings {
             dry_run: lookup.flag("DRY_RUN", false)?,
             idempotency_table: lookup.string("IDEMPOTENCY_TABLE"),
             idempotency_ttl: Duration::from_secs(lookup.number(
@@ -173,8 +194,54 @@ impl Settings {
                 1..=20_000,
             )?),
             metrics_namespace,
-            deadline_margin: Duration::from_millis(lookup.number("DEADLINE_MARGIN_MS", 5000u64, 0..=600_000)?),
-        })
+            deadline_margin: Duration::ZERO,
+            stack,
+        }
+        .with_margin(lookup)
+    }
+
+    /// The longest one AWS call can take with the SDK's retries, waits only: `MAX_ATTEMPTS - 1` waits, each the
+    /// SDK's exponential step (capped at its 20 s) or keeper's contention wait (up to 8 × the first step, see
+    /// [`crate::retry`]), whichever is longer.
+    pub fn worst_call(&self) -> Duration {
+        (1..self.max_attempts)
+            .map(|i| {
+                let exponential =
+                    self.retry_initial_backoff.saturating_mul(1 << (i - 1).min(20)).min(Duration::from_secs(20));
+                exponential.max(self.retry_initial_backoff * 8)
+            })
+            .sum()
+    }
+
+    /// `DEADLINE_MARGIN_MS`, checked against the retry settings: a call started just before the margin must be able to
+    /// finish with all its retries, so the margin is at least [`Settings::worst_call`] (its default: that, and
+    /// never under 5 s), and that worst call must fit in Lambda's longest timeout with the margin.
+    fn with_margin(mut self, lookup: &Lookup<'_>) -> Result<Self, ConfigError> {
+        let worst = self.worst_call();
+        let worst_ms = worst.as_millis() as u64;
+        let retries = format!(
+            "one call with its retries can wait {worst_ms} ms (MAX_ATTEMPTS {}, RETRY_INITIAL_BACKOFF_MS {})",
+            self.max_attempts,
+            self.retry_initial_backoff.as_millis()
+        );
+        if worst > Duration::from_secs(LAMBDA_MAX_TIMEOUT_SECS / 2) {
+            return Err(ConfigError {
+                name: "RETRY_INITIAL_BACKOFF_MS".into(),
+                problem: format!("{retries}, more than half of Lambda's longest timeout"),
+                accepted: "a first backoff step and attempts whose waits add up to at most 450 s".into(),
+            });
+        }
+        let default = worst_ms.max(5000);
+        let margin = lookup.number("DEADLINE_MARGIN_MS", default, 0..=600_000)?;
+        if margin < worst_ms {
+            return Err(ConfigError {
+                name: "DEADLINE_MARGIN_MS".into(),
+                problem: format!("{margin} ms is less than {retries}: a call started inside it could be cut off"),
+                accepted: format!("{worst_ms} to 600000, or unset for {default}"),
+            });
+        }
+        self.deadline_margin = Duration::from_millis(margin);
+        Ok(self)
     }
 
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -192,7 +259,9 @@ impl Default for Settings {
             max_attempts: 5,
             retry_initial_backoff: Duration::from_millis(1000),
             metrics_namespace: "keeper".into(),
-            deadline_margin: Duration::from_millis(5000),
+            // The derived default for 5 attempts from 1 s: four contention waits of up to 8 s.
+            deadline_margin: Duration::from_millis(32_000),
+            stack: "keeper".into(),
         }
     }
 }
@@ -216,11 +285,11 @@ mod tests {
             ("MAX_ATTEMPTS", "3"),
             ("RETRY_INITIAL_BACKOFF_MS", "10"),
             ("METRICS_NAMESPACE", "ops/keeper"),
-            ("DEADLINE_MARGIN_MS", "0"),
+            ("DEADLINE_MARGIN_MS", "160"),
         ]))
         .unwrap();
         assert!(s.dry_run);
-        assert_eq!(s.deadline_margin, Duration::ZERO, "0 is allowed: work may start up to the deadline");
+        assert_eq!(s.deadline_margin, Duration::from_millis(160), "two waits of up to 80 ms fit");
         assert_eq!(s.idempotency_table.as_deref(), Some("keeper-idem"));
         assert_eq!(s.idempotency_ttl, Duration::from_secs(7200));
         assert_eq!(s.max_attempts, 3);
@@ -245,6 +314,34 @@ mod tests {
             assert!(text.contains(accepted), "{text}");
             assert_eq!(err.error_type(), ErrorType::CONFIGURATION);
         }
+    }
+
+    #[test]
+    fn given_retry_settings_when_the_margin_is_checked_then_it_covers_one_call_with_its_retries() {
+        // GIVEN the defaults: 5 attempts from 1 s, so four contention waits of up to 8 s
+        let defaults = Settings::from_lookup(&Lookup::from_pairs(&[])).unwrap();
+        assert_eq!(defaults.worst_call(), Duration::from_secs(32));
+        assert_eq!(defaults.deadline_margin, Duration::from_secs(32), "the default is derived, not 5 s");
+        // WHEN a margin under one call's worst case is given THEN it is refused at start, naming both
+        let err = Settings::from_lookup(&Lookup::from_pairs(&[("DEADLINE_MARGIN_MS", "5000")])).unwrap_err();
+        assert_eq!(err.name, "DEADLINE_MARGIN_MS");
+        assert!(err.problem.contains("32000 ms") && err.problem.contains("MAX_ATTEMPTS 5"), "{err}");
+        // AND a first step whose waits outlast any Lambda timeout is refused (8 x 20 s, nine times)
+        let err = Settings::from_lookup(&Lookup::from_pairs(&[
+            ("RETRY_INITIAL_BACKOFF_MS", "20000"),
+            ("MAX_ATTEMPTS", "10"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.name, "RETRY_INITIAL_BACKOFF_MS", "{err}");
+        // AND one attempt has no wait at all: the 5 s floor stays
+        let once = Settings::from_lookup(&Lookup::from_pairs(&[("MAX_ATTEMPTS", "1")])).unwrap();
+        assert_eq!((once.worst_call(), once.deadline_margin), (Duration::ZERO, Duration::from_secs(5)));
+        // AND a small first step (tests, the emulator) gives a small worst case and margin
+        let fast = Settings::from_lookup(&Lookup::from_pairs(&[
+            ("RETRY_INITIAL_BACKOFF_MS", "1"),
+            ("DEADLINE_MARGIN_MS", "32"),
+        ]));
+        assert_eq!(fast.map(|s| s.deadline_margin), Ok(Duration::from_millis(32)));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::config::{ConfigError, Lookup, Settings};
 use crate::idempotency::{GuardError, Idempotency, IdempotencyStore, Lease, LeaseError, Leases, store_for};
-use crate::report::{Caller, Classify, ErrorType, Incomplete, Outcome, Report, into_lambda_result};
+use crate::report::{Action, Caller, Classify, ErrorType, Incomplete, Outcome, Report, into_lambda_result};
 use crate::telemetry::Metrics;
 use crate::trigger::{self, Request, SCHEDULER_KEY, Trigger, TriggerError};
 
@@ -51,6 +51,12 @@ pub trait Function: Send + Sync + Sized + 'static {
 pub struct Context {
     pub function: &'static str,
     pub event_id: String,
+    /// What every client token of this delivery is derived from: the event id, and for a request sent by hand without
+    /// a `requestId` (whose event id is a hash of the request, the same for every sending) also Lambda's request id.
+    /// A retry of the delivery keeps it, so its calls replay at AWS; sending the request again, an hour or a day
+    /// later, gets new tokens, so AWS (which remembers a token for a day or more) does the work again instead of
+    /// answering the first sending's result.
+    pub token_seed: String,
     /// The Lambda deadline; loops that wait (polling, read-modify-write) stop before it.
     pub deadline: Option<SystemTime>,
     /// The effective dry run, decided once by the host: `DRY_RUN`, or a request that asks for one (a request can
@@ -173,14 +179,35 @@ impl<F: Function> Host<F> {
     /// Handles one payload: the whole invocation, answered as Lambda expects (see
     /// [`crate::report::into_lambda_result`]), with one EMF line written.
     pub async fn handle(&self, payload: Value, deadline: Option<SystemTime>) -> Result<Report, Diagnostic> {
-        let (answer, metrics) = self.answer(payload, deadline).await;
+        self.handle_invocation(payload, deadline, None).await
+    }
+
+    /// [`Host::handle`] with Lambda's request id of the invocation, which Lambda keeps for its own retries of an
+    /// asynchronous event and which is new for every other invocation.
+    pub async fn handle_invocation(
+        &self,
+        payload: Value,
+        deadline: Option<SystemTime>,
+        request_id: Option<&str>,
+    ) -> Result<Report, Diagnostic> {
+        let (answer, metrics) = self.answer_invocation(payload, deadline, request_id).await;
         metrics.emit();
         answer
     }
 
     /// Lambda's answer to one payload, and the metrics of the invocation (not written).
     pub async fn answer(&self, payload: Value, deadline: Option<SystemTime>) -> (Result<Report, Diagnostic>, Metrics) {
-        let (result, caller, header) = self.invoke(payload, deadline).await;
+        self.answer_invocation(payload, deadline, None).await
+    }
+
+    /// [`Host::answer`] with Lambda's request id (see [`Host::handle_invocation`]).
+    pub async fn answer_invocation(
+        &self,
+        payload: Value,
+        deadline: Option<SystemTime>,
+        request_id: Option<&str>,
+    ) -> (Result<Report, Diagnostic>, Metrics) {
+        let (result, caller, header) = self.invoke(payload, deadline, request_id).await;
         // A run that failed still did what its report says: the metrics count it.
         let partial = match &result {
             Err(Failed::Guard(GuardError::Handler(run))) => Some(run.report().clone()),
@@ -195,6 +222,7 @@ impl<F: Function> Host<F> {
         &self,
         payload: Value,
         deadline: Option<SystemTime>,
+        request_id: Option<&str>,
     ) -> (Result<Report, Failed<F::Error>>, Caller, Report) {
         let trigger: Trigger<F::Request> = match trigger::parse(payload.clone()) {
             Ok(t) => t,
@@ -203,15 +231,26 @@ impl<F: Function> Host<F> {
                 return (Err(Failed::Trigger(e)), caller_of(&payload), header);
             }
         };
+        let event_id = trigger.event_id();
         let ctx = Context {
             function: F::NAME,
-            event_id: trigger.event_id(),
+            token_seed: token_seed(&trigger, &event_id, request_id),
+            event_id,
             deadline,
             dry_run: self.settings.dry_run || trigger.asks_for_dry_run(),
             leases: self.leases.clone(),
             deadline_margin: self.settings.deadline_margin,
         };
         let caller = trigger.caller();
+        if let Some(left) = ctx.remaining().filter(|left| *left <= ctx.deadline_margin && !ctx.dry_run) {
+            // Lambda does not tell a process its timeout, so this is the first moment the margin can be checked
+            // against it: an invocation that starts inside the margin can start no target, nor can any other.
+            tracing::error!(
+                left_ms = left.as_millis() as u64,
+                margin_ms = ctx.deadline_margin.as_millis() as u64,
+                "DEADLINE_MARGIN_MS is at or above the time this invocation has: no target can start; lower it or raise the function's timeout"
+            );
+        }
         let header = Report::new(F::NAME, ctx.event_id.clone(), ctx.dry_run);
         tracing::info!(
             function = F::NAME,
@@ -222,13 +261,32 @@ impl<F: Function> Host<F> {
         );
         // A dry run is its own record: its report must never answer the same event once DRY_RUN is off.
         let record = if ctx.dry_run { format!("{}#dry-run", ctx.event_id) } else { ctx.event_id.clone() };
-        let validated = trigger.announced().unwrap_or(payload);
+        let announced = trigger.announced();
+        let delivery = announced.is_some().then(|| trigger.delivery_id());
+        let validated = announced.unwrap_or(payload);
         let result = self
             .guard
-            .run(&record, &validated, deadline, || self.pipeline(trigger, &ctx, header.clone(), caller))
+            .run_delivery(&record, delivery.as_deref(), &validated, deadline, || {
+                self.pipeline(trigger, &ctx, header.clone(), caller)
+            })
             .await
-            .map(|guarded| Report { replayed: guarded.replayed, ..guarded.value })
-            .map_err(Failed::Guard);
+            .map(|guarded| Report { replayed: guarded.replayed, ..guarded.value });
+        let result = match result {
+            // The other delivery's run does the work (and its retries finish it): this one is a duplicate, not an
+            // error that would page the on-call for every ordinary build.
+            Err(GuardError::AnnouncedAgain { event_id }) => {
+                let mut report = header.clone();
+                report.replayed = true;
+                report.push(Action::new(
+                    event_id,
+                    "handle",
+                    Outcome::Skipped,
+                    "announced again while another delivery of it is being handled; that run does it",
+                ));
+                Ok(report)
+            }
+            other => other.map_err(Failed::Guard),
+        };
         (result, caller, header)
     }
 
@@ -264,7 +322,7 @@ impl<F: Function> Host<F> {
         };
         if !failure.report().actions.is_empty() {
             // Lambda keeps only the error: what was done before it goes to the log, so no outcome is lost.
-            tracing::warn!(report = %serde_json::to_string(failure.report()).unwrap_or_default(), "run ended with an error");
+            log_report(failure.report());
         }
         Err(failure)
     }
@@ -272,19 +330,21 @@ impl<F: Function> Host<F> {
     fn metrics(&self, answer: &Result<Report, Diagnostic>, partial: Option<&Report>) -> Metrics {
         let namespace = self.settings.metrics_namespace.clone();
         let counted = |report: &Report| {
-            let mut m = Metrics::from_report(namespace.clone(), report);
+            let mut m = Metrics::from_report(namespace.clone(), report).with_stack(&self.settings.stack);
             F::counters(report, &mut m);
             m
         };
         match answer {
             Ok(report) if report.replayed => {
-                let mut m = Metrics::new(namespace, F::NAME);
+                let mut m = Metrics::new(namespace, F::NAME).with_stack(&self.settings.stack);
                 m.add("replayed", 1);
                 m
             }
             Ok(report) => counted(report),
             Err(_) => {
-                let mut m = partial.map(counted).unwrap_or_else(|| Metrics::new(namespace.clone(), F::NAME));
+                let mut m = partial
+                    .map(counted)
+                    .unwrap_or_else(|| Metrics::new(namespace.clone(), F::NAME).with_stack(&self.settings.stack));
                 // The invocation failed: at least one failure, whether or not a target carries it.
                 if m.get("failed") == 0 {
                     m.add("failed", 1);
@@ -309,6 +369,47 @@ fn log_failed_targets(report: &Report) {
     }
 }
 
+/// The most a log line of keeper's holds: CloudWatch Logs takes events of up to 1 MB, but Lambda's log path has been
+/// seen to split lines at 256 KB, and a split JSON line is no longer JSON (nor filtered by its level).
+pub const MAX_LOG_LINE_BYTES: usize = 64 * 1024;
+
+/// The report of a run that ended with an error, at WARN, in as many lines as it takes to keep each under
+/// [`MAX_LOG_LINE_BYTES`]: a sweep's report of thousands of actions would otherwise lose its tail.
+fn log_report(report: &Report) {
+    for (part, (of, actions)) in report_log_lines(report, MAX_LOG_LINE_BYTES).into_iter().enumerate() {
+        tracing::warn!(event_id = %report.event_id, part = part + 1, of, actions = %actions, "run ended with an error");
+    }
+}
+
+/// The actions of `report` as JSON arrays of at most `max_bytes` each (an action longer than that alone is cut to
+/// fit, saying so), with how many parts there are.
+pub fn report_log_lines(report: &Report, max_bytes: usize) -> Vec<(usize, String)> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = String::from("[");
+    for action in &report.actions {
+        let mut one = serde_json::to_string(action).unwrap_or_default();
+        if one.len() + 2 > max_bytes {
+            let keep = one.floor_char_boundary(max_bytes.saturating_sub(64));
+            one = serde_json::json!({"target": action.target, "action": action.action,
+                "outcome": action.outcome, "cut": format!("{} of {} bytes", keep, one.len()),
+                "head": &one[..keep.min(max_bytes / 2)]})
+            .to_string();
+        }
+        if current.len() > 1 && current.len() + one.len() + 2 > max_bytes {
+            current.push(']');
+            parts.push(std::mem::replace(&mut current, String::from("[")));
+        }
+        if current.len() > 1 {
+            current.push(',');
+        }
+        current.push_str(&one);
+    }
+    current.push(']');
+    parts.push(current);
+    let of = parts.len();
+    parts.into_iter().map(|p| (of, p)).collect()
+}
+
 /// Runs a function in Lambda: settings and clients once per process, then one [`Host::handle`] per event. Each
 /// function's `main.rs` is this one call.
 pub async fn serve<F: Function>() -> Result<(), lambda_runtime::Error> {
@@ -317,7 +418,7 @@ pub async fn serve<F: Function>() -> Result<(), lambda_runtime::Error> {
     let host = Host::<F>::from_lookup(&lookup).await?;
     let host = &host;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        host.handle(event.payload, deadline_of(&event.context)).await
+        host.handle_invocation(event.payload, deadline_of(&event.context), Some(&event.context.request_id)).await
     }))
     .await
 }
@@ -331,6 +432,14 @@ pub fn deadline_of(context: &lambda_runtime::Context) -> Option<SystemTime> {
         0 => None,
         relative if relative < EPOCH_MS_2001 => Some(SystemTime::now() + Duration::from_millis(relative)),
         epoch => Some(UNIX_EPOCH + Duration::from_millis(epoch)),
+    }
+}
+
+/// The token seed of a delivery (see [`Context::token_seed`]).
+fn token_seed<R>(trigger: &Trigger<R>, event_id: &str, request_id: Option<&str>) -> String {
+    match (trigger, request_id) {
+        (Trigger::Manual(m), Some(request_id)) if !m.named => format!("{event_id}@{request_id}"),
+        _ => event_id.to_string(),
     }
 }
 

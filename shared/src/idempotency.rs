@@ -123,6 +123,11 @@ pub trait IdempotencyStore: Send + Sync {
     async fn complete(&self, record: &Record) -> Result<bool, StoreError>;
     /// Deletes the record if `owner` still holds it; `false` when it does not, and nothing was deleted.
     async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError>;
+    /// The value of a mark (a small fact a function keeps for its later runs, beside the event records), or `None`
+    /// when there is none or it is past its `expiration`.
+    async fn get_mark(&self, id: &str) -> Result<Option<String>, StoreError>;
+    /// Writes a mark, unconditionally, kept until `expiration` (epoch seconds; DynamoDB's TTL).
+    async fn put_mark(&self, id: &str, value: &str, expiration: i64) -> Result<(), StoreError>;
 }
 
 /// How large a stored result may be: well inside DynamoDB's 400 KB item, with room for the other attributes.
@@ -141,6 +146,9 @@ pub enum GuardError<E> {
     Handler(E),
     #[error("event {event_id} is being handled by another invocation; retry later")]
     InProgress { event_id: String },
+    /// Another delivery of the same announcement is handling the event right now (see [`Idempotency::run_delivery`]).
+    #[error("event {event_id} is announced again while another delivery of it is being handled")]
+    AnnouncedAgain { event_id: String },
     #[error("event id {event_id} was already used for a different payload; send a new requestId")]
     PayloadMismatch { event_id: String },
     #[error(transparent)]
@@ -153,7 +161,7 @@ impl<E: Classify> Classify for GuardError<E> {
     fn error_type(&self) -> ErrorType {
         match self {
             GuardError::Handler(e) => e.error_type(),
-            GuardError::InProgress { .. } => ErrorType::IN_PROGRESS,
+            GuardError::InProgress { .. } | GuardError::AnnouncedAgain { .. } => ErrorType::IN_PROGRESS,
             GuardError::PayloadMismatch { .. } => ErrorType::IDEMPOTENCY_KEY_REUSED,
             GuardError::Store(_) | GuardError::CorruptRecord { .. } => ErrorType::IDEMPOTENCY_STORE,
         }
@@ -211,12 +219,37 @@ impl Idempotency {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        self.run_delivery(event_id, None, payload, deadline, handler).await
+    }
+
+    /// [`Idempotency::run`] for an event that several deliveries announce (one build, through EventBridge and SNS):
+    /// `delivery` names this one. Another delivery that finds the event in progress is answered
+    /// [`GuardError::AnnouncedAgain`], which is no failure: the run in progress does the work, and its own
+    /// retries finish it if it fails. The same delivery finding it in progress (its own retry, after a crash) is
+    /// still [`GuardError::InProgress`], so it keeps trying until the work is done.
+    pub async fn run_delivery<T, E, F, Fut>(
+        &self,
+        event_id: &str,
+        delivery: Option<&str>,
+        payload: &Value,
+        deadline: Option<SystemTime>,
+        handler: F,
+    ) -> Result<Guarded<T>, GuardError<E>>
+    where
+        T: Storable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         let now_time = (self.clock)();
         let now = Now::at(now_time);
         let id = self.record_id(event_id);
         let validation = sha256_hex(canonical_json(payload).as_bytes());
         let lock_until = Now::at(deadline.unwrap_or(now_time + DEFAULT_LOCK));
-        let owner = Uuid::new_v4().to_string();
+        // `<run>@<delivery>`: only the run holds the record; the delivery tells its own retry from another delivery.
+        let owner = match delivery {
+            Some(d) => format!("{}@{}", Uuid::new_v4(), &sha256_hex(d.as_bytes())[..16]),
+            None => Uuid::new_v4().to_string(),
+        };
         let in_progress = Record {
             id: id.clone(),
             status: Status::InProgress,
@@ -229,7 +262,7 @@ impl Idempotency {
         };
         match self.store.put_in_progress(&in_progress, now).await? {
             Lock::Acquired => {}
-            Lock::Held(existing) => return self.answer_held(event_id, existing, &validation),
+            Lock::Held(existing) => return self.answer_held(event_id, &owner, existing, &validation),
         }
         match handler().await {
             Ok(value) => {
@@ -271,14 +304,22 @@ impl Idempotency {
     fn answer_held<T: DeserializeOwned, E>(
         &self,
         event_id: &str,
+        owner: &str,
         existing: Record,
         validation: &str,
     ) -> Result<Guarded<T>, GuardError<E>> {
         if existing.validation.as_deref().is_some_and(|v| v != validation) {
             return Err(GuardError::PayloadMismatch { event_id: event_id.to_string() });
         }
+        let delivery_of = |owner: &str| owner.split_once('@').map(|(_, d)| d.to_string());
         match existing.status {
-            Status::InProgress => Err(GuardError::InProgress { event_id: event_id.to_string() }),
+            Status::InProgress => match (delivery_of(owner), existing.owner.as_deref().and_then(delivery_of)) {
+                (Some(mine), Some(theirs)) if mine != theirs => {
+                    tracing::info!(event_id, "announced again while another delivery handles it");
+                    Err(GuardError::AnnouncedAgain { event_id: event_id.to_string() })
+                }
+                _ => Err(GuardError::InProgress { event_id: event_id.to_string() }),
+            },
             Status::Completed => {
                 let corrupt = |reason: String| GuardError::CorruptRecord { event_id: event_id.to_string(), reason };
                 let data = existing.data.ok_or_else(|| corrupt("no data".into()))?;
@@ -329,6 +370,26 @@ impl Classify for LeaseError {
 impl std::fmt::Debug for Leases {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Leases").field("function", &self.function).finish_non_exhaustive()
+    }
+}
+
+/// Marks: small facts a function records for its later runs, in the same store and under its own prefix (when a
+/// key joined a group, what an event changed), read back by any instance.
+impl Leases {
+    /// The record id of the mark `name`: `<function>#<name>`, beside the function's event records and leases.
+    pub fn mark_id(&self, name: &str) -> String {
+        format!("{}#{name}", self.function)
+    }
+
+    /// The value of the mark `name`, unless absent or expired.
+    pub async fn mark(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.store.get_mark(&self.mark_id(name)).await
+    }
+
+    /// Writes the mark `name` (whatever was there), kept for `keep` from now.
+    pub async fn put_mark(&self, name: &str, value: &str, keep: Duration) -> Result<(), StoreError> {
+        let expiration = Now::at(SystemTime::now() + keep).seconds;
+        self.store.put_mark(&self.mark_id(name), value, expiration).await
     }
 }
 

@@ -244,6 +244,8 @@ impl ErrorType {
     pub const IN_PROGRESS: ErrorType = ErrorType::retryable("InProgress");
     pub const SERVICE_UNAVAILABLE: ErrorType = ErrorType::retryable("ServiceUnavailable");
     pub const TIMEOUT: ErrorType = ErrorType::retryable("Timeout");
+    /// The function's temporary credentials expired mid-run: the next invocation gets fresh ones.
+    pub const CREDENTIALS_EXPIRED: ErrorType = ErrorType::retryable("CredentialsExpired");
     /// Work not started because the Lambda deadline was too near (`DEADLINE_MARGIN_MS`): the retry does it.
     pub const OUT_OF_TIME: ErrorType = ErrorType::retryable("OutOfTime");
     pub const IDEMPOTENCY_STORE: ErrorType = ErrorType::retryable("IdempotencyStore");

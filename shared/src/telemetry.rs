@@ -28,24 +28,74 @@ pub fn json_logs(lookup: &Lookup<'_>) -> bool {
     lookup.string("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json"))
 }
 
+/// Lambda's levels, lowest first, as its log-level filter orders them.
+pub const LAMBDA_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+
+/// The level Lambda filters application logs at (`AWS_LAMBDA_LOG_LEVEL`, INFO when unset or unknown).
+pub fn lambda_level(lookup: &Lookup<'_>) -> &'static str {
+    let wanted = lookup.string("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_ascii_uppercase());
+    LAMBDA_LEVELS.into_iter().find(|l| wanted.as_deref() == Some(*l)).unwrap_or("INFO")
+}
+
+/// The `level` the EMF line carries: Lambda drops a JSON line below its filter, and a line without a valid `level`
+/// counts as INFO, so at WARN and above the metrics (and every alarm on them) would vanish. The line is stamped with
+/// the filter's own level, never below INFO, so it passes whatever level the function is deployed with.
+static EMF_LEVEL: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// The level the EMF line is written at (see [`EMF_LEVEL`]).
+pub fn emf_level() -> &'static str {
+    EMF_LEVEL.get().copied().unwrap_or("INFO")
+}
+
+/// The EMF level for a filter level: the filter's, or INFO below it.
+pub fn emf_level_for(filter: &str) -> &'static str {
+    let rank = |l: &str| LAMBDA_LEVELS.iter().position(|x| *x == l).unwrap_or(2);
+    LAMBDA_LEVELS[rank(filter).max(2)]
+}
+
+/// keeper's subscriber writing to `writer`. JSON lines carry `level` and an RFC 3339 `timestamp`: Lambda's filter
+/// gives a line without a valid timestamp the level INFO, and would drop the ERROR lines at WARN and above.
+pub fn subscriber<W>(lookup: &Lookup<'_>, writer: W, ansi: bool) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_new(log_filter(lookup)).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).with_writer(writer);
+    if json_logs(lookup) {
+        Box::new(builder.json().flatten_event(true).with_current_span(false).finish())
+    } else {
+        // Text logs are not filtered by Lambda, and Lambda stamps each line itself.
+        Box::new(builder.without_time().finish())
+    }
+}
+
 /// Installs the global subscriber once; a second call (tests, the local runner) leaves the first in place.
 pub fn init(lookup: &Lookup<'_>) {
-    let filter = EnvFilter::try_new(log_filter(lookup)).unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = EMF_LEVEL.set(emf_level_for(lambda_level(lookup)));
     // Colour only for a person at a terminal: Lambda's text log format, a CI log or a pipe would keep the escape codes.
     let ansi = std::io::stderr().is_terminal() && lookup.string("NO_COLOR").is_none_or(|v| v.is_empty());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    let result = if json_logs(lookup) {
-        builder.json().flatten_event(true).with_current_span(false).without_time().try_init()
-    } else {
-        builder.without_time().try_init()
-    };
-    if result.is_err() {
+    if tracing::subscriber::set_global_default(subscriber(lookup, std::io::stderr, ansi)).is_err() {
         tracing::debug!("tracing already initialised");
     }
+}
+
+/// Lambda's application log-level filter for the JSON log format, as documented: a line that is a JSON object with a
+/// valid `level` and a valid RFC 3339 `timestamp` has that level; any other line (text, no level, an unknown level,
+/// no or a bad timestamp) is INFO. A line is kept when its level is at or above the filter's.
+pub fn lambda_keeps(line: &str, filter: &str) -> bool {
+    let rank = |l: &str| LAMBDA_LEVELS.iter().position(|x| x.eq_ignore_ascii_case(l));
+    let parsed: Option<serde_json::Map<String, serde_json::Value>> = serde_json::from_str(line).ok();
+    let level = parsed
+        .as_ref()
+        .filter(|o| {
+            o.get("timestamp")
+                .and_then(|t| t.as_str())
+                .is_some_and(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_ok())
+        })
+        .and_then(|o| o.get("level").and_then(|l| l.as_str()).and_then(rank))
+        .unwrap_or(2);
+    level >= rank(filter).unwrap_or(2)
 }
 
 /// One invocation's counters, written as one EMF line.
@@ -53,12 +103,25 @@ pub fn init(lookup: &Lookup<'_>) {
 pub struct Metrics {
     namespace: String,
     function: String,
+    /// The deployment (`KEEPER_STACK`): several stacks in one account keep their metrics, and alarms, apart.
+    stack: String,
     counts: BTreeMap<String, u64>,
 }
 
 impl Metrics {
     pub fn new(namespace: impl Into<String>, function: impl Into<String>) -> Self {
-        Metrics { namespace: namespace.into(), function: function.into(), counts: BTreeMap::new() }
+        Metrics {
+            namespace: namespace.into(),
+            function: function.into(),
+            stack: "keeper".into(),
+            counts: BTreeMap::new(),
+        }
+    }
+
+    /// The same counters for the deployment `stack`.
+    pub fn with_stack(mut self, stack: impl Into<String>) -> Self {
+        self.stack = stack.into();
+        self
     }
 
     /// The counts of a report: one counter per outcome (applied, skipped, failed, planned), zeros included so that
@@ -88,15 +151,28 @@ impl Metrics {
         self.counts.iter().map(|(name, count)| (name.as_str(), *count))
     }
 
-    /// The EMF document: `_aws` metadata, the `function` dimension, one member per counter.
+    /// The EMF document: `_aws` metadata, the `function` and `stack` dimensions, one member per counter, and the
+    /// `level` and `timestamp` Lambda's log filter reads (see [`emf_level`]).
     pub fn emf_line(&self, timestamp_ms: u64) -> String {
+        self.emf_line_at(timestamp_ms, emf_level())
+    }
+
+    /// The EMF document stamped with `level`.
+    pub fn emf_line_at(&self, timestamp_ms: u64, level: &str) -> String {
         let metrics: Vec<_> = self.counts.keys().map(|name| json!({"Name": name, "Unit": "Count"})).collect();
         let mut doc = json!({
             "_aws": {
                 "Timestamp": timestamp_ms,
-                "CloudWatchMetrics": [{"Namespace": self.namespace, "Dimensions": [["function"]], "Metrics": metrics}]
+                "CloudWatchMetrics": [{
+                    "Namespace": self.namespace,
+                    "Dimensions": [["function", "stack"]],
+                    "Metrics": metrics
+                }]
             },
             "function": self.function,
+            "stack": self.stack,
+            "level": level,
+            "timestamp": rfc3339_ms(timestamp_ms),
         });
         for (name, count) in &self.counts {
             doc[name.as_str()] = json!(count);
@@ -115,6 +191,15 @@ impl Metrics {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         self.emf_line(now)
     }
+}
+
+/// Epoch milliseconds as RFC 3339 (UTC, milliseconds).
+fn rfc3339_ms(ms: u64) -> String {
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    time.format(&format).unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".into())
 }
 
 #[cfg(test)]
@@ -148,7 +233,8 @@ mod tests {
         assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000u64);
         let directive = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "keeper");
-        assert_eq!(directive["Dimensions"], json!([["function"]]));
+        assert_eq!(directive["Dimensions"], json!([["function", "stack"]]));
+        assert_eq!(line["stack"], "keeper");
         let names: Vec<&str> =
             directive["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
         assert_eq!(names, vec!["applied", "failed", "planned", "skipped", "started"]);
@@ -166,5 +252,75 @@ mod tests {
         report.error =
             Some(crate::report::Failure { error_type: "Permanent.InvalidInput".into(), error_message: "x".into() });
         assert_eq!(Metrics::from_report("keeper", &report).get("failed"), 1);
+    }
+
+    /// A writer the test reads back: every line the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'w self) -> Captured {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn given_each_level_the_template_allows_when_lambda_filters_keepers_lines_then_errors_and_metrics_pass_and_info_only_at_or_below_info()
+     {
+        for level in LAMBDA_LEVELS {
+            // GIVEN keeper deployed with JSON logs at `level`, writing each kind of line it writes
+            let lookup = Lookup::from_pairs(&[("AWS_LAMBDA_LOG_FORMAT", "JSON"), ("AWS_LAMBDA_LOG_LEVEL", level)]);
+            let captured = Captured::default();
+            tracing::subscriber::with_default(subscriber(&lookup, captured.clone(), false), || {
+                tracing::info!(function = "f", "invocation");
+                tracing::warn!(report = "{}", "run ended with an error");
+                tracing::error!(target = "b1", error_type = "Retryable.Throttled", "target failed");
+            });
+            let written = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+            let lines: Vec<&str> = written.lines().collect();
+            let mut metrics = Metrics::new("keeper", "f");
+            metrics.add("failed", 1);
+            let emf = metrics.emf_line_at(1_700_000_000_000, emf_level_for(lambda_level(&lookup)));
+            // WHEN Lambda's documented filter reads them
+            let kept = |needle: &str| lines.iter().filter(|l| l.contains(needle)).any(|l| lambda_keeps(l, level));
+            // THEN the ERROR line and the metrics pass at every level, and no line is mislevelled as INFO
+            assert!(lambda_keeps(&emf, level), "EMF line dropped at {level}: {emf}");
+            let emf_doc: serde_json::Value = serde_json::from_str(&emf).unwrap();
+            assert_eq!(emf_doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "failed");
+            let at_most =
+                |l: &str| LAMBDA_LEVELS.iter().position(|x| *x == level) <= LAMBDA_LEVELS.iter().position(|x| *x == l);
+            assert_eq!(kept("target failed"), at_most("ERROR"), "ERROR line at {level}: {written}");
+            assert_eq!(kept("run ended"), at_most("WARN"), "WARN line at {level}: {written}");
+            assert_eq!(kept("invocation"), at_most("INFO"), "INFO line at {level}: {written}");
+            for line in &lines {
+                let doc: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert!(doc["level"].is_string() && doc["timestamp"].is_string(), "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn given_lines_without_level_or_time_when_lambda_filters_at_warn_then_they_count_as_info_and_are_dropped() {
+        // The rule the test above relies on, on the lines keeper used to write.
+        assert!(!lambda_keeps(r#"{"_aws":{},"failed":1}"#, "WARN"));
+        assert!(!lambda_keeps(r#"{"level":"ERROR","message":"no time"}"#, "WARN"));
+        assert!(!lambda_keeps(r#"{"level":"ERROR","timestamp":"yesterday"}"#, "WARN"));
+        assert!(!lambda_keeps("plain text", "WARN"));
+        assert!(lambda_keeps(r#"{"level":"error","timestamp":"2026-12-02T00:00:00.000Z"}"#, "FATAL") == false);
+        assert!(lambda_keeps(r#"{"level":"FATAL","timestamp":"2026-12-02T00:00:00.000Z"}"#, "FATAL"));
+        assert!(lambda_keeps(r#"{"level":"error","timestamp":"2026-12-02T00:00:00.000Z"}"#, "WARN"));
+        assert_eq!(emf_level_for("DEBUG"), "INFO");
+        assert_eq!(emf_level_for("ERROR"), "ERROR");
     }
 }

@@ -23,8 +23,9 @@ use sha2::{Digest, Sha256};
 
 use crate::report::{Caller, Classify, ErrorType};
 
-/// Lambda's limit for an asynchronous invocation payload; anything larger did not come from an AWS event source.
-pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+/// Lambda's limit for an asynchronous invocation payload (1 MB since 2025; Invoke: "For asynchronous invocations, the
+/// maximum payload size is 1 MB"); anything larger did not come from an AWS event source.
+pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 
 /// The key in a hand-sent or Scheduler request that names the request for idempotency; stripped before parsing.
 pub const REQUEST_ID_KEY: &str = "requestId";
@@ -156,6 +157,8 @@ pub struct Manual<R> {
     pub request: R,
     /// The request has `"dryRun": true`.
     pub dry_run: bool,
+    /// The sender named it with a `requestId`: the same name is the same request, whenever it is sent again.
+    pub named: bool,
 }
 
 /// One unit of work a trigger carries, whatever envelope it came in: what a function's pipeline matches on.
@@ -203,6 +206,16 @@ impl<R> Trigger<R> {
             Trigger::S3(objects) => combined("s3", objects.iter().map(|o| o.event_id.as_str())),
             Trigger::Event(n) => n.announces.clone().unwrap_or_else(|| n.event_id.clone()),
             Trigger::Manual(m) => m.event_id.clone(),
+        }
+    }
+
+    /// Which delivery this is, whatever it announces: the envelopes' own ids (the SNS `MessageId`s, the EventBridge
+    /// `id`), so that two deliveries of one announcement tell each other apart while a retry of one keeps its id.
+    pub fn delivery_id(&self) -> String {
+        match self {
+            Trigger::Sns(records) => records.iter().map(|r| r.message_id.as_str()).collect::<Vec<_>>().join("\n"),
+            Trigger::Event(n) => n.event_id.clone(),
+            other => other.event_id(),
         }
     }
 
@@ -561,11 +574,12 @@ fn parse_manual<R: Request>(object: Map<String, Value>) -> Result<Trigger<R>, Tr
     let canonical_hash = sha256_hex(canonical_json(&whole).as_bytes());
     let dry_run = asks_for_dry_run(&whole);
     let (request_id, request) = request_from(object, "request")?;
-    let event_id = match request_id {
+    let event_id = match &request_id {
         Some(id) => format!("manual:{id}"),
         None => format!("manual-{canonical_hash}"),
     };
-    Ok(Trigger::Manual(Manual { event_id, request, dry_run }))
+    let named = request_id.is_some();
+    Ok(Trigger::Manual(Manual { event_id, request, dry_run, named }))
 }
 
 /// Splits off the optional `requestId` and parses the rest as the function's request, naming the failing field.

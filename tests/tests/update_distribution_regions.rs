@@ -525,3 +525,23 @@ async fn given_drift_repair_that_read_v1_when_v2_is_uploaded_and_applied_before_
     let skipped = repair.actions.iter().find(|a| a.outcome == Outcome::Skipped).expect("a skipped line");
     assert!(skipped.detail.contains("no longer the current version"), "{}", skipped.detail);
 }
+
+#[tokio::test]
+async fn given_add_remove_add_sent_by_hand_when_the_guard_has_forgotten_the_first_then_the_third_adds_the_region() {
+    // GIVEN three requests sent by hand, each a new invocation; the third is the first again, after the guard's TTL
+    let running = start(seed(json!({}))).await;
+    let add = json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-west-2"]});
+    let remove = json!({"distributionConfigurationArn": ARN, "removeRegions": ["eu-west-2"]});
+    let first = function(&running, 3, &[]).await;
+    first.handle_invocation(add.clone(), None, Some("request-1")).await.expect("added");
+    first.handle_invocation(remove, None, Some("request-2")).await.expect("removed");
+    assert_eq!(regions(&stored(&running)), vec!["us-east-1", "eu-west-1", "ap-south-1"]);
+    // WHEN the first request is sent again (a fresh guard: its TTL has passed)
+    let later = function(&running, 3, &[]).await;
+    let report = later.handle_invocation(add, None, Some("request-3")).await;
+    // THEN Image Builder does it again (a new token), instead of replaying the first sending's answer and leaving the
+    // read-back in Retryable.Conflict until the token expires
+    let report = report.expect("added, not stuck in a conflict");
+    assert_eq!(report.count_of("add-region", Outcome::Applied), 1, "{report:?}");
+    assert_eq!(regions(&stored(&running)), vec!["us-east-1", "eu-west-1", "ap-south-1", "eu-west-2"]);
+}

@@ -356,3 +356,108 @@ async fn given_explicit_deprecate_then_restore_when_run_then_each_is_one_update_
         vec![("1.2.0/3".to_string(), "AVAILABLE".to_string()), ("1.2.0/3".to_string(), "DEPRECATED".to_string())]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_both_announcements_of_a_build_arriving_while_the_first_still_runs_when_the_second_is_handled_then_it_is_no_error()
+ {
+    // GIVEN the policy's first update slowed so that the first delivery is still running when the second arrives
+    let running = start(seed(json!({"faults": {"rules": [
+        {"operation": "StartResourceStateUpdate", "count": 1, "latencyMs": 600}
+    ]}})))
+    .await;
+    let guard = testbed::guard::store().await;
+    let sdk = sdk_config(&running, "us-east-1", &fast_settings(5)).await;
+    let lookup = Lookup::from_pairs(&[
+        ("RETRY_INITIAL_BACKOFF_MS", "1"),
+        ("KEEP_AVAILABLE", "2"),
+        ("DEPRECATE_AFTER_DAYS", "30"),
+        ("DISABLE_AFTER_DAYS", "90"),
+    ]);
+    let one = std::sync::Arc::new(
+        Host::<UpdateImageLifecycle>::with_store(&sdk, &lookup, guard.store.clone()).expect("valid settings"),
+    );
+    let two = Host::<UpdateImageLifecycle>::with_store(&sdk, &lookup, guard.store.clone()).expect("valid settings");
+    let first = {
+        let one = one.clone();
+        tokio::spawn(async move { one.answer(state_change("1.2.0/4", "AVAILABLE"), None).await })
+    };
+    while calls(&running, "StartResourceStateUpdate").is_empty() {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // WHEN the pipeline's SNS announcement of the same build arrives meanwhile
+    let calls_before = running.emulator.calls().len();
+    let (second, metrics) = two.answer(sns_available("1.2.0/4"), None).await;
+    let calls_by_second = running.emulator.calls()[calls_before..]
+        .iter()
+        .filter(|c| c.operation == "ListImageBuildVersions" || c.operation == "ListImages")
+        .count();
+    // THEN it is answered without a function error (no Errors alarm for an ordinary build), counted as no failure,
+    // and it makes no call of its own
+    let second = second.expect("a duplicate announcement is not an error");
+    assert!(second.replayed, "{second:?}");
+    assert_eq!(metrics.get("failed"), 0);
+    let (first, _) = first.await.unwrap();
+    let first = first.expect("the first delivery's report");
+    assert!(first.count(Outcome::Applied) > 0, "{first:?}");
+    assert_eq!(calls_by_second, 0, "the second never looks");
+}
+
+#[tokio::test]
+async fn given_a_delivery_killed_mid_run_when_its_own_retry_arrives_before_the_deadline_then_it_is_still_in_progress() {
+    // GIVEN a first delivery that holds the event (it was killed: its lock lives until its deadline)
+    let running = start(seed(json!({}))).await;
+    let guard = testbed::guard::store().await;
+    let sdk = sdk_config(&running, "us-east-1", &fast_settings(5)).await;
+    let lookup = Lookup::from_pairs(&[("RETRY_INITIAL_BACKOFF_MS", "1"), ("KEEP_AVAILABLE", "2")]);
+    let host = Host::<UpdateImageLifecycle>::with_store(&sdk, &lookup, guard.store.clone()).expect("valid settings");
+    let guard_of = shared::idempotency::Idempotency::new(guard.store.clone(), "update-image-lifecycle", Duration::from_secs(3600));
+    let held = guard_of
+        .run_delivery(
+            &format!("imagebuilder:{BASE}/1.2.0/4#AVAILABLE"),
+            Some("eventbridge-1.2.0/4-AVAILABLE"),
+            &json!({"announces": [format!("imagebuilder:{BASE}/1.2.0/4#AVAILABLE")]}),
+            Some(std::time::SystemTime::now() + Duration::from_secs(60)),
+            || async {
+                // WHEN Lambda's retry of the SAME delivery arrives while the lock is held
+                let (answer, _) = host.answer(state_change("1.2.0/4", "AVAILABLE"), None).await;
+                // THEN it is refused as in progress, so Lambda keeps retrying it: the work is not given up
+                let refused = answer.expect_err("its own retry is not a duplicate announcement");
+                assert_eq!(refused.error_type, "Retryable.InProgress");
+                Ok::<_, std::convert::Infallible>(shared::report::Report::new("update-image-lifecycle", "x", false))
+            },
+        )
+        .await;
+    assert!(held.is_ok());
+}
+
+#[tokio::test]
+async fn given_deprecate_restore_deprecate_sent_by_hand_when_the_guard_has_forgotten_the_first_then_the_third_deprecates()
+{
+    // GIVEN an available build, and three requests sent by hand, each a new Lambda invocation; the first and third are
+    // the same request, without a requestId, the third sent after the guard's TTL (a fresh guard)
+    let running = start(seed(json!({}))).await;
+    let arn = format!("{BASE}/1.2.0/3");
+    let deprecate = json!({"resourceArn": arn, "state": "DEPRECATED"});
+    let restore = json!({"resourceArn": arn, "state": "AVAILABLE"});
+    let first = function(&running, &[]).await;
+    first.handle_invocation(deprecate.clone(), None, Some("request-1")).await.expect("deprecated");
+    assert_eq!(status(&running, &arn), "DEPRECATED");
+    first.handle_invocation(restore, None, Some("request-2")).await.expect("restored");
+    assert_eq!(status(&running, &arn), "AVAILABLE");
+    // WHEN the first request is sent again, an hour later
+    let later = function(&running, &[]).await;
+    let report = later.handle_invocation(deprecate.clone(), None, Some("request-3")).await.expect("a report");
+    // THEN it is a new delivery with a new token: Image Builder deprecates the build again, as the report says
+    assert_eq!(report.count(Outcome::Applied), 1, "{report:?}");
+    assert_eq!(status(&running, &arn), "DEPRECATED", "applied means the state shows it");
+    let tokens: Vec<String> =
+        calls(&running, "StartResourceStateUpdate").iter().map(|c| c.params["clientToken"].clone()).collect();
+    assert_eq!(tokens.len(), 3);
+    assert_ne!(tokens[0], tokens[2], "a new sending never reuses an old sending's token");
+    // AND Lambda's retry of that same invocation (same request id) keeps its token, so it replays at AWS
+    let retried = function(&running, &[]).await;
+    retried.handle_invocation(deprecate, None, Some("request-3")).await.expect("a report");
+    let tokens: Vec<String> =
+        calls(&running, "StartResourceStateUpdate").iter().map(|c| c.params["clientToken"].clone()).collect();
+    assert!(tokens.len() == 3 || tokens[3] == tokens[2], "a retry of the same delivery reuses its token: {tokens:?}");
+}

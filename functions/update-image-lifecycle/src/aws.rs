@@ -199,7 +199,10 @@ pub async fn apply(
                 Step::Update(u) => u,
             };
             let (verb, change) = (u.status.verb().as_str(), d.change(u.status));
-            let token = client_token(ctx.function, &[&ctx.event_id, &u.arn, u.status.as_str()]);
+            // The time is part of the request: a deprecation now (a retry after updateAt passed) is not the one
+            // scheduled, and must not meet the scheduled one's token at Image Builder as a parameter mismatch.
+            let at = u.update_at.map(|t| t.unix_timestamp().to_string()).unwrap_or_default();
+            let token = client_token(ctx.function, &[&ctx.token_seed, &u.arn, u.status.as_str(), &at]);
             let permit = limit.acquire().await;
             // Checked once the permit is held: with a low limit, a build may wait long for its turn.
             if let Err(out_of_time) = ctx.may_start() {

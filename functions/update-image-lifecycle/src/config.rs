@@ -119,6 +119,10 @@ static ROLE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static ACCOUNT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[0-9]{12}$").expect("valid pattern"));
 
+/// The longest Lambda keeps retrying an asynchronous event (`MaximumEventAgeInSeconds`' upper bound): an `updateAt`
+/// passed by less may be a retry of a request that was in the future when it was sent.
+pub const MAX_EVENT_AGE_SECS: f64 = 6.0 * 3600.0;
+
 /// One validated explicit update.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Explicit {
@@ -168,13 +172,23 @@ impl Explicit {
             let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
             InvalidInput::new("state", format!("`{name}` is not one of {}", all.join(", ")))
         })?;
-        let update_at = request.update_at.as_ref().map(parse_update_at).transpose()?;
+        let mut update_at = request.update_at.as_ref().map(parse_update_at).transpose()?;
         if let Some(at) = update_at {
             if status != Status::Deprecated {
                 return Err(InvalidInput::new("updateAt", "is only valid with state DEPRECATED"));
             }
-            if (at.unix_timestamp_nanos() as f64) / 1e9 <= now {
-                return Err(InvalidInput::new("updateAt", "must be in the future"));
+            let late = now - (at.unix_timestamp_nanos() as f64) / 1e9;
+            if late > MAX_EVENT_AGE_SECS {
+                return Err(InvalidInput::new(
+                    "updateAt",
+                    "must be in the future (or at most 6 hours past: the longest Lambda retries an event)",
+                ));
+            }
+            if late >= 0.0 {
+                // Lambda's retry of a request that was throttled until its time passed: AWS refuses a past
+                // updateAt, and what was asked for (deprecated from then on) is deprecated now.
+                tracing::warn!(update_at = %at, late_secs = late as u64, "updateAt has passed: deprecating now");
+                update_at = None;
             }
         }
         if status == Status::Deleted && request.include_resources.is_none() {
@@ -348,6 +362,21 @@ mod tests {
 
     fn at(secs: i64) -> Option<OffsetDateTime> {
         Some(OffsetDateTime::from_unix_timestamp(secs).unwrap())
+    }
+
+    #[test]
+    fn given_an_update_at_that_passed_while_lambda_retried_when_validated_again_then_it_deprecates_now_not_refused() {
+        // GIVEN a request whose updateAt was 10 minutes ahead when it was sent, retried by Lambda 20 minutes later
+        let at_secs = NOW as i64 - 600;
+        let retried = explicit(json!({"resourceArn": ARN, "state": "DEPRECATED", "updateAt": at_secs}));
+        // THEN it is still the same request: deprecated now, since the time asked for has come
+        let retried = retried.expect("not Permanent.InvalidInput");
+        assert_eq!((retried.status, retried.update_at), (Status::Deprecated, None));
+        // AND a time further past than Lambda ever retries is a mistake, refused naming the field
+        let old = explicit(json!({"resourceArn": ARN, "state": "DEPRECATED", "updateAt": NOW as i64 - 7 * 3600}));
+        let e = old.unwrap_err();
+        assert_eq!(e.field, "updateAt");
+        assert!(e.to_string().contains("must be in the future"), "{e}");
     }
 
     #[test]

@@ -300,6 +300,7 @@ fn context_with(deadline: Option<SystemTime>, margin: Duration) -> Context {
     Context {
         function: "test-fn",
         event_id: "e".into(),
+        token_seed: "e".into(),
         deadline,
         dry_run: false,
         leases: Leases::new(Arc::new(MemoryStore::default()), "test-fn"),
@@ -325,4 +326,33 @@ fn given_time_beyond_the_margin_or_no_deadline_when_work_would_start_then_it_may
     let far = context_with(Some(SystemTime::now() + Duration::from_secs(60)), Duration::from_secs(5));
     assert_eq!(far.may_start(), Ok(()));
     assert_eq!(context_with(None, Duration::from_secs(5)).may_start(), Ok(()), "no deadline: a local run");
+}
+
+#[test]
+fn given_a_sweep_report_of_thousands_of_actions_when_logged_then_every_line_is_under_the_limit_and_none_is_lost() {
+    // GIVEN a report far larger than one log event
+    let mut report = Report::new("f", "e", false);
+    for i in 0..5_000 {
+        report.push(Action::new(
+            format!("arn:aws:imagebuilder:us-east-1:123456789012:image/a/1.0.{i}/1"),
+            "deprecate",
+            Outcome::Applied,
+            "x".repeat(40),
+        ));
+    }
+    report.push(Action::new("huge", "update", Outcome::Failed, "y".repeat(200_000)));
+    // WHEN it is cut into log lines
+    let lines = report_log_lines(&report, MAX_LOG_LINE_BYTES);
+    // THEN each line is JSON under the limit, and every action is in one of them, in order
+    assert!(lines.len() > 1);
+    let mut targets = Vec::new();
+    for (of, line) in &lines {
+        assert_eq!(*of, lines.len());
+        assert!(line.len() <= MAX_LOG_LINE_BYTES, "{} bytes", line.len());
+        let actions: Vec<serde_json::Value> = serde_json::from_str(line).unwrap();
+        targets.extend(actions.iter().map(|a| a["target"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(targets.len(), 5_001);
+    assert_eq!(targets.last().map(String::as_str), Some("huge"));
+    assert_eq!(targets[4_999], "arn:aws:imagebuilder:us-east-1:123456789012:image/a/1.0.4999/1");
 }

@@ -2,7 +2,8 @@
 //!
 //! Table: partition key `id` (S), TTL attribute `expiration`. Attributes as Powertools names them: `status`,
 //! `expiration` (N, epoch s), `in_progress_expiration` (N, epoch ms), `data` (S), `validation` (S); and `owner` (S),
-//! the run that holds the record, which completing and deleting are conditional on.
+//! the run that holds the record, which completing and deleting are conditional on. A mark (a fact a function keeps
+//! for its later runs) is an item of its own: `id`, `mark` (S) and `expiration`.
 
 use std::collections::HashMap;
 
@@ -163,7 +164,45 @@ impl IdempotencyStore for DynamoDbStore {
             Err(e) => Err(StoreError(format!("DeleteItem on {}: {}", self.table, DisplayErrorContext(&e)))),
         }
     }
+
+    async fn get_mark(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(id.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError(format!("GetItem on {}: {}", self.table, DisplayErrorContext(&e))))?;
+        let Some(item) = out.item else { return Ok(None) };
+        let expiration = item.get("expiration").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+        // TTL deletes an expired item within days, not at once: until then it is read as absent.
+        if expiration.is_some_and(|t| t < Now::at(std::time::SystemTime::now()).seconds) {
+            return Ok(None);
+        }
+        match item.get(MARK) {
+            Some(AttributeValue::S(value)) => Ok(Some(value.clone())),
+            _ => Err(StoreError(format!("item {id} in {} has no valid `{MARK}`", self.table))),
+        }
+    }
+
+    async fn put_mark(&self, id: &str, value: &str, expiration: i64) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("id", AttributeValue::S(id.into()))
+            .item(MARK, AttributeValue::S(value.into()))
+            .item("expiration", AttributeValue::N(expiration.to_string()))
+            .send()
+            .await
+            .map_err(|e| StoreError(format!("PutItem on {}: {}", self.table, DisplayErrorContext(&e))))?;
+        Ok(())
+    }
 }
+
+/// The attribute of a mark's value (a mark is `id`, `mark` and `expiration`, the TTL attribute).
+const MARK: &str = "mark";
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,8 @@ use super::{IdempotencyStore, Lock, Now, Record, Status, StoreError};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     records: Mutex<HashMap<String, Record>>,
+    /// Marks: id → (value, expiration in epoch seconds).
+    marks: Mutex<HashMap<String, (String, i64)>>,
 }
 
 impl MemoryStore {
@@ -63,5 +65,17 @@ impl IdempotencyStore for MemoryStore {
             records.remove(id);
         }
         Ok(held)
+    }
+
+    async fn get_mark(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let marks = self.marks.lock().map_err(|_| StoreError("memory store poisoned by a panic".into()))?;
+        let now = Now::at(std::time::SystemTime::now()).seconds;
+        Ok(marks.get(id).filter(|(_, expiration)| *expiration >= now).map(|(value, _)| value.clone()))
+    }
+
+    async fn put_mark(&self, id: &str, value: &str, expiration: i64) -> Result<(), StoreError> {
+        let mut marks = self.marks.lock().map_err(|_| StoreError("memory store poisoned by a panic".into()))?;
+        marks.insert(id.to_string(), (value.to_string(), expiration));
+        Ok(())
     }
 }

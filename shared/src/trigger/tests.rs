@@ -283,7 +283,7 @@ fn given_payload_over_256_kib_when_parsed_then_refused_before_parsing() {
     let err = parse_slice::<Req>(big.as_bytes()).unwrap_err();
     assert!(matches!(err, TriggerError::TooLarge { limit: MAX_PAYLOAD_BYTES, .. }), "{err}");
     let err = parse::<Req>(serde_json::from_str(&big).unwrap()).unwrap_err();
-    assert!(err.to_string().contains("larger than the 262144-byte limit"), "{err}");
+    assert!(err.to_string().contains("larger than the 1048576-byte limit"), "{err}");
 }
 
 #[test]
