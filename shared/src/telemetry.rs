@@ -16,12 +16,29 @@ pub fn log_filter(lookup: &Lookup<'_>) -> String {
     if let Some(rust_log) = lookup.string("RUST_LOG") {
         return rust_log;
     }
-    match lookup.string("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_ascii_lowercase()).as_deref() {
-        Some("fatal") => "error".into(),
-        Some(level @ ("trace" | "debug" | "info" | "warn" | "error")) => level.into(),
-        _ => "info".into(),
+    let level = match lookup.string("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_ascii_lowercase()).as_deref() {
+        Some("fatal") => "error".to_string(),
+        Some(level @ ("trace" | "debug" | "info" | "warn" | "error")) => level.to_string(),
+        _ => "info".to_string(),
+    };
+    match level.as_str() {
+        // The SDK and its HTTP stack write whole request and response bodies at TRACE (keys, documents): keeper's
+        // own lines go to TRACE, theirs stop at DEBUG, so no log level puts a key body in the function's logs.
+        "trace" => format!("trace,{}", WIRE_TARGETS.map(|t| format!("{t}=debug")).join(",")),
+        _ => level,
     }
 }
+
+/// The crates that log what goes over the wire, bodies included, at TRACE.
+const WIRE_TARGETS: [&str; 7] = [
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_smithy_http",
+    "aws_sigv4",
+    "hyper",
+    "hyper_util",
+];
 
 /// JSON lines when Lambda's log format is JSON (it then filters by the `level` field), plain text otherwise.
 pub fn json_logs(lookup: &Lookup<'_>) -> bool {
@@ -211,6 +228,11 @@ mod tests {
     fn given_log_variables_when_filter_chosen_then_rust_log_wins_then_lambda_level() {
         assert_eq!(log_filter(&Lookup::from_pairs(&[])), "info");
         assert_eq!(log_filter(&Lookup::from_pairs(&[("AWS_LAMBDA_LOG_LEVEL", "DEBUG")])), "debug");
+        let trace = log_filter(&Lookup::from_pairs(&[("AWS_LAMBDA_LOG_LEVEL", "TRACE")]));
+        assert!(
+            trace.starts_with("trace,") && trace.contains("aws_smithy_runtime=debug"),
+            "the wire stays out: {trace}"
+        );
         assert_eq!(log_filter(&Lookup::from_pairs(&[("AWS_LAMBDA_LOG_LEVEL", "FATAL")])), "error");
         assert_eq!(log_filter(&Lookup::from_pairs(&[("AWS_LAMBDA_LOG_LEVEL", "loud")])), "info");
         assert_eq!(

@@ -2,8 +2,13 @@
 //! are classified here, on the SDK's typed variants.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_sdk_cloudfront::Client;
+use aws_sdk_cloudfront::config::interceptors::FinalizerInterceptorContextRef;
+use aws_sdk_cloudfront::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_cloudfront::error::BoxError;
 use aws_sdk_cloudfront::error::SdkError;
 use aws_sdk_cloudfront::operation::create_public_key::CreatePublicKeyError;
 use aws_sdk_cloudfront::operation::delete_public_key::DeletePublicKeyError;
@@ -16,7 +21,7 @@ use shared::report::{Action, Outcome};
 use shared::trigger::S3Object;
 
 use crate::Error;
-use crate::config::{KEEPER_COMMENT, NewKey};
+use crate::config::{NewKey, made_by};
 
 /// The largest PEM file read.
 pub const MAX_PEM_BYTES: usize = 8 * 1024;
@@ -57,16 +62,57 @@ pub async fn created(cf: &Client, id: &str) -> Result<f64, Error> {
     Ok(key.created_time.as_secs_f64())
 }
 
-/// The key of a job: its id, and whether this run created it or found the one an earlier delivery made.
+/// The key of a job: its id, and who created it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Made {
     pub id: String,
-    pub created: bool,
+    pub by: Maker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Maker {
+    /// This call created it.
+    ThisRun,
+    /// This call created it, but CloudFront's answer was lost: the SDK's retry was answered PublicKeyAlreadyExists
+    /// and found the key.
+    ThisRunAnswerLost,
+    /// An earlier delivery of the same upload created it.
+    EarlierDelivery,
+}
+
+/// Counts the attempts of one call that ended without an answer (the connection dropped, the answer timed out):
+/// each may have applied, so what the SDK's next attempt is told may be this call's own doing.
+#[derive(Debug, Clone, Default)]
+struct Unanswered(Arc<AtomicU32>);
+
+impl Unanswered {
+    fn any(&self) -> bool {
+        self.0.load(Ordering::SeqCst) > 0
+    }
+}
+
+impl Intercept for Unanswered {
+    fn name(&self) -> &'static str {
+        "Unanswered"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if context.response().is_none() {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
 }
 
 /// Creates the key. CloudFront documents CallerReference only as protection against a replay, and answers a
 /// repeated one with PublicKeyAlreadyExists: then the key an earlier delivery made is looked up by its name (keeper
-/// derives it from the upload) and used if it holds the same key; a different key under that name is refused.
+/// derives it from the upload) and used if it holds the same key; a different key under that name is refused. When
+/// an earlier attempt of this very call went unanswered, the key found is this call's own (its answer was lost).
 pub async fn create(cf: &Client, key: &NewKey) -> Result<Made, Error> {
     let config = PublicKeyConfig::builder()
         .caller_reference(&key.caller_reference)
@@ -75,18 +121,22 @@ pub async fn create(cf: &Client, key: &NewKey) -> Result<Made, Error> {
         .comment(&key.comment)
         .build()
         .map_err(|e| Error::Internal(format!("PublicKeyConfig: {e}")))?;
-    match cf.create_public_key().public_key_config(config).send().await {
+    let unanswered = Unanswered::default();
+    match cf.create_public_key().public_key_config(config).customize().interceptor(unanswered.clone()).send().await {
         Ok(out) => {
             let id = out
                 .public_key
                 .map(|k| k.id)
                 .ok_or(Error::UnexpectedResponse { operation: "CreatePublicKey", missing: "PublicKey" })?;
-            Ok(Made { id, created: true })
+            Ok(Made { id, by: Maker::ThisRun })
         }
         Err(e) if matches!(e.as_service_error(), Some(CreatePublicKeyError::PublicKeyAlreadyExists(_))) => {
             let taken = |reason: String| Error::KeyNameTaken { name: key.name.clone(), reason };
             match public_keys(cf).await?.into_iter().find(|k| k.name == key.name) {
-                Some(k) if same_pem(&k.encoded_key, &key.pem) => Ok(Made { id: k.id, created: false }),
+                Some(k) if same_pem(&k.encoded_key, &key.pem) => {
+                    let by = if unanswered.any() { Maker::ThisRunAnswerLost } else { Maker::EarlierDelivery };
+                    Ok(Made { id: k.id, by })
+                }
                 Some(k) => Err(taken(format!("public key {} already has this name and holds a different key", k.id))),
                 None => Err(taken(
                     "CloudFront answered PublicKeyAlreadyExists, but no key has this name: its CallerReference was used for another key".into(),
@@ -132,16 +182,26 @@ pub async fn public_keys(cf: &Client) -> Result<Vec<KeySummary>, Error> {
     Ok(out)
 }
 
-/// Keys keeper made (its comment says so) that no key group lists and that were created more than `min_age`
-/// seconds before `now`: younger ones may belong to a rotation still under way, between its create and its update.
-pub async fn orphans(cf: &Client, now: f64, min_age: f64) -> Result<Vec<KeySummary>, Error> {
+/// What the orphan sweep saw: how many public keys the account has, and this deployment's orphans.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Census {
+    pub public_keys: usize,
+    pub orphans: Vec<KeySummary>,
+}
+
+/// Every public key of the account, and among them the keys this deployment made (their comment starts with its
+/// `tag`, see [`crate::config::made_by`]) that no key group lists and that were created more than `min_age` seconds
+/// before `now`: younger ones may belong to a rotation still under way, between its create and its update.
+pub async fn orphans(cf: &Client, tag: &str, now: f64, min_age: f64) -> Result<Census, Error> {
     let listed = listed_keys(cf).await?;
-    Ok(public_keys(cf)
-        .await?
+    let keys = public_keys(cf).await?;
+    let public_keys = keys.len();
+    let orphans = keys
         .into_iter()
-        .filter(|k| k.comment.as_deref().is_some_and(|c| c.starts_with(KEEPER_COMMENT)))
+        .filter(|k| made_by(k.comment.as_deref(), tag))
         .filter(|k| now - k.created >= min_age && !listed.contains(&k.id))
-        .collect())
+        .collect();
+    Ok(Census { public_keys, orphans })
 }
 
 /// Replaces the items, quoting the ETag; returns the new ETag. A stale ETag is [`Error::GroupChanged`].
@@ -211,11 +271,19 @@ pub async fn delete(cf: &Client, target: &str, id: &str, why: &str) -> Action {
         }
         Err(e) => return Action::failed(target, "delete-key", &failed(id, "GetPublicKey", &e)),
     };
-    match cf.delete_public_key().id(id).if_match(etag).send().await {
+    let unanswered = Unanswered::default();
+    match cf.delete_public_key().id(id).if_match(etag).customize().interceptor(unanswered.clone()).send().await {
         Ok(_) => Action::new(target, "delete-key", Outcome::Applied, why),
         Err(e) => match e.as_service_error() {
             Some(DeletePublicKeyError::PublicKeyInUse(_)) => skipped("in use"),
-            Some(DeletePublicKeyError::NoSuchPublicKey(_)) => skipped("already deleted"),
+            Some(DeletePublicKeyError::NoSuchPublicKey(_)) if !unanswered.any() => skipped("already deleted"),
+            // An earlier attempt of this call went unanswered and the SDK's retry found the key gone: it is gone by
+            // this call, whose answer was lost.
+            Some(DeletePublicKeyError::NoSuchPublicKey(_)) => {
+                let lost = "CloudFront's answer was lost; its retry found the key gone";
+                let detail = if why.is_empty() { lost.to_string() } else { format!("{why} ({lost})") };
+                Action::new(target, "delete-key", Outcome::Applied, detail)
+            }
             _ => Action::failed(target, "delete-key", &failed(id, "DeletePublicKey", &e)),
         },
     }

@@ -7,6 +7,9 @@ use shared::trigger;
 
 use crate::plan::MAX_KEYS_PER_GROUP;
 
+/// The longest grace period, a year: `GRACE_HOURS` and a request's `graceHours` stay within it.
+pub const MAX_GRACE_HOURS: f64 = 8760.0;
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Request {
@@ -44,7 +47,7 @@ impl Settings {
             key_group_ids: lookup.list("KEY_GROUP_IDS"),
             key_prefix: lookup.string("KEY_PREFIX").unwrap_or_else(|| "keys/".into()),
             max_keys: lookup.number("MAX_KEYS", 2usize, 1..=MAX_KEYS_PER_GROUP)?,
-            grace_hours: lookup.number("GRACE_HOURS", 24u32, 0..=8760)?,
+            grace_hours: lookup.number("GRACE_HOURS", 24u32, 0..=MAX_GRACE_HOURS as u32)?,
             delete_retired_keys: lookup.flag("DELETE_RETIRED_KEYS", false)?,
         })
     }
@@ -75,8 +78,36 @@ impl Settings {
     }
 }
 
-/// How every comment keeper gives a public key starts: the mark by which it later finds its own orphans.
+/// How every comment keeper gives a public key starts; the deployment's name follows (see [`owner_tag`]).
 pub const KEEPER_COMMENT: &str = "keeper:";
+
+/// The longest stack name a comment carries whole; a longer one is shortened with a hash, so that the tag always
+/// fits in CloudFront's 128 characters with room for what the comment says.
+const STACK_IN_COMMENT: usize = 64;
+
+/// `keeper:<stack>`: how the comment of every key this deployment (`KEEPER_STACK`) makes starts, by which its
+/// sweep tells its own keys from other stacks' and from keys made by hand. A stack name over 64 characters is cut
+/// to 55 and followed by `~` and 8 hex digits of its hash, so that two long names never share a tag.
+pub fn owner_tag(stack: &str) -> String {
+    if stack.len() <= STACK_IN_COMMENT {
+        return format!("{KEEPER_COMMENT}{stack}");
+    }
+    let hash = shared::trigger::sha256_hex(stack.as_bytes());
+    let head: String = stack.chars().take(STACK_IN_COMMENT - 9).collect();
+    format!("{KEEPER_COMMENT}{head}~{}", &hash[..8])
+}
+
+/// A key's comment: the deployment's tag, then what it says, cut to CloudFront's 128 characters (the tag is never
+/// cut: it is at most 72).
+pub fn comment(tag: &str, says: &str) -> String {
+    format!("{tag} {says}").chars().take(128).collect()
+}
+
+/// Whether a key's comment says this deployment (its [`owner_tag`]) made it: the tag, alone or followed by a space.
+/// A comment of another stack, or of a release before comments named the stack (`keeper: from ...`), is not.
+pub fn made_by(comment: Option<&str>, tag: &str) -> bool {
+    comment.and_then(|c| c.strip_prefix(tag)).is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+}
 
 /// A new key to create from a PEM, and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,10 +155,13 @@ fn check_ids(field: &str, ids: &[String]) -> Result<(), InvalidInput> {
 }
 
 impl Job {
-    /// A request by hand or SNS, checked whole; `token` makes a PEM's CallerReference (stable per event).
+    /// A request by hand or SNS, checked whole; `tag` starts the comment of a key it creates ([`owner_tag`]) and
+    /// `token` makes a PEM's CallerReference (stable per event). The settings are the operator's bounds: a request
+    /// may only narrow them (fewer keys, a longer grace, no deletion), and one that would widen them is refused.
     pub fn from_request(
         request: Request,
         config: &Settings,
+        tag: &str,
         token: impl Fn(&str) -> String,
     ) -> Result<Job, InvalidInput> {
         let group = request
@@ -140,12 +174,30 @@ impl Job {
         check_ids("addPublicKeyIds", &add)?;
         check_ids("retirePublicKeyIds", &retire)?;
         let max_keys = request.max_keys.unwrap_or(config.max_keys);
-        if !(1..=MAX_KEYS_PER_GROUP).contains(&max_keys) {
-            return Err(InvalidInput::new("maxKeys", format!("{max_keys} is not from 1 to {MAX_KEYS_PER_GROUP}")));
+        if !(1..=config.max_keys).contains(&max_keys) {
+            return Err(InvalidInput::new(
+                "maxKeys",
+                format!(
+                    "{max_keys} is not from 1 to MAX_KEYS ({}): a request may keep fewer keys than the setting, never more",
+                    config.max_keys
+                ),
+            ));
         }
         let grace_hours = request.grace_hours.unwrap_or(f64::from(config.grace_hours));
-        if !(0.0..=8760.0).contains(&grace_hours) {
-            return Err(InvalidInput::new("graceHours", "must be from 0 to 8760"));
+        if !(f64::from(config.grace_hours)..=MAX_GRACE_HOURS).contains(&grace_hours) {
+            return Err(InvalidInput::new(
+                "graceHours",
+                format!(
+                    "{grace_hours} is not from GRACE_HOURS ({}) to {MAX_GRACE_HOURS}: a request may ask for a longer grace than the setting, never a shorter one",
+                    config.grace_hours
+                ),
+            ));
+        }
+        if request.delete_retired_keys == Some(true) && !config.delete_retired_keys {
+            return Err(InvalidInput::new(
+                "deleteRetiredKeys",
+                "true is refused: DELETE_RETIRED_KEYS is false, and a request may turn deletion off, never on",
+            ));
         }
         let new_key = match request.add_public_key_pem {
             None => None,
@@ -154,7 +206,7 @@ impl Job {
                 let caller_reference = token(&pem);
                 Some(NewKey {
                     name: key_name("keeper", &caller_reference),
-                    comment: format!("{KEEPER_COMMENT} added to {group} by request"),
+                    comment: comment(tag, &format!("added to {group} by request")),
                     caller_reference,
                     pem,
                 })
@@ -205,6 +257,8 @@ impl Job {
 mod tests {
     use super::*;
 
+    const TAG: &str = "keeper:keeper";
+
     fn config() -> Settings {
         Settings::from_lookup(&Lookup::from_pairs(&[("KEY_GROUP_IDS", "g,5f1c")])).unwrap()
     }
@@ -245,7 +299,7 @@ mod tests {
             (Request { key_group_id: Some("g".into()), grace_hours: Some(-1.0), ..Request::default() }, "graceHours"),
         ];
         for (request, field) in cases {
-            let err = Job::from_request(request, &config(), |_| "t".into()).unwrap_err();
+            let err = Job::from_request(request, &config(), TAG, |_| "t".into()).unwrap_err();
             assert!(err.to_string().contains(&format!("`{field}`")), "{err}");
         }
         let err = Job::from_request(
@@ -255,6 +309,7 @@ mod tests {
                 ..Request::default()
             },
             &config(),
+            TAG,
             |_| "t".into(),
         )
         .unwrap_err();
@@ -280,7 +335,75 @@ mod tests {
         let refused = empty.allows("g").unwrap_err();
         assert!(refused.rule.contains("KEY_GROUP_IDS is empty"), "{refused}");
         let request = Request { key_group_id: Some("g".into()), ..Request::default() };
-        assert!(Job::from_request(request, &empty, |_| "t".into()).is_err());
+        assert!(Job::from_request(request, &empty, TAG, |_| "t".into()).is_err());
         assert!(Job::upload_target(&empty, "keys/5f1c/site.pem").is_err());
+    }
+
+    #[test]
+    fn given_requests_against_the_settings_when_checked_then_only_narrower_ones_pass_and_a_wider_one_names_its_bound() {
+        // GIVEN MAX_KEYS 3, GRACE_HOURS 24, DELETE_RETIRED_KEYS false
+        let bounds = Settings::from_lookup(&Lookup::from_pairs(&[("KEY_GROUP_IDS", "g"), ("MAX_KEYS", "3")])).unwrap();
+        let request = |f: &dyn Fn(&mut Request)| {
+            let mut r = Request { key_group_id: Some("g".into()), ..Request::default() };
+            f(&mut r);
+            Job::from_request(r, &bounds, TAG, |_| "t".into())
+        };
+        // WHEN a request asks for more keys, less grace or deletion THEN refused, naming the field and the setting
+        for (widen, field, bound) in [
+            (&(|r: &mut Request| r.max_keys = Some(4)) as &dyn Fn(&mut Request), "maxKeys", "MAX_KEYS (3)"),
+            (&|r: &mut Request| r.grace_hours = Some(23.5), "graceHours", "GRACE_HOURS (24)"),
+            (
+                &|r: &mut Request| r.delete_retired_keys = Some(true),
+                "deleteRetiredKeys",
+                "DELETE_RETIRED_KEYS is false",
+            ),
+        ] {
+            let err = request(widen).unwrap_err();
+            assert_eq!(err.field, field);
+            assert!(err.rule.contains(bound), "{err}");
+        }
+        // WHEN it asks for fewer keys, more grace, no deletion THEN taken as asked
+        let job = request(&|r| {
+            r.max_keys = Some(1);
+            r.grace_hours = Some(48.0);
+            r.delete_retired_keys = Some(false);
+        })
+        .unwrap();
+        assert_eq!((job.max_keys, job.grace_hours, job.delete_retired), (1, 48.0, false));
+        // AND with deletion on, a request may still turn it off for itself
+        let deleting =
+            Settings::from_lookup(&Lookup::from_pairs(&[("KEY_GROUP_IDS", "g"), ("DELETE_RETIRED_KEYS", "true")]))
+                .unwrap();
+        let off = Request { key_group_id: Some("g".into()), delete_retired_keys: Some(false), ..Request::default() };
+        assert!(!Job::from_request(off, &deleting, TAG, |_| "t".into()).unwrap().delete_retired);
+    }
+
+    #[test]
+    fn given_stacks_when_keys_are_tagged_then_each_stack_knows_its_own_keys_and_no_other() {
+        let a = owner_tag("site-a");
+        assert_eq!(a, "keeper:site-a");
+        assert_eq!(comment(&a, "from s3://b/k.pem"), "keeper:site-a from s3://b/k.pem");
+        assert!(made_by(Some("keeper:site-a from s3://b/k.pem"), &a));
+        assert!(made_by(Some("keeper:site-a"), &a));
+        // Another stack, a stack whose name starts with this one's, an earlier release's comment, none: not ours
+        for other in [
+            Some("keeper:site-b from s3://b/k.pem"),
+            Some("keeper:site-ab from x"),
+            Some("keeper: from s3://b/k.pem"),
+            None,
+        ] {
+            assert!(!made_by(other, &a), "{other:?}");
+        }
+        // A long comment is cut to 128 characters, never inside the tag
+        let long = comment(&a, &"x".repeat(300));
+        assert_eq!(long.chars().count(), 128);
+        assert!(made_by(Some(&long), &a));
+        // The longest stack names keep a tag that fits and tells them apart
+        let (x, y) = ("a".repeat(128), format!("{}b", "a".repeat(127)));
+        let (tx, ty) = (owner_tag(&x), owner_tag(&y));
+        assert_ne!(tx, ty);
+        assert!(tx.len() <= 72, "{tx}");
+        assert!(made_by(Some(&comment(&tx, &"y".repeat(200))), &tx));
+        assert!(!made_by(Some(&comment(&tx, "z")), &ty));
     }
 }

@@ -2,6 +2,7 @@
 
 use shared::aws_error::AwsFailure;
 use shared::error::InvalidInput;
+use shared::idempotency::StoreError;
 use shared::report::{Classify, ErrorType};
 use shared::s3::ReadError;
 
@@ -23,6 +24,9 @@ pub enum Error {
     /// CloudFront says the key exists, but the key under keeper's name for this upload is not this key.
     #[error("public key name {name}: {reason}")]
     KeyNameTaken { name: String, reason: String },
+    /// What keeper records for its later runs (when a key joined, what an event changed) could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// A listing that would not end.
     #[error(transparent)]
     Paging(#[from] shared::paging::Endless),
@@ -45,6 +49,7 @@ impl Classify for Error {
             Error::Upload(e) => e.error_type(),
             Error::GroupChanged { .. } => ErrorType::CONFLICT,
             Error::KeyNameTaken { .. } => ErrorType::permanent("KeyNameTaken"),
+            Error::Store(_) => ErrorType::IDEMPOTENCY_STORE,
             Error::Paging(e) => e.error_type(),
             Error::Aws { failure, .. } => failure.error_type,
             Error::UnexpectedResponse { .. } => ErrorType::SERVICE_UNAVAILABLE,

@@ -2,13 +2,16 @@
 //! edits, from an S3 upload of a PEM, a request (by hand or SNS), or a schedule's sweep.
 //!
 //! inputs → [`config::Job`]s (validated, PEMs checked) → plan with the key to create before creating it → create →
-//! read-modify-write of the group (re-read on PreconditionFailed) → delete retired, unused keys.
+//! read-modify-write of the group (re-read on PreconditionFailed; when each added key joins and what the event
+//! changes recorded before each update) → delete retired, unused keys → this deployment's orphans.
 
 pub mod aws;
 pub mod config;
 pub mod error;
+pub mod marks;
 pub mod plan;
 
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_types::SdkConfig;
@@ -16,18 +19,21 @@ use shared::config::{ConfigError, Lookup};
 use shared::error::InvalidInput;
 use shared::host::{Context, Function};
 use shared::idempotency::client_token;
-use shared::report::{Action, Classify, Outcome, Report};
+use shared::report::{Action, Caller, Classify, Outcome, Report};
 use shared::retry::{RmwPolicy, read_modify_write};
 use shared::telemetry::Metrics;
 use shared::trigger::{Input, S3Object, Trigger, sha256_hex};
 
 pub use crate::error::Error;
 
-use crate::config::{Job, KEEPER_COMMENT, NewKey, Request, Settings, key_name};
-use crate::plan::{Key, Member, Rotation};
+use crate::aws::Maker;
+use crate::config::{Job, NewKey, Request, Settings, comment, key_name, owner_tag};
+use crate::plan::{Change, Intent, Key, Member, Rotation, Verb};
 
 pub struct RotateKeyGroup {
     settings: Settings,
+    /// `keeper:<KEEPER_STACK>`: how the comment of every key this deployment makes starts.
+    tag: String,
     cloudfront: aws_sdk_cloudfront::Client,
     s3: aws_sdk_s3::Client,
 }
@@ -47,6 +53,7 @@ impl Function for RotateKeyGroup {
     fn new(sdk_config: &SdkConfig, shared: &shared::config::Settings, settings: Settings) -> Self {
         RotateKeyGroup {
             settings,
+            tag: owner_tag(&shared.stack),
             cloudfront: shared::service_client!(aws_sdk_cloudfront, sdk_config, shared),
             s3: shared::s3::client(sdk_config, shared),
         }
@@ -58,12 +65,19 @@ impl Function for RotateKeyGroup {
         {
             metrics.add(metric, report.count_of(verb, Outcome::Applied) as u64);
         }
+        // What the sweep's listing showed; nothing when it did not run or failed (no count is better than a made-up 0).
+        if let Some((public_keys, orphans)) = census_of(report) {
+            metrics.add("publicKeys", public_keys);
+            metrics.add("orphans", orphans);
+        }
     }
 
     /// Every job is validated first; then each key group is rotated on its own, so one that fails (gone, refused,
-    /// throttled) is one failed line and the others still rotate; then keeper's orphaned keys are cleaned up.
+    /// throttled) is one failed line and the others still rotate; then this deployment's orphaned keys are cleaned
+    /// up and counted.
     async fn run(&self, trigger: Trigger<Request>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
-        let jobs = self.jobs(trigger, ctx).await?;
+        let by_hand = trigger.caller() == Caller::ByHand;
+        let jobs = self.jobs(trigger, ctx, report).await?;
         for job in &jobs {
             // A group is rotated whole or not started: its create, update and deletes are never cut off halfway.
             if let Err(out_of_time) = ctx.may_start() {
@@ -74,8 +88,13 @@ impl Function for RotateKeyGroup {
                 report.push(Action::failed(&job.key_group_id, "rotate", &e));
             }
         }
-        if !ctx.dry_run {
-            let delete = self.settings.delete_retired_keys || jobs.iter().any(|j| j.delete_retired);
+        // A request sent by hand whose every target failed is answered with its failure (the host's rule), which the
+        // sweep's lines would turn into a report: the sweep waits for the next run.
+        let failed_whole =
+            by_hand && report.count(Outcome::Failed) == report.actions.len() && !report.actions.is_empty();
+        if !ctx.dry_run && !failed_whole {
+            // A request may turn deletion off for itself, never on: its retired keys are not deleted by this run.
+            let delete = self.settings.delete_retired_keys && jobs.iter().all(|j| j.delete_retired);
             match ctx.may_start() {
                 Ok(()) => self.orphans(delete, report).await,
                 Err(out_of_time) => report.push(Action::failed("orphaned keys", "find-orphans", &out_of_time)),
@@ -90,6 +109,43 @@ fn rotation<K>(job: &Job, add: Vec<K>, retire: Vec<K>) -> Rotation<K> {
     Rotation { add, retire, max_keys: job.max_keys, grace_seconds: job.grace_hours * 3600.0 }
 }
 
+/// The action of the line that says what the orphan sweep's listing showed, which the `publicKeys` and `orphans`
+/// counters are read from.
+const CENSUS: &str = "count-keys";
+
+/// The census line: how many public keys the account has, and how many are this deployment's orphans.
+fn census_line(public_keys: usize, orphans: usize, tag: &str) -> Action {
+    Action::new(
+        "public keys",
+        CENSUS,
+        Outcome::Skipped,
+        format!(
+            "{public_keys} in the account; {orphans} of them orphans: made by this deployment ({tag}), in no key group, older than 20 minutes"
+        ),
+    )
+}
+
+/// `(public keys, orphans)` from a report's census line.
+fn census_of(report: &Report) -> Option<(u64, u64)> {
+    let line = report.actions.iter().find(|a| a.action == CENSUS)?;
+    let mut numbers = line.detail.split(|c: char| !c.is_ascii_digit()).filter(|n| !n.is_empty());
+    Some((numbers.next()?.parse().ok()?, numbers.next()?.parse().ok()?))
+}
+
+/// What the rounds of one rotation share: the event's intent as it grows, as last written, and the earlier updates
+/// of the event that a round's read recognised.
+struct Rounds {
+    intent: Intent,
+    persisted: Intent,
+    recognised: Vec<Change>,
+}
+
+/// The report line of one of the event's changes.
+fn change_line(group_id: &str, change: &Change, outcome: Outcome, detail: &str) -> Action {
+    let detail = if change.why.is_empty() { detail.to_string() } else { format!("{}; {detail}", change.why) };
+    Action::new(format!("{group_id}/{}", change.id), change.verb.action(), outcome, detail)
+}
+
 /// How old a key of keeper's in no key group must be before it counts as an orphan: longer than any Lambda run, so
 /// that a rotation between its create and its update is never mistaken for one.
 const ORPHAN_MIN_AGE_SECS: f64 = 20.0 * 60.0;
@@ -99,22 +155,32 @@ fn now_secs() -> f64 {
 }
 
 impl RotateKeyGroup {
-    /// Every job of the invocation, validated (uploaded PEMs read and checked) before any mutating call.
-    async fn jobs(&self, trigger: Trigger<Request>, ctx: &Context) -> Result<Vec<Job>, Error> {
+    /// Every job of the invocation, validated (uploaded PEMs read and checked) before any mutating call. Bad input
+    /// refuses the whole invocation; an upload that cannot be read (gone, throttled) is one failed line, and the
+    /// other uploads still rotate.
+    async fn jobs(&self, trigger: Trigger<Request>, ctx: &Context, report: &mut Report) -> Result<Vec<Job>, Error> {
         let settings = &self.settings;
+        let tag = self.tag.as_str();
         let token = |pem: &str| client_token(NAME, &[&ctx.event_id, "pem", &sha256_hex(pem.trim().as_bytes())]);
         let mut jobs = Vec::new();
         for input in trigger.into_inputs() {
             match input {
-                Input::Request(r) => jobs.push(Job::from_request(r, settings, token)?),
+                Input::Request(r) => jobs.push(Job::from_request(r, settings, tag, token)?),
                 Input::Schedule(Some(r)) if r.key_group_id.is_some() => {
-                    jobs.push(Job::from_request(r, settings, token)?)
+                    jobs.push(Job::from_request(r, settings, tag, token)?)
                 }
                 Input::Schedule(_) if settings.key_group_ids.is_empty() => {
                     return Err(InvalidInput::new("KEY_GROUP_IDS", "must name the key groups a schedule sweeps").into());
                 }
                 Input::Schedule(_) => jobs.extend(settings.key_group_ids.iter().map(|g| Job::sweep(g, settings))),
-                Input::Object(object) => jobs.push(self.upload(&object).await?),
+                Input::Object(object) => match self.upload(&object).await {
+                    Ok(job) => jobs.push(job),
+                    Err(Error::Upload(unread)) if !matches!(unread, shared::s3::ReadError::TooLarge(_)) => {
+                        let target = format!("s3://{}/{}", object.bucket, object.key);
+                        report.push(Action::failed(target, "read-key", &unread));
+                    }
+                    Err(refused) => return Err(refused),
+                },
                 other @ Input::Notification(_) => return Err(InvalidInput::not_a_trigger(other.kind(), NAME).into()),
             }
         }
@@ -133,19 +199,30 @@ impl RotateKeyGroup {
         let mut job = Job::sweep(group, &self.settings);
         job.new_key = Some(NewKey {
             name: key_name(stem, &caller_reference),
-            comment: format!("{KEEPER_COMMENT} from s3://{}/{}", o.bucket, o.key).chars().take(128).collect(),
+            comment: comment(&self.tag, &format!("from s3://{}/{}", o.bucket, o.key)),
             caller_reference,
             pem,
         });
         Ok(job)
     }
 
-    /// The group and the creation time of every key in it or being added.
-    async fn observe(&self, group_id: &str, add: &[String]) -> Result<(aws::Group, Vec<Key<String>>), Error> {
+    /// The group, and when every key in it joined: keeper's mark of the moment it added the key, else the key's
+    /// creation time (a key added outside keeper). Keys being added join now whatever their times say.
+    async fn observe(
+        &self,
+        ctx: &Context,
+        group_id: &str,
+        add: &[String],
+    ) -> Result<(aws::Group, Vec<Key<String>>), Error> {
         let group = aws::group(&self.cloudfront, group_id).await?;
         let mut keys = Vec::new();
         for id in group.items.iter().chain(add.iter().filter(|a| !group.items.contains(a))) {
-            keys.push(Key { id: id.clone(), created: aws::created(&self.cloudfront, id).await? });
+            let created = aws::created(&self.cloudfront, id).await?;
+            let joined = match group.items.contains(id) {
+                true => marks::joined(&ctx.leases, group_id, id).await?.unwrap_or(created),
+                false => created,
+            };
+            keys.push(Key { id: id.clone(), joined });
         }
         Ok((group, keys))
     }
@@ -153,14 +230,14 @@ impl RotateKeyGroup {
     async fn rotate(&self, job: &Job, ctx: &Context, report: &mut Report) -> Result<(), Error> {
         let group_id = &job.key_group_id;
         // Plan with the key to create before creating it: a rotation that cannot happen creates nothing.
-        let (group, mut keys) = self.observe(group_id, &job.add).await?;
+        let (group, mut keys) = self.observe(ctx, group_id, &job.add).await?;
         let existing = |id: &String| Member::Existing(id.clone());
         let mut members: Vec<Key<Member>> =
-            keys.iter().map(|k| Key { id: existing(&k.id), created: k.created }).collect();
+            keys.iter().map(|k| Key { id: existing(&k.id), joined: k.joined }).collect();
         let mut add: Vec<Member> = job.add.iter().map(existing).collect();
         if let Some(new_key) = &job.new_key {
             add.push(Member::ToCreate(new_key.name.clone()));
-            members.push(Key { id: Member::ToCreate(new_key.name.clone()), created: now_secs() });
+            members.push(Key { id: Member::ToCreate(new_key.name.clone()), joined: now_secs() });
         }
         let current: Vec<Member> = group.items.iter().map(existing).collect();
         let retire = job.retire.iter().map(existing).collect();
@@ -174,19 +251,30 @@ impl RotateKeyGroup {
             }
             return Ok(());
         }
+        // What earlier runs of this event changed here, if one got as far as an update: its retry finishes it.
+        let intent = marks::intent(&ctx.leases, &ctx.event_id, group_id).await?;
         let mut add = job.add.clone();
         let mut made = None;
         if let Some(new_key) = &job.new_key {
             let key = aws::create(&self.cloudfront, new_key).await?;
             let target = format!("{group_id}/{}", key.id);
-            report.push(match key.created {
-                true => Action::new(
+            report.push(match key.by {
+                Maker::ThisRun => Action::new(
                     target,
                     "create-key",
                     Outcome::Applied,
                     format!("{} ({})", new_key.name, new_key.comment),
                 ),
-                false => Action::new(
+                Maker::ThisRunAnswerLost => Action::new(
+                    target,
+                    "create-key",
+                    Outcome::Applied,
+                    format!(
+                        "{} ({}); CloudFront's answer was lost, and the SDK's retry found the key",
+                        new_key.name, new_key.comment
+                    ),
+                ),
+                Maker::EarlierDelivery => Action::new(
                     target,
                     "create-key",
                     Outcome::Skipped,
@@ -199,7 +287,7 @@ impl RotateKeyGroup {
             add.push(key.id.clone());
             if !keys.iter().any(|k| k.id == key.id) {
                 // A key this rotation adds joins now: its own creation time does not enter the plan.
-                keys.push(Key { id: key.id.clone(), created: now_secs() });
+                keys.push(Key { id: key.id.clone(), joined: now_secs() });
             }
             made = Some(key.id);
         }
@@ -207,30 +295,55 @@ impl RotateKeyGroup {
         // was, and the update is conditional on that read's ETag, so a group changed meanwhile is refused and read
         // again. Reading it again first would only cost calls.
         let mut first_read = Some((group, keys));
+        // What this event changes here, kept across rounds: each round records its plan before its update, and
+        // recognises on its read an earlier update of the event whose answer was lost.
+        let state = Mutex::new(Rounds { persisted: intent.clone(), intent, recognised: Vec::new() });
         // Concurrent rotations of one group each need a round; ten bounds the worst case well inside a Lambda timeout.
         let policy = RmwPolicy { max_attempts: 10, base_delay: Duration::from_millis(50), ..RmwPolicy::default() };
         let is_conflict = |e: &Error| matches!(e, Error::GroupChanged { .. });
         let rounds = read_modify_write(&policy, ctx.deadline_instant(), is_conflict, |attempt| {
             let add = &add;
             let seen = first_read.take();
+            let state = &state;
             async move {
                 if attempt > 0 {
                     tracing::info!(attempt, group = %group_id, "ETag changed under us; re-read and re-planned");
                 }
                 let (group, keys) = match seen {
                     Some(seen) => seen,
-                    None => self.observe(group_id, add).await?,
+                    None => self.observe(ctx, group_id, add).await?,
                 };
                 let plan =
                     plan::plan(&group.items, &keys, &rotation(job, add.clone(), job.retire.clone()), now_secs())?;
-                if !plan.changes() {
-                    return Ok((plan, None));
+                let recorded = {
+                    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                    let found = state.intent.recognise(&group.items);
+                    state.recognised.extend(found);
+                    if !plan.changes() {
+                        return Ok((plan, None));
+                    }
+                    state.intent.record(&plan);
+                    state.persisted = state.intent.clone();
+                    state.intent.clone()
+                };
+                // Recorded before the update, so that a crash or a lost answer after it still leaves them: what the
+                // event changes (its retry finishes it), and when each added key joins (never before it does).
+                marks::put_intent(&ctx.leases, &ctx.event_id, group_id, &recorded).await?;
+                for id in &plan.added {
+                    marks::put_joined(&ctx.leases, group_id, id, now_secs()).await?;
                 }
                 let etag = aws::update(&self.cloudfront, group_id, &group, plan.items.clone()).await?;
                 Ok((plan, Some(etag)))
             }
         })
         .await;
+        let Rounds { mut intent, persisted, recognised } = state.into_inner().unwrap_or_else(|e| e.into_inner());
+        // An update of this event that applied although its answer was lost: the SDK's retry of it (or a later round
+        // or run) found the group exactly as that update left it.
+        for change in &recognised {
+            let detail = "applied by this event's update, whose answer was lost; the re-read found it";
+            report.push(change_line(group_id, change, Outcome::Applied, detail));
+        }
         let (plan, etag) = match rounds {
             Ok(done) => done,
             Err(e) => {
@@ -239,25 +352,64 @@ impl RotateKeyGroup {
                 if let Some(id) = made.filter(|_| !e.error_type().is_retryable()) {
                     report.push(self.abandon(job, &id).await);
                 }
+                self.remember(ctx, group_id, &intent, &persisted).await;
                 return Err(e);
             }
         };
-        let Some(etag) = etag else {
+        // The group as it is now: what the last update wrote, or the last read, which needed no update.
+        let items = &plan.items;
+        let mut said = !recognised.is_empty();
+        if let Some(etag) = &etag {
+            for id in &plan.added {
+                intent.report(Verb::Add, id);
+                report.push(Action::new(
+                    format!("{group_id}/{id}"),
+                    "add-key",
+                    Outcome::Applied,
+                    format!("ETag {etag}"),
+                ));
+            }
+            for (id, why) in &plan.retired {
+                intent.report(Verb::Retire, id);
+                report.push(Action::new(format!("{group_id}/{id}"), "retire-key", Outcome::Applied, why.clone()));
+            }
+            said = true;
+        }
+        for change in intent.done_otherwise(items) {
+            let detail =
+                "already so when re-read: this event's earlier update (its answer lost) or another writer did it";
+            report.push(change_line(group_id, &change, Outcome::Skipped, detail));
+            said = true;
+        }
+        if !said {
             report.push(Action::new(group_id.clone(), "update", Outcome::Skipped, "already as desired"));
-            return Ok(());
-        };
-        for id in &plan.added {
-            report.push(Action::new(format!("{group_id}/{id}"), "add-key", Outcome::Applied, format!("ETag {etag}")));
         }
-        for (id, why) in &plan.retired {
-            report.push(Action::new(format!("{group_id}/{id}"), "retire-key", Outcome::Applied, why.clone()));
-        }
+        self.remember(ctx, group_id, &intent, &persisted).await;
         if job.delete_retired {
-            for (id, _) in &plan.retired {
+            // What this event retired, in this run or an earlier one, and no group lists: a deletion that failed or
+            // never started (a lost answer, a crash) is finished by the event's retry.
+            let mut retired: Vec<String> = plan.retired.iter().map(|(id, _)| id.clone()).collect();
+            for id in intent.retired_gone(items) {
+                if !retired.contains(&id) {
+                    retired.push(id);
+                }
+            }
+            for id in &retired {
                 report.push(aws::delete_if_unused(&self.cloudfront, group_id, id).await);
             }
         }
         Ok(())
+    }
+
+    /// Records which of the event's changes this run reported, unless the store already says so: without it, the
+    /// event's retry would report (and count) them again. Worth a warning when it fails, not a failure.
+    async fn remember(&self, ctx: &Context, group_id: &str, intent: &Intent, persisted: &Intent) {
+        if intent == persisted {
+            return;
+        }
+        if let Err(e) = marks::put_intent(&ctx.leases, &ctx.event_id, group_id, intent).await {
+            tracing::warn!(group = %group_id, error = %e, "could not record that this event's change was reported");
+        }
     }
 
     /// A key this job made that its group will not list, after a failure a retry cannot fix.
@@ -272,14 +424,16 @@ impl RotateKeyGroup {
         Action::new(id, "orphan-key", Outcome::Skipped, detail)
     }
 
-    /// Keys keeper made that no key group lists, left by a deletion that failed or a run that failed after creating
-    /// one: deleted when deletion is allowed, else reported, so that they never pile up unseen until CloudFront's
-    /// quota of public keys is reached.
+    /// Keys this deployment made that no key group lists, left by a deletion that failed or a run that failed after
+    /// creating one: deleted when deletion is allowed, else reported and counted (`orphans`, beside `publicKeys`),
+    /// so that they never pile up unseen until CloudFront's quota of public keys is reached. Other stacks' keys and
+    /// keys made by hand are never looked at.
     async fn orphans(&self, delete: bool, report: &mut Report) {
-        let orphans = match aws::orphans(&self.cloudfront, now_secs(), ORPHAN_MIN_AGE_SECS).await {
-            Ok(orphans) => orphans,
+        let census = match aws::orphans(&self.cloudfront, &self.tag, now_secs(), ORPHAN_MIN_AGE_SECS).await {
+            Ok(census) => census,
             Err(e) => return report.push(Action::failed("orphaned keys", "find-orphans", &e)),
         };
+        report.push(census_line(census.public_keys, census.orphans.len(), &self.tag));
         // A key this run already tried to delete keeps that line: a failure there is what Lambda's retry is for.
         let tried: Vec<&str> = report
             .actions
@@ -287,9 +441,9 @@ impl RotateKeyGroup {
             .filter(|a| a.action == "delete-key")
             .filter_map(|a| a.target.rsplit('/').next())
             .collect();
-        let orphans: Vec<_> = orphans.into_iter().filter(|k| !tried.contains(&k.id.as_str())).collect();
+        let orphans: Vec<_> = census.orphans.into_iter().filter(|k| !tried.contains(&k.id.as_str())).collect();
         for key in orphans {
-            let why = format!("orphan: keeper made it ({}) and no key group lists it", key.name);
+            let why = format!("orphan: this deployment made it ({}) and no key group lists it", key.name);
             report.push(match delete {
                 true => aws::delete(&self.cloudfront, &key.id, &key.id, &why).await,
                 false => Action::new(
@@ -300,5 +454,18 @@ impl RotateKeyGroup {
                 ),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_a_census_line_when_counted_then_the_numbers_it_says() {
+        let mut report = Report::new(NAME, "e", false);
+        assert_eq!(census_of(&report), None, "no sweep, no count");
+        report.push(census_line(12, 3, "keeper:site-2026"));
+        assert_eq!(census_of(&report), Some((12, 3)));
     }
 }

@@ -1,4 +1,5 @@
-//! The new key list of a key group. Pure: ids, creation times and the clock in, the list and the reasons out.
+//! The new key list of a key group. Pure: ids, the times keys joined and the clock in, the list and the reasons out.
+//! Also what one event changed in a group ([`Intent`]), so that its retry recognises its own change.
 //!
 //! Generic over the key id, so that a rotation can be planned before its new key exists: the caller plans with
 //! [`Member`] (existing ids and the key to create) to refuse a rotation that cannot happen before creating anything,
@@ -6,14 +7,17 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use shared::error::InvalidInput;
 use shared::report::{Classify, ErrorType};
 
-/// A key of the group and when it was created (epoch seconds).
+/// A key of the group and when it joined the group (epoch seconds): when keeper added it (recorded just before the
+/// update that added it), else its creation time (a key added outside keeper: CloudFront does not say when a key
+/// was added to a group, and a key joins at its creation at the earliest).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Key<K> {
     pub id: K,
-    pub created: f64,
+    pub joined: f64,
 }
 
 /// A key of a plan made before the new key exists: one that has an id, or the one this run will create.
@@ -60,6 +64,118 @@ impl<K> Plan<K> {
     }
 }
 
+/// What one event changed in one key group, recorded before each update that makes the change (see `marks.rs`), so
+/// that the event's retry, or a round after a lost answer, recognises its own change and finishes it: it reports what
+/// no run reported yet and deletes what the event retired.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Intent {
+    /// The items of the last update sent: a group read with exactly these holds that update, answered or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<Vec<String>>,
+    /// Every key the event added or retired, in the order planned.
+    #[serde(default)]
+    pub changes: Vec<Change>,
+}
+
+/// One key an event added or retired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub verb: Verb,
+    pub id: String,
+    /// Why it was retired (empty for an addition).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub why: String,
+    /// A run has reported it applied, so no other run reports (and counts) it again.
+    #[serde(default)]
+    pub reported: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verb {
+    Add,
+    Retire,
+}
+
+impl Verb {
+    /// The action of its report line.
+    pub fn action(self) -> &'static str {
+        match self {
+            Verb::Add => "add-key",
+            Verb::Retire => "retire-key",
+        }
+    }
+}
+
+impl Change {
+    /// Whether `items` (the group as read) shows it done: an added key in the group, a retired one out of it.
+    pub fn done_in(&self, items: &[String]) -> bool {
+        match self.verb {
+            Verb::Add => items.contains(&self.id),
+            Verb::Retire => !items.contains(&self.id),
+        }
+    }
+}
+
+impl Intent {
+    /// Records a plan about to be sent: its changes (each once, a new one not yet reported) and its items.
+    pub fn record(&mut self, plan: &Plan<String>) {
+        let added = plan.added.iter().map(|id| (Verb::Add, id, ""));
+        let retired = plan.retired.iter().map(|(id, why)| (Verb::Retire, id, why.as_str()));
+        for (verb, id, why) in added.chain(retired) {
+            match self.changes.iter_mut().find(|c| c.id == *id && c.verb == verb) {
+                // Planned again (an earlier round was refused, or the key came back): it is not done yet.
+                Some(c) => c.reported = false,
+                None => self.changes.push(Change { verb, id: id.clone(), why: why.to_string(), reported: false }),
+            }
+        }
+        self.sent = Some(plan.items.clone());
+    }
+
+    /// Marks `id`'s change `verb` reported; whether it was not before.
+    pub fn report(&mut self, verb: Verb, id: &str) -> bool {
+        match self.changes.iter_mut().find(|c| c.id == id && c.verb == verb) {
+            Some(c) if !c.reported => {
+                c.reported = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// On a read of the group (`items`): when it is exactly what the last update sent left, that update applied,
+    /// whether or not its answer came; its changes no run reported yet are returned, now marked reported.
+    pub fn recognise(&mut self, items: &[String]) -> Vec<Change> {
+        if self.sent.as_deref() != Some(items) {
+            return Vec::new();
+        }
+        let mut found = Vec::new();
+        for change in self.changes.iter_mut().filter(|c| !c.reported && c.done_in(items)) {
+            change.reported = true;
+            found.push(change.clone());
+        }
+        found
+    }
+
+    /// The changes no run reported yet that `items` shows done, now marked reported: done, but not recognisably by
+    /// this event (another writer made the same change after a refused update of this event's).
+    pub fn done_otherwise(&mut self, items: &[String]) -> Vec<Change> {
+        let mut found = Vec::new();
+        for change in self.changes.iter_mut().filter(|c| !c.reported && c.done_in(items)) {
+            change.reported = true;
+            found.push(change.clone());
+        }
+        found
+    }
+
+    /// Every key the event retired that `items` no longer lists: what its retries still delete when unused.
+    pub fn retired_gone(&self, items: &[String]) -> Vec<String> {
+        self.changes.iter().filter(|c| c.verb == Verb::Retire && c.done_in(items)).map(|c| c.id.clone()).collect()
+    }
+}
+
 /// Why a rotation cannot be planned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -84,7 +200,7 @@ pub fn plan<K>(current: &[K], keys: &[Key<K>], rotation: &Rotation<K>, now: f64)
 where
     K: Clone + PartialEq + fmt::Display,
 {
-    let created = |id: &K| keys.iter().find(|k| k.id == *id).map(|k| k.created);
+    let recorded = |id: &K| keys.iter().find(|k| k.id == *id).map(|k| k.joined);
     let mut items: Vec<K> = current.to_vec();
     let mut plan = Plan { items: Vec::new(), added: Vec::new(), retired: Vec::new(), already: Vec::new() };
     for id in &rotation.add {
@@ -114,10 +230,10 @@ where
             }
         }
     }
-    // When each key started signing: a key added by this rotation joins now; a key already in the group joined at
-    // its creation at the latest (CloudFront does not say when a key was added to a group).
+    // When each key started signing: a key added by this rotation joins now; a key already in the group when it
+    // joined (see [`Key`]).
     let joined = |id: &K| {
-        if rotation.add.contains(id) && !current.contains(id) { Some(now) } else { created(id) }
+        if rotation.add.contains(id) && !current.contains(id) { Some(now) } else { recorded(id) }
     };
     // A key stops signing when the next key joins: URLs it signed until then stay valid for the grace period after
     // that. So a key may leave once the key that replaced it as newest has been in the group for the grace period;
@@ -173,7 +289,7 @@ mod tests {
 
     fn keys(ages_hours: &[(&str, f64)]) -> (Vec<String>, Vec<Key<String>>) {
         let ids = ages_hours.iter().map(|(id, _)| id.to_string()).collect();
-        let keys = ages_hours.iter().map(|(id, age)| Key { id: id.to_string(), created: NOW - age * HOUR }).collect();
+        let keys = ages_hours.iter().map(|(id, age)| Key { id: id.to_string(), joined: NOW - age * HOUR }).collect();
         (ids, keys)
     }
 
@@ -189,7 +305,7 @@ mod tests {
     #[test]
     fn given_a_full_group_with_a_retirable_key_when_adding_then_the_oldest_past_grace_goes_and_order_is_kept() {
         let (mut current, mut all) = keys(&[("K1", 500.0), ("K2", 300.0)]);
-        all.push(Key { id: "K3".into(), created: NOW });
+        all.push(Key { id: "K3".into(), joined: NOW });
         let plan = plan(&current, &all, &rotation(&["K3"], &[], 2, 24.0), NOW).unwrap();
         assert_eq!(plan.items, vec!["K2", "K3"]);
         assert_eq!(plan.retired[0].0, "K1");
@@ -200,7 +316,7 @@ mod tests {
     #[test]
     fn given_keys_inside_the_grace_period_when_adding_then_kept_beyond_max_keys_up_to_five() {
         let (current, mut all) = keys(&[("K1", 2.0), ("K2", 1.0)]);
-        all.push(Key { id: "K3".into(), created: NOW });
+        all.push(Key { id: "K3".into(), joined: NOW });
         let plan = plan(&current, &all, &rotation(&["K3"], &[], 2, 24.0), NOW).unwrap();
         assert_eq!(plan.items, vec!["K1", "K2", "K3"], "signed URLs may still use K1 and K2");
         assert!(plan.retired.is_empty());
@@ -210,12 +326,12 @@ mod tests {
     fn given_the_grace_boundary_when_planned_then_a_key_replaced_exactly_grace_ago_is_retirable() {
         // K1 stopped signing when K2 joined, exactly 24 h ago: its URLs have expired.
         let (current, mut all) = keys(&[("K1", 48.0), ("K2", 24.0)]);
-        all.push(Key { id: "K3".into(), created: NOW });
+        all.push(Key { id: "K3".into(), joined: NOW });
         let at_grace = plan(&current, &all, &rotation(&["K3"], &[], 2, 24.0), NOW).unwrap();
         assert_eq!(at_grace.items, vec!["K2", "K3"]);
         // A moment less, and K1 stays: K2 has signed for less than the grace period.
         let (current, mut all) = keys(&[("K1", 48.0), ("K2", 23.9)]);
-        all.push(Key { id: "K3".into(), created: NOW });
+        all.push(Key { id: "K3".into(), joined: NOW });
         let inside = plan(&current, &all, &rotation(&["K3"], &[], 2, 24.0), NOW).unwrap();
         assert_eq!(inside.items, vec!["K1", "K2", "K3"]);
     }
@@ -224,7 +340,7 @@ mod tests {
     fn given_max_keys_one_when_a_new_key_is_added_then_the_key_signing_until_now_stays_until_the_grace_has_passed() {
         // GIVEN K1, alone and long past any grace period, and MAX_KEYS=1
         let (current, mut all) = keys(&[("K1", 500.0)]);
-        all.push(Key { id: "K2".into(), created: NOW });
+        all.push(Key { id: "K2".into(), joined: NOW });
         // WHEN K2 is uploaded
         let added = plan(&current, &all, &rotation(&["K2"], &[], 1, 24.0), NOW).unwrap();
         // THEN K1 stays: it signed URLs until this moment, so it may leave 24 h from now, not now
@@ -241,7 +357,7 @@ mod tests {
     fn given_the_defaults_when_a_third_key_comes_two_hours_after_the_second_then_the_first_stays() {
         // GIVEN the defaults (2 keys, 24 h): K1 old, K2 uploaded 2 h ago (K1 signed until then)
         let (current, mut all) = keys(&[("K1", 500.0), ("K2", 2.0)]);
-        all.push(Key { id: "K3".into(), created: NOW });
+        all.push(Key { id: "K3".into(), joined: NOW });
         // WHEN K3 is uploaded
         let plan = plan(&current, &all, &rotation(&["K3"], &[], 2, 24.0), NOW).unwrap();
         // THEN nothing leaves: K1 was replaced 2 h ago, K2 is being replaced now; the group holds 3 for a while
@@ -253,7 +369,7 @@ mod tests {
     fn given_an_old_key_added_by_id_when_planned_then_it_counts_as_joining_now() {
         // GIVEN K1 in the group, and K9, created long ago elsewhere, added by id now
         let (current, mut all) = keys(&[("K1", 500.0)]);
-        all.push(Key { id: "K9".into(), created: NOW - 900.0 * HOUR });
+        all.push(Key { id: "K9".into(), joined: NOW - 900.0 * HOUR });
         // WHEN planned with MAX_KEYS=1 THEN K1 stays: K9 starts signing now, whatever its age
         let plan = plan(&current, &all, &rotation(&["K9"], &[], 1, 24.0), NOW).unwrap();
         assert_eq!(plan.items, vec!["K1", "K9"]);
@@ -262,7 +378,7 @@ mod tests {
     #[test]
     fn given_five_young_keys_when_adding_a_sixth_then_quota_refusal_saying_when_and_no_plan() {
         let (current, mut all) = keys(&[("K1", 5.0), ("K2", 4.0), ("K3", 3.0), ("K4", 2.0), ("K5", 1.0)]);
-        all.push(Key { id: "K6".into(), created: NOW });
+        all.push(Key { id: "K6".into(), joined: NOW });
         let err = plan(&current, &all, &rotation(&["K6"], &[], 2, 24.0), NOW).unwrap_err().to_string();
         assert!(err.contains("would put 6 keys in the group (CloudFront allows 5)"), "{err}");
         // K1 was replaced when K2 joined (4 h ago): it may leave 24 h after that.
@@ -300,10 +416,10 @@ mod tests {
         let mut all: Vec<Key<Member>> = current
             .iter()
             .enumerate()
-            .map(|(i, m)| Key { id: m.clone(), created: NOW - (5 - i) as f64 * HOUR })
+            .map(|(i, m)| Key { id: m.clone(), joined: NOW - (5 - i) as f64 * HOUR })
             .collect();
         let new = Member::ToCreate("site-2026".into());
-        all.push(Key { id: new.clone(), created: NOW });
+        all.push(Key { id: new.clone(), joined: NOW });
         let rotation = Rotation { add: vec![new.clone()], retire: vec![], max_keys: 2, grace_seconds: 24.0 * HOUR };
         let err = plan(&current, &all, &rotation, NOW).unwrap_err();
         assert_eq!(err.error_type(), ErrorType::QUOTA_WOULD_BE_EXCEEDED);
@@ -312,6 +428,50 @@ mod tests {
         assert_eq!(planned.added, vec![new.clone()]);
         assert_eq!(planned.items, vec![existing("K5"), new], "the key to create is kept as the newest");
         assert_eq!(Member::ToCreate("site-2026".into()).to_string(), "site-2026 (to be created)");
+    }
+
+    fn planned(items: &[&str], added: &[&str], retired: &[&str]) -> Plan<String> {
+        let ids = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Plan {
+            items: ids(items),
+            added: ids(added),
+            retired: retired.iter().map(|s| (s.to_string(), "oldest".to_string())).collect(),
+            already: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn given_an_update_sent_when_a_later_read_finds_the_group_as_it_left_it_then_its_changes_are_recognised_once() {
+        // GIVEN an event that sent [K2, K3] (K3 added, K1 retired), and whose answer was lost
+        let mut intent = Intent::default();
+        intent.record(&planned(&["K2", "K3"], &["K3"], &["K1"]));
+        let items: Vec<String> = vec!["K2".into(), "K3".into()];
+        // WHEN a read finds exactly that THEN both changes are recognised, each once
+        let found: Vec<(Verb, String)> = intent.recognise(&items).into_iter().map(|c| (c.verb, c.id)).collect();
+        assert_eq!(found, vec![(Verb::Add, "K3".to_string()), (Verb::Retire, "K1".to_string())]);
+        assert!(intent.recognise(&items).is_empty(), "reported already");
+        assert!(intent.done_otherwise(&items).is_empty());
+        // AND K1 stays among what the event's retries delete while no group lists it
+        assert_eq!(intent.retired_gone(&items), vec!["K1"]);
+        assert_eq!(intent.retired_gone(&["K1".to_string()]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn given_a_group_changed_after_the_update_sent_when_read_then_nothing_is_claimed_as_this_events_update() {
+        let mut intent = Intent::default();
+        intent.record(&planned(&["K2", "K3"], &["K3"], &["K1"]));
+        // Someone added K4 since: the group is not as the update left it, although K3 is in it and K1 out
+        let moved: Vec<String> = vec!["K2".into(), "K3".into(), "K4".into()];
+        assert!(intent.recognise(&moved).is_empty());
+        let done: Vec<String> = intent.done_otherwise(&moved).into_iter().map(|c| c.id).collect();
+        assert_eq!(done, vec!["K3", "K1"]);
+        // A change planned again (a later round) is not reported until it is done again
+        intent.record(&planned(&["K2", "K3"], &["K3"], &[]));
+        assert!(intent.report(Verb::Add, "K3"));
+        assert!(!intent.report(Verb::Add, "K3"), "once");
+        assert_eq!(intent.changes.len(), 2, "each change once: {:?}", intent.changes);
+        let json = serde_json::to_string(&intent).unwrap();
+        assert_eq!(serde_json::from_str::<Intent>(&json).unwrap(), intent);
     }
 
     mod invariants {
@@ -330,11 +490,11 @@ mod tests {
                     let mut keys: Vec<Key<String>> = ages
                         .iter()
                         .enumerate()
-                        .map(|(i, age)| Key { id: format!("K{i}"), created: NOW - age * HOUR })
+                        .map(|(i, age)| Key { id: format!("K{i}"), joined: NOW - age * HOUR })
                         .collect();
                     let current: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
                     let mut add: Vec<String> = (0..adding).map(|i| format!("N{i}")).collect();
-                    keys.extend(add.iter().map(|id| Key { id: id.clone(), created: NOW }));
+                    keys.extend(add.iter().map(|id| Key { id: id.clone(), joined: NOW }));
                     if re_add {
                         add.push(current[0].clone());
                     }
@@ -391,7 +551,7 @@ mod tests {
                     if rotation.add.contains(id) && !current.contains(id) {
                         NOW
                     } else {
-                        keys.iter().find(|k| k.id == *id).map(|k| k.created).unwrap_or(NOW)
+                        keys.iter().find(|k| k.id == *id).map(|k| k.joined).unwrap_or(NOW)
                     }
                 };
                 let newest = current.iter().chain(&rotation.add).map(joined).fold(f64::MIN, f64::max);

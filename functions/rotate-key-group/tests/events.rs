@@ -6,9 +6,12 @@ use shared::trigger::{SnsMessage, Trigger, parse};
 
 #[test]
 fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_job() {
-    let config =
-        Settings::from_lookup(&Lookup::from_pairs(&[("KEY_GROUP_IDS", "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f")]))
-            .unwrap();
+    // With deletion on: a request may turn deletion off, never on, so a sample asking for it needs the setting.
+    let config = Settings::from_lookup(&Lookup::from_pairs(&[
+        ("KEY_GROUP_IDS", "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f"),
+        ("DELETE_RETIRED_KEYS", "true"),
+    ]))
+    .unwrap();
     let samples = testbed::samples::samples("rotate-key-group");
     let names: Vec<&str> = samples.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
@@ -49,7 +52,8 @@ fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_job() {
             Trigger::Manual(m) => m.request,
             other => panic!("{name}: unexpected {other:?}"),
         };
-        let job = Job::from_request(request, &config, |_| "token".into()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let job = Job::from_request(request, &config, "keeper:keeper", |_| "token".into())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(asks_for_dry_run, name == "dry-run.json", "{name}");
         assert_eq!(job.new_key.is_some(), name == "manual-add.json" || name == "dry-run.json", "{name}");
     }

@@ -13,7 +13,8 @@ async fn given_the_bootstrap_under_cargo_lambda_watch_when_a_sample_is_invoked_t
         "rotate-key-group",
         env!("CARGO_BIN_EXE_rotate-key-group"),
         "manual-add.json",
-        &[("KEY_GROUP_IDS", "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f")],
+        // The sample asks for deletion, which a request may only do where the settings allow it.
+        &[("KEY_GROUP_IDS", "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f"), ("DELETE_RETIRED_KEYS", "true")],
         &["CreatePublicKey", "UpdateKeyGroup"],
     )
     .await;

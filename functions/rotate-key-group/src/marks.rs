@@ -1,0 +1,58 @@
+//! What rotate-key-group records for its later runs, in the idempotency table beside its event records (through the
+//! host's [`Leases`]): when keeper added each key to each group, and what each event changed in each group. Both are
+//! written just before the UpdateKeyGroup that makes the change, so that a crash or a lost answer after the update
+//! still leaves them.
+
+use std::time::Duration;
+
+use shared::idempotency::Leases;
+use shared::trigger::sha256_hex;
+
+use crate::Error;
+use crate::plan::Intent;
+
+/// How long the moment a key joined a group is kept: longer than any grace period (`GRACE_HOURS` is at most 8760).
+pub const JOINED_KEPT: Duration = Duration::from_secs(400 * 86_400);
+
+/// How long what an event changed is kept: longer than an event can come back (Lambda's retries within six hours, a
+/// re-send from the dead-letter queue, which keeps a message 14 days at most).
+pub const INTENT_KEPT: Duration = Duration::from_secs(30 * 86_400);
+
+/// The mark of when `key` joined `group` (`rotate-key-group#joined#<group>#<key>` in the table).
+pub fn joined_name(group: &str, key: &str) -> String {
+    format!("joined#{group}#{key}")
+}
+
+/// When keeper added `key` to `group` (epoch seconds), if it did and the mark is kept.
+pub async fn joined(leases: &Leases, group: &str, key: &str) -> Result<Option<f64>, Error> {
+    let Some(value) = leases.mark(&joined_name(group, key)).await? else { return Ok(None) };
+    let millis: i64 = value.parse().map_err(|_| {
+        Error::Internal(format!("the mark of when {key} joined {group} is not epoch milliseconds: {value}"))
+    })?;
+    Ok(Some(millis as f64 / 1000.0))
+}
+
+/// Records that `key` joins `group` now (`now`, epoch seconds), just before the update that adds it.
+pub async fn put_joined(leases: &Leases, group: &str, key: &str, now: f64) -> Result<(), Error> {
+    let millis = (now * 1000.0).round() as i64;
+    Ok(leases.put_mark(&joined_name(group, key), &millis.to_string(), JOINED_KEPT).await?)
+}
+
+/// The mark of what the event `event_id` changed in `group` (the event id hashed: it may be long).
+pub fn intent_name(event_id: &str, group: &str) -> String {
+    format!("event#{}#{group}", sha256_hex(event_id.as_bytes()))
+}
+
+/// What earlier runs (and rounds) of the event changed in `group`; empty when none got as far as an update.
+pub async fn intent(leases: &Leases, event_id: &str, group: &str) -> Result<Intent, Error> {
+    match leases.mark(&intent_name(event_id, group)).await? {
+        None => Ok(Intent::default()),
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| Error::Internal(format!("the record of what event {event_id} changed in {group}: {e}"))),
+    }
+}
+
+pub async fn put_intent(leases: &Leases, event_id: &str, group: &str, intent: &Intent) -> Result<(), Error> {
+    let json = serde_json::to_string(intent).map_err(|e| Error::Internal(format!("intent: {e}")))?;
+    Ok(leases.put_mark(&intent_name(event_id, group), &json, INTENT_KEPT).await?)
+}
