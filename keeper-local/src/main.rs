@@ -148,6 +148,17 @@ async fn serve(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// The demo account's resources, as the Makefile's `make demo` names them.
+const DEMO_SETTINGS: [(&str, &str); 4] = [
+    ("KEY_GROUP_IDS", "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f"),
+    ("DESIRED_STATE_S3_URI", "s3://keeper-desired-state-123456789012-us-east-1/distribution-regions.json"),
+    ("REGIONS", "us-east-1,eu-west-1"),
+    (
+        "DISTRIBUTION_CONFIGURATION_ARNS",
+        "arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/web-golden",
+    ),
+];
+
 async fn invoke(args: &[String]) -> Result<(), String> {
     let (seed, args) = option(args, "--seed")?;
     let [function, event] = args.as_slice() else {
@@ -159,7 +170,14 @@ async fn invoke(args: &[String]) -> Result<(), String> {
     };
     let text = std::fs::read_to_string(event).map_err(|e| format!("cannot read event {event}: {e}"))?;
     let payload: Value = serde_json::from_str(&text).map_err(|e| format!("event {event} is not JSON: {e}"))?;
-    let lookup = Lookup::env();
+    // On the demo account, the settings that name its resources (the bounds requests may only narrow) default to
+    // them, so `keeper-local invoke` alone runs every sample as `make demo` does; the environment still wins.
+    let demo = seed.is_none();
+    let lookup = Lookup::new(move |name| {
+        std::env::var(name).ok().or_else(|| {
+            demo.then(|| DEMO_SETTINGS.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())).flatten()
+        })
+    });
     shared::telemetry::init(&lookup);
     let running = local::start(load_seed(seed.as_deref())?, "127.0.0.1:0")
         .await

@@ -37,10 +37,17 @@ pub fn demo_account() -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()))
 }
 
+/// The demo account's distribution configurations, which update-distribution-regions may change.
+pub const DEMO_DISTRIBUTION_CONFIGURATIONS: &str =
+    "arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/web-golden";
+
 /// The settings under which every sample of every function runs against the demo account: the Makefile's demo
 /// settings (its key group and desired-state document), a lifecycle execution role, and fast retries.
-pub const DEMO_SETTINGS: [(&str, &str); 6] = [
+pub const DEMO_SETTINGS: [(&str, &str); 8] = [
     ("MAX_ATTEMPTS", "3"),
+    // The demo account's builders are in two regions: the samples name both, inside these bounds.
+    ("REGIONS", "us-east-1,eu-west-1"),
+    ("DISTRIBUTION_CONFIGURATION_ARNS", DEMO_DISTRIBUTION_CONFIGURATIONS),
     ("RETRY_INITIAL_BACKOFF_MS", "1"),
     ("POLL_INTERVAL_MS", "20"),
     ("KEY_GROUP_IDS", "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f"),

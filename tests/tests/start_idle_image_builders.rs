@@ -66,7 +66,7 @@ async fn given_mixed_states_in_two_regions_when_started_then_exactly_the_stopped
         }
     }))
     .await;
-    let deps = function(&running, 3, &[]).await;
+    let deps = function(&running, 3, &[("REGIONS", "us-east-1,eu-west-1")]).await;
     // WHEN the function is asked to start the team builders in both regions with the latest agent
     let payload =
         json!({"namePrefix": "team-", "regions": ["us-east-1", "eu-west-1"], "appstreamAgentVersion": "[LATEST]"});
@@ -326,7 +326,7 @@ async fn given_one_region_that_cannot_be_read_when_started_then_the_other_region
                     "eu-west-1": {"imageBuilders": builders(&[("b2", "STOPPED", &[])])}},
         "faults": {"rules": [{"operation": "DescribeImageBuilders", "region": "eu-west-1", "error": "InvalidAccountStatusException"}]}}))
     .await;
-    let deps = function(&running, 3, &[]).await;
+    let deps = function(&running, 3, &[("REGIONS", "us-east-1,eu-west-1")]).await;
     // WHEN both regions are asked for
     let report = deps.handle(json!({"regions": ["us-east-1", "eu-west-1"]}), None).await.expect("a report");
     // THEN us-east-1's builder started, and eu-west-1 is one failed line with its type
@@ -430,4 +430,28 @@ async fn given_four_stopping_builders_and_a_limit_of_one_when_started_then_one_i
         }
     }
     assert_eq!(finished.len(), 4, "{order:?}");
+}
+
+#[tokio::test]
+async fn given_settings_as_bounds_when_a_message_would_widen_them_then_refused_naming_the_bound_and_nothing_is_called()
+{
+    // GIVEN a function for team- builders tagged office-hours in us-east-1, and a builder outside those bounds
+    let running = start(json!({"regions": {"us-east-1": {"imageBuilders": builders(&[
+        ("team-a", "RUNNING", &[("keeper:schedule", "office-hours")]), ("prod-db", "RUNNING", &[])])}}}))
+    .await;
+    let deps = function(&running, 3, &[("NAME_PREFIX", "team-"), ("TAGS", "keeper:schedule=office-hours")]).await;
+    // WHEN messages try to stop every builder, other regions, or builders without the tag
+    for (request, bound) in [
+        (json!({"action": "stop", "namePrefix": ""}), "NAME_PREFIX"),
+        (json!({"action": "stop", "names": ["prod-db"]}), "NAME_PREFIX"),
+        (json!({"action": "stop", "tags": {}}), "TAGS"),
+        (json!({"action": "stop", "regions": ["eu-west-1"]}), "REGIONS"),
+    ] {
+        let diag = deps.handle(request.clone(), None).await.expect_err("refused");
+        // THEN each is Permanent.InvalidInput naming the setting that bounds it
+        assert_eq!(diag.error_type, "Permanent.InvalidInput", "{request}");
+        assert!(diag.error_message.contains(bound), "{request}: {}", diag.error_message);
+    }
+    // AND no call reached AppStream at all
+    assert!(running.emulator.calls().is_empty(), "{:?}", running.emulator.calls());
 }

@@ -12,6 +12,8 @@ use update_distribution_regions::UpdateDistributionRegions;
 
 const ARN: &str = "arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/web-golden";
 const ACCOUNT: &str = "123456789012";
+/// The configurations the function may change in these tests (`DISTRIBUTION_CONFIGURATION_ARNS`).
+const ALLOWED: &str = "arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/web-golden,arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/api-golden,arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/deleted-meanwhile";
 
 /// A distribution with every member the pinned SDK knows, set explicitly.
 fn maximal(region: &str) -> Value {
@@ -61,7 +63,11 @@ async fn function(
     extra: &[(&str, &str)],
 ) -> Guarded<UpdateDistributionRegions> {
     let attempts = max_attempts.to_string();
-    let mut pairs = vec![("MAX_ATTEMPTS", attempts.as_str()), ("RETRY_INITIAL_BACKOFF_MS", "1")];
+    let mut pairs = vec![
+        ("MAX_ATTEMPTS", attempts.as_str()),
+        ("RETRY_INITIAL_BACKOFF_MS", "1"),
+        ("DISTRIBUTION_CONFIGURATION_ARNS", ALLOWED),
+    ];
     pairs.extend_from_slice(extra);
     let sdk = sdk_config(running, "us-east-1", &fast_settings(max_attempts)).await;
     testbed::guard::host(&sdk, &Lookup::from_pairs(&pairs)).await
@@ -544,4 +550,40 @@ async fn given_add_remove_add_sent_by_hand_when_the_guard_has_forgotten_the_firs
     let report = report.expect("added, not stuck in a conflict");
     assert_eq!(report.count_of("add-region", Outcome::Applied), 1, "{report:?}");
     assert_eq!(regions(&stored(&running)), vec!["us-east-1", "eu-west-1", "ap-south-1", "eu-west-2"]);
+}
+
+#[tokio::test]
+async fn given_requests_outside_the_settings_when_handled_then_refused_naming_the_field_and_the_bound_without_a_call() {
+    // GIVEN a function allowed to change web-golden only
+    let running = start(seed(json!({}))).await;
+    let deps = function(&running, 3, &[("DISTRIBUTION_CONFIGURATION_ARNS", ARN)]).await;
+    let elsewhere = "arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/payments";
+    let kms_other_region = format!("arn:aws:kms:eu-west-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab");
+    let kms_other_account = "arn:aws:kms:eu-west-2:999999999999:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let cases = [
+        // WHEN a request names a configuration the settings do not list
+        (
+            json!({"distributionConfigurationArn": elsewhere, "addRegions": ["eu-west-2"]}),
+            "DISTRIBUTION_CONFIGURATION_ARNS",
+        ),
+        // WHEN a region-bound override belongs to another region or another account
+        (
+            json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-west-2"],
+            "regionOverrides": {"eu-west-2": {"kmsKeyId": kms_other_region}}}),
+            "is a key of eu-west-1, not of eu-west-2",
+        ),
+        (
+            json!({"distributionConfigurationArn": ARN, "addRegions": ["eu-west-2"],
+            "regionOverrides": {"eu-west-2": {"kmsKeyId": kms_other_account}}}),
+            "belongs to account 999999999999",
+        ),
+    ];
+    for (request, rule) in cases {
+        let diag = deps.handle(request, None).await.expect_err("refused");
+        // THEN each is Permanent.InvalidInput naming the bound
+        assert_eq!(diag.error_type, "Permanent.InvalidInput");
+        assert!(diag.error_message.contains(rule), "{}", diag.error_message);
+    }
+    // AND nothing was called at all: bad input is refused before the first read
+    assert!(running.emulator.calls().is_empty(), "{:?}", running.emulator.calls());
 }

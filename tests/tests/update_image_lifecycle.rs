@@ -410,7 +410,8 @@ async fn given_a_delivery_killed_mid_run_when_its_own_retry_arrives_before_the_d
     let sdk = sdk_config(&running, "us-east-1", &fast_settings(5)).await;
     let lookup = Lookup::from_pairs(&[("RETRY_INITIAL_BACKOFF_MS", "1"), ("KEEP_AVAILABLE", "2")]);
     let host = Host::<UpdateImageLifecycle>::with_store(&sdk, &lookup, guard.store.clone()).expect("valid settings");
-    let guard_of = shared::idempotency::Idempotency::new(guard.store.clone(), "update-image-lifecycle", Duration::from_secs(3600));
+    let guard_of =
+        shared::idempotency::Idempotency::new(guard.store.clone(), "update-image-lifecycle", Duration::from_secs(3600));
     let held = guard_of
         .run_delivery(
             &format!("imagebuilder:{BASE}/1.2.0/4#AVAILABLE"),
@@ -432,7 +433,7 @@ async fn given_a_delivery_killed_mid_run_when_its_own_retry_arrives_before_the_d
 
 #[tokio::test]
 async fn given_deprecate_restore_deprecate_sent_by_hand_when_the_guard_has_forgotten_the_first_then_the_third_deprecates()
-{
+ {
     // GIVEN an available build, and three requests sent by hand, each a new Lambda invocation; the first and third are
     // the same request, without a requestId, the third sent after the guard's TTL (a fresh guard)
     let running = start(seed(json!({}))).await;
@@ -460,4 +461,30 @@ async fn given_deprecate_restore_deprecate_sent_by_hand_when_the_guard_has_forgo
     let tokens: Vec<String> =
         calls(&running, "StartResourceStateUpdate").iter().map(|c| c.params["clientToken"].clone()).collect();
     assert!(tokens.len() == 3 || tokens[3] == tokens[2], "a retry of the same delivery reuses its token: {tokens:?}");
+}
+
+#[tokio::test]
+async fn given_regions_and_one_whose_images_cannot_be_listed_when_the_account_is_swept_then_every_other_region_is_handled()
+ {
+    // GIVEN the same builds in us-east-1 and eu-west-1, and us-east-1's image listing refused
+    let mut seeded = seed(json!({"faults": {"rules": [
+        {"operation": "ListImages", "region": "us-east-1", "error": "AccessDeniedException"}
+    ]}}));
+    let images: serde_json::Map<String, Value> = seeded["regions"]["us-east-1"]["images"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(arn, image)| (arn.replace(":us-east-1:", ":eu-west-1:"), image.clone()))
+        .collect();
+    seeded["regions"]["eu-west-1"] = json!({"images": images});
+    let running = start(seeded).await;
+    let deps = function(&running, &[("REGIONS", "us-east-1,eu-west-1")]).await;
+    // WHEN the schedule sweeps the account
+    let report = deps.handle(json!({}), None).await.expect("a report");
+    // THEN us-east-1 is one failed line, and eu-west-1's builds were updated by the policy
+    let failed: Vec<&str> =
+        report.actions.iter().filter(|a| a.outcome == Outcome::Failed).map(|a| a.target.as_str()).collect();
+    assert_eq!(failed, vec!["us-east-1/*"], "{report:?}");
+    let regions: Vec<String> = calls(&running, "StartResourceStateUpdate").iter().map(|c| c.region.clone()).collect();
+    assert!(!regions.is_empty() && regions.iter().all(|r| r == "eu-west-1"), "{regions:?}");
 }

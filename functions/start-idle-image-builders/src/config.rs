@@ -94,6 +94,9 @@ impl Settings {
 pub struct Job {
     pub action: Action,
     pub selector: Selector,
+    /// `TAGS`, which every builder acted on must carry, a named one too: a request narrows the selection, never
+    /// widens it past the settings.
+    pub required_tags: BTreeMap<String, String>,
     pub opt_out_tag: Option<String>,
     pub regions: Vec<String>,
     pub appstream_agent_version: Option<String>,
@@ -163,6 +166,14 @@ impl Job {
                     if names[..i].contains(name) {
                         return Err(invalid(&format!("names[{i}]"), format!("`{name}` is listed twice")));
                     }
+                    if let Some(bound) = config.name_prefix.as_deref().filter(|b| !name.starts_with(b)) {
+                        return Err(invalid(
+                            &format!("names[{i}]"),
+                            format!(
+                                "`{name}` does not start with NAME_PREFIX `{bound}`: a request may only narrow the builders the settings allow"
+                            ),
+                        ));
+                    }
                 }
                 Selector::Names(names)
             }
@@ -171,29 +182,58 @@ impl Job {
                 if prefix.chars().count() > 100 {
                     return Err(invalid("namePrefix", "must be at most 100 characters"));
                 }
+                if let Some(bound) = config.name_prefix.as_deref().filter(|b| !prefix.starts_with(b)) {
+                    return Err(invalid(
+                        "namePrefix",
+                        format!(
+                            "`{prefix}` does not start with NAME_PREFIX `{bound}`: a request may only narrow the builders the settings allow"
+                        ),
+                    ));
+                }
                 let tags = request.tags.unwrap_or_else(|| config.tags.clone());
                 for (k, v) in &tags {
                     if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
                         return Err(invalid(&format!("tags.{k}"), "keys are 1 to 128 characters, values at most 256"));
                     }
                 }
+                for (k, v) in &config.tags {
+                    if tags.get(k) != Some(v) {
+                        return Err(invalid(
+                            &format!("tags.{k}"),
+                            format!(
+                                "must be `{v}`, as TAGS requires: a request may add tags, never drop or change the settings' ones"
+                            ),
+                        ));
+                    }
+                }
                 Selector::Matching { prefix, tags }
             }
+        };
+        // The regions the function manages: REGIONS, or its own region. A request may name fewer, never others.
+        let allowed = match (&config.regions, default_region) {
+            (configured, _) if !configured.is_empty() => configured.clone(),
+            (_, Some(own)) => vec![own.to_string()],
+            (_, None) => Vec::new(),
         };
         let regions = match request.regions {
             Some(r) if r.is_empty() => return Err(invalid("regions", "must name at least one region")),
             Some(r) => r,
-            None if !config.regions.is_empty() => config.regions.clone(),
-            None => vec![
-                default_region
-                    .ok_or_else(|| invalid("regions", "no region given and the function has no AWS_REGION"))?
-                    .to_string(),
-            ],
+            None if !allowed.is_empty() => allowed.clone(),
+            None => return Err(invalid("regions", "no region given and the function has no AWS_REGION")),
         };
         for (i, region) in regions.iter().enumerate() {
             check_region(&format!("regions[{i}]"), region)?;
             if regions[..i].contains(region) {
                 return Err(invalid(&format!("regions[{i}]"), format!("`{region}` is listed twice")));
+            }
+            if !allowed.contains(region) {
+                return Err(invalid(
+                    &format!("regions[{i}]"),
+                    format!(
+                        "`{region}` is not one of the regions the function manages ({}; REGIONS, or its own region): a request may only narrow them",
+                        allowed.join(", ")
+                    ),
+                ));
             }
         }
         let appstream_agent_version =
@@ -204,6 +244,7 @@ impl Job {
         Ok(Job {
             action: request.action.unwrap_or(Action::Start),
             selector,
+            required_tags: config.tags.clone(),
             opt_out_tag: config.opt_out_tag.clone(),
             regions,
             appstream_agent_version,
@@ -267,16 +308,75 @@ mod tests {
     #[test]
     fn given_request_fields_when_merged_then_they_win() {
         let c = config(&[("NAME_PREFIX", "team-")]);
-        let request = Request { action: Some(Action::Stop), names: Some(vec!["b1".into()]), ..Request::default() };
+        let request = Request { action: Some(Action::Stop), names: Some(vec!["team-b1".into()]), ..Request::default() };
         let job = Job::new(request, &c, Some("us-east-1")).unwrap();
         assert_eq!(job.action, Action::Stop);
-        assert_eq!(job.selector, Selector::Names(vec!["b1".into()]));
+        assert_eq!(job.selector, Selector::Names(vec!["team-b1".into()]));
         assert_eq!(job.regions, vec!["us-east-1"]);
     }
 
     #[test]
+    fn given_settings_as_bounds_when_a_request_would_widen_them_then_refused_naming_the_field_and_the_bound() {
+        // GIVEN an operator who manages team- builders tagged for office hours, in two regions
+        let c = config(&[
+            ("NAME_PREFIX", "team-"),
+            ("TAGS", "keeper:schedule=office-hours"),
+            ("REGIONS", "us-east-1,eu-west-1"),
+        ]);
+        let refused = |request: Request| Job::new(request, &c, Some("us-east-1")).unwrap_err();
+        // WHEN a request asks for every builder, another region, other tags or names outside the prefix
+        let cases = [
+            (Request { name_prefix: Some(String::new()), ..Request::default() }, "namePrefix", "NAME_PREFIX `team-`"),
+            (Request { name_prefix: Some("other-".into()), ..Request::default() }, "namePrefix", "NAME_PREFIX"),
+            (Request { tags: Some(BTreeMap::new()), ..Request::default() }, "tags.keeper:schedule", "as TAGS requires"),
+            (
+                Request {
+                    tags: Some(BTreeMap::from([("keeper:schedule".into(), "always".into())])),
+                    ..Request::default()
+                },
+                "tags.keeper:schedule",
+                "as TAGS requires",
+            ),
+            (
+                Request { regions: Some(vec!["ap-south-1".into()]), ..Request::default() },
+                "regions[0]",
+                "may only narrow",
+            ),
+            (Request { names: Some(vec!["prod-db".into()]), ..Request::default() }, "names[0]", "NAME_PREFIX `team-`"),
+        ];
+        // THEN each is refused, naming the field and the setting that bounds it
+        for (request, field, rule) in cases {
+            let err = refused(request);
+            assert_eq!(err.field, field, "{err}");
+            assert!(err.rule.contains(rule), "{err}");
+        }
+        // AND a request inside the bounds is taken: a longer prefix, one more tag, one of the regions
+        let narrower = Request {
+            name_prefix: Some("team-web".into()),
+            tags: Some(BTreeMap::from([
+                ("keeper:schedule".into(), "office-hours".into()),
+                ("tier".into(), "1".into()),
+            ])),
+            regions: Some(vec!["eu-west-1".into()]),
+            ..Request::default()
+        };
+        let job = Job::new(narrower, &c, Some("us-east-1")).expect("narrower is allowed");
+        assert_eq!(job.regions, vec!["eu-west-1"]);
+        assert_eq!(job.required_tags, BTreeMap::from([("keeper:schedule".into(), "office-hours".into())]));
+        // AND without REGIONS, the function's own region is the bound
+        let own = config(&[]);
+        let err = Job::new(
+            Request { regions: Some(vec!["eu-west-1".into()]), ..Request::default() },
+            &own,
+            Some("us-east-1"),
+        )
+        .unwrap_err();
+        assert!(err.rule.contains("us-east-1"), "{err}");
+    }
+
+    #[test]
     fn given_invalid_requests_when_merged_then_error_names_field_and_rule() {
-        let c = config(&[]);
+        let c = config(&[("REGIONS", "us-east-1,eu-west-1")]);
         let cases = [
             (Request { names: Some(vec![]), ..Request::default() }, "names", "at least one"),
             (
@@ -313,7 +413,7 @@ mod tests {
             assert_eq!(err.field, field, "{err}");
             assert!(err.rule.contains(rule), "{err}");
         }
-        let err = Job::new(Request::default(), &c, None).unwrap_err();
+        let err = Job::new(Request::default(), &config(&[]), None).unwrap_err();
         assert!(err.to_string().contains("AWS_REGION"), "{err}");
     }
 }

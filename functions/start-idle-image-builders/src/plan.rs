@@ -213,7 +213,8 @@ pub fn needs_tags(job: &Job, builder: &Builder) -> bool {
     if !name_selected(job, &builder.name) {
         return false;
     }
-    let tag_selector = matches!(&job.selector, Selector::Matching { tags, .. } if !tags.is_empty());
+    let tag_selector =
+        matches!(&job.selector, Selector::Matching { tags, .. } if !tags.is_empty()) || !job.required_tags.is_empty();
     tag_selector || (job.opt_out_tag.is_some() && actionable(job.action, &builder.state))
 }
 
@@ -260,8 +261,17 @@ pub fn plan(job: &Job, observed: &Observed) -> Vec<Planned> {
                 continue;
             }
         }
+        let carries = |tags: &BTreeMap<String, String>| job.required_tags.iter().all(|(k, v)| tags.get(k) == Some(v));
         let step = match (&job.opt_out_tag, &builder.tags) {
             (Some(tag), Some(tags)) if tags.contains_key(tag) => Step::Skip(format!("opted out by tag {tag}")),
+            // A builder named in the request is still held to TAGS: the request narrows, the settings bound.
+            (_, Some(tags)) if !carries(tags) => Step::Skip(format!(
+                "does not carry the tags the settings require (TAGS {})",
+                job.required_tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+            )),
+            (_, None) if !job.required_tags.is_empty() && actionable(job.action, &builder.state) => {
+                Step::Skip("tags unknown; not touched".into())
+            }
             (Some(_), None) if actionable(job.action, &builder.state) => {
                 // The observer reads tags for every actionable builder; acting without them could override an opt-out.
                 Step::Skip("tags unknown; not touched".into())
@@ -295,6 +305,7 @@ mod tests {
         Job {
             action,
             selector,
+            required_tags: BTreeMap::new(),
             opt_out_tag: Some("keeper:skip".into()),
             regions: vec!["us-east-1".into()],
             appstream_agent_version: None,
@@ -559,6 +570,7 @@ mod tests {
             (any::<bool>(), selector, any::<bool>(), any::<bool>()).prop_map(|(start, selector, opt_out, wait)| Job {
                 action: if start { Action::Start } else { Action::Stop },
                 selector,
+                required_tags: BTreeMap::new(),
                 opt_out_tag: opt_out.then(|| "keeper:skip".to_string()),
                 regions: vec!["us-east-1".into(), "eu-west-1".into()],
                 appstream_agent_version: None,

@@ -86,6 +86,9 @@ impl From<Desired> for Request {
 pub struct Settings {
     /// `DESIRED_STATE_S3_URI` (`s3://bucket/key`): the document a schedule reconciles to.
     pub desired_state: Option<(String, String)>,
+    /// `DISTRIBUTION_CONFIGURATION_ARNS`: the configurations this function may change, and no other (empty: none).
+    /// Whoever can send a request borrows the function's grants; this is the operator's bound on them.
+    pub allowed: Vec<String>,
 }
 
 impl Settings {
@@ -98,7 +101,32 @@ impl Settings {
                 accepted: "s3://bucket/key".into(),
             })?),
         };
-        Ok(Settings { desired_state })
+        let allowed = lookup.list("DISTRIBUTION_CONFIGURATION_ARNS");
+        if let Some(bad) = allowed.iter().find(|a| !ARN.is_match(a)) {
+            return Err(ConfigError {
+                name: "DISTRIBUTION_CONFIGURATION_ARNS".into(),
+                problem: format!("`{bad}` is not a distribution configuration ARN"),
+                accepted: "comma-separated arn:aws:imagebuilder:<region>:<account>:distribution-configuration/<name>"
+                    .into(),
+            });
+        }
+        Ok(Settings { desired_state, allowed })
+    }
+
+    /// Whether the settings let this function change `change`'s configuration: a request, an SNS message or a
+    /// document entry outside `DISTRIBUTION_CONFIGURATION_ARNS` is refused before any call.
+    pub fn admits(&self, change: &Change) -> Result<(), InvalidInput> {
+        if self.allowed.contains(&change.arn) {
+            return Ok(());
+        }
+        let allowed = if self.allowed.is_empty() { "none: it is empty".to_string() } else { self.allowed.join(", ") };
+        Err(invalid(
+            "distributionConfigurationArn",
+            format!(
+                "`{}` is not in DISTRIBUTION_CONFIGURATION_ARNS ({allowed}): the function changes only the configurations its settings name",
+                change.arn
+            ),
+        ))
     }
 }
 
@@ -126,7 +154,7 @@ pub struct Change {
 }
 
 static ARN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^arn:aws[^:]*:imagebuilder:([^:]+):(?:[0-9]{12}|aws):distribution-configuration/[a-z0-9-_]+$")
+    Regex::new(r"^arn:aws[^:]*:imagebuilder:([^:]+):([0-9]{12}|aws):distribution-configuration/[a-z0-9-_]+$")
         .expect("valid pattern")
 });
 static LAUNCH_TEMPLATE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^lt-[a-z0-9-_]{17}$").expect("valid pattern"));
@@ -151,12 +179,31 @@ fn check_regions(field: &str, regions: &[String]) -> Result<(), InvalidInput> {
     Ok(())
 }
 
-fn check_overrides(region: &str, o: &Overrides) -> Result<(), InvalidInput> {
+/// A KMS key or alias ARN: its region and account.
+static KMS_ARN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^arn:aws[^:]*:kms:([^:]*):([^:]*):(?:key|alias)/.+$").expect("valid pattern"));
+
+fn check_overrides(region: &str, account: &str, o: &Overrides) -> Result<(), InvalidInput> {
     let field = |name: &str| format!("regionOverrides.{region}.{name}");
-    if let Some(kms) = &o.kms_key_id
-        && (kms.is_empty() || kms.len() > 1024)
-    {
-        return Err(invalid(field("kmsKeyId"), "must be 1 to 1024 characters"));
+    if let Some(kms) = &o.kms_key_id {
+        if kms.is_empty() || kms.len() > 1024 {
+            return Err(invalid(field("kmsKeyId"), "must be 1 to 1024 characters"));
+        }
+        // A key is regional: one of another region cannot encrypt this region's AMIs, and one of another account
+        // hands the AMIs' encryption to that account. A bare key id or alias is resolved in the region itself.
+        if let Some(c) = KMS_ARN.captures(kms) {
+            if &c[1] != region {
+                return Err(invalid(field("kmsKeyId"), format!("`{kms}` is a key of {}, not of {region}", &c[1])));
+            }
+            if &c[2] != account {
+                return Err(invalid(
+                    field("kmsKeyId"),
+                    format!("`{kms}` belongs to account {}, not to the configuration's account {account}", &c[2]),
+                ));
+            }
+        } else if kms.starts_with("arn:") {
+            return Err(invalid(field("kmsKeyId"), format!("`{kms}` is not a KMS key or alias ARN")));
+        }
     }
     if let Some(templates) = &o.launch_template_configurations {
         if templates.is_empty() || templates.len() > 100 {
@@ -213,10 +260,10 @@ impl Change {
         let arn = request
             .distribution_configuration_arn
             .ok_or_else(|| invalid("distributionConfigurationArn", "is required"))?;
-        let arn_region =
-            ARN.captures(&arn).and_then(|c| c.get(1)).map(|m| m.as_str().to_string()).ok_or_else(|| {
-                invalid("distributionConfigurationArn", format!("`{arn}` does not match {}", ARN.as_str()))
-            })?;
+        let captures = ARN.captures(&arn).ok_or_else(|| {
+            invalid("distributionConfigurationArn", format!("`{arn}` does not match {}", ARN.as_str()))
+        })?;
+        let (arn_region, account) = (captures[1].to_string(), captures[2].to_string());
         let regions = match (request.set_regions, request.add_regions, request.remove_regions) {
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
                 return Err(invalid("setRegions", "cannot be combined with addRegions or removeRegions"));
@@ -254,7 +301,7 @@ impl Change {
             if !added.contains(region) {
                 return Err(invalid(format!("regionOverrides.{region}"), "names a region that is not being added"));
             }
-            check_overrides(region, o)?;
+            check_overrides(region, &account, o)?;
         }
         Ok(Change { arn, arn_region, regions, template_region: request.template_region, overrides })
     }

@@ -69,7 +69,9 @@ impl Function for UpdateDistributionRegions {
     async fn run(&self, trigger: Trigger<Request>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
         let mut changes = Vec::new();
         for (request, source) in self.requests(trigger, report).await? {
-            changes.push((Change::new(request)?, source));
+            let change = Change::new(request)?;
+            self.settings.admits(&change)?;
+            changes.push((change, source));
         }
         for (i, (change, _)) in changes.iter().enumerate() {
             if changes[..i].iter().any(|(c, _)| c.arn == change.arn) {

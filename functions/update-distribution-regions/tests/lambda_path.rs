@@ -13,7 +13,10 @@ async fn given_the_bootstrap_under_cargo_lambda_watch_when_a_sample_is_invoked_t
         "update-distribution-regions",
         env!("CARGO_BIN_EXE_update-distribution-regions"),
         "manual-add.json",
-        &[("DESIRED_STATE_S3_URI", "s3://keeper-desired-state-123456789012-us-east-1/distribution-regions.json")],
+        &[
+            ("DESIRED_STATE_S3_URI", "s3://keeper-desired-state-123456789012-us-east-1/distribution-regions.json"),
+            ("DISTRIBUTION_CONFIGURATION_ARNS", testbed::samples::DEMO_DISTRIBUTION_CONFIGURATIONS),
+        ],
         &["UpdateDistributionConfiguration"],
     )
     .await;

@@ -301,6 +301,9 @@ pub struct Settings {
     pub policy: Policy,
     /// `MAX_CONCURRENCY` (default 2): Image Builder calls in flight (a sweep's build listings, then its updates).
     pub max_concurrency: usize,
+    /// `REGIONS`: the regions a sweep of the account covers (default: the function's own region). A build
+    /// notification is handled in its build's region whatever this says.
+    pub regions: Vec<String>,
 }
 
 impl Settings {
@@ -343,7 +346,15 @@ impl Settings {
                 accepted: "a role name or ARN".into(),
             })?;
         }
-        Ok(Settings { policy, max_concurrency: lookup.number("MAX_CONCURRENCY", 2usize, 1..=16)? })
+        let regions = lookup.list("REGIONS");
+        for region in &regions {
+            shared::regions::check(region).map_err(|e| ConfigError {
+                name: "REGIONS".into(),
+                problem: e.to_string(),
+                accepted: "comma-separated region codes, e.g. us-east-1,eu-west-1".into(),
+            })?;
+        }
+        Ok(Settings { policy, max_concurrency: lookup.number("MAX_CONCURRENCY", 2usize, 1..=16)?, regions })
     }
 }
 

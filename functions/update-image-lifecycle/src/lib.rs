@@ -74,13 +74,28 @@ impl Function for UpdateImageLifecycle {
     }
 
     async fn run(&self, trigger: Trigger<Request>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
-        let works = trigger.into_inputs().into_iter().map(|input| self.work(input)).collect::<Result<Vec<_>, _>>()?;
+        let mut works = Vec::new();
+        for input in trigger.into_inputs() {
+            works.extend(self.work(input)?);
+        }
         let limit = self.settings.max_concurrency;
         for work in works {
             let (region, decisions, in_use) = match work {
                 Work::Explicit(e) => (e.region.clone(), vec![plan::explicit(&e)], aws::WhenInUse::Retry),
                 Work::Policy { region, image, trigger } => {
-                    let images = aws::builds(&self.clients.get(&region), &region, image.as_deref(), limit).await?;
+                    // A region (or image) whose builds cannot be listed is its own failed line: the other regions
+                    // of a sweep, and the other records of a batch, are still handled.
+                    let images = match aws::builds(&self.clients.get(&region), &region, image.as_deref(), limit).await {
+                        Ok(images) => images,
+                        Err(e) => {
+                            report.push(Action::failed(
+                                format!("{region}/{}", image.as_deref().unwrap_or("*")),
+                                "list",
+                                &e,
+                            ));
+                            continue;
+                        }
+                    };
                     let mut decisions = Vec::new();
                     for builds in images.values() {
                         match builds {
@@ -135,19 +150,20 @@ fn now_secs() -> f64 {
 }
 
 impl UpdateImageLifecycle {
-    fn work(&self, input: Input<Request>) -> Result<Work, Error> {
+    fn work(&self, input: Input<Request>) -> Result<Vec<Work>, Error> {
         match input {
             Input::Request(r) | Input::Schedule(Some(r)) => self.request(r),
             Input::Schedule(None) => self.request(Request::default()),
-            Input::Notification(document) => Ok(from_notification(&document)?),
+            Input::Notification(document) => Ok(vec![from_notification(&document)?]),
             other @ Input::Object(_) => Err(InvalidInput::not_a_trigger(other.kind(), NAME).into()),
         }
     }
 
-    /// An explicit update when the request names a build; otherwise a sweep of the function's region.
-    fn request(&self, r: Request) -> Result<Work, Error> {
+    /// An explicit update when the request names a build; otherwise a sweep of every region in `REGIONS` (the
+    /// function's own region when it is not set).
+    fn request(&self, r: Request) -> Result<Vec<Work>, Error> {
         if r.resource_arn.is_some() {
-            return Ok(Work::Explicit(Explicit::new(r, now_secs())?));
+            return Ok(vec![Work::Explicit(Explicit::new(r, now_secs())?)]);
         }
         if r.state.is_some()
             || r.include_resources.is_some()
@@ -161,11 +177,15 @@ impl UpdateImageLifecycle {
             )
             .into());
         }
-        let region = self
-            .clients
-            .default_region()
-            .ok_or_else(|| InvalidInput::new("AWS_REGION", "is needed for a sweep of the account"))?;
-        Ok(Work::Policy { region, image: None, trigger: None })
+        let regions = match self.settings.regions.is_empty() {
+            false => self.settings.regions.clone(),
+            true => vec![
+                self.clients
+                    .default_region()
+                    .ok_or_else(|| InvalidInput::new("AWS_REGION", "is needed for a sweep of the account"))?,
+            ],
+        };
+        Ok(regions.into_iter().map(|region| Work::Policy { region, image: None, trigger: None }).collect())
     }
 }
 
