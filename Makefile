@@ -7,13 +7,20 @@ PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: test venv venv-sam lint-template fmt-check clippy demo serve probe bench bench-release bench-emulator bench-scale models build-lambda
+.PHONY: test simulate venv venv-sam venv-checkov lint-template fmt-check clippy demo serve probe bench bench-release bench-emulator bench-scale models build-lambda
 
 # The function suites run a second time behind the DynamoDB guard (moto), the one production uses.
 E2E := start_idle_image_builders rotate_key_group update_distribution_regions update_image_lifecycle
 test: venv lint-template fmt-check clippy
 	cargo test --workspace --locked
 	KEEPER_TEST_GUARD=dynamodb cargo test --workspace --locked $(addprefix --test ,$(E2E))
+
+# The timeline simulation alone, for long runs: SEEDS histories per function (make test runs 200), from SEED. Prints
+# histories per second per function, and a failing history shrunk, as a test to paste into tests/tests/simulation.rs.
+SEEDS ?= 2000
+SEED ?= 1801807216
+simulate:
+	SIM_CASES=$(SEEDS) SIM_SEED=$(SEED) cargo test --locked -p keeper-tests --test simulation given_generated -- --nocapture --test-threads 1
 
 # Python tools from PyPI, pinned in requirements-dev.txt; reinstalled when that file changes.
 venv: $(VENV)/.installed
@@ -29,18 +36,43 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
 	touch $@
 
+# checkov in a venv of its own inside .venv (ignored with it, and gone with it): its pins would downgrade .venv's
+# botocore (see requirements-checkov.txt).
+CHECKOV_VENV := $(VENV)/checkov
+venv-checkov: $(CHECKOV_VENV)/.installed
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
 # Every check a template gets before a deploy: cfn-lint with the serverless rules on template.yaml; cfn-lint on the
 # template CloudFormation makes of it (the roles, schedules, permissions and subscriptions SAM generates); cargo
 # lambda's deploy settings ([package.metadata.lambda.deploy]) against the template's; and SAM's own validation.
 # Findings that do not fit are silenced in the template, each with its reason. W2001 is off for the transformed
 # template only: SAM writes some parameters' values in (EventInvokeConfig's MaximumEventAgeInSeconds), so they look
 # unused there; the first run checks W2001 on the template itself.
-lint-template: venv venv-sam
+# Then who can make keeper act (tests/iam/resource_policies.py, SECURITY.md): every event source locked, its resource
+# policies evaluated as IAM does for a Publisher, an admin, another account, an anonymous request and one without
+# TLS, with Publishers given and empty; and the same check on the template broken four ways, each of which it must
+# catch. Last, checkov on both templates, offline (--skip-download, no update check): clean, or each finding skipped
+# in the template with its reason (tests/lint/checkov_skips.py fails a skip without one).
+CHECKOV := CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --framework cloudformation \
+	--skip-download --quiet --compact
+lint-template: venv venv-sam venv-checkov
 	cfn-lint template.yaml --append-rules cfn_lint_serverless.rules
 	$(VENV)/bin/python tests/lint/sam_transform.py template.yaml target/lint/template.json
 	cfn-lint target/lint/template.json --ignore-checks W2001
 	$(VENV)/bin/python tests/lint/lambda_metadata.py target/lint/template.json
 	$(SAM_VENV)/bin/sam validate --lint --region us-east-1 --template template.yaml
+	$(VENV)/bin/python tests/iam/resource_policies.py check template.yaml > target/lint/resource-policies.txt || \
+		{ grep -v '^ok' target/lint/resource-policies.txt; exit 1; }
+	@grep -c '^ok' target/lint/resource-policies.txt | xargs printf '%s resource-policy cases hold (target/lint/resource-policies.txt)\n'
+	$(VENV)/bin/python tests/iam/resource_policies.py control template.yaml
+	$(VENV)/bin/python tests/lint/checkov_skips.py template.yaml > target/lint/checkov-skips.txt || \
+		{ cat target/lint/checkov-skips.txt; exit 1; }
+	@tail -n 1 target/lint/checkov-skips.txt
+	$(CHECKOV) --file template.yaml
+	$(CHECKOV) --file target/lint/template.json
 
 fmt-check:
 	cargo fmt --all --check
@@ -66,8 +98,13 @@ DEMO_EVENT ?= events/start-idle-image-builders/manual-start.json
 # the key groups it names, and update-distribution-regions takes only its desired-state object as desired state.
 KEY_GROUP_IDS ?= 5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f
 DESIRED_STATE_S3_URI ?= s3://keeper-desired-state-123456789012-us-east-1/distribution-regions.json
+# The demo account's builders are in two regions, and its one distribution configuration is the one the function
+# may change: requests may only narrow these settings.
+REGIONS ?= us-east-1,eu-west-1
+DISTRIBUTION_CONFIGURATION_ARNS ?= arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/web-golden
 demo:
-	KEY_GROUP_IDS=$(KEY_GROUP_IDS) DESIRED_STATE_S3_URI=$(DESIRED_STATE_S3_URI) \
+	KEY_GROUP_IDS=$(KEY_GROUP_IDS) DESIRED_STATE_S3_URI=$(DESIRED_STATE_S3_URI) REGIONS=$(REGIONS) \
+		DISTRIBUTION_CONFIGURATION_ARNS=$(DISTRIBUTION_CONFIGURATION_ARNS) \
 		cargo run -p keeper-local -- invoke $(FUNCTION) $(DEMO_EVENT)
 
 # The emulated AWS alone on port 4566, seeded with the demo account, for `cargo lambda watch` or any AWS client.

@@ -51,11 +51,11 @@ pub trait Function: Send + Sync + Sized + 'static {
 pub struct Context {
     pub function: &'static str,
     pub event_id: String,
-    /// What every client token of this delivery is derived from: the event id, and for a request sent by hand without
-    /// a `requestId` (whose event id is a hash of the request, the same for every sending) also Lambda's request id.
-    /// A retry of the delivery keeps it, so its calls replay at AWS; sending the request again, an hour or a day
-    /// later, gets new tokens, so AWS (which remembers a token for a day or more) does the work again instead of
-    /// answering the first sending's result.
+    /// What every client token of this delivery is derived from: the event id and Lambda's request id (except for a
+    /// request named with a `requestId`, see [`token_seed`]). Lambda's retry of the delivery keeps its request id, so
+    /// its calls replay at AWS; sending the event again, an hour or days later (from the dead-letter queue, or the
+    /// same request by hand), gets new tokens, so AWS (which remembers a token for a day or more) does the work again
+    /// instead of answering the first sending's result.
     pub token_seed: String,
     /// The Lambda deadline; loops that wait (polling, read-modify-write) stop before it.
     pub deadline: Option<SystemTime>,
@@ -435,11 +435,15 @@ pub fn deadline_of(context: &lambda_runtime::Context) -> Option<SystemTime> {
     }
 }
 
-/// The token seed of a delivery (see [`Context::token_seed`]).
+/// The token seed of a delivery (see [`Context::token_seed`]): the event id with Lambda's request id, except for a
+/// request its sender named with a `requestId` (the name is the identity they chose). Every event source's own id is
+/// not enough: an S3 or SNS event re-sent from the dead-letter queue days later has the same event id, and its first
+/// delivery's token would make AWS answer that delivery's result and do nothing.
 fn token_seed<R>(trigger: &Trigger<R>, event_id: &str, request_id: Option<&str>) -> String {
     match (trigger, request_id) {
-        (Trigger::Manual(m), Some(request_id)) if !m.named => format!("{event_id}@{request_id}"),
-        _ => event_id.to_string(),
+        (Trigger::Manual(m), _) if m.named => event_id.to_string(),
+        (_, Some(request_id)) => format!("{event_id}@{request_id}"),
+        (_, None) => event_id.to_string(),
     }
 }
 

@@ -339,7 +339,7 @@ mod tests {
         assert!(!lambda_keeps(r#"{"level":"ERROR","message":"no time"}"#, "WARN"));
         assert!(!lambda_keeps(r#"{"level":"ERROR","timestamp":"yesterday"}"#, "WARN"));
         assert!(!lambda_keeps("plain text", "WARN"));
-        assert!(lambda_keeps(r#"{"level":"error","timestamp":"2026-12-02T00:00:00.000Z"}"#, "FATAL") == false);
+        assert!(!lambda_keeps(r#"{"level":"error","timestamp":"2026-12-02T00:00:00.000Z"}"#, "FATAL"));
         assert!(lambda_keeps(r#"{"level":"FATAL","timestamp":"2026-12-02T00:00:00.000Z"}"#, "FATAL"));
         assert!(lambda_keeps(r#"{"level":"error","timestamp":"2026-12-02T00:00:00.000Z"}"#, "WARN"));
         assert_eq!(emf_level_for("DEBUG"), "INFO");

@@ -271,7 +271,11 @@ impl UpdateDistributionRegions {
         if !plan.changes() {
             return Ok(Applied::AlreadyDone(plan));
         }
-        let token = client_token(NAME, &[&ctx.token_seed, &change.arn, &aws::fingerprint(&plan.distributions)]);
+        // The token names the state the plan was made on as well as the result: a retry of this delivery that comes
+        // after someone else changed the configuration (a hand request, the console) re-plans on their change, and the
+        // same result on another base is another update, which Image Builder must not answer from the first one.
+        let base = aws::fingerprint(&now.distributions);
+        let token = client_token(NAME, &[&ctx.token_seed, &change.arn, &base, &aws::fingerprint(&plan.distributions)]);
         aws::update(client, &change.arn, now.description.as_deref(), plan.distributions.clone(), &token).await?;
         let after = aws::get(client, &change.arn).await?;
         let (written, found) = (aws::regions(&plan.distributions), aws::regions(&after.distributions));
