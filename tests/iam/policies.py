@@ -13,7 +13,8 @@
 Static rules: every action exists; no `*` action and no service-wide wildcard; an action that supports no resource
 type is granted only on "*" (IAM never matches it against an ARN: the call is denied); an action with resource types
 granted on "*" needs a comment above its statement saying why; every ARN granted matches one of the action's
-resource types. Read with cfn-lint's own template decoder, so short tags (!Sub, !If, ...) read as CloudFormation does.
+resource types (a parameter that names a grant's resources and is empty by default is given a sample value for
+this). Read with cfn-lint's own template decoder, so short tags (!Sub, !If, ...) read as CloudFormation does.
 """
 
 import json
@@ -87,6 +88,10 @@ class Resolver:
                 return self.values(arg[1]) + self.values(arg[2])
             if fn == "Fn::Join":
                 return [arg[0].join(self.values(part)[0] for part in arg[1])]
+            if fn == "Fn::Split":
+                return [piece for value in self.values(arg[1]) for piece in str(value).split(arg[0])]
+            if fn == "Fn::Select":
+                return [self.values(arg[1])[int(self.values(arg[0])[0])]]
         if isinstance(node, list):
             out = []
             for item in node:
@@ -161,9 +166,17 @@ def commented(text, sid):
     return False
 
 
+# Parameters whose default (empty) leaves a grant out: `check` judges the grant with a sample value.
+CHECK_SAMPLES = {
+    "DistributionConfigurationArns":
+        f"arn:{PARTITION}:imagebuilder:{REGION}:{ACCOUNT}:distribution-configuration/sample",
+    "LifecycleExecutionRoleArn": f"arn:{PARTITION}:iam::{ACCOUNT}:role/sample",
+}
+
+
 def check(path):
     template, text, ref = load(path), open(path, encoding="utf-8").read(), reference()
-    resolver = Resolver(template)
+    resolver = Resolver(template, {k: v for k, v in CHECK_SAMPLES.items() if k in template.get("Parameters", {})})
     findings = []
     for where, st in all_statements(template, resolver):
         label = f"{where}/{st['sid'] or '(no Sid)'}"

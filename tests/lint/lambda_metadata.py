@@ -11,6 +11,8 @@ and exits 1 if there is any.
 Differences allowed by design, and checked as such:
 - a variable whose template value names a resource of the stack: IDEMPOTENCY_TABLE is the README recipe's table
   (keeper-idempotency); DESIRED_STATE_S3_URI names the account's bucket and is given at deploy (--env-var);
+- KEEPER_STACK, the stack's name in the template: a deploy by hand has no stack, and leaves it at the functions'
+  default or gives it with --env-var, so it is not compared on either side;
 - a variable whose default is empty is left out (cargo lambda refuses `NAME=`; unset and empty read the same).
 """
 
@@ -20,6 +22,7 @@ import sys
 
 RECIPE = {"IDEMPOTENCY_TABLE": "keeper-idempotency"}
 PER_ACCOUNT = {"DESIRED_STATE_S3_URI"}
+PER_DEPLOYMENT = {"KEEPER_STACK"}
 
 
 def binary_of(resource):
@@ -84,7 +87,7 @@ def main(argv):
                 findings.append(f"{binary}: deploy.{key} is {deploy.get(key)!r}, the template's is {value!r}")
         env = dict(v.split("=", 1) for v in deploy.get("env_var", []))
         template_env = expected_env(props.get("Environment", {}).get("Variables", {}), parameters)
-        for name in sorted(set(env) | set(template_env)):
+        for name in sorted((set(env) | set(template_env)) - PER_DEPLOYMENT):
             if env.get(name) != template_env.get(name):
                 findings.append(f"{binary}: env {name} is {env.get(name)!r}, the template's is {template_env.get(name)!r}")
     for finding in findings:

@@ -25,10 +25,9 @@ class NoManagedPolicies:
         return {}
 
 
-def main(argv):
-    if len(argv) < 3:
-        sys.exit(__doc__)
-    template, matches = decode(argv[1])
+def transformed(path, parameters=None):
+    """The CloudFormation template AWS::Serverless-2016-10-31 makes of the template at `path` (a dict)."""
+    template, matches = decode(path)
     if matches:
         sys.exit("\n".join(str(m) for m in matches))
     # The translator reads the pseudo parameters' region from the environment.
@@ -37,8 +36,13 @@ def main(argv):
     for resource in template.get("Resources", {}).values():
         if resource.get("Type") == "AWS::Serverless::Function":
             resource.setdefault("Properties", {})["CodeUri"] = "s3://keeper-build-artifacts/placeholder.zip"
-    parameters = dict(arg.split("=", 1) for arg in argv[3:])
-    out = transform(template, parameters, NoManagedPolicies())
+    return transform(template, dict(parameters or {}), NoManagedPolicies())
+
+
+def main(argv):
+    if len(argv) < 3:
+        sys.exit(__doc__)
+    out = transformed(argv[1], dict(arg.split("=", 1) for arg in argv[3:]))
     os.makedirs(os.path.dirname(os.path.abspath(argv[2])), exist_ok=True)
     with open(argv[2], "w") as f:
         json.dump(out, f, indent=1, sort_keys=False)

@@ -79,8 +79,13 @@ struct Policies {
 }
 
 fn policies() -> Policies {
-    let out =
-        policies_py(&["dump", "", &format!("LifecycleExecutionRoleArn={LIFECYCLE_ROLE}"), "DeleteRetiredKeys=true"]);
+    let out = policies_py(&[
+        "dump",
+        "",
+        &format!("LifecycleExecutionRoleArn={LIFECYCLE_ROLE}"),
+        "DeleteRetiredKeys=true",
+        &format!("DistributionConfigurationArns={}", testbed::samples::DEMO_DISTRIBUTION_CONFIGURATIONS),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("policies as JSON")
 }
@@ -167,6 +172,8 @@ async fn calls_of_samples<F: Function>() -> Vec<local::Call> {
             ("EXECUTION_ROLE", LIFECYCLE_ROLE),
             ("DELETE_AFTER_DAYS", "90"),
             ("DELETE_RETIRED_KEYS", "true"),
+            ("DISTRIBUTION_CONFIGURATION_ARNS", testbed::samples::DEMO_DISTRIBUTION_CONFIGURATIONS),
+            ("REGIONS", "us-east-1,eu-west-1"),
         ];
         let host = Host::<F>::with_store(&sdk, &Lookup::from_pairs(&pairs), Arc::new(MemoryStore::default()))
             .unwrap_or_else(|e| panic!("{}: settings: {e}", F::NAME));
