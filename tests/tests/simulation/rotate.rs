@@ -47,7 +47,12 @@ pub enum Event {
 pub enum Writer {
     /// Someone edits the group's comment in the console: the ETag changes under a rotation.
     ConsoleComment(u8),
+    /// Another keeper stack keeps a retired key of its own, in no group, on purpose (two days old).
+    AnotherStacksKey,
 }
+
+/// The other stack's key: this deployment never touches it.
+const FOREIGN: &str = "KOTHERSTACK01";
 
 /// Every key seen in the group during the history, besides the one allowed to leave (reset with each history).
 #[derive(Default)]
@@ -89,7 +94,7 @@ impl Model for Rotate {
     }
 
     fn writers(&self) -> BoxedStrategy<Writer> {
-        any::<u8>().prop_map(Writer::ConsoleComment).boxed()
+        prop_oneof![3 => any::<u8>().prop_map(Writer::ConsoleComment), 1 => Just(Writer::AnotherStacksKey)].boxed()
     }
 
     fn operations(&self) -> &'static [(&'static str, &'static str, &'static str, &'static str)] {
@@ -121,11 +126,23 @@ impl Model for Rotate {
     }
 
     fn write(&self, writer: &Writer, world: &World) {
-        let Writer::ConsoleComment(n) = writer;
         let mut w = world.running.emulator.world();
-        if let Some(group) = w.cloudfront.key_groups.get_mut(GROUP) {
-            group.comment = Some(format!("edited in the console ({n})"));
-            group.etag = format!("ECONSOLE{n:03}");
+        match writer {
+            Writer::ConsoleComment(n) => {
+                if let Some(group) = w.cloudfront.key_groups.get_mut(GROUP) {
+                    group.comment = Some(format!("edited in the console ({n})"));
+                    group.etag = format!("ECONSOLE{n:03}");
+                }
+            }
+            Writer::AnotherStacksKey => {
+                if !w.cloudfront.public_keys.contains_key(FOREIGN) {
+                    let key = serde_json::from_value(json!({"callerReference": "other-stack", "name": "other-retired",
+                        "encodedKey": fixture("rsa-2048-second.pem"), "comment": "keeper:other-stack from s3://other/keys/k.pem",
+                        "createdTime": hours_ago(48), "etag": "EOTHERSTACK01"}))
+                    .expect("a public key");
+                    w.cloudfront.public_keys.insert(FOREIGN.into(), key);
+                }
+            }
         }
     }
 
@@ -133,6 +150,14 @@ impl Model for Rotate {
         let now = items(world);
         if now.is_empty() || now.len() > 5 {
             return Err(format!("the group holds {now:?}"));
+        }
+        // Another stack's key is never this deployment's to delete.
+        let deleted_foreign = world
+            .calls()
+            .iter()
+            .any(|c| c.operation == "DeletePublicKey" && c.ok() && c.params.values().any(|v| v == FOREIGN));
+        if deleted_foreign {
+            return Err(format!("{FOREIGN}, another stack's key, was deleted"));
         }
         // Every key but the old one joined, or had its successor join, within the grace period: it stays.
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -159,6 +184,18 @@ impl Model for Rotate {
     }
 
     fn quiescent(&self, world: &World, log: &[Delivered]) -> Result<(), String> {
-        self.always(world, log)
+        self.always(world, log)?;
+        // What an event retired is finished by that event: with deletion on, a key retired from the group and
+        // listed by no group is gone once every delivery was handled (a lost answer or a failed delete included).
+        // Only keeper takes the old key out of its group here; a deletion refused for good is a visible failed line.
+        let refused = world.calls().iter().any(|c| c.operation == "DeletePublicKey" && c.outcome == "AccessDenied");
+        let w = world.running.emulator.world();
+        let listed = w.cloudfront.key_groups.values().any(|g| g.items.iter().any(|k| k == OLD));
+        if !refused && !listed && w.cloudfront.public_keys.contains_key(OLD) {
+            return Err(format!(
+                "{OLD} was retired and no group lists it, and it was never deleted (DELETE_RETIRED_KEYS)"
+            ));
+        }
+        Ok(())
     }
 }
