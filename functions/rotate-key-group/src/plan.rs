@@ -246,6 +246,22 @@ where
     };
     let retirable_at = |id: &K| replaced_at(id).map(|t| t + rotation.grace_seconds);
     let retirable = |id: &K| !rotation.add.contains(id) && retirable_at(id).is_some_and(|t| t <= now);
+    // A key retired by name is held to the grace period too: one message could otherwise retire the live signer (and
+    // add its own key) and break every URL it signed. An operator who must remove a key at once (compromised) lowers
+    // GRACE_HOURS, or removes it in CloudFront.
+    for (id, _) in plan.retired.iter() {
+        if !retirable(id) {
+            let why = match retirable_at(id) {
+                Some(at) => format!("its successor joined less than the grace period ago; it may be retired from {}", iso(at)),
+                None => "it is the group's newest signer: it may be retired once a newer key has been in the group for the grace period".into(),
+            };
+            return Err(InvalidInput::new(
+                "retirePublicKeyIds",
+                format!("`{id}` may still have signed live URLs ({why}; GRACE_HOURS / graceHours)"),
+            )
+            .into());
+        }
+    }
     while items.len() > rotation.max_keys {
         let oldest = items
             .iter()
@@ -393,6 +409,22 @@ mod tests {
     }
 
     #[test]
+    fn given_a_request_that_retires_the_live_signer_by_name_when_planned_then_refused_until_its_grace_has_passed() {
+        // GIVEN K1 replaced by K2 500 hours ago, and K2 the newest signer
+        let (current, mut all) = keys(&[("K1", 800.0), ("K2", 500.0)]);
+        // WHEN a request adds its own key and retires K2 by name THEN it is refused: K2 signed URLs until now
+        all.push(Key { id: "N1".into(), joined: NOW });
+        let err = plan(&current, &all, &rotation(&["N1"], &["K2"], 2, 24.0), NOW).unwrap_err().to_string();
+        assert!(err.contains("`K2` may still have signed live URLs") && err.contains("retirePublicKeyIds"), "{err}");
+        // AND retiring the newest signer alone is refused too
+        let err = plan(&current, &all, &rotation(&[], &["K2"], 2, 24.0), NOW).unwrap_err().to_string();
+        assert!(err.contains("newest signer"), "{err}");
+        // AND K1, replaced long past the grace period, may be retired by name
+        let plan = plan(&current, &all, &rotation(&[], &["K1"], 2, 24.0), NOW).unwrap();
+        assert_eq!(plan.items, vec!["K2"]);
+    }
+
+    #[test]
     fn given_nothing_to_change_when_planned_then_no_update_and_notes() {
         let (current, all) = keys(&[("K1", 500.0), ("K2", 1.0)]);
         let plan = plan(&current, &all, &rotation(&["K2"], &["K9"], 2, 24.0), NOW).unwrap();
@@ -519,7 +551,10 @@ mod tests {
                         return Ok(());
                     }
                     Err(Refusal::Invalid(e)) => {
-                        prop_assert!(e.to_string().contains("empty"), "{e}");
+                        // Refused only for emptying the group, or for retiring by name a key inside its grace.
+                        let inside_grace = e.to_string().contains("may still have signed live URLs")
+                            && !rotation.retire.is_empty();
+                        prop_assert!(e.to_string().contains("empty") || inside_grace, "{e}");
                         return Ok(());
                     }
                 };
