@@ -149,7 +149,8 @@ async fn serve(args: &[String]) -> Result<(), String> {
 }
 
 /// The demo account's resources, as the Makefile's `make demo` names them.
-const DEMO_SETTINGS: [(&str, &str); 4] = [
+const DEMO_SETTINGS: [(&str, &str); 5] = [
+    ("APPSTREAM_AGENT_VERSION", "[LATEST]"),
     ("KEY_GROUP_IDS", "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f"),
     ("DESIRED_STATE_S3_URI", "s3://keeper-desired-state-123456789012-us-east-1/distribution-regions.json"),
     ("REGIONS", "us-east-1,eu-west-1"),

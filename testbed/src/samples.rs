@@ -43,10 +43,11 @@ pub const DEMO_DISTRIBUTION_CONFIGURATIONS: &str =
 
 /// The settings under which every sample of every function runs against the demo account: the Makefile's demo
 /// settings (its key group and desired-state document), a lifecycle execution role, and fast retries.
-pub const DEMO_SETTINGS: [(&str, &str); 8] = [
+pub const DEMO_SETTINGS: [(&str, &str); 9] = [
     ("MAX_ATTEMPTS", "3"),
     // The demo account's builders are in two regions: the samples name both, inside these bounds.
     ("REGIONS", "us-east-1,eu-west-1"),
+    ("APPSTREAM_AGENT_VERSION", "[LATEST]"),
     ("DISTRIBUTION_CONFIGURATION_ARNS", DEMO_DISTRIBUTION_CONFIGURATIONS),
     ("RETRY_INITIAL_BACKOFF_MS", "1"),
     ("POLL_INTERVAL_MS", "20"),

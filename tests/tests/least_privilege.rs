@@ -174,6 +174,7 @@ async fn calls_of_samples<F: Function>() -> Vec<local::Call> {
             ("DELETE_RETIRED_KEYS", "true"),
             ("DISTRIBUTION_CONFIGURATION_ARNS", testbed::samples::DEMO_DISTRIBUTION_CONFIGURATIONS),
             ("REGIONS", "us-east-1,eu-west-1"),
+            ("APPSTREAM_AGENT_VERSION", "[LATEST]"),
         ];
         let host = Host::<F>::with_store(&sdk, &Lookup::from_pairs(&pairs), Arc::new(MemoryStore::default()))
             .unwrap_or_else(|e| panic!("{}: settings: {e}", F::NAME));

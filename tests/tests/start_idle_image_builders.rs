@@ -66,7 +66,8 @@ async fn given_mixed_states_in_two_regions_when_started_then_exactly_the_stopped
         }
     }))
     .await;
-    let deps = function(&running, 3, &[("REGIONS", "us-east-1,eu-west-1")]).await;
+    let deps =
+        function(&running, 3, &[("REGIONS", "us-east-1,eu-west-1"), ("APPSTREAM_AGENT_VERSION", "[LATEST]")]).await;
     // WHEN the function is asked to start the team builders in both regions with the latest agent
     let payload =
         json!({"namePrefix": "team-", "regions": ["us-east-1", "eu-west-1"], "appstreamAgentVersion": "[LATEST]"});
@@ -454,4 +455,25 @@ async fn given_settings_as_bounds_when_a_message_would_widen_them_then_refused_n
     }
     // AND no call reached AppStream at all
     assert!(running.emulator.calls().is_empty(), "{:?}", running.emulator.calls());
+}
+
+#[tokio::test]
+async fn given_a_stopping_builder_first_and_a_limit_of_one_when_started_then_the_stopped_builder_is_not_held_back() {
+    // GIVEN a-builder STOPPING for 600 ms, listed before b-builder, which is STOPPED, and MAX_CONCURRENCY 1
+    let stops_at = local::clock::now_ms() + 600;
+    let running = start(json!({"timing": {"transitionMillis": 60000}, "regions": {"us-east-1": {"imageBuilders": {
+        "a-builder": {"State": "STOPPING", "Transition": {"to": "STOPPED", "atMillis": stops_at}},
+        "b-builder": {"State": "STOPPED"}
+    }}}}))
+    .await;
+    let deps = function(&running, 3, &[("MAX_CONCURRENCY", "1")]).await;
+    // WHEN both are started, waiting for STOPPING
+    let report =
+        deps.handle(json!({"names": ["a-builder", "b-builder"], "waitForStopping": true}), None).await.unwrap();
+    // THEN both started, the ready one first: the wait did not hold the only permit ahead of it
+    assert_eq!(report.count(Outcome::Applied), 2, "{report:?}");
+    let order: Vec<String> = calls(&running, "StartImageBuilder").iter().map(|c| c.params["Name"].clone()).collect();
+    assert_eq!(order, vec!["b-builder", "a-builder"]);
+    // AND the report keeps the plan's order
+    assert!(report.actions[0].target.ends_with("/a-builder"), "{:?}", report.actions);
 }

@@ -201,7 +201,13 @@ pub async fn apply(
     poll: Duration,
 ) -> Vec<ReportAction> {
     let limit = Semaphore::new(limit);
-    let work = planned.iter().map(|p| {
+    // Ready builders take the limit's permits first (tokio's semaphore is fair): a STOPPING builder holds its permit
+    // while it waits, and MAX_CONCURRENCY of them ahead in the list would hold back every STOPPED one until they
+    // stop, perhaps past the deadline margin. Each builder keeps its report line, in plan order.
+    let mut order: Vec<usize> = (0..planned.len()).collect();
+    order.sort_by_key(|i| planned[*i].step == Step::WaitThenStart);
+    let planned_in_order: Vec<&Planned> = order.iter().map(|i| &planned[*i]).collect();
+    let work = planned_in_order.iter().copied().map(|p| {
         let limit = &limit;
         let verb = p.verb(job.action);
         async move {
@@ -281,7 +287,10 @@ pub async fn apply(
             }
         }
     });
-    futures_util::future::join_all(work).await
+    let done = futures_util::future::join_all(work).await;
+    let mut lines: Vec<(usize, ReportAction)> = order.into_iter().zip(done).collect();
+    lines.sort_by_key(|(i, _)| *i);
+    lines.into_iter().map(|(_, line)| line).collect()
 }
 
 fn failed(p: &Planned, verb: Verb, error: &Error) -> ReportAction {

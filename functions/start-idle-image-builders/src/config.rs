@@ -236,10 +236,28 @@ impl Job {
                 ));
             }
         }
-        let appstream_agent_version =
-            request.appstream_agent_version.or_else(|| config.appstream_agent_version.clone());
-        if let Some(v) = &appstream_agent_version {
+        if let Some(v) = &request.appstream_agent_version {
             check_agent_version("appstreamAgentVersion", v)?;
+            // Which agent every builder runs is the operator's: a request may repeat the setting, not choose another.
+            if config.appstream_agent_version.as_deref() != Some(v.as_str()) {
+                let bound = match &config.appstream_agent_version {
+                    Some(set) => format!("APPSTREAM_AGENT_VERSION is `{set}`"),
+                    None => "APPSTREAM_AGENT_VERSION is not set, so builders keep their own".to_string(),
+                };
+                return Err(invalid(
+                    "appstreamAgentVersion",
+                    format!("`{v}` is refused: {bound}; a request may only narrow the settings"),
+                ));
+            }
+        }
+        let appstream_agent_version = config.appstream_agent_version.clone();
+        // Waiting for a STOPPING builder and starting it (someone is stopping it) is allowed only where the settings
+        // allow it; a request may turn the wait off.
+        if request.wait_for_stopping == Some(true) && !config.wait_for_stopping {
+            return Err(invalid(
+                "waitForStopping",
+                "`true` is refused: WAIT_FOR_STOPPING is false; a request may only narrow the settings",
+            ));
         }
         Ok(Job {
             action: request.action.unwrap_or(Action::Start),
@@ -343,6 +361,11 @@ mod tests {
                 "may only narrow",
             ),
             (Request { names: Some(vec!["prod-db".into()]), ..Request::default() }, "names[0]", "NAME_PREFIX `team-`"),
+            (
+                Request { appstream_agent_version: Some("[LATEST]".into()), ..Request::default() },
+                "appstreamAgentVersion",
+                "APPSTREAM_AGENT_VERSION is not set",
+            ),
         ];
         // THEN each is refused, naming the field and the setting that bounds it
         for (request, field, rule) in cases {
@@ -363,6 +386,12 @@ mod tests {
         let job = Job::new(narrower, &c, Some("us-east-1")).expect("narrower is allowed");
         assert_eq!(job.regions, vec!["eu-west-1"]);
         assert_eq!(job.required_tags, BTreeMap::from([("keeper:schedule".into(), "office-hours".into())]));
+        // AND a wait the settings turn off cannot be turned on
+        let no_wait = config(&[("WAIT_FOR_STOPPING", "false")]);
+        let err =
+            Job::new(Request { wait_for_stopping: Some(true), ..Request::default() }, &no_wait, Some("us-east-1"))
+                .unwrap_err();
+        assert_eq!(err.field, "waitForStopping", "{err}");
         // AND without REGIONS, the function's own region is the bound
         let own = config(&[]);
         let err = Job::new(

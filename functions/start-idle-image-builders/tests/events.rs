@@ -10,7 +10,11 @@ fn samples() -> Vec<(String, serde_json::Value)> {
 
 fn job(request: Request) -> Job {
     // The demo account's two regions: the samples name both, inside these bounds.
-    let settings = Settings::from_lookup(&Lookup::from_pairs(&[("REGIONS", "us-east-1,eu-west-1")])).unwrap();
+    let settings = Settings::from_lookup(&Lookup::from_pairs(&[
+        ("REGIONS", "us-east-1,eu-west-1"),
+        ("APPSTREAM_AGENT_VERSION", "[LATEST]"),
+    ]))
+    .unwrap();
     Job::new(request, &settings, Some("us-east-1")).expect("a valid request")
 }
 
