@@ -64,6 +64,7 @@ lint-template: venv venv-sam venv-checkov
 	cfn-lint target/lint/template.json --ignore-checks W2001
 	$(VENV)/bin/python tests/lint/lambda_metadata.py target/lint/template.json
 	$(SAM_VENV)/bin/sam validate --lint --region us-east-1 --template template.yaml
+	$(VENV)/bin/python tests/lint/template_rules.py template.yaml
 	$(VENV)/bin/python tests/iam/resource_policies.py check template.yaml > target/lint/resource-policies.txt || \
 		{ grep -v '^ok' target/lint/resource-policies.txt; exit 1; }
 	@grep -c '^ok' target/lint/resource-policies.txt | xargs printf '%s resource-policy cases hold (target/lint/resource-policies.txt)\n'

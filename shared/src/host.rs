@@ -392,7 +392,7 @@ pub fn report_log_lines(report: &Report, max_bytes: usize) -> Vec<(usize, String
             let keep = one.floor_char_boundary(max_bytes.saturating_sub(64));
             one = serde_json::json!({"target": action.target, "action": action.action,
                 "outcome": action.outcome, "cut": format!("{} of {} bytes", keep, one.len()),
-                "head": &one[..keep.min(max_bytes / 2)]})
+                "head": &one[..one.floor_char_boundary(keep.min(max_bytes / 2))]})
             .to_string();
         }
         if current.len() > 1 && current.len() + one.len() + 2 > max_bytes {

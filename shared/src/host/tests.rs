@@ -340,7 +340,7 @@ fn given_a_sweep_report_of_thousands_of_actions_when_logged_then_every_line_is_u
             "x".repeat(40),
         ));
     }
-    report.push(Action::new("huge", "update", Outcome::Failed, "y".repeat(200_000)));
+    report.push(Action::new("huge", "update", Outcome::Failed, "STOPPED → PENDING ".repeat(12_000)));
     // WHEN it is cut into log lines
     let lines = report_log_lines(&report, MAX_LOG_LINE_BYTES);
     // THEN each line is JSON under the limit, and every action is in one of them, in order
