@@ -392,8 +392,8 @@ async fn given_a_start_by_someone_else_between_read_and_start_when_refused_then_
 
 #[tokio::test]
 async fn given_four_stopping_builders_and_a_limit_of_one_when_started_then_one_is_polled_at_a_time() {
-    // GIVEN four STOPPING builders that stop shortly, and MAX_CONCURRENCY 1
-    let stops_at = local::clock::now_ms() + 300;
+    // GIVEN four STOPPING builders that stop in 2 s (after the DynamoDB guard's moto has started), and MAX_CONCURRENCY 1
+    let stops_at = local::clock::now_ms() + 2000;
     let entries: serde_json::Map<String, Value> = (1..=4)
         .map(|i| (format!("b{i}"), json!({"State": "STOPPING", "Transition": {"to": "STOPPED", "atMillis": stops_at}})))
         .collect();
@@ -404,6 +404,7 @@ async fn given_four_stopping_builders_and_a_limit_of_one_when_started_then_one_i
     // WHEN they are started, waiting for STOPPING
     let report = deps.handle(json!({"names": ["b1", "b2", "b3", "b4"], "waitForStopping": true}), None).await.unwrap();
     assert_eq!(report.count(Outcome::Applied), 4, "{report:?}");
+    assert_eq!(report.count_of("wait-and-start", Outcome::Applied), 4, "all four were read STOPPING: {report:?}");
     // THEN a builder's polls and start come together, never interleaved with another's: one caller at a time
     let order: Vec<String> = running
         .emulator
@@ -459,8 +460,9 @@ async fn given_settings_as_bounds_when_a_message_would_widen_them_then_refused_n
 
 #[tokio::test]
 async fn given_a_stopping_builder_first_and_a_limit_of_one_when_started_then_the_stopped_builder_is_not_held_back() {
-    // GIVEN a-builder STOPPING for 600 ms, listed before b-builder, which is STOPPED, and MAX_CONCURRENCY 1
-    let stops_at = local::clock::now_ms() + 600;
+    // GIVEN a-builder STOPPING for 3 s (the DynamoDB guard's moto starts first: the read must still see STOPPING),
+    // listed before b-builder, which is STOPPED, and MAX_CONCURRENCY 1
+    let stops_at = local::clock::now_ms() + 3000;
     let running = start(json!({"timing": {"transitionMillis": 60000}, "regions": {"us-east-1": {"imageBuilders": {
         "a-builder": {"State": "STOPPING", "Transition": {"to": "STOPPED", "atMillis": stops_at}},
         "b-builder": {"State": "STOPPED"}
@@ -472,6 +474,7 @@ async fn given_a_stopping_builder_first_and_a_limit_of_one_when_started_then_the
         deps.handle(json!({"names": ["a-builder", "b-builder"], "waitForStopping": true}), None).await.unwrap();
     // THEN both started, the ready one first: the wait did not hold the only permit ahead of it
     assert_eq!(report.count(Outcome::Applied), 2, "{report:?}");
+    assert_eq!(report.count_of("wait-and-start", Outcome::Applied), 1, "a-builder was read STOPPING: {report:?}");
     let order: Vec<String> = calls(&running, "StartImageBuilder").iter().map(|c| c.params["Name"].clone()).collect();
     assert_eq!(order, vec!["b-builder", "a-builder"]);
     // AND the report keeps the plan's order

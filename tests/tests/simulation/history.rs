@@ -247,6 +247,8 @@ pub async fn run<M: Model>(model: &M, steps: &[Step<M::Event, M::Writer>]) -> Re
             Step::Deliver { event, dry_run } => {
                 let payload = model.payload(event, events, &world);
                 let payload = if *dry_run { with_dry_run(payload) } else { payload };
+                // Only a request by hand carries the flag (an envelope's payload is the event source's).
+                let asked = payload.get("dryRun") == Some(&Value::Bool(true));
                 let request_id = format!("req-{at}");
                 let (answer, metrics) = hosts.one.answer_invocation(payload.clone(), None, Some(&request_id)).await;
                 let d = Delivered {
@@ -255,7 +257,7 @@ pub async fn run<M: Model>(model: &M, steps: &[Step<M::Event, M::Writer>]) -> Re
                     answer: answer_of(answer),
                     metrics,
                     calls: before..world.calls().len(),
-                    dry_run: *dry_run,
+                    dry_run: asked,
                     after_other_writer: std::mem::take(&mut other_since),
                     concurrent: false,
                 };
@@ -448,7 +450,10 @@ fn common_invariants(world: &World, log: &[Delivered]) -> Result<(), String> {
                 d.answer
             ));
         }
-        if d.dry_run && d.report().is_some_and(|r| r.dry_run) {
+        if d.dry_run {
+            if d.report().is_some_and(|r| !r.dry_run) {
+                return Err(format!("a request asked for a dry run and the report is not one: {:?}", d.answer));
+            }
             let writes: Vec<&local::Call> =
                 calls[d.calls.clone()].iter().filter(|c| mutating(&c.operation) && c.service != "s3").collect();
             if !writes.is_empty() {
