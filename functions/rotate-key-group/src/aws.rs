@@ -2,13 +2,8 @@
 //! are classified here, on the SDK's typed variants.
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_sdk_cloudfront::Client;
-use aws_sdk_cloudfront::config::interceptors::FinalizerInterceptorContextRef;
-use aws_sdk_cloudfront::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_cloudfront::error::BoxError;
 use aws_sdk_cloudfront::error::SdkError;
 use aws_sdk_cloudfront::operation::create_public_key::CreatePublicKeyError;
 use aws_sdk_cloudfront::operation::delete_public_key::DeletePublicKeyError;
@@ -17,6 +12,7 @@ use aws_sdk_cloudfront::operation::update_key_group::UpdateKeyGroupError;
 use aws_sdk_cloudfront::types::{KeyGroupConfig, PublicKeyConfig};
 use shared::aws_error::describe;
 use shared::error::InvalidInput;
+use shared::lost_answer::AnswerWatch;
 use shared::report::{Action, Outcome};
 use shared::trigger::S3Object;
 
@@ -80,35 +76,6 @@ pub enum Maker {
     EarlierDelivery,
 }
 
-/// Counts the attempts of one call that ended without an answer (the connection dropped, the answer timed out):
-/// each may have applied, so what the SDK's next attempt is told may be this call's own doing.
-#[derive(Debug, Clone, Default)]
-struct Unanswered(Arc<AtomicU32>);
-
-impl Unanswered {
-    fn any(&self) -> bool {
-        self.0.load(Ordering::SeqCst) > 0
-    }
-}
-
-impl Intercept for Unanswered {
-    fn name(&self) -> &'static str {
-        "Unanswered"
-    }
-
-    fn read_after_attempt(
-        &self,
-        context: &FinalizerInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        if context.response().is_none() {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-        Ok(())
-    }
-}
-
 /// Creates the key. CloudFront documents CallerReference only as protection against a replay, and answers a
 /// repeated one with PublicKeyAlreadyExists: then the key an earlier delivery made is looked up by its name (keeper
 /// derives it from the upload) and used if it holds the same key; a different key under that name is refused. When
@@ -121,7 +88,7 @@ pub async fn create(cf: &Client, key: &NewKey) -> Result<Made, Error> {
         .comment(&key.comment)
         .build()
         .map_err(|e| Error::Internal(format!("PublicKeyConfig: {e}")))?;
-    let unanswered = Unanswered::default();
+    let unanswered = AnswerWatch::new();
     match cf.create_public_key().public_key_config(config).customize().interceptor(unanswered.clone()).send().await {
         Ok(out) => {
             let id = out
@@ -134,7 +101,7 @@ pub async fn create(cf: &Client, key: &NewKey) -> Result<Made, Error> {
             let taken = |reason: String| Error::KeyNameTaken { name: key.name.clone(), reason };
             match public_keys(cf).await?.into_iter().find(|k| k.name == key.name) {
                 Some(k) if same_pem(&k.encoded_key, &key.pem) => {
-                    let by = if unanswered.any() { Maker::ThisRunAnswerLost } else { Maker::EarlierDelivery };
+                    let by = if unanswered.lost() { Maker::ThisRunAnswerLost } else { Maker::EarlierDelivery };
                     Ok(Made { id: k.id, by })
                 }
                 Some(k) => Err(taken(format!("public key {} already has this name and holds a different key", k.id))),
@@ -271,12 +238,12 @@ pub async fn delete(cf: &Client, target: &str, id: &str, why: &str) -> Action {
         }
         Err(e) => return Action::failed(target, "delete-key", &failed(id, "GetPublicKey", &e)),
     };
-    let unanswered = Unanswered::default();
+    let unanswered = AnswerWatch::new();
     match cf.delete_public_key().id(id).if_match(etag).customize().interceptor(unanswered.clone()).send().await {
         Ok(_) => Action::new(target, "delete-key", Outcome::Applied, why),
         Err(e) => match e.as_service_error() {
             Some(DeletePublicKeyError::PublicKeyInUse(_)) => skipped("in use"),
-            Some(DeletePublicKeyError::NoSuchPublicKey(_)) if !unanswered.any() => skipped("already deleted"),
+            Some(DeletePublicKeyError::NoSuchPublicKey(_)) if !unanswered.lost() => skipped("already deleted"),
             // An earlier attempt of this call went unanswered and the SDK's retry found the key gone: it is gone by
             // this call, whose answer was lost.
             Some(DeletePublicKeyError::NoSuchPublicKey(_)) => {
