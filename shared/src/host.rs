@@ -328,23 +328,22 @@ impl<F: Function> Host<F> {
     }
 
     fn metrics(&self, answer: &Result<Report, Diagnostic>, partial: Option<&Report>) -> Metrics {
-        let namespace = self.settings.metrics_namespace.clone();
+        let (namespace, stack) = (&self.settings.metrics_namespace, &self.settings.stack);
         let counted = |report: &Report| {
-            let mut m = Metrics::from_report(namespace.clone(), report).with_stack(&self.settings.stack);
+            let mut m = Metrics::from_report(namespace.clone(), report).with_stack(stack);
             F::counters(report, &mut m);
             m
         };
+        let uncounted = || Metrics::new(namespace.clone(), F::NAME).with_stack(stack);
         match answer {
             Ok(report) if report.replayed => {
-                let mut m = Metrics::new(namespace, F::NAME).with_stack(&self.settings.stack);
+                let mut m = uncounted();
                 m.add("replayed", 1);
                 m
             }
             Ok(report) => counted(report),
             Err(_) => {
-                let mut m = partial
-                    .map(counted)
-                    .unwrap_or_else(|| Metrics::new(namespace.clone(), F::NAME).with_stack(&self.settings.stack));
+                let mut m = partial.map(counted).unwrap_or_else(uncounted);
                 // The invocation failed: at least one failure, whether or not a target carries it.
                 if m.get("failed") == 0 {
                     m.add("failed", 1);

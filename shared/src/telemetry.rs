@@ -50,8 +50,7 @@ pub const LAMBDA_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR",
 
 /// The level Lambda filters application logs at (`AWS_LAMBDA_LOG_LEVEL`, INFO when unset or unknown).
 pub fn lambda_level(lookup: &Lookup<'_>) -> &'static str {
-    let wanted = lookup.string("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_ascii_uppercase());
-    LAMBDA_LEVELS.into_iter().find(|l| wanted.as_deref() == Some(*l)).unwrap_or("INFO")
+    lookup.string("AWS_LAMBDA_LOG_LEVEL").and_then(|l| level_rank(&l)).map(|i| LAMBDA_LEVELS[i]).unwrap_or("INFO")
 }
 
 /// The `level` the EMF line carries: Lambda drops a JSON line below its filter, and a line without a valid `level`
@@ -64,10 +63,17 @@ pub fn emf_level() -> &'static str {
     EMF_LEVEL.get().copied().unwrap_or("INFO")
 }
 
+/// Where a level stands in [`LAMBDA_LEVELS`] (any case, as Lambda reads it), if it is one.
+fn level_rank(level: &str) -> Option<usize> {
+    LAMBDA_LEVELS.iter().position(|x| x.eq_ignore_ascii_case(level))
+}
+
+/// INFO's rank: what Lambda gives a line without a valid level or timestamp.
+const INFO_RANK: usize = 2;
+
 /// The EMF level for a filter level: the filter's, or INFO below it.
 pub fn emf_level_for(filter: &str) -> &'static str {
-    let rank = |l: &str| LAMBDA_LEVELS.iter().position(|x| *x == l).unwrap_or(2);
-    LAMBDA_LEVELS[rank(filter).max(2)]
+    LAMBDA_LEVELS[level_rank(filter).unwrap_or(INFO_RANK).max(INFO_RANK)]
 }
 
 /// keeper's subscriber writing to `writer`. JSON lines carry `level` and an RFC 3339 `timestamp`: Lambda's filter
@@ -101,7 +107,6 @@ pub fn init(lookup: &Lookup<'_>) {
 /// valid `level` and a valid RFC 3339 `timestamp` has that level; any other line (text, no level, an unknown level,
 /// no or a bad timestamp) is INFO. A line is kept when its level is at or above the filter's.
 pub fn lambda_keeps(line: &str, filter: &str) -> bool {
-    let rank = |l: &str| LAMBDA_LEVELS.iter().position(|x| x.eq_ignore_ascii_case(l));
     let parsed: Option<serde_json::Map<String, serde_json::Value>> = serde_json::from_str(line).ok();
     let level = parsed
         .as_ref()
@@ -110,9 +115,9 @@ pub fn lambda_keeps(line: &str, filter: &str) -> bool {
                 .and_then(|t| t.as_str())
                 .is_some_and(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_ok())
         })
-        .and_then(|o| o.get("level").and_then(|l| l.as_str()).and_then(rank))
-        .unwrap_or(2);
-    level >= rank(filter).unwrap_or(2)
+        .and_then(|o| o.get("level").and_then(|l| l.as_str()).and_then(level_rank))
+        .unwrap_or(INFO_RANK);
+    level >= level_rank(filter).unwrap_or(INFO_RANK)
 }
 
 /// One invocation's counters, written as one EMF line.

@@ -152,6 +152,22 @@ async fn given_the_same_notification_twice_when_run_then_no_second_execution() {
     assert_eq!(executions, 1);
 }
 
+/// Two instances of the function with the policy of these tests, sharing one guard (kept alive by the third value).
+async fn two_instances(
+    running: &local::Running,
+) -> (Host<UpdateImageLifecycle>, Host<UpdateImageLifecycle>, testbed::guard::Store) {
+    let guard = testbed::guard::store().await;
+    let sdk = sdk_config(running, "us-east-1", &fast_settings(5)).await;
+    let lookup = Lookup::from_pairs(&[
+        ("RETRY_INITIAL_BACKOFF_MS", "1"),
+        ("KEEP_AVAILABLE", "2"),
+        ("DEPRECATE_AFTER_DAYS", "30"),
+        ("DISABLE_AFTER_DAYS", "90"),
+    ]);
+    let host = || Host::<UpdateImageLifecycle>::with_store(&sdk, &lookup, guard.store.clone()).expect("valid settings");
+    (host(), host(), guard)
+}
+
 fn state_change(build: &str, status: &str) -> Value {
     json!({"version": "0", "id": format!("eventbridge-{build}-{status}"), "detail-type": "EC2 Image Builder Image State Change",
         "source": "aws.imagebuilder", "account": "123456789012", "time": "2026-11-23T06:02:11Z", "region": "us-east-1",
@@ -165,17 +181,7 @@ async fn given_one_build_announced_by_eventbridge_and_by_sns_when_both_arrive_th
         // GIVEN the stack's two subscriptions to one finished build: the EventBridge rule and the pipeline's topic,
         // delivered to two instances that share the idempotency store
         let running = start(seed(json!({}))).await;
-        let guard = testbed::guard::store().await;
-        let store = guard.store;
-        let sdk = sdk_config(&running, "us-east-1", &fast_settings(5)).await;
-        let lookup = Lookup::from_pairs(&[
-            ("RETRY_INITIAL_BACKOFF_MS", "1"),
-            ("KEEP_AVAILABLE", "2"),
-            ("DEPRECATE_AFTER_DAYS", "30"),
-            ("DISABLE_AFTER_DAYS", "90"),
-        ]);
-        let one = Host::<UpdateImageLifecycle>::with_store(&sdk, &lookup, store.clone()).expect("valid settings");
-        let two = Host::<UpdateImageLifecycle>::with_store(&sdk, &lookup, store.clone()).expect("valid settings");
+        let (one, two, _guard) = two_instances(&running).await;
         let (first, second) = if eventbridge_first {
             (state_change("1.2.0/4", "AVAILABLE"), sns_available("1.2.0/4"))
         } else {
@@ -365,18 +371,8 @@ async fn given_both_announcements_of_a_build_arriving_while_the_first_still_runs
         {"operation": "StartResourceStateUpdate", "count": 1, "latencyMs": 600}
     ]}})))
     .await;
-    let guard = testbed::guard::store().await;
-    let sdk = sdk_config(&running, "us-east-1", &fast_settings(5)).await;
-    let lookup = Lookup::from_pairs(&[
-        ("RETRY_INITIAL_BACKOFF_MS", "1"),
-        ("KEEP_AVAILABLE", "2"),
-        ("DEPRECATE_AFTER_DAYS", "30"),
-        ("DISABLE_AFTER_DAYS", "90"),
-    ]);
-    let one = std::sync::Arc::new(
-        Host::<UpdateImageLifecycle>::with_store(&sdk, &lookup, guard.store.clone()).expect("valid settings"),
-    );
-    let two = Host::<UpdateImageLifecycle>::with_store(&sdk, &lookup, guard.store.clone()).expect("valid settings");
+    let (one, two, _guard) = two_instances(&running).await;
+    let one = std::sync::Arc::new(one);
     let first = {
         let one = one.clone();
         tokio::spawn(async move { one.answer(state_change("1.2.0/4", "AVAILABLE"), None).await })

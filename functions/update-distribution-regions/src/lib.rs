@@ -262,7 +262,10 @@ impl UpdateDistributionRegions {
             return Ok(Applied::Superseded(why));
         }
         let now = aws::get(client, &change.arn).await?;
-        let plan = if aws::fingerprint(&now.distributions) == aws::fingerprint(&read.distributions) {
+        // What the configuration is just before the update: compared with the read the plan was made on, and named by
+        // the token.
+        let base = aws::fingerprint(&now.distributions);
+        let plan = if base == aws::fingerprint(&read.distributions) {
             plan
         } else {
             tracing::info!(arn = %change.arn, "changed since it was planned; re-planned on the current configuration");
@@ -274,7 +277,6 @@ impl UpdateDistributionRegions {
         // The token names the state the plan was made on as well as the result: a retry of this delivery that comes
         // after someone else changed the configuration (a hand request, the console) re-plans on their change, and the
         // same result on another base is another update, which Image Builder must not answer from the first one.
-        let base = aws::fingerprint(&now.distributions);
         let token = client_token(NAME, &[&ctx.token_seed, &change.arn, &base, &aws::fingerprint(&plan.distributions)]);
         aws::update(client, &change.arn, now.description.as_deref(), plan.distributions.clone(), &token).await?;
         let after = aws::get(client, &change.arn).await?;

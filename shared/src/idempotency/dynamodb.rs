@@ -32,6 +32,11 @@ impl DynamoDbStore {
 
     /// Fallback when a condition failure came back without the old item (some DynamoDB-compatible servers omit it).
     async fn read(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        self.get_item(id).await?.as_ref().map(from_item).transpose()
+    }
+
+    /// The item `id`, read consistently: a record or a mark just written is what the next read sees.
+    async fn get_item(&self, id: &str) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -41,7 +46,7 @@ impl DynamoDbStore {
             .send()
             .await
             .map_err(|e| StoreError(format!("GetItem on {}: {}", self.table, DisplayErrorContext(&e))))?;
-        out.item.as_ref().map(from_item).transpose()
+        Ok(out.item)
     }
 }
 
@@ -166,16 +171,7 @@ impl IdempotencyStore for DynamoDbStore {
     }
 
     async fn get_mark(&self, id: &str) -> Result<Option<String>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(id.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError(format!("GetItem on {}: {}", self.table, DisplayErrorContext(&e))))?;
-        let Some(item) = out.item else { return Ok(None) };
+        let Some(item) = self.get_item(id).await? else { return Ok(None) };
         let expiration = item.get("expiration").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
         // TTL deletes an expired item within days, not at once: until then it is read as absent.
         if expiration.is_some_and(|t| t < Now::at(std::time::SystemTime::now()).seconds) {
