@@ -46,9 +46,22 @@ pub fn iso8601(ms: i64) -> String {
         .unwrap_or_else(|| format!("{ms} ms after the epoch"))
 }
 
+/// Epoch milliseconds of an [`iso8601`] time (any RFC 3339 time), for moving a seeded time.
+pub fn parse_iso8601(text: &str) -> Option<i64> {
+    let t = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_an_iso8601_time_when_parsed_then_its_epoch_millis() {
+        assert_eq!(parse_iso8601("2026-11-21T05:38:52.000Z"), Some(1_795_239_532_000));
+        assert_eq!(parse_iso8601(&iso8601(951_782_400_123)), Some(951_782_400_123));
+        assert_eq!(parse_iso8601("yesterday"), None);
+    }
 
     #[test]
     fn given_epoch_millis_when_formatted_then_iso8601_utc() {

@@ -41,5 +41,5 @@ pub mod wire;
 pub mod world;
 
 pub use faults::{Call, FaultRule};
-pub use server::{Emulator, Running, start};
+pub use server::{Emulator, Held, Running, start};
 pub use world::World;

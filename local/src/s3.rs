@@ -225,7 +225,7 @@ pub fn service(store: Arc<Store>) -> S3Service {
 }
 
 /// The operation of an S3 request, for the call log (path-style requests, as the SDK sends to an IP endpoint).
-fn operation(method: &http::Method, path: &str) -> (&'static str, String, String) {
+pub(crate) fn operation(method: &http::Method, path: &str) -> (&'static str, String, String) {
     let trimmed = path.trim_start_matches('/');
     let (bucket, key) = trimmed.split_once('/').unwrap_or((trimmed, ""));
     let op = match (method.as_str(), key.is_empty()) {

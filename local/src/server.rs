@@ -34,6 +34,26 @@ pub struct Emulator {
     objects: Arc<s3::Store>,
     dice: Mutex<fastrand::Rng>,
     credentials: auth::Mode,
+    /// Calls whose answers wait for a test to let them go.
+    holds: Mutex<Vec<Hold>>,
+}
+
+/// One hold not yet reached: the operation, who is told when it is reached, and the release it then waits for.
+type Hold = (String, oneshot::Sender<()>, oneshot::Receiver<()>);
+
+/// A call held after it took effect, before its answer leaves: the caller is between its read (or write) and its
+/// next step for as long as the test wants, so another writer can act exactly there.
+pub struct Held {
+    /// Fires when the call has taken effect and waits.
+    pub reached: oneshot::Receiver<()>,
+    release: oneshot::Sender<()>,
+}
+
+impl Held {
+    /// Lets the held call answer (dropping the hold does the same).
+    pub fn release(self) {
+        let _ = self.release.send(());
+    }
 }
 
 impl Emulator {
@@ -49,7 +69,34 @@ impl Emulator {
             seq: AtomicU64::new(0),
             s3: s3::service(objects.clone()),
             objects,
+            holds: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Holds the next call of `operation` (any service) once it has taken effect, until the [`Held`] is released
+    /// or dropped.
+    pub fn hold(&self, operation: &str) -> Held {
+        let (reached_tx, reached) = oneshot::channel();
+        let (release, release_rx) = oneshot::channel();
+        self.holds.lock().unwrap_or_else(|e| e.into_inner()).push((operation.into(), reached_tx, release_rx));
+        Held { reached, release }
+    }
+
+    /// Forgets every hold no call has reached.
+    pub fn clear_holds(&self) {
+        self.holds.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Waits here, holding no lock, when a test holds this call.
+    async fn wait_if_held(&self, operation: &str) {
+        let held = {
+            let mut holds = self.holds.lock().unwrap_or_else(|e| e.into_inner());
+            holds.iter().position(|(op, _, _)| op == operation).map(|at| holds.remove(at))
+        };
+        if let Some((_, reached, release)) = held {
+            let _ = reached.send(());
+            let _ = release.await;
+        }
     }
 
     /// The state, locked: tests read and change it directly.
@@ -234,10 +281,13 @@ async fn handle(emulator: Arc<Emulator>, req: Request<Incoming>) -> Response<Bod
             }
             Ok(None) => {}
         }
-        return s3::handle(&emulator.s3, req, &scope.region, |op, params, outcome| {
+        let (operation, _, _) = s3::operation(req.method(), req.uri().path());
+        let response = s3::handle(&emulator.s3, req, &scope.region, |op, params, outcome| {
             emulator.log("s3", op, &scope.region, params, outcome, false)
         })
         .await;
+        emulator.wait_if_held(operation).await;
+        return response;
     }
     let (parts, body) = req.into_parts();
     let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
@@ -345,6 +395,7 @@ async fn call<R>(
     let result = execute(&mut emulator.world(), &request, operation);
     let outcome = result.as_ref().map(|_| ()).map_err(|e| e.code.clone());
     emulator.log(service, operation, &request.region, params, &outcome, injection.lose_answer);
+    emulator.wait_if_held(operation).await;
     if injection.latency_after_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(injection.latency_after_ms)).await;
     }
