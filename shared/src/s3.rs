@@ -57,6 +57,17 @@ pub async fn read_bounded(
     read_bounded_version(client, bucket, key, version, limit).await.map(|(bytes, _)| bytes)
 }
 
+/// The current version of an S3 object (`None` in an unversioned bucket): whether the version an event names still
+/// decides, or a newer upload of the same object replaced it.
+pub async fn current_version(client: &Client, bucket: &str, key: &str) -> Result<Option<String>, ReadError> {
+    let out =
+        client.head_object().bucket(bucket).key(key).send().await.map_err(|e| ReadError::Aws {
+            target: format!("s3://{bucket}/{key}"),
+            failure: describe("HeadObject", &e),
+        })?;
+    Ok(out.version_id)
+}
+
 /// [`read_bounded`], with the version id of what was read (S3's answer; `None` in an unversioned bucket): a reader of
 /// "the current version" pins what it read, so a check made later can tell whether a newer one was uploaded since.
 pub async fn read_bounded_version(

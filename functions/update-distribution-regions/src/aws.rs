@@ -124,6 +124,8 @@ impl Distribution for SdkDistribution {
 pub struct Current {
     pub description: Option<String>,
     pub distributions: Vec<SdkDistribution>,
+    /// When it was last updated: tells one state from the same state written again since.
+    pub date_updated: Option<String>,
 }
 
 pub async fn get(client: &Client, arn: &str) -> Result<Current, Error> {
@@ -137,7 +139,11 @@ pub async fn get(client: &Client, arn: &str) -> Result<Current, Error> {
         operation: "GetDistributionConfiguration",
         missing: "distributionConfiguration",
     })?;
-    Ok(Current { description: config.description, distributions: config.distributions.unwrap_or_default() })
+    Ok(Current {
+        description: config.description,
+        distributions: config.distributions.unwrap_or_default(),
+        date_updated: config.date_updated,
+    })
 }
 
 /// Replaces the distributions; the description is sent as read, since an update without one removes it.
@@ -182,14 +188,7 @@ pub fn fingerprint(distributions: &[SdkDistribution]) -> String {
 
 /// The current version of an S3 object (`None` in an unversioned bucket).
 pub async fn current_version(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<String>, Error> {
-    let out = s3
-        .head_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| Error::Aws { target: format!("s3://{bucket}/{key}"), failure: describe("HeadObject", &e) })?;
-    Ok(out.version_id)
+    Ok(shared::s3::current_version(s3, bucket, key).await?)
 }
 
 /// The regions of a distributions array, in order: what an update changes, and what a read-back confirms.

@@ -276,8 +276,12 @@ impl UpdateDistributionRegions {
         }
         // The token names the state the plan was made on as well as the result: a retry of this delivery that comes
         // after someone else changed the configuration (a hand request, the console) re-plans on their change, and the
-        // same result on another base is another update, which Image Builder must not answer from the first one.
-        let token = client_token(NAME, &[&ctx.token_seed, &change.arn, &base, &aws::fingerprint(&plan.distributions)]);
+        // same result on another base is another update, which Image Builder must not answer from the first one. The
+        // base names its last update as well: the same regions written back since (a drift repair undoing this
+        // delivery's first, answer-lost attempt) are another base.
+        let updated = now.date_updated.as_deref().unwrap_or_default();
+        let result = aws::fingerprint(&plan.distributions);
+        let token = client_token(NAME, &[&ctx.token_seed, &change.arn, &base, updated, &result]);
         aws::update(client, &change.arn, now.description.as_deref(), plan.distributions.clone(), &token).await?;
         let after = aws::get(client, &change.arn).await?;
         let (written, found) = (aws::regions(&plan.distributions), aws::regions(&after.distributions));
