@@ -101,6 +101,23 @@ pub async fn builds(
     Ok(out)
 }
 
+/// The status of one image build version, read from its version's listing (the permission the sweep already
+/// has); `None` when the listing does not show it (gone, or not an image build version).
+pub async fn status_of(client: &Client, build_arn: &str) -> Result<Option<BuildStatus>, Error> {
+    let Some((version_arn, _)) = build_arn.rsplit_once('/') else { return Ok(None) };
+    let mut pages = client.list_image_build_versions().image_version_arn(version_arn).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|e| Error::Aws { target: build_arn.into(), failure: describe("ListImageBuildVersions", &e) })?;
+        if let Some(found) =
+            page.image_summary_list.unwrap_or_default().iter().find(|s| s.arn.as_deref() == Some(build_arn))
+        {
+            return Ok(to_build(found).map(|b| b.status));
+        }
+    }
+    Ok(None)
+}
+
 fn exclusions(rules: &ExclusionRules) -> Result<ResourceStateUpdateExclusionRules, Error> {
     let amis = match &rules.amis {
         None => None,
@@ -202,7 +219,10 @@ pub async fn apply(
             // The time is part of the request: a deprecation now (a retry after updateAt passed) is not the one
             // scheduled, and must not meet the scheduled one's token at Image Builder as a parameter mismatch.
             let at = u.update_at.map(|t| t.unix_timestamp().to_string()).unwrap_or_default();
-            let token = client_token(ctx.function, &[&ctx.token_seed, &u.arn, u.status.as_str(), &at]);
+            // The status it changes from, too: a retry of this delivery after another change of the build (a policy
+            // disabled what it restored) is another update, which Image Builder must not answer from the first one.
+            let from = d.from.as_ref().map(ToString::to_string).unwrap_or_default();
+            let token = client_token(ctx.function, &[&ctx.token_seed, &u.arn, u.status.as_str(), &at, &from]);
             let permit = limit.acquire().await;
             // Checked once the permit is held: with a low limit, a build may wait long for its turn.
             if let Err(out_of_time) = ctx.may_start() {
@@ -211,6 +231,21 @@ pub async fn apply(
             let started = match permit {
                 Ok(_permit) => start(client, u, &token).await,
                 Err(_) => Err(Error::Internal("the concurrency limit was closed while updates waited".into())),
+            };
+            // A request's change applied at once is read back: Image Builder answers a token it has seen from the
+            // first update, and when that was undone since (a policy disabled what the request restored, and the
+            // build was read in the same status again) the request is sent once more under a token of its own.
+            let started = match started {
+                Ok(None) if in_use == WhenInUse::Retry && u.update_at.is_none() => {
+                    match status_of(client, &u.arn).await {
+                        Ok(Some(now)) if now != BuildStatus::Lifecycle(u.status) && now.as_str() != "DELETED" => {
+                            tracing::info!(arn = %u.arn, found = %now, "answered from an earlier update that was undone; sent again");
+                            start(client, u, &client_token(ctx.function, &[&token, "again"])).await
+                        }
+                        _ => Ok(None),
+                    }
+                }
+                other => other,
             };
             match started {
                 Ok(Some(id)) => {

@@ -81,7 +81,29 @@ impl Function for UpdateImageLifecycle {
         let limit = self.settings.max_concurrency;
         for work in works {
             let (region, decisions, in_use) = match work {
-                Work::Explicit(e) => (e.region.clone(), vec![plan::explicit(&e)], aws::WhenInUse::Retry),
+                Work::Explicit(e) => {
+                    // Read first, so that the report and the client token name the status it changes from.
+                    let mut decision = plan::explicit(&e);
+                    match aws::status_of(&self.clients.get(&e.region), &e.resource_arn).await {
+                        // A change of the record alone to the status it has is done (a retry after it applied).
+                        // Not a restore: restoring an AVAILABLE build also cancels a scheduled deprecation.
+                        Ok(Some(from))
+                            if from == plan::BuildStatus::Lifecycle(e.status)
+                                && e.status != plan::Status::Available
+                                && e.include_resources.is_none()
+                                && e.update_at.is_none() =>
+                        {
+                            decision.step = plan::Step::Skip(format!("already {from}"));
+                            decision.from = Some(from);
+                        }
+                        Ok(from) => decision.from = from,
+                        Err(err) => {
+                            report.push(Action::failed(&e.resource_arn, e.status.verb().as_str(), &err));
+                            continue;
+                        }
+                    }
+                    (e.region.clone(), vec![decision], aws::WhenInUse::Retry)
+                }
                 Work::Policy { region, image, trigger } => {
                     // A region (or image) whose builds cannot be listed is its own failed line: the other regions
                     // of a sweep, and the other records of a batch, are still handled.
