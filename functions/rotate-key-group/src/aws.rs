@@ -154,6 +154,8 @@ pub async fn public_keys(cf: &Client) -> Result<Vec<KeySummary>, Error> {
 pub struct Census {
     pub public_keys: usize,
     pub orphans: Vec<KeySummary>,
+    /// Keys no key group lists that this deployment did not make: its own only if it retired them (its marks say).
+    pub unlisted: Vec<KeySummary>,
 }
 
 /// Every public key of the account, and among them the keys this deployment made (their comment starts with its
@@ -163,12 +165,11 @@ pub async fn orphans(cf: &Client, tag: &str, now: f64, min_age: f64) -> Result<C
     let listed = listed_keys(cf).await?;
     let keys = public_keys(cf).await?;
     let public_keys = keys.len();
-    let orphans = keys
+    let (orphans, unlisted) = keys
         .into_iter()
-        .filter(|k| made_by(k.comment.as_deref(), tag))
         .filter(|k| now - k.created >= min_age && !listed.contains(&k.id))
-        .collect();
-    Ok(Census { public_keys, orphans })
+        .partition(|k| made_by(k.comment.as_deref(), tag));
+    Ok(Census { public_keys, orphans, unlisted })
 }
 
 /// Replaces the items, quoting the ETag; returns the new ETag. A stale ETag is [`Error::GroupChanged`].

@@ -118,6 +118,9 @@ pub struct NewKey {
     pub comment: String,
     /// CallerReference: the same upload never creates a second key.
     pub caller_reference: String,
+    /// The uploaded object version it came from (bucket, key, version id), checked again before it joins: a newer
+    /// upload of the same object meanwhile decides instead.
+    pub upload: Option<(String, String, String)>,
 }
 
 /// One rotation of one key group.
@@ -209,6 +212,7 @@ impl Job {
                     comment: comment(tag, &format!("added to {group} by request")),
                     caller_reference,
                     pem,
+                    upload: None,
                 })
             }
         };

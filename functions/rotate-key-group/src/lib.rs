@@ -96,7 +96,7 @@ impl Function for RotateKeyGroup {
             // A request may turn deletion off for itself, never on: its retired keys are not deleted by this run.
             let delete = self.settings.delete_retired_keys && jobs.iter().all(|j| j.delete_retired);
             match ctx.may_start() {
-                Ok(()) => self.orphans(delete, report).await,
+                Ok(()) => self.orphans(ctx, delete, report).await,
                 Err(out_of_time) => report.push(Action::failed("orphaned keys", "find-orphans", &out_of_time)),
             }
         }
@@ -120,7 +120,7 @@ fn census_line(public_keys: usize, orphans: usize, tag: &str) -> Action {
         CENSUS,
         Outcome::Skipped,
         format!(
-            "{public_keys} in the account; {orphans} of them orphans: made by this deployment ({tag}), in no key group, older than 20 minutes"
+            "{public_keys} in the account; {orphans} of them orphans: made by this deployment ({tag}) more than 20 minutes ago, or retired by it, and in no key group"
         ),
     )
 }
@@ -202,6 +202,7 @@ impl RotateKeyGroup {
             comment: comment(&self.tag, &format!("from s3://{}/{}", o.bucket, o.key)),
             caller_reference,
             pem,
+            upload: o.version_id.clone().map(|v| (o.bucket.clone(), o.key.clone(), v)),
         });
         Ok(job)
     }
@@ -231,13 +232,45 @@ impl RotateKeyGroup {
         let group_id = &job.key_group_id;
         // Plan with the key to create before creating it: a rotation that cannot happen creates nothing.
         let (group, mut keys) = self.observe(ctx, group_id, &job.add).await?;
+        // What earlier runs of this event changed here, if one got as far as an update: its retry finishes it.
+        let intent = marks::intent(&ctx.leases, &ctx.event_id, group_id).await?;
+        // An upload a newer upload of the same object replaced (Lambda's retry, a re-send days later) adds no key:
+        // it would join as the newest and push out the key the signer now uses. Unless this event's key is in the
+        // group (its update applied): then the retry finishes and reports it.
+        // (A key the event created: one a request adds by id may be in the group by someone else's hand.)
+        let created_here = |c: &&Change| c.verb == Verb::Add && !job.add.contains(&c.id) && group.items.contains(&c.id);
+        let started = intent.changes.iter().any(|c| created_here(&c));
+        if !started && let Some(why) = self.superseded(job).await? {
+            // What an earlier run of this event did, whose answer was its failure, is still this event's to say.
+            let mut said = intent.clone();
+            for change in said.changes.iter_mut().filter(|c| c.applied && !c.reported) {
+                change.reported = true;
+                let detail = "applied by this event's earlier run, which failed after its update";
+                report.push(change_line(group_id, change, Outcome::Applied, detail));
+            }
+            for change in said.done_otherwise(&group.items) {
+                let detail =
+                    "already so when re-read: this event's earlier update (its answer lost) or another writer did it";
+                report.push(change_line(group_id, &change, Outcome::Skipped, detail));
+            }
+            report.push(Action::new(group_id.clone(), "rotate", Outcome::Skipped, why));
+            self.remember(ctx, group_id, &said, &intent).await;
+            return Ok(());
+        }
         let existing = |id: &String| Member::Existing(id.clone());
         let mut members: Vec<Key<Member>> =
             keys.iter().map(|k| Key { id: existing(&k.id), joined: k.joined }).collect();
         let mut add: Vec<Member> = job.add.iter().map(existing).collect();
-        if let Some(new_key) = &job.new_key {
-            add.push(Member::ToCreate(new_key.name.clone()));
-            members.push(Key { id: Member::ToCreate(new_key.name.clone()), joined: now_secs() });
+        // The key an earlier run of this event added is in the group already: planned as a member, not as a key to
+        // create (which would count it twice against the five a group may hold).
+        let joined = intent.changes.iter().find(created_here).map(|c| c.id.clone());
+        match (&job.new_key, &joined) {
+            (Some(_), Some(id)) => add.push(existing(id)),
+            (Some(new_key), None) => {
+                add.push(Member::ToCreate(new_key.name.clone()));
+                members.push(Key { id: Member::ToCreate(new_key.name.clone()), joined: now_secs() });
+            }
+            (None, _) => {}
         }
         let current: Vec<Member> = group.items.iter().map(existing).collect();
         let retire = job.retire.iter().map(existing).collect();
@@ -251,11 +284,15 @@ impl RotateKeyGroup {
             }
             return Ok(());
         }
-        // What earlier runs of this event changed here, if one got as far as an update: its retry finishes it.
-        let intent = marks::intent(&ctx.leases, &ctx.event_id, group_id).await?;
         let mut add = job.add.clone();
         let mut made = None;
-        if let Some(new_key) = &job.new_key {
+        if let (Some(new_key), Some(id)) = (&job.new_key, &joined) {
+            // Nothing to create: an earlier run of this event made the key and added it.
+            let detail = format!("{} was created and added by an earlier run of this event: {id}", new_key.name);
+            report.push(Action::new(format!("{group_id}/{id}"), "create-key", Outcome::Skipped, detail));
+            add.push(id.clone());
+            made = Some(id.clone());
+        } else if let Some(new_key) = &job.new_key {
             let key = aws::create(&self.cloudfront, new_key).await?;
             let target = format!("{group_id}/{}", key.id);
             report.push(match key.by {
@@ -290,6 +327,15 @@ impl RotateKeyGroup {
                 keys.push(Key { id: key.id.clone(), joined: now_secs() });
             }
             made = Some(key.id);
+        }
+        // Checked again just before the key joins: a newer upload whose own event rotated while this one read and
+        // created must win, or this older key would join after it as the newest.
+        if let Some(id) = made.as_ref().filter(|_| !started)
+            && let Some(why) = self.superseded(job).await?
+        {
+            report.push(Action::new(group_id.clone(), "rotate", Outcome::Skipped, why));
+            report.push(self.abandon(job, id).await);
+            return Ok(());
         }
         // The first round writes on the read made before the key was created: creating a key leaves the group as it
         // was, and the update is conditional on that read's ETag, so a group changed meanwhile is refused and read
@@ -332,7 +378,21 @@ impl RotateKeyGroup {
                 for id in &plan.added {
                     marks::put_joined(&ctx.leases, group_id, id, now_secs()).await?;
                 }
+                for (id, _) in &plan.retired {
+                    marks::put_retired(&ctx.leases, group_id, id).await?;
+                }
                 let etag = aws::update(&self.cloudfront, group_id, &group, plan.items.clone()).await?;
+                // Answered: the change is this event's for certain, even if the run fails later (a delete) and the
+                // group changes before its retry, which then still reports it applied.
+                let answered = {
+                    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                    state.intent.answered(&plan);
+                    state.persisted = state.intent.clone();
+                    state.intent.clone()
+                };
+                if let Err(e) = marks::put_intent(&ctx.leases, &ctx.event_id, group_id, &answered).await {
+                    tracing::warn!(group = %group_id, error = %e, "could not record that this event's update was answered");
+                }
                 Ok((plan, Some(etag)))
             }
         })
@@ -376,9 +436,14 @@ impl RotateKeyGroup {
             said = true;
         }
         for change in intent.done_otherwise(items) {
-            let detail =
-                "already so when re-read: this event's earlier update (its answer lost) or another writer did it";
-            report.push(change_line(group_id, &change, Outcome::Skipped, detail));
+            let (outcome, detail) = match change.applied {
+                true => (Outcome::Applied, "applied by this event's earlier run, which failed after its update"),
+                false => (
+                    Outcome::Skipped,
+                    "already so when re-read: this event's earlier update (its answer lost) or another writer did it",
+                ),
+            };
+            report.push(change_line(group_id, &change, outcome, detail));
             said = true;
         }
         if !said {
@@ -399,6 +464,20 @@ impl RotateKeyGroup {
             }
         }
         Ok(())
+    }
+
+    /// Why the job's upload no longer decides, when a newer upload of the same object replaced its version.
+    async fn superseded(&self, job: &Job) -> Result<Option<String>, Error> {
+        let Some((bucket, object, version)) = job.new_key.as_ref().and_then(|k| k.upload.as_ref()) else {
+            return Ok(None);
+        };
+        let current = shared::s3::current_version(&self.s3, bucket, object).await?;
+        Ok((current.as_deref() != Some(version.as_str())).then(|| {
+            format!(
+                "s3://{bucket}/{object} version {version} is no longer the current version ({}): the newer upload decides",
+                current.as_deref().unwrap_or("none")
+            )
+        }))
     }
 
     /// Records which of the event's changes this run reported, unless the store already says so: without it, the
@@ -428,22 +507,40 @@ impl RotateKeyGroup {
     /// creating one: deleted when deletion is allowed, else reported and counted (`orphans`, beside `publicKeys`),
     /// so that they never pile up unseen until CloudFront's quota of public keys is reached. Other stacks' keys and
     /// keys made by hand are never looked at.
-    async fn orphans(&self, delete: bool, report: &mut Report) {
+    async fn orphans(&self, ctx: &Context, delete: bool, report: &mut Report) {
         let census = match aws::orphans(&self.cloudfront, &self.tag, now_secs(), ORPHAN_MIN_AGE_SECS).await {
             Ok(census) => census,
             Err(e) => return report.push(Action::failed("orphaned keys", "find-orphans", &e)),
         };
-        report.push(census_line(census.public_keys, census.orphans.len(), &self.tag));
+        // Keys this deployment retired from a group and no group lists now are its to delete too: the event that
+        // retired one may have died (dead-lettered) before its delete.
+        let mut orphans: Vec<(aws::KeySummary, String)> = census
+            .orphans
+            .into_iter()
+            .map(|k| {
+                let why = format!("orphan: this deployment made it ({}) and no key group lists it", k.name);
+                (k, why)
+            })
+            .collect();
+        for key in census.unlisted {
+            match marks::retired(&ctx.leases, &key.id).await {
+                Ok(Some(group)) => {
+                    let why = format!("orphan: this deployment retired it from {group} and no key group lists it");
+                    orphans.push((key, why));
+                }
+                Ok(None) => {}
+                Err(e) => report.push(Action::failed(&key.id, "find-orphans", &e)),
+            }
+        }
+        report.push(census_line(census.public_keys, orphans.len(), &self.tag));
         // A key this run already tried to delete keeps that line: a failure there is what Lambda's retry is for.
-        let tried: Vec<&str> = report
+        let tried: Vec<String> = report
             .actions
             .iter()
             .filter(|a| a.action == "delete-key")
-            .filter_map(|a| a.target.rsplit('/').next())
+            .filter_map(|a| a.target.rsplit('/').next().map(String::from))
             .collect();
-        let orphans: Vec<_> = census.orphans.into_iter().filter(|k| !tried.contains(&k.id.as_str())).collect();
-        for key in orphans {
-            let why = format!("orphan: this deployment made it ({}) and no key group lists it", key.name);
+        for (key, why) in orphans.into_iter().filter(|(k, _)| !tried.contains(&k.id)) {
             report.push(match delete {
                 true => aws::delete(&self.cloudfront, &key.id, &key.id, &why).await,
                 false => Action::new(

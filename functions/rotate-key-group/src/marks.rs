@@ -38,6 +38,22 @@ pub async fn put_joined(leases: &Leases, group: &str, key: &str, now: f64) -> Re
     Ok(leases.put_mark(&joined_name(group, key), &millis.to_string(), JOINED_KEPT).await?)
 }
 
+/// The mark that this deployment retired `key` (from a group): a key it did not make, but whose deletion is its
+/// job once no group lists it, even when the event that retired it died before deleting it (dead-lettered).
+pub fn retired_name(key: &str) -> String {
+    format!("retired#{key}")
+}
+
+/// The group this deployment retired `key` from, if it did and the mark is kept.
+pub async fn retired(leases: &Leases, key: &str) -> Result<Option<String>, Error> {
+    Ok(leases.mark(&retired_name(key)).await?)
+}
+
+/// Records that `key` leaves `group` by this deployment's hand, just before the update that retires it.
+pub async fn put_retired(leases: &Leases, group: &str, key: &str) -> Result<(), Error> {
+    Ok(leases.put_mark(&retired_name(key), group, JOINED_KEPT).await?)
+}
+
 /// The mark of what the event `event_id` changed in `group` (the event id hashed: it may be long).
 pub fn intent_name(event_id: &str, group: &str) -> String {
     format!("event#{}#{group}", sha256_hex(event_id.as_bytes()))

@@ -90,6 +90,9 @@ pub struct Change {
     /// A run has reported it applied, so no other run reports (and counts) it again.
     #[serde(default)]
     pub reported: bool,
+    /// The update that made it was answered: it is this event's for certain, even when the group changed since.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub applied: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,11 +130,31 @@ impl Intent {
         for (verb, id, why) in added.chain(retired) {
             match self.changes.iter_mut().find(|c| c.id == *id && c.verb == verb) {
                 // Planned again (an earlier round was refused, or the key came back): it is not done yet.
-                Some(c) => c.reported = false,
-                None => self.changes.push(Change { verb, id: id.clone(), why: why.to_string(), reported: false }),
+                Some(c) => {
+                    c.reported = false;
+                    c.applied = false;
+                }
+                None => self.changes.push(Change {
+                    verb,
+                    id: id.clone(),
+                    why: why.to_string(),
+                    reported: false,
+                    applied: false,
+                }),
             }
         }
         self.sent = Some(plan.items.clone());
+    }
+
+    /// Marks the changes of `plan`, whose update was answered, applied.
+    pub fn answered(&mut self, plan: &Plan<String>) {
+        let added = plan.added.iter().map(|id| (Verb::Add, id));
+        let retired = plan.retired.iter().map(|(id, _)| (Verb::Retire, id));
+        for (verb, id) in added.chain(retired) {
+            if let Some(c) = self.changes.iter_mut().find(|c| c.id == *id && c.verb == verb) {
+                c.applied = true;
+            }
+        }
     }
 
     /// Marks `id`'s change `verb` reported; whether it was not before.
