@@ -82,6 +82,28 @@ mod regions_regressions {
         .await;
     }
 
+    /// The control of the pinned drift repair (round 3, item 3), found with it reverted: a drift repair read the
+    /// document, a newer one was uploaded and applied, and the repair wrote the older one's regions.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_regions_a_drift_repair_that_read_an_older_document_leaves_the_newer() {
+        replay(vec![Interleaved { first: DriftRepair, operation: 0, second: Upload { web: 0, api: 0 } }]).await;
+    }
+
+    /// Found by the simulation (seed 42): a hand request's update applied with its answers lost, a drift repair put
+    /// the regions back, and the request's retry planned the same result on the same regions: the same token, so
+    /// Image Builder answered the first update, and the retry failed Retryable.Conflict until dead-lettered. The
+    /// token names the configuration's last update too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_regions_a_retry_after_its_change_was_undone_gets_a_new_token() {
+        replay(vec![
+            Deliver { event: DriftRepair, dry_run: false },
+            Fault { operation: 1, fault: AnswersLost },
+            Deliver { event: Hand { add: true, region: 2 }, dry_run: false },
+            Deliver { event: DriftRepair, dry_run: false },
+        ])
+        .await;
+    }
+
     #[allow(dead_code, reason = "the vocabulary a pasted regression may use")]
     fn vocabulary() -> Vec<history::Step<super::regions::Event, super::regions::Writer>> {
         vec![
@@ -92,6 +114,144 @@ mod regions_regressions {
             Fault { operation: 1, fault: Refused },
             Other { writer: EditsDescription(1) },
             Other { writer: RemovesApiTemplate },
+            Fault { operation: 1, fault: Outage },
+            Fault { operation: 1, fault: LongOutage },
+            TimePasses { hours: 30 },
         ]
+    }
+}
+
+/// Histories of rotate-key-group the simulation found, shrunk, kept as regressions.
+mod rotate_regressions {
+    use super::history::{self, Fault::*, Step::*};
+    use super::rotate::{Event::*, Rotate};
+
+    async fn replay(steps: Vec<history::Step<super::rotate::Event, super::rotate::Writer>>) {
+        history::run(&Rotate::default(), &steps).await.unwrap_or_else(|broken| panic!("{broken}"));
+    }
+
+    /// The control of the join marks (round 3, item 4), found with them reverted: a key created during an outage
+    /// of UpdateKeyGroup joins three days later, and the next upload must count K2MID's grace from that join, not
+    /// from the key's creation.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_rotate_a_key_that_joins_days_after_it_was_created_keeps_its_predecessor() {
+        replay(vec![
+            Fault { operation: 0, fault: LongOutage },
+            Deliver { event: Upload { key: 0 }, dry_run: false },
+            ResendDaysLater { pick: 0 },
+            Deliver { event: Upload { key: 1 }, dry_run: false },
+        ])
+        .await;
+    }
+
+    /// Found by the simulation (seed 1801807216): an upload retired K1OLD (a key made by hand), its delete met an
+    /// outage and its retries a longer one of CreatePublicKey, so the event was dead-lettered and K1OLD, in no group
+    /// and not tagged keeper's, stayed forever. Keys keeper retires are now marked, and the sweep deletes them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_rotate_a_key_retired_by_an_event_that_died_is_deleted_by_the_sweep() {
+        replay(vec![
+            Fault { operation: 3, fault: Outage },
+            Interleaved { first: Sweep, operation: 0, second: Upload { key: 0 } },
+            Fault { operation: 1, fault: LongOutage },
+            TimePasses { hours: 2 },
+        ])
+        .await;
+    }
+
+    /// Found by the simulation (seed 1801807216): the event of an older version of a PEM, re-sent three days after a
+    /// newer upload of the same object rotated, created and added the older key, which joined as the newest. An
+    /// upload that a newer one replaced is now skipped, and checked again just before its key joins.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_rotate_an_older_upload_resent_days_later_adds_no_key() {
+        replay(vec![
+            Fault { operation: 0, fault: Refused },
+            Deliver { event: Upload { key: 0 }, dry_run: false },
+            Fault { operation: 0, fault: Outage },
+            Deliver { event: Upload { key: 0 }, dry_run: false },
+            ResendDaysLater { pick: 0 },
+        ])
+        .await;
+    }
+
+    /// Found by the simulation (seed 1801807216): the retry of an upload whose key was already in a full group
+    /// planned the key again as one to create, and was refused "6 keys"; now the key it added is a member.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_rotate_the_retry_of_an_event_whose_key_joined_a_full_group_finishes() {
+        replay(vec![
+            Fault { operation: 3, fault: AnswersLost },
+            Deliver { event: Upload { key: 0 }, dry_run: false },
+            Deliver { event: Upload { key: 0 }, dry_run: false },
+            Interleaved { first: Upload { key: 0 }, operation: 0, second: Upload { key: 0 } },
+        ])
+        .await;
+    }
+
+    /// Found by the simulation (seed 7): the retry of an event whose key had joined called CreatePublicKey again,
+    /// which was refused for good, and the event ended failed; a key this event added is not created again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_rotate_the_retry_of_an_event_whose_key_joined_creates_nothing() {
+        replay(vec![
+            Fault { operation: 3, fault: AnswersLost },
+            Deliver { event: Upload { key: 0 }, dry_run: false },
+            Fault { operation: 1, fault: Refused },
+            LambdaRetry { pick: 0 },
+        ])
+        .await;
+    }
+
+    /// Found by the simulation (seed 1801807216): an event's update was answered and its delete's answer lost, a
+    /// newer upload followed, and the retry, now of a replaced version, was skipped whole: the retirement was never
+    /// counted. The retry of a replaced upload still says what its earlier run did.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_rotate_a_replaced_upload_retried_says_what_its_first_run_did() {
+        replay(vec![
+            Fault { operation: 3, fault: AnswersLost },
+            Deliver { event: Upload { key: 0 }, dry_run: false },
+            Deliver { event: Upload { key: 0 }, dry_run: false },
+        ])
+        .await;
+    }
+
+    /// Found by the simulation (seed 1801807216): a re-sent event whose update's answer was lost, retried after a
+    /// newer upload retired its key, said nothing of the key it retired.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_rotate_a_replaced_upload_retried_after_a_lost_update_says_what_it_may_have_done() {
+        replay(vec![
+            DeliverTwiceAtOnce { event: Upload { key: 2 } },
+            Deliver { event: Upload { key: 0 }, dry_run: false },
+            Fault { operation: 0, fault: AnswersLost },
+            ResendDaysLater { pick: 1 },
+            DeliverTwiceAtOnce { event: Upload { key: 2 } },
+        ])
+        .await;
+    }
+}
+
+/// Histories of update-image-lifecycle the simulation found, shrunk, kept as regressions.
+mod lifecycle_regressions {
+    use super::history::{self, Fault::*, Step::*};
+    use super::lifecycle::{Event::*, Lifecycle};
+
+    async fn replay(steps: Vec<history::Step<super::lifecycle::Event, super::lifecycle::Writer>>) {
+        history::run(&Lifecycle, &steps).await.unwrap_or_else(|broken| panic!("{broken}"));
+    }
+
+    /// Found by the simulation (seed 42): a restore whose answers were lost, retried after the policy disabled the
+    /// build again, met its own first token at Image Builder and reported "applied" on a DISABLED build. The token
+    /// names the status it changes from, and a change applied at once is read back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_lifecycle_a_restore_retried_after_the_policy_undid_it_is_applied_again() {
+        replay(vec![
+            Interleaved {
+                first: Announce { build: 0, sns: false },
+                operation: 0,
+                second: Announce { build: 1, sns: false },
+            },
+            Fault { operation: 0, fault: AnswersLost },
+            DeliverTwiceAtOnce { event: Hand { build: 0, deprecate: false } },
+            Deliver { event: Sweep, dry_run: false },
+            LambdaRetry { pick: 0 },
+        ])
+        .await;
     }
 }

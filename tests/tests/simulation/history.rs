@@ -28,7 +28,21 @@ pub enum Fault {
     AnswerLost,
     /// A permanent refusal (access denied).
     Refused,
+    /// Every attempt the SDK makes takes effect and loses its answer: the delivery fails, and its retry meets the
+    /// state the lost calls made.
+    AnswersLost,
+    /// The service fails (5xx) on every attempt the SDK makes: the delivery fails retryably.
+    Outage,
+    /// The operation fails (5xx) on every call until the clock moves on: Lambda's retries fail too, and the
+    /// delivery is dead-lettered with whatever it did before that call.
+    LongOutage,
 }
+
+/// The attempts the simulation's SDK clients make (`MAX_ATTEMPTS`): a fault on every one of them outlasts the SDK.
+const ATTEMPTS: u32 = 3;
+/// How far the clock moves in a [`Step::TimePasses`] (hours), and with a re-send days later.
+pub const HOURS: [u32; 4] = [2, 20, 30, 240];
+const RESENT_AFTER_HOURS: i64 = 72;
 
 /// One step of a history. `E` is the function's kind of event, `W` its other writers.
 #[derive(Debug, Clone)]
@@ -47,6 +61,14 @@ pub enum Step<E, W> {
     Fault { operation: usize, fault: Fault },
     /// Someone else changes the account.
     Other { writer: W },
+    /// `first` is delivered; when its call of `operation` (an index into the model's holds) has taken effect and before its answer arrives, `second`
+    /// is delivered to another instance and handled whole; then `first` goes on (if `first` never makes that call,
+    /// `second` follows it). Another keeper invocation acts between one's read and its write.
+    Interleaved { first: E, operation: usize, second: E },
+    /// The clock moves `hours` on: Lambda's pending retries are delivered first (they come within minutes), the
+    /// guard forgets every event (its records' TTL is an hour), and every time the account and the marks hold is
+    /// that much older.
+    TimePasses { hours: u32 },
 }
 
 /// What a function brings to the simulation.
@@ -64,6 +86,11 @@ pub trait Model: Send + Sync + 'static {
     fn writers(&self) -> BoxedStrategy<Self::Writer>;
     /// The operations a fault may hit, with each fault's code for this service.
     fn operations(&self) -> &'static [(&'static str, &'static str, &'static str, &'static str)];
+    /// The calls an interleaving may hold between effect and answer: the operations faults hit, unless the model
+    /// names others (a read of S3, which the emulator's faults do not reach).
+    fn holds(&self) -> Vec<&'static str> {
+        self.operations().iter().map(|(op, ..)| *op).collect()
+    }
     /// The payload of the `n`-th new event of a history (unique ids come from `n`); may change the account first
     /// (an upload).
     fn payload(&self, event: &Self::Event, n: usize, world: &World) -> Value;
@@ -82,6 +109,12 @@ pub trait Model: Send + Sync + 'static {
     /// The event that brings the account to its desired state at quiescence (a drift repair, a sweep), if any.
     fn settle(&self) -> Option<Self::Event> {
         None
+    }
+    /// The clock moved `ms` on: every time the account holds (and the model keeps) becomes that much older.
+    fn time_passes(&self, _world: &World, _ms: i64) {}
+    /// A mark's value after the clock moved `ms` on (the same, unless it holds a time).
+    fn backdate_mark(&self, _name: &str, value: &str, _ms: i64) -> String {
+        value.to_string()
     }
 }
 
@@ -124,8 +157,10 @@ pub struct Delivered {
     pub dry_run: bool,
     /// Another writer acted since the previous delivery.
     pub after_other_writer: bool,
-    /// Delivered at the same moment as another delivery of the same event.
+    /// Delivered while another delivery ran (the same event twice at once, or interleaved with another).
     pub concurrent: bool,
+    /// The step of the history that delivered it.
+    pub step: usize,
 }
 
 impl Delivered {
@@ -142,7 +177,8 @@ impl Delivered {
 #[derive(Default)]
 struct SimStore {
     records: Mutex<Arc<MemoryStore>>,
-    marks: MemoryStore,
+    /// Marks: id → (value, expiration in epoch seconds).
+    marks: Mutex<std::collections::HashMap<String, (String, i64)>>,
 }
 
 impl SimStore {
@@ -152,6 +188,16 @@ impl SimStore {
     /// Days pass: every event record and lease is past its TTL.
     fn forget_events(&self) {
         *self.records.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(MemoryStore::default());
+    }
+    /// The clock moved `ms` on: marks expire sooner, and a time a mark holds is older.
+    fn backdate_marks(&self, ms: i64, value: impl Fn(&str, &str) -> String) {
+        let now = Now::at(std::time::SystemTime::now()).seconds;
+        let mut marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        marks.retain(|_, (_, expiration)| *expiration - ms / 1000 >= now);
+        for (name, (v, expiration)) in marks.iter_mut() {
+            *v = value(name, v);
+            *expiration -= ms / 1000;
+        }
     }
 }
 
@@ -167,18 +213,28 @@ impl IdempotencyStore for SimStore {
         self.records().delete(id, owner).await
     }
     async fn get_mark(&self, id: &str) -> Result<Option<String>, StoreError> {
-        self.marks.get_mark(id).await
+        let now = Now::at(std::time::SystemTime::now()).seconds;
+        let marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(marks.get(id).filter(|(_, expiration)| *expiration >= now).map(|(value, _)| value.clone()))
     }
     async fn put_mark(&self, id: &str, value: &str, expiration: i64) -> Result<(), StoreError> {
-        self.marks.put_mark(id, value, expiration).await
+        self.marks.lock().unwrap_or_else(|e| e.into_inner()).insert(id.into(), (value.into(), expiration));
+        Ok(())
     }
 }
 
 /// A history's strategy: 1 to `max_steps` steps of the model's vocabulary.
 pub fn history<M: Model>(model: &M, max_steps: usize) -> impl Strategy<Value = Vec<Step<M::Event, M::Writer>>> {
     let operations = model.operations().len();
-    let fault =
-        prop_oneof![Just(Fault::Throttled), Just(Fault::Unavailable), Just(Fault::AnswerLost), Just(Fault::Refused)];
+    let fault = prop_oneof![
+        Just(Fault::Throttled),
+        Just(Fault::Unavailable),
+        Just(Fault::AnswerLost),
+        Just(Fault::Refused),
+        Just(Fault::AnswersLost),
+        Just(Fault::Outage),
+        Just(Fault::LongOutage),
+    ];
     let step = prop_oneof![
         4 => (model.events(), proptest::bool::weighted(0.1)).prop_map(|(event, dry_run)| Step::Deliver { event, dry_run }),
         1 => model.events().prop_map(|event| Step::DeliverTwiceAtOnce { event }),
@@ -186,6 +242,9 @@ pub fn history<M: Model>(model: &M, max_steps: usize) -> impl Strategy<Value = V
         1 => (0usize..8).prop_map(|pick| Step::ResendDaysLater { pick }),
         3 => (0..operations, fault).prop_map(|(operation, fault)| Step::Fault { operation, fault }),
         2 => model.writers().prop_map(|writer| Step::Other { writer }),
+        1 => (model.events(), 0..model.holds().len(), model.events())
+            .prop_map(|(first, operation, second)| Step::Interleaved { first, operation, second }),
+        1 => proptest::sample::select(&HOURS[..]).prop_map(|hours| Step::TimePasses { hours }),
     ];
     proptest::collection::vec(step, 1..=max_steps)
 }
@@ -223,205 +282,316 @@ fn answer_of(answer: Result<Report, lambda_runtime::Diagnostic>) -> Result<Repor
     answer.map_err(|d| (d.error_type, d.error_message))
 }
 
-/// Runs one history and checks the model's invariants; `Err` names the broken one and the step.
-pub async fn run<M: Model>(model: &M, steps: &[Step<M::Event, M::Writer>]) -> Result<(), String> {
-    let world = World { running: start(model.seed()).await, fresh: Default::default(), others: Default::default() };
-    let hosts = instances(model, &world, false).await;
-    let mut log: Vec<Delivered> = Vec::new();
-    let mut events = 0usize;
-    let mut other_since = false;
-    // Deliveries that failed retryably, waiting for Lambda's retry: (index in log, retries so far).
-    let mut waiting: Vec<(usize, u32)> = Vec::new();
-    let mut dead_lettered: Vec<usize> = Vec::new();
-    for (at, step) in steps.iter().enumerate() {
-        let before = world.calls().len();
-        let delivers = matches!(
-            step,
-            Step::Deliver { .. }
-                | Step::DeliverTwiceAtOnce { .. }
-                | Step::LambdaRetry { .. }
-                | Step::ResendDaysLater { .. }
-        );
-        world.fresh.store(delivers, std::sync::atomic::Ordering::SeqCst);
+/// What a history's run keeps between steps.
+struct Timeline<'a, M: Model> {
+    model: &'a M,
+    world: &'a World,
+    hosts: Arc<Instances<M::F>>,
+    log: Vec<Delivered>,
+    /// New events so far (their ids and object versions come from it).
+    events: usize,
+    /// Another writer acted since the last delivery.
+    other_since: bool,
+    /// Deliveries that failed retryably, waiting for Lambda's retry: (index in log, retries so far).
+    waiting: Vec<(usize, u32)>,
+    dead_lettered: Vec<usize>,
+    /// The step being run.
+    step: usize,
+    /// The step's last report may be stale: another delivery wrote after its own writes landed.
+    stale: bool,
+}
+
+impl<M: Model> Timeline<'_, M> {
+    /// Delivers `payload` to instance one (or two) and logs what came of it.
+    async fn deliver(&mut self, payload: Value, request_id: String, two: bool, dry_run: bool) -> usize {
+        let before = self.world.calls().len();
+        let hosts = self.hosts.clone();
+        let host = if two { &hosts.two } else { &hosts.one };
+        let (answer, metrics) = host.answer_invocation(payload.clone(), None, Some(&request_id)).await;
+        self.logged(payload, request_id, answer, metrics, before, dry_run, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn logged(
+        &mut self,
+        payload: Value,
+        request_id: String,
+        answer: Result<Report, lambda_runtime::Diagnostic>,
+        metrics: Metrics,
+        from: usize,
+        dry_run: bool,
+        concurrent: bool,
+    ) -> usize {
+        self.log.push(Delivered {
+            payload,
+            request_id,
+            answer: answer_of(answer),
+            metrics,
+            calls: from..self.world.calls().len(),
+            dry_run,
+            after_other_writer: std::mem::take(&mut self.other_since),
+            concurrent,
+            step: self.step,
+        });
+        self.log.len() - 1
+    }
+
+    /// A new delivery that failed retryably waits for Lambda's retry.
+    fn track(&mut self, at: usize) {
+        if self.log[at].retryable() {
+            self.waiting.push((at, 0));
+        }
+    }
+
+    /// Lambda's retry of `log[index]`, which had `retries` retries: same payload, same request id; a third failure
+    /// is dead-lettered.
+    async fn retry(&mut self, index: usize, retries: u32) {
+        let original = self.log[index].clone();
+        let at = self.deliver(original.payload, original.request_id, false, original.dry_run).await;
+        if self.log[at].retryable() {
+            match retries + 1 < 2 {
+                true => self.waiting.push((at, retries + 1)),
+                false => self.dead_lettered.push(at),
+            }
+        }
+    }
+
+    /// Lambda's retries come within minutes: every pending one is delivered before hours pass.
+    async fn retry_all(&mut self) {
+        while let Some((index, retries)) = self.waiting.pop() {
+            self.retry(index, retries).await;
+        }
+    }
+
+    /// The clock moves `hours` on.
+    async fn time_passes(&mut self, hours: i64) {
+        self.retry_all().await;
+        // A long outage is over once hours have passed (it is the only rule without a count).
+        self.world.running.emulator.world().faults.rules.retain(|r| r.count.is_some());
+        self.hosts.store.forget_events();
+        let ms = hours * 3_600_000;
+        self.hosts.store.backdate_marks(ms, |name, value| self.model.backdate_mark(name, value, ms));
+        self.model.time_passes(self.world, ms);
+    }
+
+    /// A new event's payload (`dry_run` asks a hand request for a dry run), and whether it asked.
+    fn new_event(&mut self, event: &M::Event, dry_run: bool) -> (Value, bool) {
+        let payload = self.model.payload(event, self.events, self.world);
+        self.events += 1;
+        let payload = if dry_run { with_dry_run(payload) } else { payload };
+        // Only a request by hand carries the flag (an envelope's payload is the event source's).
+        let asked = payload.get("dryRun") == Some(&Value::Bool(true));
+        (payload, asked)
+    }
+
+    async fn run_step(&mut self, step: &Step<M::Event, M::Writer>) {
+        let at = self.step;
         match step {
             Step::Deliver { event, dry_run } => {
-                let payload = model.payload(event, events, &world);
-                let payload = if *dry_run { with_dry_run(payload) } else { payload };
-                // Only a request by hand carries the flag (an envelope's payload is the event source's).
-                let asked = payload.get("dryRun") == Some(&Value::Bool(true));
-                let request_id = format!("req-{at}");
-                let (answer, metrics) = hosts.one.answer_invocation(payload.clone(), None, Some(&request_id)).await;
-                let d = Delivered {
-                    payload,
-                    request_id,
-                    answer: answer_of(answer),
-                    metrics,
-                    calls: before..world.calls().len(),
-                    dry_run: asked,
-                    after_other_writer: std::mem::take(&mut other_since),
-                    concurrent: false,
-                };
-                events += 1;
-                if d.retryable() {
-                    waiting.push((log.len(), 0));
-                }
-                log.push(d);
+                let (payload, asked) = self.new_event(event, *dry_run);
+                let done = self.deliver(payload, format!("req-{at}"), false, asked).await;
+                self.track(done);
             }
             Step::DeliverTwiceAtOnce { event } => {
-                let payload = model.payload(event, events, &world);
-                let twin = model.payload(&model.twin(event), events, &world);
+                let before = self.world.calls().len();
+                let payload = self.model.payload(event, self.events, self.world);
+                let twin = self.model.payload(&self.model.twin(event), self.events, self.world);
+                self.events += 1;
                 // Two deliveries of one payload are one delivery twice (Lambda gave them one request id); a twin
                 // in another envelope is another delivery.
+                let same = twin == payload;
                 let (request_id, twin_id) = (format!("req-{at}"), format!("req-{at}-twin"));
-                let twin_id = if twin == payload { request_id.clone() } else { twin_id };
+                let twin_id = if same { request_id.clone() } else { twin_id };
+                let hosts = self.hosts.clone();
                 let ((a, ma), (b, mb)) = tokio::join!(
                     hosts.one.answer_invocation(payload.clone(), None, Some(&request_id)),
                     hosts.two.answer_invocation(twin.clone(), None, Some(&twin_id)),
                 );
-                let window = before..world.calls().len();
-                let after_other_writer = std::mem::take(&mut other_since);
-                let same = twin == payload;
-                for ((answer, metrics), payload, request_id) in [(a, ma, payload, request_id), (b, mb, twin, twin_id)]
-                    .into_iter()
-                    .map(|(a, m, p, r)| ((a, m), p, r))
-                {
-                    let d = Delivered {
-                        payload,
-                        request_id,
-                        answer: answer_of(answer),
-                        metrics,
-                        calls: window.clone(),
-                        dry_run: false,
-                        after_other_writer,
-                        concurrent: same,
-                    };
-                    if d.retryable() {
-                        waiting.push((log.len(), 0));
-                    }
-                    log.push(d);
-                }
-                events += 1;
+                let other_since = self.other_since;
+                let one = self.logged(payload, request_id, a, ma, before, false, same);
+                self.other_since = other_since;
+                let two = self.logged(twin, twin_id, b, mb, before, false, same);
+                self.track(one);
+                self.track(two);
             }
             Step::LambdaRetry { pick } => {
-                if waiting.is_empty() {
-                    continue;
+                if !self.waiting.is_empty() {
+                    let (index, retries) = self.waiting.remove(pick % self.waiting.len());
+                    self.retry(index, retries).await;
                 }
-                let (index, retries) = waiting.remove(pick % waiting.len());
-                retry(&hosts, &world, &mut log, index, retries, &mut waiting, &mut dead_lettered, &mut other_since)
-                    .await;
             }
             Step::ResendDaysLater { pick } => {
-                if log.is_empty() {
-                    continue;
+                if !self.log.is_empty() {
+                    let original = self.log[pick % self.log.len()].clone();
+                    self.time_passes(RESENT_AFTER_HOURS).await;
+                    let done = self.deliver(original.payload, format!("req-{at}-resent"), true, original.dry_run).await;
+                    self.track(done);
                 }
-                let original = log[pick % log.len()].clone();
-                // Lambda's own retries come within minutes, before days pass and the guard forgets (with the
-                // default IDEMPOTENCY_TTL_SECONDS of an hour): they are delivered first.
-                while let Some((index, retries)) = waiting.pop() {
-                    retry(&hosts, &world, &mut log, index, retries, &mut waiting, &mut dead_lettered, &mut other_since)
-                        .await;
-                }
-                hosts.store.forget_events();
-                let resent_from = world.calls().len();
-                let request_id = format!("req-{at}-resent");
-                let (answer, metrics) =
-                    hosts.two.answer_invocation(original.payload.clone(), None, Some(&request_id)).await;
-                let d = Delivered {
-                    request_id,
-                    answer: answer_of(answer),
-                    metrics,
-                    calls: resent_from..world.calls().len(),
-                    after_other_writer: std::mem::take(&mut other_since),
-                    concurrent: false,
-                    ..original
-                };
-                if d.retryable() {
-                    waiting.push((log.len(), 0));
-                }
-                log.push(d);
             }
             Step::Fault { operation, fault } => {
-                let (op, throttled, unavailable, refused) = model.operations()[*operation];
+                let (op, throttled, unavailable, refused) = self.model.operations()[*operation];
                 let mut rule = local::FaultRule { count: Some(1), ..local::FaultRule::error(op, "") };
                 match fault {
                     Fault::Throttled => rule.error = Some(throttled.into()),
-                    Fault::Unavailable => {
+                    Fault::Unavailable | Fault::Outage | Fault::LongOutage => {
                         rule.error = Some(unavailable.into());
                         rule.status = Some(500);
                     }
                     Fault::Refused => rule.error = Some(refused.into()),
-                    Fault::AnswerLost => {
+                    Fault::AnswerLost | Fault::AnswersLost => {
                         rule.error = None;
                         rule.lose_answer = true;
                     }
                 }
-                world.running.emulator.add_fault(rule);
+                match fault {
+                    Fault::AnswersLost | Fault::Outage => rule.count = Some(ATTEMPTS),
+                    Fault::LongOutage => rule.count = None,
+                    _ => {}
+                }
+                self.world.running.emulator.add_fault(rule);
             }
             Step::Other { writer } => {
-                world.others.lock().unwrap_or_else(|e| e.into_inner()).push(before);
-                model.write(writer, &world);
-                other_since = true;
+                self.world.others.lock().unwrap_or_else(|e| e.into_inner()).push(self.world.calls().len());
+                self.model.write(writer, self.world);
+                self.other_since = true;
             }
+            Step::Interleaved { first, operation, second } => self.interleaved(first, *operation, second).await,
+            Step::TimePasses { hours } => self.time_passes(i64::from(*hours)).await,
         }
-        common_invariants(&world, &log).map_err(|e| format!("after step {at} ({step:?}): {e}"))?;
-        model.always(&world, &log).map_err(|e| format!("after step {at} ({step:?}): {e}"))?;
+    }
+
+    /// [`Step::Interleaved`]: `second` runs whole while `first`'s call of `operation` waits for its answer.
+    async fn interleaved(&mut self, first: &M::Event, operation: usize, second: &M::Event) {
+        let at = self.step;
+        let emulator = self.world.running.emulator.clone();
+        let mut held = emulator.hold(self.model.holds()[operation]);
+        let before = self.world.calls().len();
+        let (payload, _) = self.new_event(first, false);
+        let (request_id, during_id) = (format!("req-{at}"), format!("req-{at}-during"));
+        let hosts = self.hosts.clone();
+        let run = hosts.one.answer_invocation(payload.clone(), None, Some(&request_id));
+        tokio::pin!(run);
+        let finished = tokio::select! {
+            done = &mut run => Some(done),
+            Ok(()) = &mut held.reached => None,
+        };
+        let other_since = self.other_since;
+        let (first_at, second_at) = match finished {
+            // The first never made the call: the second follows it.
+            Some((answer, metrics)) => {
+                emulator.clear_holds();
+                let first_at = self.logged(payload, request_id.clone(), answer, metrics, before, false, false);
+                let (second, _) = self.new_event(second, false);
+                (first_at, self.deliver(second, during_id, true, false).await)
+            }
+            None => {
+                let from = self.world.calls().len();
+                let (second, _) = self.new_event(second, false);
+                let during = hosts.two.answer_invocation(second.clone(), None, Some(&during_id));
+                tokio::pin!(during);
+                // The second may wait for something the first holds (a lease): then the first goes on after a
+                // while, as it would at AWS, and both finish side by side.
+                let mut second_end = None;
+                let ((answer, metrics), (b, mb)) = tokio::select! {
+                    done = &mut during => {
+                        second_end = Some(self.world.calls().len());
+                        held.release();
+                        (run.await, done)
+                    }
+                    () = tokio::time::sleep(std::time::Duration::from_millis(400)) => {
+                        held.release();
+                        tokio::join!(&mut run, &mut during)
+                    }
+                };
+                let calls = self.world.calls();
+                let wrote =
+                    |calls: &[local::Call]| calls.iter().any(|c| c.ok() && mutating(&c.operation) && c.service != "s3");
+                // The first's writes landed before the second's: its report may say what the second undid.
+                let second_end = second_end.unwrap_or(calls.len());
+                self.stale = wrote(&calls[before..from]) && wrote(&calls[from..second_end]);
+                let second_at = self.logged(second, during_id.clone(), b, mb, from, false, true);
+                self.log[second_at].calls.end = second_end;
+                self.other_since = other_since;
+                (self.logged(payload, request_id.clone(), answer, metrics, before, false, true), second_at)
+            }
+        };
+        self.track(second_at.min(first_at));
+        self.track(second_at.max(first_at));
+    }
+}
+
+/// What a step did, for `SIM_TRACE=1` (reading a shrunk history).
+fn trace(world: &World, at: usize, step: &impl Debug, delivered: &[Delivered]) {
+    eprintln!("step {at}: {step:?}");
+    let calls = world.calls();
+    for d in delivered {
+        match &d.answer {
+            Ok(report) => {
+                for a in &report.actions {
+                    eprintln!("  {} {} {:?} {}: {}", d.request_id, a.action, a.outcome, a.target, a.detail);
+                }
+            }
+            Err((kind, message)) => eprintln!("  {} failed {kind}: {message}", d.request_id),
+        }
+        for c in &calls[d.calls.clone()] {
+            eprintln!(
+                "    {} {} {:?}{}",
+                c.operation,
+                c.outcome,
+                c.params,
+                if c.injected { " (injected)" } else { "" }
+            );
+        }
+    }
+}
+
+/// Runs one history and checks the model's invariants; `Err` names the broken one and the step.
+pub async fn run<M: Model>(model: &M, steps: &[Step<M::Event, M::Writer>]) -> Result<(), String> {
+    let world = World { running: start(model.seed()).await, fresh: Default::default(), others: Default::default() };
+    let hosts = Arc::new(instances(model, &world, false).await);
+    let mut t = Timeline {
+        model,
+        world: &world,
+        hosts,
+        log: Vec::new(),
+        events: 0,
+        other_since: false,
+        waiting: Vec::new(),
+        dead_lettered: Vec::new(),
+        step: 0,
+        stale: false,
+    };
+    for (at, step) in steps.iter().enumerate() {
+        t.step = at;
+        t.stale = false;
+        let delivered = t.log.len();
+        t.run_step(step).await;
+        if std::env::var_os("SIM_TRACE").is_some() {
+            trace(&world, at, step, &t.log[delivered..]);
+        }
+        // The report of the delivery that just ran can be held to the account (nothing has happened since).
+        let fresh = t.log.len() > delivered && !t.stale && !matches!(step, Step::TimePasses { .. });
+        world.fresh.store(fresh, std::sync::atomic::Ordering::SeqCst);
+        common_invariants(&world, &t.log).map_err(|e| format!("after step {at} ({step:?}): {e}"))?;
+        model.always(&world, &t.log).map_err(|e| format!("after step {at} ({step:?}): {e}"))?;
     }
     // Quiescence: no more faults; every waiting delivery is retried as Lambda would (twice), then dead-lettered.
     world.running.emulator.world().faults.rules.clear();
-    while let Some((index, retries)) = waiting.pop() {
-        retry(&hosts, &world, &mut log, index, retries, &mut waiting, &mut dead_lettered, &mut other_since).await;
-    }
+    t.step = steps.len();
+    let delivered = t.log.len();
+    t.retry_all().await;
     world.fresh.store(true, std::sync::atomic::Ordering::SeqCst);
     if let Some(event) = model.settle() {
-        let before = world.calls().len();
-        let payload = model.payload(&event, events, &world);
-        let (answer, metrics) = hosts.one.answer_invocation(payload.clone(), None, Some("req-settle")).await;
-        log.push(Delivered {
-            payload,
-            request_id: "req-settle".into(),
-            answer: answer_of(answer),
-            metrics,
-            calls: before..world.calls().len(),
-            dry_run: false,
-            after_other_writer: other_since,
-            concurrent: false,
-        });
+        let payload = model.payload(&event, t.events, &world);
+        let other_since = t.other_since;
+        t.deliver(payload, "req-settle".into(), false, false).await;
+        t.other_since = other_since;
     }
-    common_invariants(&world, &log).map_err(|e| format!("at quiescence: {e}"))?;
-    model.quiescent(&world, &log).map_err(|e| format!("at quiescence: {e}"))
-}
-
-/// Lambda's retry of `log[index]`, which had `retries` retries: a third failure is dead-lettered.
-#[allow(clippy::too_many_arguments)]
-async fn retry<F: Function>(
-    hosts: &Instances<F>,
-    world: &World,
-    log: &mut Vec<Delivered>,
-    index: usize,
-    retries: u32,
-    waiting: &mut Vec<(usize, u32)>,
-    dead_lettered: &mut Vec<usize>,
-    other_since: &mut bool,
-) {
-    let original = log[index].clone();
-    let before = world.calls().len();
-    let (answer, metrics) =
-        hosts.one.answer_invocation(original.payload.clone(), None, Some(&original.request_id)).await;
-    let d = Delivered {
-        answer: answer_of(answer),
-        metrics,
-        calls: before..world.calls().len(),
-        after_other_writer: std::mem::take(other_since),
-        concurrent: false,
-        ..original
-    };
-    let retryable = d.retryable();
-    log.push(d);
-    match (retryable, retries + 1 < 2) {
-        (true, true) => waiting.push((log.len() - 1, retries + 1)),
-        (true, false) => dead_lettered.push(log.len() - 1),
-        _ => {}
+    if std::env::var_os("SIM_TRACE").is_some() {
+        trace(&world, steps.len(), &"quiescence: Lambda's retries, then the settling delivery", &t.log[delivered..]);
     }
+    common_invariants(&world, &t.log).map_err(|e| format!("at quiescence: {e}"))?;
+    model.quiescent(&world, &t.log).map_err(|e| format!("at quiescence: {e}"))
 }
 
 /// What every function promises whatever happened: a failed target is in the metrics at every log level the

@@ -80,6 +80,17 @@ fn pick(mask: u8) -> Vec<&'static str> {
     std::iter::once("us-east-1").chain(chosen).collect()
 }
 
+/// The current version of the document.
+fn newest_document(dump: &Value) -> Value {
+    let object = &dump["s3"][BUCKET][KEY];
+    serde_json::from_str(object["body"].as_str().unwrap_or_else(|| object.as_str().unwrap_or("{}"))).unwrap_or_default()
+}
+
+/// The regions a document's entry lists.
+fn regions_in(entry: &Value) -> BTreeSet<String> {
+    entry["regions"].as_array().into_iter().flatten().filter_map(|r| r.as_str().map(String::from)).collect()
+}
+
 pub struct Regions;
 
 impl Model for Regions {
@@ -139,6 +150,10 @@ impl Model for Regions {
                 "AccessDeniedException",
             ),
         ]
+    }
+
+    fn holds(&self) -> Vec<&'static str> {
+        vec!["GetObject", "GetDistributionConfiguration", "UpdateDistributionConfiguration"]
     }
 
     fn payload(&self, event: &Event, n: usize, world: &World) -> Value {
@@ -224,6 +239,33 @@ impl Model for Regions {
                 }
             }
         }
+        // A delivery that applied the document (a drift repair, an upload's event) leaves each configuration it changed
+        // with the newest document's regions, whoever else ran meanwhile: a stale document never wins. (Unless a
+        // delivery of the same step failed, or was a hand request, whose change is not the document's.)
+        if let Some(last) = log.last().filter(|_| world.fresh())
+            && let Some(report) = last.report().filter(|r| !r.replayed)
+            && last.payload.get("distributionConfigurationArn").is_none()
+        {
+            let same_step = log.iter().rev().skip(1).take_while(|d| d.step == last.step);
+            let mut disturbed = false;
+            for d in same_step {
+                let failed = d.report().is_none_or(|r| r.count(Outcome::Failed) > 0);
+                disturbed |= failed || d.payload.get("distributionConfigurationArn").is_some();
+            }
+            let newest = newest_document(&dump);
+            for entry in newest["distributionConfigurations"].as_array().into_iter().flatten() {
+                let arn = entry["arn"].as_str().unwrap_or_default();
+                let applied = report.actions.iter().any(|a| a.outcome == Outcome::Applied && a.target.starts_with(arn));
+                let wanted = regions_in(entry);
+                let have: BTreeSet<String> = regions_of(&dump, arn).into_iter().collect();
+                if applied && !disturbed && have != wanted {
+                    return Err(format!(
+                        "{arn} holds {have:?} right after a delivery applied the document, and the newest document says {wanted:?}: {:?}",
+                        report.actions
+                    ));
+                }
+            }
+        }
         // An applied line of the delivery that just ran is true of the account right after it.
         // (A replay answers with the first run's report, "replayed": true: it says what was done then.)
         if let Some(last) = log.last().filter(|_| world.fresh())
@@ -247,12 +289,7 @@ impl Model for Regions {
 
     fn quiescent(&self, world: &World, log: &[Delivered]) -> Result<(), String> {
         let dump = world.dump();
-        let newest: Value = serde_json::from_str(
-            dump["s3"][BUCKET][KEY]["body"]
-                .as_str()
-                .unwrap_or_else(|| dump["s3"][BUCKET][KEY].as_str().unwrap_or("{}")),
-        )
-        .unwrap_or_default();
+        let newest = newest_document(&dump);
         let settled = log.last().and_then(Delivered::report);
         for entry in newest["distributionConfigurations"].as_array().into_iter().flatten() {
             let arn = entry["arn"].as_str().unwrap_or_default();
@@ -263,12 +300,7 @@ impl Model for Regions {
             {
                 continue;
             }
-            let wanted: BTreeSet<String> = entry["regions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|r| r.as_str().map(String::from))
-                .collect();
+            let wanted = regions_in(entry);
             let have: BTreeSet<String> = now.into_iter().collect();
             if have != wanted {
                 return Err(format!(

@@ -1,8 +1,9 @@
 //! rotate-key-group under generated histories: key uploads, sweeps, console edits of the group and faults on every
-//! CloudFront call. Its promises: a group is never empty and never above 5 keys, a key whose successor joined within
-//! the grace period never leaves it, and an applied `add-key` line means the key is in the group.
+//! CloudFront call, the clock moving hours to days. Its promises: a group is never empty and never above 5 keys, a key
+//! whose successor joined within the grace period never leaves it, and an applied `add-key` line means the key is in
+//! the group.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use proptest::prelude::*;
@@ -17,14 +18,18 @@ const BUCKET: &str = "keeper-keys-123456789012-us-east-1";
 /// Replaced as signer 300 hours ago: the only key a rotation may retire by age.
 const OLD: &str = "K1OLD";
 
-/// Distinct P-256 public keys (the fixture's point with its last bytes changed: keeper and the emulator check the
-/// structure, as CloudFront does, not the curve).
-const KEYS: [&str; 4] = [
-    "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEceyYEI5K7b7qbY4ENNWCfq1/b4SK\njZnmGufsyv4RcP6UxpRfOlCwCowS9G4Fb0nFRm5/KTWIosVV1HdcSk4f1g==\n-----END PUBLIC KEY-----\n",
-    "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEceyYEI5K7b7qbY4ENNWCfq1/b4SK\njZnmGufsyv4RcP6UxpRfOlCwCowS9G4Fb0nFRm5/KTWIosVV1HdcSk4v1Q==\n-----END PUBLIC KEY-----\n",
-    "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEceyYEI5K7b7qbY4ENNWCfq1/b4SK\njZnmGufsyv4RcP6UxpRfOlCwCowS9G4Fb0nFRm5/KTWIosVV1HdcSk4/1A==\n-----END PUBLIC KEY-----\n",
-    "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEceyYEI5K7b7qbY4ENNWCfq1/b4SK\njZnmGufsyv4RcP6UxpRfOlCwCowS9G4Fb0nFRm5/KTWIosVV1HdcSk5P0w==\n-----END PUBLIC KEY-----\n",
-];
+/// How many distinct keys an upload picks from.
+const KEYS: u8 = 4;
+
+/// The `n`-th distinct P-256 public key of the simulation: the point of the scalar `n + 1`, valid as CloudFront
+/// checks it (the emulator refuses a point off the curve, as CloudFront does).
+fn key_pem(n: u8) -> String {
+    use p256::pkcs8::EncodePublicKey;
+    let mut scalar = [0u8; 32];
+    scalar[31] = n % KEYS + 1;
+    let secret = p256::SecretKey::from_slice(&scalar).expect("a scalar below the order");
+    secret.public_key().to_public_key_pem(p256::pkcs8::LineEnding::LF).expect("a PEM")
+}
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{}/../shared/tests/fixtures/keys/{name}", env!("CARGO_MANIFEST_DIR")))
@@ -54,10 +59,27 @@ pub enum Writer {
 /// The other stack's key: this deployment never touches it.
 const FOREIGN: &str = "KOTHERSTACK01";
 
-/// Every key seen in the group during the history, besides the one allowed to leave (reset with each history).
+/// `GRACE_HOURS`, in milliseconds.
+const GRACE_MS: i64 = 24 * 3_600_000;
+
+/// When each key in the group joined it, as the history saw it: (order of joining, epoch ms moved back as the clock
+/// moves on). Reset with each history.
 #[derive(Default)]
 pub struct Rotate {
-    seen: Mutex<BTreeSet<String>>,
+    joined: Mutex<BTreeMap<String, (usize, i64)>>,
+    /// Keys that left the group during the history.
+    left: Mutex<BTreeSet<String>>,
+    /// Object versions a newer upload replaced, with where in the call log that happened.
+    replaced: Mutex<BTreeMap<String, usize>>,
+}
+
+/// Notes the keys of the group not seen before as joining at `at`, in the group's order (keeper appends a key it
+/// adds, so two keys that joined within one step keep their order).
+fn note_joins(joined: &mut BTreeMap<String, (usize, i64)>, items: &[String], at: i64) {
+    for key in items {
+        let next = joined.values().map(|(order, _)| order + 1).max().unwrap_or(0);
+        joined.entry(key.clone()).or_insert((next, at));
+    }
 }
 
 fn items(world: &World) -> Vec<String> {
@@ -70,7 +92,12 @@ impl Model for Rotate {
     type Writer = Writer;
 
     fn seed(&self) -> Value {
-        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.joined.lock().unwrap_or_else(|e| e.into_inner()) = BTreeMap::from([
+            (OLD.to_string(), (0, local::clock::now_ms() - 500 * 3_600_000)),
+            ("K2MID".to_string(), (1, local::clock::now_ms() - 300 * 3_600_000)),
+        ]);
+        self.left.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.replaced.lock().unwrap_or_else(|e| e.into_inner()).clear();
         json!({"cloudfront": {
             "publicKeys": {
                 OLD: {"callerReference": "old", "name": "site-old", "encodedKey": fixture("rsa-2048.pem"), "createdTime": hours_ago(500)},
@@ -90,7 +117,7 @@ impl Model for Rotate {
     }
 
     fn events(&self) -> BoxedStrategy<Event> {
-        prop_oneof![3 => (0u8..4).prop_map(|key| Event::Upload { key }), 1 => Just(Event::Sweep)].boxed()
+        prop_oneof![3 => (0u8..KEYS).prop_map(|key| Event::Upload { key }), 1 => Just(Event::Sweep)].boxed()
     }
 
     fn writers(&self) -> BoxedStrategy<Writer> {
@@ -110,8 +137,10 @@ impl Model for Rotate {
         match event {
             Event::Upload { key } => {
                 let object = format!("keys/{GROUP}/site-{key}.pem");
-                let pem = KEYS[*key as usize % KEYS.len()];
-                let version = world.running.emulator.objects().put(BUCKET, &object, pem.to_string().into(), None).1;
+                if let Some(previous) = world.running.emulator.objects().version(BUCKET, &object) {
+                    self.replaced.lock().unwrap_or_else(|e| e.into_inner()).insert(previous, world.calls().len());
+                }
+                let version = world.running.emulator.objects().put(BUCKET, &object, key_pem(*key).into(), None).1;
                 json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
                     "eventTime": "2026-12-02T10:20:00.000Z", "eventName": "ObjectCreated:Put", "userIdentity": {"principalId": "x"},
                     "requestParameters": {"sourceIPAddress": "x"}, "responseElements": {},
@@ -159,11 +188,42 @@ impl Model for Rotate {
         if deleted_foreign {
             return Err(format!("{FOREIGN}, another stack's key, was deleted"));
         }
-        // Every key but the old one joined, or had its successor join, within the grace period: it stays.
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.extend(now.iter().filter(|k| *k != OLD).cloned());
-        if let Some(gone) = seen.iter().find(|k| !now.contains(k)) {
-            return Err(format!("{gone} left the group inside its grace period: {now:?}"));
+        // A key signed until the next key joined; it may leave only once that successor joined a grace period ago.
+        let at = local::clock::now_ms();
+        let mut joined = self.joined.lock().unwrap_or_else(|e| e.into_inner());
+        note_joins(&mut joined, &now, at);
+        let gone: Vec<(String, usize)> =
+            joined.iter().filter(|(k, _)| !now.contains(k)).map(|(k, (order, _))| (k.clone(), *order)).collect();
+        for (key, order) in gone {
+            // The key that joined next: its joining ended this one's signing.
+            let successor = joined.values().filter(|(o, _)| *o > order).min().map(|(_, t)| *t);
+            if successor.is_none_or(|t| at - t < GRACE_MS) {
+                return Err(format!(
+                    "{key} left the group inside its grace period (its successor joined {} h ago): {now:?}",
+                    successor.map(|t| (at - t) / 3_600_000).unwrap_or(0)
+                ));
+            }
+            joined.remove(&key);
+            self.left.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+        }
+        drop(joined);
+        // An upload that a newer upload of the same object replaced before its event was delivered adds no key (an
+        // older key joining after the newer one would be the newest, and push out the key the signer now uses).
+        if let Some(last) = log.last().filter(|_| world.fresh())
+            && let Some(report) = last.report().filter(|r| !r.replayed)
+            && let Some(version) = last.payload.pointer("/Records/0/s3/object/versionId").and_then(Value::as_str)
+        {
+            let replaced = self.replaced.lock().unwrap_or_else(|e| e.into_inner()).get(version).copied();
+            if replaced.is_some_and(|at| at <= last.calls.start) {
+                let added = report.actions.iter().find(|a| {
+                    a.action == "add-key"
+                        && a.outcome == Outcome::Applied
+                        && !a.detail.starts_with("applied by this event's")
+                });
+                if let Some(added) = added {
+                    return Err(format!("an upload a newer one replaced added a key: {added:?}"));
+                }
+            }
         }
         // An applied add-key line of the delivery that just ran means the key is in the group.
         if let Some(last) = log.last().filter(|_| world.fresh())
@@ -183,11 +243,58 @@ impl Model for Rotate {
         Some(Event::Sweep)
     }
 
+    fn time_passes(&self, world: &World, ms: i64) {
+        // Keys that joined in this step (a Lambda retry delivered before the hours passed) joined before the move.
+        let at = local::clock::now_ms();
+        note_joins(&mut self.joined.lock().unwrap_or_else(|e| e.into_inner()), &items(world), at);
+        for key in world.running.emulator.world().cloudfront.public_keys.values_mut() {
+            if let Some(created) = local::clock::parse_iso8601(&key.created_time) {
+                key.created_time = local::clock::iso8601(created - ms);
+            }
+        }
+        self.joined.lock().unwrap_or_else(|e| e.into_inner()).values_mut().for_each(|(_, t)| *t -= ms);
+    }
+
+    /// A join mark holds when keeper added a key (epoch milliseconds).
+    fn backdate_mark(&self, name: &str, value: &str, ms: i64) -> String {
+        match (name.contains("joined#"), value.parse::<i64>()) {
+            (true, Ok(millis)) => (millis - ms).to_string(),
+            _ => value.to_string(),
+        }
+    }
+
     fn quiescent(&self, world: &World, log: &[Delivered]) -> Result<(), String> {
         self.always(world, log)?;
         // What an event retired is finished by that event: with deletion on, a key retired from the group and
         // listed by no group is gone once every delivery was handled (a lost answer or a failed delete included).
         // Only keeper takes the old key out of its group here; a deletion refused for good is a visible failed line.
+        // Every key keeper took out of the group was counted retired (the `retired` metric of the run that did it,
+        // or of the retry that found its lost update applied), unless an event ended failed (in the dead-letter
+        // queue, or a failed line counted in `failed`), which is then what says it.
+        let mut last_answer: BTreeMap<String, bool> = BTreeMap::new();
+        for d in log {
+            let clean = d.report().is_some_and(|r| r.count(Outcome::Failed) == 0);
+            last_answer.insert(d.payload.to_string(), clean);
+        }
+        let left = self.left.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let counted: u64 = log.iter().map(|d| d.metrics.get("retired")).sum();
+        // A retry that cannot tell its lost update from another writer's says so, naming this event's update.
+        let maybe = left
+            .iter()
+            .filter(|key| {
+                log.iter().filter_map(Delivered::report).flat_map(|r| &r.actions).any(|a| {
+                    a.action == "retire-key"
+                        && a.outcome == Outcome::Skipped
+                        && a.target.ends_with(&format!("/{key}"))
+                        && a.detail.contains("this event's earlier update")
+                })
+            })
+            .count() as u64;
+        if last_answer.values().all(|clean| *clean) && counted + maybe < left.len() as u64 {
+            return Err(format!(
+                "{left:?} left the group and {counted} were counted retired ({maybe} maybe by a lost update)"
+            ));
+        }
         let refused = world.calls().iter().any(|c| c.operation == "DeletePublicKey" && c.outcome == "AccessDenied");
         let w = world.running.emulator.world();
         let listed = w.cloudfront.key_groups.values().any(|g| g.items.iter().any(|k| k == OLD));

@@ -213,27 +213,19 @@ impl Model for StartIdle {
             if world.other_writer_between(first, last) {
                 continue;
             }
-            // Twin deliveries share one window of calls: count each window once.
-            let mut windows: Vec<&Delivered> = Vec::new();
-            for d in deliveries {
-                if !windows.iter().any(|w| w.calls == d.calls) {
-                    windows.push(d);
-                }
-            }
+            // Concurrent deliveries share calls (twins one window, an interleaved one a part of another's): each
+            // call made while a delivery of the event ran counts once.
+            let made: std::collections::BTreeSet<usize> = deliveries.iter().flat_map(|d| d.calls.clone()).collect();
             for name in BUILDERS {
-                let starts: usize = windows
+                let starts = made
                     .iter()
-                    .map(|d| {
-                        calls[d.calls.clone()]
-                            .iter()
-                            .filter(|c| {
-                                c.operation == "StartImageBuilder"
-                                    && c.ok()
-                                    && c.params.get("Name").map(String::as_str) == Some(name)
-                            })
-                            .count()
+                    .filter(|at| {
+                        let c = &calls[**at];
+                        c.operation == "StartImageBuilder"
+                            && c.ok()
+                            && c.params.get("Name").map(String::as_str) == Some(name)
                     })
-                    .sum();
+                    .count();
                 if starts > 1 {
                     return Err(format!("{name} started {starts} times by one event {event}"));
                 }
