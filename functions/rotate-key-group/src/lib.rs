@@ -242,11 +242,13 @@ impl RotateKeyGroup {
         let started = intent.changes.iter().any(|c| created_here(&c));
         if !started && let Some(why) = self.superseded(job).await? {
             // What an earlier run of this event did, whose answer was its failure, is still this event's to say.
+            // A dry run only says so: it counts nothing and records nothing for the real run's retry.
             let mut said = intent.clone();
+            let applied = if ctx.dry_run { Outcome::Planned } else { Outcome::Applied };
             for change in said.changes.iter_mut().filter(|c| c.applied && !c.reported) {
                 change.reported = true;
                 let detail = "applied by this event's earlier run, which failed after its update";
-                report.push(change_line(group_id, change, Outcome::Applied, detail));
+                report.push(change_line(group_id, change, applied, detail));
             }
             for change in said.done_otherwise(&group.items) {
                 let detail =
@@ -254,7 +256,9 @@ impl RotateKeyGroup {
                 report.push(change_line(group_id, &change, Outcome::Skipped, detail));
             }
             report.push(Action::new(group_id.clone(), "rotate", Outcome::Skipped, why));
-            self.remember(ctx, group_id, &said, &intent).await;
+            if !ctx.dry_run {
+                self.remember(ctx, group_id, &said, &intent).await;
+            }
             return Ok(());
         }
         let existing = |id: &String| Member::Existing(id.clone());
@@ -378,8 +382,9 @@ impl RotateKeyGroup {
                 for id in &plan.added {
                     marks::put_joined(&ctx.leases, group_id, id, now_secs()).await?;
                 }
-                for (id, _) in &plan.retired {
-                    marks::put_retired(&ctx.leases, group_id, id).await?;
+                // Pending until the update is answered (or recognised): a refused update leaves no deletable mark.
+                for (id, _) in plan.retired.iter().filter(|_| job.delete_retired) {
+                    marks::put_retired(&ctx.leases, group_id, id, false).await?;
                 }
                 let etag = aws::update(&self.cloudfront, group_id, &group, plan.items.clone()).await?;
                 // Answered: the change is this event's for certain, even if the run fails later (a delete) and the
@@ -390,6 +395,11 @@ impl RotateKeyGroup {
                     state.persisted = state.intent.clone();
                     state.intent.clone()
                 };
+                for (id, _) in plan.retired.iter().filter(|_| job.delete_retired) {
+                    if let Err(e) = marks::put_retired(&ctx.leases, group_id, id, true).await {
+                        tracing::warn!(key = %id, error = %e, "could not confirm that this deployment retired the key");
+                    }
+                }
                 if let Err(e) = marks::put_intent(&ctx.leases, &ctx.event_id, group_id, &answered).await {
                     tracing::warn!(group = %group_id, error = %e, "could not record that this event's update was answered");
                 }
@@ -403,6 +413,12 @@ impl RotateKeyGroup {
         for change in &recognised {
             let detail = "applied by this event's update, whose answer was lost; the re-read found it";
             report.push(change_line(group_id, change, Outcome::Applied, detail));
+            if change.verb == Verb::Retire
+                && job.delete_retired
+                && let Err(e) = marks::put_retired(&ctx.leases, group_id, &change.id, true).await
+            {
+                tracing::warn!(key = %change.id, error = %e, "could not confirm that this deployment retired the key");
+            }
         }
         let (plan, etag) = match rounds {
             Ok(done) => done,

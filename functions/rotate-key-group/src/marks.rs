@@ -44,14 +44,19 @@ pub fn retired_name(key: &str) -> String {
     format!("retired#{key}")
 }
 
-/// The group this deployment retired `key` from, if it did and the mark is kept.
+/// The group this deployment retired `key` from, if it did (its update answered or recognised) and the mark is kept.
 pub async fn retired(leases: &Leases, key: &str) -> Result<Option<String>, Error> {
-    Ok(leases.mark(&retired_name(key)).await?)
+    Ok(leases.mark(&retired_name(key)).await?.filter(|group| !group.starts_with(PENDING)))
 }
 
-/// Records that `key` leaves `group` by this deployment's hand, just before the update that retires it.
-pub async fn put_retired(leases: &Leases, group: &str, key: &str) -> Result<(), Error> {
-    Ok(leases.put_mark(&retired_name(key), group, JOINED_KEPT).await?)
+/// What a retire mark holds until its update is answered.
+const PENDING: &str = "pending:";
+
+/// Records that `key` leaves `group` by this deployment's hand: pending just before the update that retires it,
+/// `confirmed` once that update was answered.
+pub async fn put_retired(leases: &Leases, group: &str, key: &str, confirmed: bool) -> Result<(), Error> {
+    let value = if confirmed { group.to_string() } else { format!("{PENDING}{group}") };
+    Ok(leases.put_mark(&retired_name(key), &value, JOINED_KEPT).await?)
 }
 
 /// The mark of what the event `event_id` changed in `group` (the event id hashed: it may be long).

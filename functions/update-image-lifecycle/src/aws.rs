@@ -219,10 +219,10 @@ pub async fn apply(
             // The time is part of the request: a deprecation now (a retry after updateAt passed) is not the one
             // scheduled, and must not meet the scheduled one's token at Image Builder as a parameter mismatch.
             let at = u.update_at.map(|t| t.unix_timestamp().to_string()).unwrap_or_default();
-            // The status it changes from, too: a retry of this delivery after another change of the build (a policy
-            // disabled what it restored) is another update, which Image Builder must not answer from the first one.
-            let from = d.from.as_ref().map(ToString::to_string).unwrap_or_default();
-            let token = client_token(ctx.function, &[&ctx.token_seed, &u.arn, u.status.as_str(), &at, &from]);
+            // Not the status it changes from: Lambda's retry of a delivery whose first attempt applied reads another
+            // status, and must still replay (a second execution, a delete reported gone). An answer from an earlier
+            // attempt that was undone since is caught by the read-back below instead.
+            let token = client_token(ctx.function, &[&ctx.token_seed, &u.arn, u.status.as_str(), &at]);
             let permit = limit.acquire().await;
             // Checked once the permit is held: with a low limit, a build may wait long for its turn.
             if let Err(out_of_time) = ctx.may_start() {
@@ -233,19 +233,26 @@ pub async fn apply(
                 Err(_) => Err(Error::Internal("the concurrency limit was closed while updates waited".into())),
             };
             // A request's change applied at once is read back: Image Builder answers a token it has seen from the
-            // first update, and when that was undone since (a policy disabled what the request restored, and the
-            // build was read in the same status again) the request is sent once more under a token of its own.
+            // first update, and when that was undone since (a policy disabled what the request restored) the build
+            // reads exactly as it did before this update. Then, and only then, it is sent once more under a token
+            // of its own (a status someone else set in between is not fought).
+            let mut again = false;
             let started = match started {
                 Ok(None) if in_use == WhenInUse::Retry && u.update_at.is_none() => {
                     match status_of(client, &u.arn).await {
-                        Ok(Some(now)) if now != BuildStatus::Lifecycle(u.status) && now.as_str() != "DELETED" => {
+                        Ok(Some(now)) if Some(&now) == d.from.as_ref() && now != BuildStatus::Lifecycle(u.status) => {
                             tracing::info!(arn = %u.arn, found = %now, "answered from an earlier update that was undone; sent again");
+                            again = true;
                             start(client, u, &client_token(ctx.function, &[&token, "again"])).await
                         }
                         _ => Ok(None),
                     }
                 }
                 other => other,
+            };
+            let change = match again {
+                true => format!("{change}; Image Builder answered from an earlier attempt whose change was undone since, so sent again"),
+                false => change,
             };
             match started {
                 Ok(Some(id)) => {
