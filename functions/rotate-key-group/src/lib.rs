@@ -146,6 +146,32 @@ fn change_line(group_id: &str, change: &Change, outcome: Outcome, detail: &str) 
     Action::new(format!("{group_id}/{}", change.id), change.verb.action(), outcome, detail)
 }
 
+/// The line of a change an earlier run of the event made: `applied` (or planned, in a dry run) when that run's
+/// update was answered, else skipped as maybe that update, maybe another writer's.
+fn earlier_line(group_id: &str, change: &Change, applied: Outcome) -> Action {
+    match change.applied {
+        true => {
+            change_line(group_id, change, applied, "applied by this event's earlier run, which failed after its update")
+        }
+        false => change_line(
+            group_id,
+            change,
+            Outcome::Skipped,
+            "already so when re-read: this event's earlier update (its answer lost) or another writer did it",
+        ),
+    }
+}
+
+/// Confirms the retire marks of keys whose update was answered or recognised: from now on the sweep may delete them
+/// once no group lists them. Worth a warning when it fails (the key then waits for a later run), not a failure.
+async fn confirm_retired<'a>(ctx: &Context, group_id: &str, keys: impl Iterator<Item = &'a String>) {
+    for id in keys {
+        if let Err(e) = marks::put_retired(&ctx.leases, group_id, id, true).await {
+            tracing::warn!(key = %id, error = %e, "could not confirm that this deployment retired the key");
+        }
+    }
+}
+
 /// How old a key of keeper's in no key group must be before it counts as an orphan: longer than any Lambda run, so
 /// that a rotation between its create and its update is never mistaken for one.
 const ORPHAN_MIN_AGE_SECS: f64 = 20.0 * 60.0;
@@ -247,13 +273,10 @@ impl RotateKeyGroup {
             let applied = if ctx.dry_run { Outcome::Planned } else { Outcome::Applied };
             for change in said.changes.iter_mut().filter(|c| c.applied && !c.reported) {
                 change.reported = true;
-                let detail = "applied by this event's earlier run, which failed after its update";
-                report.push(change_line(group_id, change, applied, detail));
+                report.push(earlier_line(group_id, change, applied));
             }
             for change in said.done_otherwise(&group.items) {
-                let detail =
-                    "already so when re-read: this event's earlier update (its answer lost) or another writer did it";
-                report.push(change_line(group_id, &change, Outcome::Skipped, detail));
+                report.push(earlier_line(group_id, &change, applied));
             }
             report.push(Action::new(group_id.clone(), "rotate", Outcome::Skipped, why));
             if !ctx.dry_run {
@@ -395,10 +418,8 @@ impl RotateKeyGroup {
                     state.persisted = state.intent.clone();
                     state.intent.clone()
                 };
-                for (id, _) in plan.retired.iter().filter(|_| job.delete_retired) {
-                    if let Err(e) = marks::put_retired(&ctx.leases, group_id, id, true).await {
-                        tracing::warn!(key = %id, error = %e, "could not confirm that this deployment retired the key");
-                    }
+                if job.delete_retired {
+                    confirm_retired(ctx, group_id, plan.retired.iter().map(|(id, _)| id)).await;
                 }
                 if let Err(e) = marks::put_intent(&ctx.leases, &ctx.event_id, group_id, &answered).await {
                     tracing::warn!(group = %group_id, error = %e, "could not record that this event's update was answered");
@@ -413,12 +434,10 @@ impl RotateKeyGroup {
         for change in &recognised {
             let detail = "applied by this event's update, whose answer was lost; the re-read found it";
             report.push(change_line(group_id, change, Outcome::Applied, detail));
-            if change.verb == Verb::Retire
-                && job.delete_retired
-                && let Err(e) = marks::put_retired(&ctx.leases, group_id, &change.id, true).await
-            {
-                tracing::warn!(key = %change.id, error = %e, "could not confirm that this deployment retired the key");
-            }
+        }
+        if job.delete_retired {
+            let retired = recognised.iter().filter(|c| c.verb == Verb::Retire).map(|c| &c.id);
+            confirm_retired(ctx, group_id, retired).await;
         }
         let (plan, etag) = match rounds {
             Ok(done) => done,
@@ -452,14 +471,7 @@ impl RotateKeyGroup {
             said = true;
         }
         for change in intent.done_otherwise(items) {
-            let (outcome, detail) = match change.applied {
-                true => (Outcome::Applied, "applied by this event's earlier run, which failed after its update"),
-                false => (
-                    Outcome::Skipped,
-                    "already so when re-read: this event's earlier update (its answer lost) or another writer did it",
-                ),
-            };
-            report.push(change_line(group_id, &change, outcome, detail));
+            report.push(earlier_line(group_id, &change, Outcome::Applied));
             said = true;
         }
         if !said {

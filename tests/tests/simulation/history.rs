@@ -294,7 +294,6 @@ struct Timeline<'a, M: Model> {
     other_since: bool,
     /// Deliveries that failed retryably, waiting for Lambda's retry: (index in log, retries so far).
     waiting: Vec<(usize, u32)>,
-    dead_lettered: Vec<usize>,
     /// The step being run.
     step: usize,
     /// The step's last report may be stale: another delivery wrote after its own writes landed.
@@ -348,11 +347,9 @@ impl<M: Model> Timeline<'_, M> {
     async fn retry(&mut self, index: usize, retries: u32) {
         let original = self.log[index].clone();
         let at = self.deliver(original.payload, original.request_id, false, original.dry_run).await;
-        if self.log[at].retryable() {
-            match retries + 1 < 2 {
-                true => self.waiting.push((at, retries + 1)),
-                false => self.dead_lettered.push(at),
-            }
+        // A third failure is dead-lettered: nothing retries it again.
+        if self.log[at].retryable() && retries + 1 < 2 {
+            self.waiting.push((at, retries + 1));
         }
     }
 
@@ -557,7 +554,6 @@ pub async fn run<M: Model>(model: &M, steps: &[Step<M::Event, M::Writer>]) -> Re
         events: 0,
         other_since: false,
         waiting: Vec::new(),
-        dead_lettered: Vec::new(),
         step: 0,
         stale: false,
     };
