@@ -650,6 +650,29 @@ async fn given_a_retired_key_someone_else_made_whose_deletion_failed_once_when_l
 }
 
 #[tokio::test]
+async fn given_a_key_made_by_hand_retired_with_deletion_off_when_sweeps_run_then_it_is_counted_and_never_deleted() {
+    // GIVEN K1OLD, made by hand, retired by an upload while DELETE_RETIRED_KEYS is off
+    let key = format!("keys/{GROUP}/site.pem");
+    let running = start(seed(&["K1OLD", "K2MID"], &[(&key, "rsa-2048-second.pem")])).await;
+    let store = testbed::guard::store().await;
+    let keeping = host_on(&running, &store, &[]).await;
+    let rotated = keeping.handle(upload(&key, &current(&running, &key)), None).await.expect("a report");
+    assert_eq!(rotated.count_of("retire-key", Outcome::Applied), 1, "{rotated:?}");
+    // WHEN the sweep runs with deletion still off, and again after deletion is turned on
+    let (off, off_metrics) = keeping.answer(schedule("sweep-off"), None).await;
+    let deleting = host_on(&running, &store, &[("DELETE_RETIRED_KEYS", "true")]).await;
+    let (on, on_metrics) = deleting.answer(schedule("sweep-on"), None).await;
+    // THEN both count it as an orphan, naming it, and neither deletes it: it was retired to be kept
+    for (report, metrics) in [(off.expect("a report"), off_metrics), (on.expect("a report"), on_metrics)] {
+        assert_eq!(metrics.get("orphans"), 1, "{report:?}");
+        let line = report.actions.iter().find(|a| a.action == "orphan-key").expect("an orphan-key line");
+        assert_eq!((line.target.as_str(), line.outcome), ("K1OLD", Outcome::Skipped), "{line:?}");
+    }
+    assert!(calls(&running, "DeletePublicKey").is_empty());
+    assert!(running.emulator.world().cloudfront.public_keys.contains_key("K1OLD"));
+}
+
+#[tokio::test]
 async fn given_orphans_and_deletion_off_when_the_sweep_runs_then_the_metrics_count_them_and_the_public_keys() {
     // GIVEN five public keys: two in the group, two of this stack's in no group, one of another stack's
     let mut seeded = seed(&["K1OLD", "K2MID"], &[]);

@@ -164,9 +164,9 @@ fn earlier_line(group_id: &str, change: &Change, applied: Outcome) -> Action {
 
 /// Confirms the retire marks of keys whose update was answered or recognised: from now on the sweep may delete them
 /// once no group lists them. Worth a warning when it fails (the key then waits for a later run), not a failure.
-async fn confirm_retired<'a>(ctx: &Context, group_id: &str, keys: impl Iterator<Item = &'a String>) {
+async fn confirm_retired<'a>(ctx: &Context, job: &Job, keys: impl Iterator<Item = &'a String>) {
     for id in keys {
-        if let Err(e) = marks::put_retired(&ctx.leases, group_id, id, true).await {
+        if let Err(e) = marks::put_retired(&ctx.leases, &job.key_group_id, id, job.delete_retired, true).await {
             tracing::warn!(key = %id, error = %e, "could not confirm that this deployment retired the key");
         }
     }
@@ -405,9 +405,10 @@ impl RotateKeyGroup {
                 for id in &plan.added {
                     marks::put_joined(&ctx.leases, group_id, id, now_secs()).await?;
                 }
-                // Pending until the update is answered (or recognised): a refused update leaves no deletable mark.
-                for (id, _) in plan.retired.iter().filter(|_| job.delete_retired) {
-                    marks::put_retired(&ctx.leases, group_id, id, false).await?;
+                // Pending until the update is answered (or recognised): a refused update leaves no mark the sweep
+                // acts on.
+                for (id, _) in &plan.retired {
+                    marks::put_retired(&ctx.leases, group_id, id, job.delete_retired, false).await?;
                 }
                 let etag = aws::update(&self.cloudfront, group_id, &group, plan.items.clone()).await?;
                 // Answered: the change is this event's for certain, even if the run fails later (a delete) and the
@@ -418,9 +419,7 @@ impl RotateKeyGroup {
                     state.persisted = state.intent.clone();
                     state.intent.clone()
                 };
-                if job.delete_retired {
-                    confirm_retired(ctx, group_id, plan.retired.iter().map(|(id, _)| id)).await;
-                }
+                confirm_retired(ctx, job, plan.retired.iter().map(|(id, _)| id)).await;
                 if let Err(e) = marks::put_intent(&ctx.leases, &ctx.event_id, group_id, &answered).await {
                     tracing::warn!(group = %group_id, error = %e, "could not record that this event's update was answered");
                 }
@@ -435,10 +434,8 @@ impl RotateKeyGroup {
             let detail = "applied by this event's update, whose answer was lost; the re-read found it";
             report.push(change_line(group_id, change, Outcome::Applied, detail));
         }
-        if job.delete_retired {
-            let retired = recognised.iter().filter(|c| c.verb == Verb::Retire).map(|c| &c.id);
-            confirm_retired(ctx, group_id, retired).await;
-        }
+        let retired = recognised.iter().filter(|c| c.verb == Verb::Retire).map(|c| &c.id);
+        confirm_retired(ctx, job, retired).await;
         let (plan, etag) = match rounds {
             Ok(done) => done,
             Err(e) => {
@@ -477,7 +474,6 @@ impl RotateKeyGroup {
         if !said {
             report.push(Action::new(group_id.clone(), "update", Outcome::Skipped, "already as desired"));
         }
-        self.remember(ctx, group_id, &intent, &persisted).await;
         if job.delete_retired {
             // What this event retired, in this run or an earlier one, and no group lists: a deletion that failed or
             // never started (a lost answer, a crash) is finished by the event's retry.
@@ -491,6 +487,9 @@ impl RotateKeyGroup {
                 report.push(aws::delete_if_unused(&self.cloudfront, group_id, id).await);
             }
         }
+        // Last, after every call: a run killed before this (at a delete) never got its report out, so its retry
+        // must say, and count, these changes again.
+        self.remember(ctx, group_id, &intent, &persisted).await;
         Ok(())
     }
 
@@ -541,20 +540,31 @@ impl RotateKeyGroup {
             Err(e) => return report.push(Action::failed("orphaned keys", "find-orphans", &e)),
         };
         // Keys this deployment retired from a group and no group lists now are its to delete too: the event that
-        // retired one may have died (dead-lettered) before its delete.
-        let mut orphans: Vec<(aws::KeySummary, String)> = census
+        // retired one may have died (dead-lettered) before its delete. One retired by a job that kept retired keys
+        // is counted and kept.
+        // (key, why it is an orphan, why it is kept even with deletion on)
+        let mut orphans: Vec<(aws::KeySummary, String, Option<&str>)> = census
             .orphans
             .into_iter()
             .map(|k| {
                 let why = format!("orphan: this deployment made it ({}) and no key group lists it", k.name);
-                (k, why)
+                (k, why, None)
             })
             .collect();
         for key in census.unlisted {
             match marks::retired(&ctx.leases, &key.id).await {
-                Ok(Some(group)) => {
+                Ok(Some(marks::Retired { group, deletable, confirmed: true })) => {
                     let why = format!("orphan: this deployment retired it from {group} and no key group lists it");
-                    orphans.push((key, why));
+                    orphans.push((key, why, (!deletable).then_some("it was retired with deletion off")));
+                }
+                // The update that would have retired it got no answer, and another writer may have taken it out:
+                // never deleted on that guess, but counted, so it cannot pile up unseen.
+                Ok(Some(marks::Retired { group, confirmed: false, .. })) => {
+                    let why = format!(
+                        "orphan: no key group lists it, and this deployment's update that retired it from {group} got no answer"
+                    );
+                    let kept = "another writer may have taken it out; delete it by hand if nothing uses it";
+                    orphans.push((key, why, Some(kept)));
                 }
                 Ok(None) => {}
                 Err(e) => report.push(Action::failed(&key.id, "find-orphans", &e)),
@@ -568,15 +578,18 @@ impl RotateKeyGroup {
             .filter(|a| a.action == "delete-key")
             .filter_map(|a| a.target.rsplit('/').next().map(String::from))
             .collect();
-        for (key, why) in orphans.into_iter().filter(|(k, _)| !tried.contains(&k.id)) {
-            report.push(match delete {
-                true => aws::delete(&self.cloudfront, &key.id, &key.id, &why).await,
-                false => Action::new(
+        for (key, why, kept) in orphans.into_iter().filter(|(k, ..)| !tried.contains(&k.id)) {
+            report.push(match (delete, kept) {
+                (true, None) => aws::delete(&self.cloudfront, &key.id, &key.id, &why).await,
+                (false, _) => Action::new(
                     &key.id,
                     "orphan-key",
                     Outcome::Skipped,
                     format!("{why}; set DELETE_RETIRED_KEYS to delete it"),
                 ),
+                (true, Some(reason)) => {
+                    Action::new(&key.id, "orphan-key", Outcome::Skipped, format!("{why}; kept: {reason}"))
+                }
             });
         }
     }

@@ -39,23 +39,50 @@ pub async fn put_joined(leases: &Leases, group: &str, key: &str, now: f64) -> Re
 }
 
 /// The mark that this deployment retired `key` (from a group): a key it did not make, but whose deletion is its
-/// job once no group lists it, even when the event that retired it died before deleting it (dead-lettered).
+/// job once no group lists it, even when the event that retired it died before deleting it (dead-lettered). A key
+/// retired with deletion off is marked too, as one to keep: the sweep counts it as an orphan and never deletes it.
 pub fn retired_name(key: &str) -> String {
     format!("retired#{key}")
 }
 
-/// The group this deployment retired `key` from, if it did (its update answered or recognised) and the mark is kept.
-pub async fn retired(leases: &Leases, key: &str) -> Result<Option<String>, Error> {
-    Ok(leases.mark(&retired_name(key)).await?.filter(|group| !group.starts_with(PENDING)))
+/// How this deployment retired a key: from which group, whether deleting it was allowed then, and whether the
+/// update that retired it was answered (or recognised), which makes the retirement keeper's for certain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retired {
+    pub group: String,
+    pub deletable: bool,
+    pub confirmed: bool,
+}
+
+/// How this deployment retired `key`, or meant to, if the mark is kept.
+pub async fn retired(leases: &Leases, key: &str) -> Result<Option<Retired>, Error> {
+    let Some(value) = leases.mark(&retired_name(key)).await? else { return Ok(None) };
+    let (confirmed, value) = match value.strip_prefix(PENDING) {
+        Some(rest) => (false, rest),
+        None => (true, value.as_str()),
+    };
+    let (deletable, group) = match value.strip_prefix(KEPT) {
+        Some(group) => (false, group),
+        None => (true, value),
+    };
+    Ok(Some(Retired { group: group.to_string(), deletable, confirmed }))
 }
 
 /// What a retire mark holds until its update is answered.
 const PENDING: &str = "pending:";
+/// What a retire mark holds when the key was retired with deletion off.
+const KEPT: &str = "kept:";
 
 /// Records that `key` leaves `group` by this deployment's hand: pending just before the update that retires it,
-/// `confirmed` once that update was answered.
-pub async fn put_retired(leases: &Leases, group: &str, key: &str, confirmed: bool) -> Result<(), Error> {
-    let value = if confirmed { group.to_string() } else { format!("{PENDING}{group}") };
+/// `confirmed` once that update was answered; `deletable` when the job allowed deleting retired keys.
+pub async fn put_retired(
+    leases: &Leases,
+    group: &str,
+    key: &str,
+    deletable: bool,
+    confirmed: bool,
+) -> Result<(), Error> {
+    let value = format!("{}{}{group}", if confirmed { "" } else { PENDING }, if deletable { "" } else { KEPT });
     Ok(leases.put_mark(&retired_name(key), &value, JOINED_KEPT).await?)
 }
 
