@@ -207,6 +207,18 @@ impl<F: Function> Host<F> {
         deadline: Option<SystemTime>,
         request_id: Option<&str>,
     ) -> (Result<Report, Diagnostic>, Metrics) {
+        let (answer, metrics, _) = self.answer_invocation_in_full(payload, deadline, request_id).await;
+        (answer, metrics)
+    }
+
+    /// [`Host::answer_invocation`] with the report of a run that failed part way (what it did before it failed,
+    /// which Lambda's answer cannot carry and the log does), for a caller that holds it to the account.
+    pub async fn answer_invocation_in_full(
+        &self,
+        payload: Value,
+        deadline: Option<SystemTime>,
+        request_id: Option<&str>,
+    ) -> (Result<Report, Diagnostic>, Metrics, Option<Report>) {
         let (result, caller, header) = self.invoke(payload, deadline, request_id).await;
         // A run that failed still did what its report says: the metrics count it.
         let partial = match &result {
@@ -215,7 +227,7 @@ impl<F: Function> Host<F> {
         };
         let answer = into_lambda_result(result, caller, header);
         let metrics = self.metrics(&answer, partial.as_ref());
-        (answer, metrics)
+        (answer, metrics, partial)
     }
 
     async fn invoke(

@@ -225,6 +225,35 @@ mod rotate_regressions {
         ])
         .await;
     }
+
+    /// Found by the simulation (seed 1801807216) once it could kill the bootstrap: a run killed at the delete of
+    /// the key it had just retired had already recorded its changes as reported, so its retry counted nothing and
+    /// the retirement was in no metric. What a run reported is recorded after its last call.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_rotate_a_run_killed_at_its_delete_is_counted_by_its_retry() {
+        replay(vec![Crash { event: Upload { key: 0 }, operation: 3 }]).await;
+    }
+
+    /// Found by the simulation (seed 1801807216) once settings could change: with DELETE_RETIRED_KEYS off, K1OLD
+    /// (made by hand) was retired with no mark, and no sweep counted it: a key in no group, kept forever, seen by
+    /// no metric. A key retired with deletion off is marked to keep, and counted as an orphan.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_rotate_a_key_retired_with_deletion_off_is_counted() {
+        replay(vec![Settings { variant: 1 }, Deliver { event: Upload { key: 0 }, dry_run: false }]).await;
+    }
+
+    /// Found by the simulation (seed 7): a run killed after its update retired K1OLD, and its retry refused for
+    /// good, left K1OLD in no group behind a pending mark, which no sweep looked at. The sweep counts it (and keeps
+    /// it: keeper cannot tell its update from another writer's).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_rotate_a_retirement_never_answered_is_counted_by_the_sweep() {
+        replay(vec![
+            Crash { event: Upload { key: 0 }, operation: 0 },
+            Fault { operation: 2, fault: Refused },
+            TimePasses { hours: 2 },
+        ])
+        .await;
+    }
 }
 
 /// Histories of update-image-lifecycle the simulation found, shrunk, kept as regressions.

@@ -72,6 +72,11 @@ impl Model for Lifecycle {
         ]
     }
 
+    /// An operator keeps two builds available, or allows one change at a time.
+    fn variants(&self) -> Vec<Vec<(&'static str, String)>> {
+        vec![vec![("KEEP_AVAILABLE", "2".into())], vec![("MAX_CONCURRENCY", "1".into())]]
+    }
+
     fn events(&self) -> BoxedStrategy<Event> {
         prop_oneof![
             2 => (0u8..5, any::<bool>()).prop_map(|(build, sns)| Event::Announce { build, sns }),

@@ -59,8 +59,11 @@ pub enum Writer {
 /// The other stack's key: this deployment never touches it.
 const FOREIGN: &str = "KOTHERSTACK01";
 
-/// `GRACE_HOURS`, in milliseconds.
-const GRACE_MS: i64 = 24 * 3_600_000;
+/// `GRACE_HOURS` in force, in milliseconds.
+fn grace_ms(world: &World) -> i64 {
+    let hours: i64 = world.setting("GRACE_HOURS").and_then(|h| h.parse().ok()).unwrap_or(24);
+    hours * 3_600_000
+}
 
 /// When each key in the group joined it, as the history saw it: (order of joining, epoch ms moved back as the clock
 /// moves on). Reset with each history.
@@ -69,6 +72,8 @@ pub struct Rotate {
     joined: Mutex<BTreeMap<String, (usize, i64)>>,
     /// Keys that left the group during the history.
     left: Mutex<BTreeSet<String>>,
+    /// `DELETE_RETIRED_KEYS` was off for some step of the history: a key retired then is kept, and counted.
+    deletion_was_off: std::sync::atomic::AtomicBool,
     /// Object versions a newer upload replaced, with where in the call log that happened.
     replaced: Mutex<BTreeMap<String, usize>>,
 }
@@ -97,6 +102,7 @@ impl Model for Rotate {
             ("K2MID".to_string(), (1, local::clock::now_ms() - 300 * 3_600_000)),
         ]);
         self.left.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.deletion_was_off.store(false, std::sync::atomic::Ordering::SeqCst);
         self.replaced.lock().unwrap_or_else(|e| e.into_inner()).clear();
         json!({"cloudfront": {
             "publicKeys": {
@@ -113,6 +119,15 @@ impl Model for Rotate {
             ("MAX_KEYS", "2".into()),
             ("GRACE_HOURS", "24".into()),
             ("DELETE_RETIRED_KEYS", "true".into()),
+        ]
+    }
+
+    /// An operator turns deletion off, shortens the grace period, or allows a third key.
+    fn variants(&self) -> Vec<Vec<(&'static str, String)>> {
+        vec![
+            vec![("DELETE_RETIRED_KEYS", "false".into())],
+            vec![("GRACE_HOURS", "2".into())],
+            vec![("MAX_KEYS", "3".into())],
         ]
     }
 
@@ -176,6 +191,9 @@ impl Model for Rotate {
     }
 
     fn always(&self, world: &World, log: &[Delivered]) -> Result<(), String> {
+        if world.setting("DELETE_RETIRED_KEYS").as_deref() != Some("true") {
+            self.deletion_was_off.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         let now = items(world);
         if now.is_empty() || now.len() > 5 {
             return Err(format!("the group holds {now:?}"));
@@ -197,7 +215,7 @@ impl Model for Rotate {
         for (key, order) in gone {
             // The key that joined next: its joining ended this one's signing.
             let successor = joined.values().filter(|(o, _)| *o > order).min().map(|(_, t)| *t);
-            if successor.is_none_or(|t| at - t < GRACE_MS) {
+            if successor.is_none_or(|t| at - t < grace_ms(world)) {
                 return Err(format!(
                     "{key} left the group inside its grace period (its successor joined {} h ago): {now:?}",
                     successor.map(|t| (at - t) / 3_600_000).unwrap_or(0)
@@ -282,7 +300,7 @@ impl Model for Rotate {
         let maybe = left
             .iter()
             .filter(|key| {
-                log.iter().filter_map(Delivered::report).flat_map(|r| &r.actions).any(|a| {
+                log.iter().filter_map(Delivered::run_report).flat_map(|r| &r.actions).any(|a| {
                     a.action == "retire-key"
                         && a.outcome == Outcome::Skipped
                         && a.target.ends_with(&format!("/{key}"))
@@ -295,12 +313,37 @@ impl Model for Rotate {
                 "{left:?} left the group and {counted} were counted retired ({maybe} maybe by a lost update)"
             ));
         }
+        // Every key keeper retired and no group lists is deleted (with deletion on throughout), or else counted
+        // by the settling sweep as an orphan, whoever made it.
         let refused = world.calls().iter().any(|c| c.operation == "DeletePublicKey" && c.outcome == "AccessDenied");
         let w = world.running.emulator.world();
-        let listed = w.cloudfront.key_groups.values().any(|g| g.items.iter().any(|k| k == OLD));
-        if !refused && !listed && w.cloudfront.public_keys.contains_key(OLD) {
+        let kept: Vec<&String> = left
+            .iter()
+            .filter(|key| {
+                let listed = w.cloudfront.key_groups.values().any(|g| g.items.contains(key));
+                !listed && w.cloudfront.public_keys.contains_key(*key)
+            })
+            .collect();
+        let deletion_was_off = self.deletion_was_off.load(std::sync::atomic::Ordering::SeqCst);
+        // Unless keeper cannot be sure it retired it (its update's answer never came, and no re-read recognised
+        // it): then the sweep names it as an orphan it keeps, and why.
+        let settle = log.last().and_then(Delivered::report);
+        let not_deleted = kept.iter().find(|key| {
+            !settle.is_some_and(|r| {
+                r.actions
+                    .iter()
+                    .any(|a| a.action == "orphan-key" && a.target == ***key && a.detail.contains("got no answer"))
+            })
+        });
+        if let Some(key) = not_deleted.filter(|_| !refused && !deletion_was_off) {
             return Err(format!(
-                "{OLD} was retired and no group lists it, and it was never deleted (DELETE_RETIRED_KEYS)"
+                "{key} was retired and no group lists it, and it was never deleted (DELETE_RETIRED_KEYS)"
+            ));
+        }
+        let orphans = log.last().map(|settle| settle.metrics.get("orphans")).unwrap_or(0);
+        if orphans < kept.len() as u64 {
+            return Err(format!(
+                "{kept:?} were retired and no group lists them, and the sweep counted {orphans} orphans"
             ));
         }
         Ok(())

@@ -61,6 +61,11 @@ impl Model for StartIdle {
         vec![("NAME_PREFIX", "team-".into()), ("TAGS", "keeper:schedule=office-hours".into())]
     }
 
+    /// An operator allows one builder at a time.
+    fn variants(&self) -> Vec<Vec<(&'static str, String)>> {
+        vec![vec![("MAX_CONCURRENCY", "1".into())]]
+    }
+
     fn events(&self) -> BoxedStrategy<Event> {
         prop_oneof![
             3 => (0u8..4, 0u8..3).prop_map(|(firing, retry)| Event::Firing { firing, retry }),
