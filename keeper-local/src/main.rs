@@ -29,7 +29,10 @@ const USAGE: &str = "usage:
   keeper-local invoke <function> <event.json> [--seed FILE]
       runs the function's handler on the event against an in-process emulator seeded with FILE
       (default events/local-account.json) and prints its report, its calls, its metrics and what changed in the
-      account on stdout; the logs and the EMF line go to stderr";
+      account on stdout; the logs and the EMF line go to stderr
+
+exit status: 0 when the command did its work; 1 when the invocation failed (Lambda would record an error: the
+  report says which, and whether a retry may pass); 2 when it could not run (usage, a file, a setting)";
 
 /// What one invocation returns: the function's answer and its metrics, or why it could not be run (a bad setting).
 type Answer<'a> = Pin<Box<dyn Future<Output = Result<(Result<Report, Diagnostic>, Metrics), String>> + 'a>>;
@@ -71,21 +74,33 @@ fn main() -> ExitCode {
         }
     };
     let result = match args.first().map(String::as_str) {
-        Some("serve") => runtime.block_on(serve(&args[1..])),
+        Some("serve") => runtime.block_on(serve(&args[1..])).map(|()| Ran::Done),
         Some("invoke") => runtime.block_on(invoke(&args[1..])),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
-            Ok(())
+            Ok(Ran::Done)
         }
         _ => Err(USAGE.to_string()),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Ran::Done) => ExitCode::SUCCESS,
+        // The report is printed; the status tells a script or CI what Lambda would have recorded.
+        Ok(Ran::InvocationFailed(error_type)) => {
+            eprintln!("keeper-local: the invocation failed: {error_type}");
+            ExitCode::from(1)
+        }
         Err(message) => {
             eprintln!("keeper-local: {message}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
+}
+
+/// What a command that could run came to.
+enum Ran {
+    Done,
+    /// The function answered with an error (its type): Lambda records the invocation as failed.
+    InvocationFailed(String),
 }
 
 /// The value of `--name`, and the arguments without it.
@@ -160,7 +175,7 @@ const DEMO_SETTINGS: [(&str, &str); 5] = [
     ),
 ];
 
-async fn invoke(args: &[String]) -> Result<(), String> {
+async fn invoke(args: &[String]) -> Result<Ran, String> {
     let (seed, args) = option(args, "--seed")?;
     let [function, event] = args.as_slice() else {
         return Err(format!("invoke needs a function and an event file\n{USAGE}"));
@@ -213,5 +228,8 @@ async fn invoke(args: &[String]) -> Result<(), String> {
     for change in changes {
         println!("  {change}");
     }
-    Ok(())
+    Ok(match answer {
+        Ok(_) => Ran::Done,
+        Err(diagnostic) => Ran::InvocationFailed(diagnostic.error_type),
+    })
 }

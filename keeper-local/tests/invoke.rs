@@ -36,3 +36,33 @@ fn given_the_demo_event_when_invoked_then_stdout_is_for_a_person_and_the_machine
     assert_eq!(emf["function"], "start-idle-image-builders");
     assert!(!stderr.contains('\u{1b}'), "no escape codes when stderr is not a terminal:\n{stderr:?}");
 }
+
+#[test]
+fn given_an_invalid_request_when_invoked_then_it_exits_1_and_a_missing_event_file_exits_2() {
+    // GIVEN a request the function refuses (no names, no tags), and an event file that does not exist
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the repository root");
+    let dir = std::env::temp_dir().join(format!("keeper-local-invoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let invalid = dir.join("invalid.json");
+    std::fs::write(&invalid, r#"{"action": "start", "names": []}"#).expect("the event file");
+    let run = |event: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_keeper-local"))
+            .args(["invoke", "start-idle-image-builders"])
+            .arg(event)
+            .current_dir(root)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("keeper-local runs")
+    };
+    // WHEN each is invoked
+    let refused = run(&invalid);
+    let missing = run(&dir.join("missing.json"));
+    // THEN the refusal is printed as the report and the status is 1; the file that cannot be read is 2
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Permanent.InvalidInput"), "{stdout}");
+    assert!(stderr.contains("the invocation failed: Permanent.InvalidInput"), "{stderr}");
+    assert_eq!(missing.status.code(), Some(2), "{}", String::from_utf8_lossy(&missing.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
