@@ -165,8 +165,9 @@ fn earlier_line(group_id: &str, change: &Change, applied: Outcome) -> Action {
 /// Confirms the retire marks of keys whose update was answered or recognised: from now on the sweep may delete them
 /// once no group lists them. Worth a warning when it fails (the key then waits for a later run), not a failure.
 async fn confirm_retired<'a>(ctx: &Context, job: &Job, keys: impl Iterator<Item = &'a String>) {
+    let retired = marks::Retired { group: job.key_group_id.clone(), deletable: job.delete_retired, confirmed: true };
     for id in keys {
-        if let Err(e) = marks::put_retired(&ctx.leases, &job.key_group_id, id, job.delete_retired, true).await {
+        if let Err(e) = marks::put_retired(&ctx.leases, id, &retired).await {
             tracing::warn!(key = %id, error = %e, "could not confirm that this deployment retired the key");
         }
     }
@@ -407,8 +408,10 @@ impl RotateKeyGroup {
                 }
                 // Pending until the update is answered (or recognised): a refused update leaves no mark the sweep
                 // acts on.
+                let pending =
+                    marks::Retired { group: group_id.clone(), deletable: job.delete_retired, confirmed: false };
                 for (id, _) in &plan.retired {
-                    marks::put_retired(&ctx.leases, group_id, id, job.delete_retired, false).await?;
+                    marks::put_retired(&ctx.leases, id, &pending).await?;
                 }
                 let etag = aws::update(&self.cloudfront, group_id, &group, plan.items.clone()).await?;
                 // Answered: the change is this event's for certain, even if the run fails later (a delete) and the

@@ -56,16 +56,7 @@ pub struct Retired {
 
 /// How this deployment retired `key`, or meant to, if the mark is kept.
 pub async fn retired(leases: &Leases, key: &str) -> Result<Option<Retired>, Error> {
-    let Some(value) = leases.mark(&retired_name(key)).await? else { return Ok(None) };
-    let (confirmed, value) = match value.strip_prefix(PENDING) {
-        Some(rest) => (false, rest),
-        None => (true, value.as_str()),
-    };
-    let (deletable, group) = match value.strip_prefix(KEPT) {
-        Some(group) => (false, group),
-        None => (true, value),
-    };
-    Ok(Some(Retired { group: group.to_string(), deletable, confirmed }))
+    Ok(leases.mark(&retired_name(key)).await?.map(|value| Retired::parse(&value)))
 }
 
 /// What a retire mark holds until its update is answered.
@@ -73,17 +64,25 @@ const PENDING: &str = "pending:";
 /// What a retire mark holds when the key was retired with deletion off.
 const KEPT: &str = "kept:";
 
-/// Records that `key` leaves `group` by this deployment's hand: pending just before the update that retires it,
-/// `confirmed` once that update was answered; `deletable` when the job allowed deleting retired keys.
-pub async fn put_retired(
-    leases: &Leases,
-    group: &str,
-    key: &str,
-    deletable: bool,
-    confirmed: bool,
-) -> Result<(), Error> {
-    let value = format!("{}{}{group}", if confirmed { "" } else { PENDING }, if deletable { "" } else { KEPT });
-    Ok(leases.put_mark(&retired_name(key), &value, JOINED_KEPT).await?)
+impl Retired {
+    /// The mark's value: `[pending:][kept:]<group>`.
+    fn value(&self) -> String {
+        let pending = if self.confirmed { "" } else { PENDING };
+        let kept = if self.deletable { "" } else { KEPT };
+        format!("{pending}{kept}{}", self.group)
+    }
+
+    fn parse(value: &str) -> Self {
+        let (confirmed, value) = value.strip_prefix(PENDING).map_or((true, value), |rest| (false, rest));
+        let (deletable, group) = value.strip_prefix(KEPT).map_or((true, value), |group| (false, group));
+        Retired { group: group.to_string(), deletable, confirmed }
+    }
+}
+
+/// Records that `key` leaves a group by this deployment's hand: pending just before the update that retires it,
+/// confirmed once that update was answered.
+pub async fn put_retired(leases: &Leases, key: &str, retired: &Retired) -> Result<(), Error> {
+    Ok(leases.put_mark(&retired_name(key), &retired.value(), JOINED_KEPT).await?)
 }
 
 /// The mark of what the event `event_id` changed in `group` (the event id hashed: it may be long).

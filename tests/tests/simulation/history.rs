@@ -3,7 +3,7 @@
 //! every step and once every delivery has been handled or dead-lettered.
 
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -79,6 +79,11 @@ pub enum Step<E, W> {
     Settings { variant: usize },
 }
 
+/// A lock that a panicked history (a failed invariant) left poisoned still holds what the next one needs.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// What a function brings to the simulation.
 #[async_trait]
 pub trait Model: Send + Sync + 'static {
@@ -144,7 +149,7 @@ pub struct World {
 impl World {
     /// A setting in force now (the step that just ran ran under it).
     pub fn setting(&self, name: &str) -> Option<String> {
-        let settings = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let settings = lock(&self.settings);
         settings.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
     }
     /// Whether the last delivery of the log is the step that just ran, so its report can be held to the account.
@@ -153,7 +158,7 @@ impl World {
     }
     /// Whether another writer acted between calls `from` and `to` of the log.
     pub fn other_writer_between(&self, from: usize, to: usize) -> bool {
-        self.others.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|at| (from..=to).contains(at))
+        lock(&self.others).iter().any(|at| (from..=to).contains(at))
     }
     pub fn calls(&self) -> Vec<local::Call> {
         self.running.emulator.calls()
@@ -212,20 +217,20 @@ struct SimStore {
 
 impl SimStore {
     fn records(&self) -> Arc<MemoryStore> {
-        self.records.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.records).clone()
     }
     /// Days pass: every event record and lease is past its TTL.
     fn forget_events(&self) {
-        *self.records.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(MemoryStore::default());
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *lock(&self.records) = Arc::new(MemoryStore::default());
+        lock(&self.open).clear();
     }
     /// The records and leases left INPROGRESS.
     fn open(&self) -> Vec<String> {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
+        lock(&self.open).keys().cloned().collect()
     }
     /// The deadline of a killed invocation passed: what it held is free (as its expiry frees it at AWS).
     async fn expire_open(&self) {
-        let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(|e| e.into_inner()));
+        let open = std::mem::take(&mut *lock(&self.open));
         for (id, owner) in open {
             let _ = self.records().delete(&id, &owner).await;
         }
@@ -233,7 +238,7 @@ impl SimStore {
     /// The clock moved `ms` on: marks expire sooner, and a time a mark holds is older.
     fn backdate_marks(&self, ms: i64, value: impl Fn(&str, &str) -> String) {
         let now = Now::at(std::time::SystemTime::now()).seconds;
-        let mut marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut marks = lock(&self.marks);
         marks.retain(|_, (_, expiration)| *expiration - ms / 1000 >= now);
         for (name, (v, expiration)) in marks.iter_mut() {
             *v = value(name, v);
@@ -245,34 +250,34 @@ impl SimStore {
 #[async_trait]
 impl IdempotencyStore for SimStore {
     async fn put_in_progress(&self, record: &Record, now: Now) -> Result<Lock, StoreError> {
-        let lock = self.records().put_in_progress(record, now).await?;
-        if lock == Lock::Acquired {
+        let taken = self.records().put_in_progress(record, now).await?;
+        if taken == Lock::Acquired {
             let owner = record.owner.clone().unwrap_or_default();
-            self.open.lock().unwrap_or_else(|e| e.into_inner()).insert(record.id.clone(), owner);
+            lock(&self.open).insert(record.id.clone(), owner);
         }
-        Ok(lock)
+        Ok(taken)
     }
     async fn complete(&self, record: &Record) -> Result<bool, StoreError> {
         let done = self.records().complete(record).await?;
         if done {
-            self.open.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.id);
+            lock(&self.open).remove(&record.id);
         }
         Ok(done)
     }
     async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
         let done = self.records().delete(id, owner).await?;
         if done {
-            self.open.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+            lock(&self.open).remove(id);
         }
         Ok(done)
     }
     async fn get_mark(&self, id: &str) -> Result<Option<String>, StoreError> {
         let now = Now::at(std::time::SystemTime::now()).seconds;
-        let marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        let marks = lock(&self.marks);
         Ok(marks.get(id).filter(|(_, expiration)| *expiration >= now).map(|(value, _)| value.clone()))
     }
     async fn put_mark(&self, id: &str, value: &str, expiration: i64) -> Result<(), StoreError> {
-        self.marks.lock().unwrap_or_else(|e| e.into_inner()).insert(id.into(), (value.into(), expiration));
+        lock(&self.marks).insert(id.into(), (value.into(), expiration));
         Ok(())
     }
 }
@@ -336,7 +341,7 @@ async fn instances<M: Model>(
     let lookup = Lookup::from_pairs(&pairs);
     let sdk = sdk_config(&world.running, "us-east-1", &fast_settings(3)).await;
     let host = || Host::<M::F>::with_store(&sdk, &lookup, store.clone()).expect("the model's settings are valid");
-    *world.settings.lock().unwrap_or_else(|e| e.into_inner()) = settings.clone();
+    *lock(&world.settings) = settings.clone();
     Instances { one: host(), two: host(), store }
 }
 
@@ -534,7 +539,7 @@ impl<M: Model> Timeline<'_, M> {
                 self.world.running.emulator.add_fault(rule);
             }
             Step::Other { writer } => {
-                self.world.others.lock().unwrap_or_else(|e| e.into_inner()).push(self.world.calls().len());
+                lock(&self.world.others).push(self.world.calls().len());
                 self.model.write(writer, self.world);
                 self.other_since = true;
             }
@@ -571,7 +576,6 @@ impl<M: Model> Timeline<'_, M> {
             // It never made the call: it ran whole.
             Some(answered) => {
                 emulator.clear_holds();
-                drop(run);
                 self.logged(payload, request_id.clone(), answered, before, asked, false)
             }
             None => {
@@ -734,10 +738,8 @@ pub async fn run<M: Model>(model: &M, steps: &[Step<M::Event, M::Writer>]) -> Re
     // dead-lettered.
     world.running.emulator.world().faults.rules.clear();
     if world.setting("DRY_RUN").as_deref() == Some("true") {
-        // The model's own changes stay in force.
-        let kept: Vec<(&'static str, String)> =
-            model.variants().into_iter().flatten().filter_map(|(k, _)| Some((k, world.setting(k)?))).collect();
-        t.settings(&kept).await;
+        // The dry-run variant replaced every other: back to the settings as deployed.
+        t.settings(&[]).await;
     }
     t.step = steps.len();
     let delivered = t.log.len();
@@ -823,10 +825,10 @@ pub fn simulate<M: Model>(name: &str, model: M, cases: u32, max_steps: usize) {
     let histories = Arc::new(Mutex::new(0u64));
     let counted = histories.clone();
     let result = runner.run(&history(&model, max_steps), |steps| {
-        *counted.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        *lock(&counted) += 1;
         runtime.block_on(run(&model, &steps)).map_err(TestCaseError::fail)
     });
-    let ran = *histories.lock().unwrap_or_else(|e| e.into_inner());
+    let ran = *lock(&histories);
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "simulation {name}: {cases} histories (seed {seed}), {ran} runs with shrinking, {:.1} s, {:.1} histories/s",

@@ -11,7 +11,7 @@ use rotate_key_group::RotateKeyGroup;
 use serde_json::{Value, json};
 use shared::report::Outcome;
 
-use crate::history::{Delivered, Model, World};
+use crate::history::{Delivered, Model, World, lock};
 
 const GROUP: &str = "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f";
 const BUCKET: &str = "keeper-keys-123456789012-us-east-1";
@@ -97,13 +97,13 @@ impl Model for Rotate {
     type Writer = Writer;
 
     fn seed(&self) -> Value {
-        *self.joined.lock().unwrap_or_else(|e| e.into_inner()) = BTreeMap::from([
+        *lock(&self.joined) = BTreeMap::from([
             (OLD.to_string(), (0, local::clock::now_ms() - 500 * 3_600_000)),
             ("K2MID".to_string(), (1, local::clock::now_ms() - 300 * 3_600_000)),
         ]);
-        self.left.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        lock(&self.left).clear();
         self.deletion_was_off.store(false, std::sync::atomic::Ordering::SeqCst);
-        self.replaced.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        lock(&self.replaced).clear();
         json!({"cloudfront": {
             "publicKeys": {
                 OLD: {"callerReference": "old", "name": "site-old", "encodedKey": fixture("rsa-2048.pem"), "createdTime": hours_ago(500)},
@@ -153,7 +153,7 @@ impl Model for Rotate {
             Event::Upload { key } => {
                 let object = format!("keys/{GROUP}/site-{key}.pem");
                 if let Some(previous) = world.running.emulator.objects().version(BUCKET, &object) {
-                    self.replaced.lock().unwrap_or_else(|e| e.into_inner()).insert(previous, world.calls().len());
+                    lock(&self.replaced).insert(previous, world.calls().len());
                 }
                 let version = world.running.emulator.objects().put(BUCKET, &object, key_pem(*key).into(), None).1;
                 json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
@@ -208,7 +208,7 @@ impl Model for Rotate {
         }
         // A key signed until the next key joined; it may leave only once that successor joined a grace period ago.
         let at = local::clock::now_ms();
-        let mut joined = self.joined.lock().unwrap_or_else(|e| e.into_inner());
+        let mut joined = lock(&self.joined);
         note_joins(&mut joined, &now, at);
         let gone: Vec<(String, usize)> =
             joined.iter().filter(|(k, _)| !now.contains(k)).map(|(k, (order, _))| (k.clone(), *order)).collect();
@@ -222,7 +222,7 @@ impl Model for Rotate {
                 ));
             }
             joined.remove(&key);
-            self.left.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+            lock(&self.left).insert(key);
         }
         drop(joined);
         // An upload that a newer upload of the same object replaced before its event was delivered adds no key (an
@@ -231,7 +231,7 @@ impl Model for Rotate {
             && let Some(report) = last.report().filter(|r| !r.replayed)
             && let Some(version) = last.payload.pointer("/Records/0/s3/object/versionId").and_then(Value::as_str)
         {
-            let replaced = self.replaced.lock().unwrap_or_else(|e| e.into_inner()).get(version).copied();
+            let replaced = lock(&self.replaced).get(version).copied();
             if replaced.is_some_and(|at| at <= last.calls.start) {
                 let added = report.actions.iter().find(|a| {
                     a.action == "add-key"
@@ -264,13 +264,13 @@ impl Model for Rotate {
     fn time_passes(&self, world: &World, ms: i64) {
         // Keys that joined in this step (a Lambda retry delivered before the hours passed) joined before the move.
         let at = local::clock::now_ms();
-        note_joins(&mut self.joined.lock().unwrap_or_else(|e| e.into_inner()), &items(world), at);
+        note_joins(&mut lock(&self.joined), &items(world), at);
         for key in world.running.emulator.world().cloudfront.public_keys.values_mut() {
             if let Some(created) = local::clock::parse_iso8601(&key.created_time) {
                 key.created_time = local::clock::iso8601(created - ms);
             }
         }
-        self.joined.lock().unwrap_or_else(|e| e.into_inner()).values_mut().for_each(|(_, t)| *t -= ms);
+        lock(&self.joined).values_mut().for_each(|(_, t)| *t -= ms);
     }
 
     /// A join mark holds when keeper added a key (epoch milliseconds).
@@ -294,7 +294,7 @@ impl Model for Rotate {
             let clean = d.report().is_some_and(|r| r.count(Outcome::Failed) == 0);
             last_answer.insert(d.payload.to_string(), clean);
         }
-        let left = self.left.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let left = lock(&self.left).clone();
         let counted: u64 = log.iter().map(|d| d.metrics.get("retired")).sum();
         // A retry that cannot tell its lost update from another writer's says so, naming this event's update.
         let maybe = left
