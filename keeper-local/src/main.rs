@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("keeper-local: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return cannot_run();
         }
     };
     let result = match args.first().map(String::as_str) {
@@ -91,9 +91,15 @@ fn main() -> ExitCode {
         }
         Err(message) => {
             eprintln!("keeper-local: {message}");
-            ExitCode::from(2)
+            cannot_run()
         }
     }
+}
+
+/// The status of a command that could not run (usage, a file, a setting, the machine): never 1, which says the
+/// invocation ran and failed.
+fn cannot_run() -> ExitCode {
+    ExitCode::from(2)
 }
 
 /// What a command that could run came to.

@@ -651,9 +651,23 @@ async fn given_a_retired_key_someone_else_made_whose_deletion_failed_once_when_l
 
 #[tokio::test]
 async fn given_a_key_made_by_hand_retired_with_deletion_off_when_sweeps_run_then_it_is_counted_and_never_deleted() {
-    // GIVEN K1OLD, made by hand, retired by an upload while DELETE_RETIRED_KEYS is off
+    retired_with_deletion_off_is_counted_and_kept(None).await;
+}
+
+#[tokio::test]
+async fn given_a_key_keeper_made_retired_with_deletion_off_when_sweeps_run_then_it_is_counted_and_never_deleted() {
+    retired_with_deletion_off_is_counted_and_kept(Some("keeper:keeper from s3://keeper-keys/keys/old.pem")).await;
+}
+
+/// K1OLD (with `comment`: made by hand, or by this deployment) retired while deletion is off is an orphan to keep.
+async fn retired_with_deletion_off_is_counted_and_kept(comment: Option<&str>) {
+    // GIVEN K1OLD, retired by an upload while DELETE_RETIRED_KEYS is off
     let key = format!("keys/{GROUP}/site.pem");
-    let running = start(seed(&["K1OLD", "K2MID"], &[(&key, "rsa-2048-second.pem")])).await;
+    let mut seeded = seed(&["K1OLD", "K2MID"], &[(&key, "rsa-2048-second.pem")]);
+    if let Some(comment) = comment {
+        seeded["cloudfront"]["publicKeys"]["K1OLD"]["comment"] = json!(comment);
+    }
+    let running = start(seeded).await;
     let store = testbed::guard::store().await;
     let keeping = host_on(&running, &store, &[]).await;
     let rotated = keeping.handle(upload(&key, &current(&running, &key)), None).await.expect("a report");
@@ -667,6 +681,7 @@ async fn given_a_key_made_by_hand_retired_with_deletion_off_when_sweeps_run_then
         assert_eq!(metrics.get("orphans"), 1, "{report:?}");
         let line = report.actions.iter().find(|a| a.action == "orphan-key").expect("an orphan-key line");
         assert_eq!((line.target.as_str(), line.outcome), ("K1OLD", Outcome::Skipped), "{line:?}");
+        assert!(line.detail.contains("kept: it was retired with deletion off"), "{line:?}");
     }
     assert!(calls(&running, "DeletePublicKey").is_empty());
     assert!(running.emulator.world().cloudfront.public_keys.contains_key("K1OLD"));

@@ -78,13 +78,14 @@ impl Function for RotateKeyGroup {
     async fn run(&self, trigger: Trigger<Request>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
         let by_hand = trigger.caller() == Caller::ByHand;
         let jobs = self.jobs(trigger, ctx, report).await?;
+        let mut reported = Vec::new();
         for job in &jobs {
             // A group is rotated whole or not started: its create, update and deletes are never cut off halfway.
             if let Err(out_of_time) = ctx.may_start() {
                 report.push(Action::failed(&job.key_group_id, "rotate", &out_of_time));
                 continue;
             }
-            if let Err(e) = self.rotate(job, ctx, report).await {
+            if let Err(e) = self.rotate(job, ctx, report, &mut reported).await {
                 report.push(Action::failed(&job.key_group_id, "rotate", &e));
             }
         }
@@ -99,6 +100,11 @@ impl Function for RotateKeyGroup {
                 Ok(()) => self.orphans(ctx, delete, report).await,
                 Err(out_of_time) => report.push(Action::failed("orphaned keys", "find-orphans", &out_of_time)),
             }
+        }
+        // Last, after every call of every job and the sweep: a run killed before this never got its report out, so
+        // its retry must say, and count, these changes again.
+        for said in &reported {
+            self.remember(ctx, said).await;
         }
         Ok(())
     }
@@ -130,6 +136,13 @@ fn census_of(report: &Report) -> Option<(u64, u64)> {
     let line = report.actions.iter().find(|a| a.action == CENSUS)?;
     let mut numbers = line.detail.split(|c: char| !c.is_ascii_digit()).filter(|n| !n.is_empty());
     Some((numbers.next()?.parse().ok()?, numbers.next()?.parse().ok()?))
+}
+
+/// What a run's report says of an event's changes in one group (`intent`), and what the store holds (`persisted`).
+struct Reported {
+    group_id: String,
+    intent: Intent,
+    persisted: Intent,
 }
 
 /// What the rounds of one rotation share: the event's intent as it grows, as last written, and the earlier updates
@@ -255,7 +268,15 @@ impl RotateKeyGroup {
         Ok((group, keys))
     }
 
-    async fn rotate(&self, job: &Job, ctx: &Context, report: &mut Report) -> Result<(), Error> {
+    /// Rotates one group; what the report now says of the event's changes is added to `reported`, for [`Self::run`]
+    /// to record once nothing is left to call.
+    async fn rotate(
+        &self,
+        job: &Job,
+        ctx: &Context,
+        report: &mut Report,
+        reported: &mut Vec<Reported>,
+    ) -> Result<(), Error> {
         let group_id = &job.key_group_id;
         // Plan with the key to create before creating it: a rotation that cannot happen creates nothing.
         let (group, mut keys) = self.observe(ctx, group_id, &job.add).await?;
@@ -280,8 +301,15 @@ impl RotateKeyGroup {
                 report.push(earlier_line(group_id, &change, applied));
             }
             report.push(Action::new(group_id.clone(), "rotate", Outcome::Skipped, why));
+            // What the event retired is still its to delete, whatever the newer upload decides: a deletion that
+            // failed (or whose answer was lost) finishes on this retry, as it would had nothing been uploaded since.
+            if !ctx.dry_run && job.delete_retired {
+                for id in intent.retired_gone(&group.items) {
+                    report.push(aws::delete_if_unused(&self.cloudfront, group_id, &id).await);
+                }
+            }
             if !ctx.dry_run {
-                self.remember(ctx, group_id, &said, &intent).await;
+                reported.push(Reported { group_id: group_id.clone(), intent: said, persisted: intent });
             }
             return Ok(());
         }
@@ -447,7 +475,7 @@ impl RotateKeyGroup {
                 if let Some(id) = made.filter(|_| !e.error_type().is_retryable()) {
                     report.push(self.abandon(job, &id).await);
                 }
-                self.remember(ctx, group_id, &intent, &persisted).await;
+                reported.push(Reported { group_id: group_id.clone(), intent, persisted });
                 return Err(e);
             }
         };
@@ -490,9 +518,7 @@ impl RotateKeyGroup {
                 report.push(aws::delete_if_unused(&self.cloudfront, group_id, id).await);
             }
         }
-        // Last, after every call: a run killed before this (at a delete) never got its report out, so its retry
-        // must say, and count, these changes again.
-        self.remember(ctx, group_id, &intent, &persisted).await;
+        reported.push(Reported { group_id: group_id.clone(), intent, persisted });
         Ok(())
     }
 
@@ -512,7 +538,7 @@ impl RotateKeyGroup {
 
     /// Records which of the event's changes this run reported, unless the store already says so: without it, the
     /// event's retry would report (and count) them again. Worth a warning when it fails, not a failure.
-    async fn remember(&self, ctx: &Context, group_id: &str, intent: &Intent, persisted: &Intent) {
+    async fn remember(&self, ctx: &Context, Reported { group_id, intent, persisted }: &Reported) {
         if intent == persisted {
             return;
         }
@@ -544,27 +570,32 @@ impl RotateKeyGroup {
         };
         // Keys this deployment retired from a group and no group lists now are its to delete too: the event that
         // retired one may have died (dead-lettered) before its delete. One retired by a job that kept retired keys
-        // is counted and kept.
+        // is counted and kept, whoever made it.
         // (key, why it is an orphan, why it is kept even with deletion on)
-        let mut orphans: Vec<(aws::KeySummary, String, Option<&str>)> = census
-            .orphans
-            .into_iter()
-            .map(|k| {
-                let why = format!("orphan: this deployment made it ({}) and no key group lists it", k.name);
-                (k, why, None)
-            })
-            .collect();
+        let mut orphans: Vec<(aws::KeySummary, String, Option<&str>)> = Vec::new();
+        const KEPT_OFF: &str = "it was retired with deletion off";
+        for key in census.orphans {
+            let why = format!("orphan: this deployment made it ({}) and no key group lists it", key.name);
+            match marks::retired(&ctx.leases, &key.id).await {
+                Ok(mark) => {
+                    let kept = mark.is_some_and(|m| !m.deletable).then_some(KEPT_OFF);
+                    orphans.push((key, why, kept));
+                }
+                Err(e) => report.push(Action::failed(&key.id, "find-orphans", &e)),
+            }
+        }
         for key in census.unlisted {
             match marks::retired(&ctx.leases, &key.id).await {
                 Ok(Some(marks::Retired { group, deletable, confirmed: true })) => {
                     let why = format!("orphan: this deployment retired it from {group} and no key group lists it");
-                    orphans.push((key, why, (!deletable).then_some("it was retired with deletion off")));
+                    orphans.push((key, why, (!deletable).then_some(KEPT_OFF)));
                 }
-                // The update that would have retired it got no answer, and another writer may have taken it out:
-                // never deleted on that guess, but counted, so it cannot pile up unseen.
+                // The update that would have retired it was never confirmed (its answer was lost, or it was refused
+                // and not tried again), and another writer may have taken it out: never deleted on that guess, but
+                // counted, so it cannot pile up unseen.
                 Ok(Some(marks::Retired { group, confirmed: false, .. })) => {
                     let why = format!(
-                        "orphan: no key group lists it, and this deployment's update that retired it from {group} got no answer"
+                        "orphan: no key group lists it, and this deployment's update that would retire it from {group} was never confirmed"
                     );
                     let kept = "another writer may have taken it out; delete it by hand if nothing uses it";
                     orphans.push((key, why, Some(kept)));
@@ -582,17 +613,17 @@ impl RotateKeyGroup {
             .filter_map(|a| a.target.rsplit('/').next().map(String::from))
             .collect();
         for (key, why, kept) in orphans.into_iter().filter(|(k, ..)| !tried.contains(&k.id)) {
-            report.push(match (delete, kept) {
-                (true, None) => aws::delete(&self.cloudfront, &key.id, &key.id, &why).await,
-                (false, _) => Action::new(
+            report.push(match (kept, delete) {
+                (Some(reason), _) => {
+                    Action::new(&key.id, "orphan-key", Outcome::Skipped, format!("{why}; kept: {reason}"))
+                }
+                (None, true) => aws::delete(&self.cloudfront, &key.id, &key.id, &why).await,
+                (None, false) => Action::new(
                     &key.id,
                     "orphan-key",
                     Outcome::Skipped,
                     format!("{why}; set DELETE_RETIRED_KEYS to delete it"),
                 ),
-                (true, Some(reason)) => {
-                    Action::new(&key.id, "orphan-key", Outcome::Skipped, format!("{why}; kept: {reason}"))
-                }
             });
         }
     }
