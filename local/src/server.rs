@@ -38,8 +38,9 @@ pub struct Emulator {
     holds: Mutex<Vec<Hold>>,
 }
 
-/// One hold not yet reached: the operation, who is told when it is reached, and the release it then waits for.
-type Hold = (String, oneshot::Sender<()>, oneshot::Receiver<()>);
+/// One hold not yet reached: the operation, how many of its calls pass first, who is told when it is reached, and
+/// the release it then waits for.
+type Hold = (String, usize, oneshot::Sender<()>, oneshot::Receiver<()>);
 
 /// A call held after it took effect, before its answer leaves: the caller is between its read (or write) and its
 /// next step for as long as the test wants, so another writer can act exactly there.
@@ -76,9 +77,16 @@ impl Emulator {
     /// Holds the next call of `operation` (any service) once it has taken effect, until the [`Held`] is released
     /// or dropped.
     pub fn hold(&self, operation: &str) -> Held {
+        self.hold_after(operation, 0)
+    }
+
+    /// [`Emulator::hold`] for the call of `operation` after the next `passing` ones, which answer as usual (the
+    /// second update of a run, say).
+    pub fn hold_after(&self, operation: &str, passing: usize) -> Held {
         let (reached_tx, reached) = oneshot::channel();
         let (release, release_rx) = oneshot::channel();
-        self.holds.lock().unwrap_or_else(|e| e.into_inner()).push((operation.into(), reached_tx, release_rx));
+        let hold = (operation.into(), passing, reached_tx, release_rx);
+        self.holds.lock().unwrap_or_else(|e| e.into_inner()).push(hold);
         Held { reached, release }
     }
 
@@ -91,9 +99,16 @@ impl Emulator {
     async fn wait_if_held(&self, operation: &str) {
         let held = {
             let mut holds = self.holds.lock().unwrap_or_else(|e| e.into_inner());
-            holds.iter().position(|(op, _, _)| op == operation).map(|at| holds.remove(at))
+            match holds.iter().position(|(op, ..)| op == operation) {
+                Some(at) if holds[at].1 > 0 => {
+                    holds[at].1 -= 1;
+                    None
+                }
+                Some(at) => Some(holds.remove(at)),
+                None => None,
+            }
         };
-        if let Some((_, reached, release)) = held {
+        if let Some((_, _, reached, release)) = held {
             let _ = reached.send(());
             let _ = release.await;
         }

@@ -231,7 +231,7 @@ mod rotate_regressions {
     /// the retirement was in no metric. What a run reported is recorded after its last call.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn regression_rotate_a_run_killed_at_its_delete_is_counted_by_its_retry() {
-        replay(vec![Crash { event: Upload { key: 0 }, operation: 3 }]).await;
+        replay(vec![Crash { event: Upload { key: 0 }, operation: 3, nth: 0 }]).await;
     }
 
     /// Found by the simulation (seed 1801807216) once settings could change: with DELETE_RETIRED_KEYS off, K1OLD
@@ -242,13 +242,38 @@ mod rotate_regressions {
         replay(vec![Settings { variant: 1 }, Deliver { event: Upload { key: 0 }, dry_run: false }]).await;
     }
 
+    /// Found by the simulation (seed 42) once deletions were reconciled with the `deleted` metric: a run whose
+    /// delete of the key it retired lost every answer failed retryably, and its retry, superseded by a newer upload,
+    /// skipped the event's deletes, so the deletion was never reported. A superseded retry still finishes them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_rotate_a_superseded_retry_finishes_the_deletes_of_its_event() {
+        replay(vec![
+            Deliver { event: Sweep, dry_run: false },
+            Deliver { event: Upload { key: 0 }, dry_run: false },
+            Interleaved { first: Upload { key: 0 }, operation: 0, second: Upload { key: 2 } },
+            Fault { operation: 3, fault: AnswersLost },
+            Deliver { event: Upload { key: 2 }, dry_run: false },
+            ResendDaysLater { pick: 7 },
+            DeliverTwiceAtOnce { event: Upload { key: 0 } },
+        ])
+        .await;
+    }
+
+    /// Found in review, and by the simulation once a crash could come in the sweep: a run killed in its sweep,
+    /// after its rotation, had recorded its changes as reported, so its retry counted nothing and the key it
+    /// added and the key it retired were in no metric. What a run reported is recorded after its last call.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_rotate_a_run_killed_in_its_sweep_is_counted_by_its_retry() {
+        replay(vec![Crash { event: Upload { key: 0 }, operation: 4, nth: 0 }]).await;
+    }
+
     /// Found by the simulation (seed 7): a run killed after its update retired K1OLD, and its retry refused for
     /// good, left K1OLD in no group behind a pending mark, which no sweep looked at. The sweep counts it (and keeps
     /// it: keeper cannot tell its update from another writer's).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn regression_rotate_a_retirement_never_answered_is_counted_by_the_sweep() {
         replay(vec![
-            Crash { event: Upload { key: 0 }, operation: 0 },
+            Crash { event: Upload { key: 0 }, operation: 0, nth: 0 },
             Fault { operation: 2, fault: Refused },
             TimePasses { hours: 2 },
         ])

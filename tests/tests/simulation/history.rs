@@ -73,7 +73,8 @@ pub enum Step<E, W> {
     /// holds) has taken effect, before the answer arrives: no report, no metrics, the guard's record and any lease
     /// left INPROGRESS until the invocation's deadline. Lambda retries it; the first retry (about a minute later)
     /// meets the record still locked, the second comes after the deadline and runs.
-    Crash { event: E, operation: usize },
+    /// `nth` counts the calls of `operation` that answer first (0: the first call is the one killed).
+    Crash { event: E, operation: usize, nth: usize },
     /// The operator changes the function's settings between runs: `variant` picks one of [`settings_variants`]
     /// (as deployed, the model's variants, `DRY_RUN` on); a dry run is turned off again before quiescence.
     Settings { variant: usize },
@@ -187,8 +188,9 @@ pub struct Delivered {
     pub concurrent: bool,
     /// The step of the history that delivered it.
     pub step: usize,
-    /// The bootstrap was killed during it ([`Step::Crash`]): it answered nothing and wrote no metrics.
-    pub crashed: bool,
+    /// The call during which the bootstrap was killed ([`Step::Crash`]), having taken effect: the run answered
+    /// nothing and wrote no metrics.
+    pub crashed: Option<&'static str>,
 }
 
 impl Delivered {
@@ -221,8 +223,8 @@ impl SimStore {
     }
     /// Days pass: every event record and lease is past its TTL.
     fn forget_events(&self) {
+        // What is still open stays listed: a run that left it so is found after the step.
         *lock(&self.records) = Arc::new(MemoryStore::default());
-        lock(&self.open).clear();
     }
     /// The records and leases left INPROGRESS.
     fn open(&self) -> Vec<String> {
@@ -304,7 +306,8 @@ pub fn history<M: Model>(model: &M, max_steps: usize) -> impl Strategy<Value = V
         1 => (model.events(), 0..model.holds().len(), model.events())
             .prop_map(|(first, operation, second)| Step::Interleaved { first, operation, second }),
         1 => proptest::sample::select(&HOURS[..]).prop_map(|hours| Step::TimePasses { hours }),
-        1 => (model.events(), 0..model.holds().len()).prop_map(|(event, operation)| Step::Crash { event, operation }),
+        1 => (model.events(), 0..model.holds().len(), 0..3usize)
+            .prop_map(|(event, operation, nth)| Step::Crash { event, operation, nth }),
         1 => (0..settings_variants(model).len()).prop_map(|variant| Step::Settings { variant }),
     ];
     proptest::collection::vec(step, 1..=max_steps)
@@ -415,14 +418,14 @@ impl<M: Model> Timeline<'_, M> {
             after_other_writer: std::mem::take(&mut self.other_since),
             concurrent,
             step: self.step,
-            crashed: false,
+            crashed: None,
         });
         self.log.len() - 1
     }
 
     /// A new delivery that failed retryably waits for Lambda's retry.
     fn track(&mut self, at: usize) {
-        if self.log[at].crashed {
+        if self.log[at].crashed.is_some() {
             // The first retry met the record still locked (Retryable.InProgress): one is left.
             self.waiting.push((at, 1));
             return;
@@ -545,7 +548,7 @@ impl<M: Model> Timeline<'_, M> {
             }
             Step::Interleaved { first, operation, second } => self.interleaved(first, *operation, second).await,
             Step::TimePasses { hours } => self.time_passes(i64::from(*hours)).await,
-            Step::Crash { event, operation } => self.crash(event, *operation).await,
+            Step::Crash { event, operation, nth } => self.crash(event, *operation, *nth).await,
             Step::Settings { variant } => {
                 let variants = settings_variants(self.model);
                 self.settings(&variants[variant % variants.len()]).await;
@@ -559,10 +562,10 @@ impl<M: Model> Timeline<'_, M> {
         self.hosts = Arc::new(instances(self.model, self.world, changed, store).await);
     }
 
-    /// [`Step::Crash`]: the bootstrap is killed once `event`'s call of `operation` has taken effect.
-    async fn crash(&mut self, event: &M::Event, operation: usize) {
+    /// [`Step::Crash`]: the bootstrap is killed once `event`'s `nth` call of `operation` has taken effect.
+    async fn crash(&mut self, event: &M::Event, operation: usize, nth: usize) {
         let emulator = self.world.running.emulator.clone();
-        let mut held = emulator.hold(self.model.holds()[operation]);
+        let mut held = emulator.hold_after(self.model.holds()[operation], nth);
         let before = self.world.calls().len();
         let (payload, asked) = self.new_event(event, false);
         let request_id = format!("req-{}", self.step);
@@ -605,7 +608,7 @@ impl<M: Model> Timeline<'_, M> {
                     asked,
                     false,
                 );
-                self.log[at].crashed = true;
+                self.log[at].crashed = Some(self.model.holds()[operation]);
                 // By the time Lambda's second retry comes, the invocation's deadline has passed.
                 self.hosts.store.expire_open().await;
                 at
@@ -777,7 +780,7 @@ fn common_invariants(world: &World, log: &[Delivered]) -> Result<(), String> {
         let failed_lines = d.report().filter(|r| !r.replayed).map(|r| r.count(Outcome::Failed)).unwrap_or(0) as u64;
         let failed = d.metrics.get("failed");
         // A killed process writes nothing: Lambda's own Errors metric counts it.
-        if !d.crashed && (failed < failed_lines || (d.answer.is_err() && failed == 0)) {
+        if d.crashed.is_none() && (failed < failed_lines || (d.answer.is_err() && failed == 0)) {
             return Err(format!("failed metric {failed} for {failed_lines} failed lines of {:?}", d.answer));
         }
         for level in shared::telemetry::LAMBDA_LEVELS {

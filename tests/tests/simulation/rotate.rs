@@ -71,12 +71,24 @@ fn grace_ms(world: &World) -> i64 {
 pub struct Rotate {
     joined: Mutex<BTreeMap<String, (usize, i64)>>,
     /// Keys that left the group during the history.
-    left: Mutex<BTreeSet<String>>,
-    /// `DELETE_RETIRED_KEYS` was off for some step of the history: a key retired then is kept, and counted.
-    deletion_was_off: std::sync::atomic::AtomicBool,
+    left: Mutex<BTreeMap<String, Left>>,
     /// Object versions a newer upload replaced, with where in the call log that happened.
     replaced: Mutex<BTreeMap<String, usize>>,
 }
+
+/// How a key left the group.
+#[derive(Debug, Clone)]
+struct Left {
+    /// Its order of joining: the seeded keys are 0 and 1, keys added in the history come after.
+    order: usize,
+    /// The step of the history during which it left.
+    step: usize,
+    /// `DELETE_RETIRED_KEYS` was off when it left or at some step since: keeper keeps it, and counts it.
+    deletion_off: bool,
+}
+
+/// Keys seeded in the group; any other key joined it during the history.
+const SEEDED: usize = 2;
 
 /// Notes the keys of the group not seen before as joining at `at`, in the group's order (keeper appends a key it
 /// adds, so two keys that joined within one step keep their order).
@@ -102,7 +114,6 @@ impl Model for Rotate {
             ("K2MID".to_string(), (1, local::clock::now_ms() - 300 * 3_600_000)),
         ]);
         lock(&self.left).clear();
-        self.deletion_was_off.store(false, std::sync::atomic::Ordering::SeqCst);
         lock(&self.replaced).clear();
         json!({"cloudfront": {
             "publicKeys": {
@@ -145,6 +156,8 @@ impl Model for Rotate {
             ("CreatePublicKey", "Throttling", "ServiceUnavailable", "AccessDenied"),
             ("GetKeyGroup", "Throttling", "ServiceUnavailable", "AccessDenied"),
             ("DeletePublicKey", "Throttling", "ServiceUnavailable", "AccessDenied"),
+            // Only the sweep lists the account's keys: a fault or a crash here comes after the rotation's calls.
+            ("ListPublicKeys", "Throttling", "ServiceUnavailable", "AccessDenied"),
         ]
     }
 
@@ -191,8 +204,9 @@ impl Model for Rotate {
     }
 
     fn always(&self, world: &World, log: &[Delivered]) -> Result<(), String> {
-        if world.setting("DELETE_RETIRED_KEYS").as_deref() != Some("true") {
-            self.deletion_was_off.store(true, std::sync::atomic::Ordering::SeqCst);
+        let deletion_off = world.setting("DELETE_RETIRED_KEYS").as_deref() != Some("true");
+        if deletion_off {
+            lock(&self.left).values_mut().for_each(|left| left.deletion_off = true);
         }
         let now = items(world);
         if now.is_empty() || now.len() > 5 {
@@ -222,7 +236,8 @@ impl Model for Rotate {
                 ));
             }
             joined.remove(&key);
-            lock(&self.left).insert(key);
+            let step = log.last().map_or(0, |d| d.step);
+            lock(&self.left).insert(key, Left { order, step, deletion_off });
         }
         drop(joined);
         // An upload that a newer upload of the same object replaced before its event was delivered adds no key (an
@@ -283,65 +298,93 @@ impl Model for Rotate {
 
     fn quiescent(&self, world: &World, log: &[Delivered]) -> Result<(), String> {
         self.always(world, log)?;
-        // What an event retired is finished by that event: with deletion on, a key retired from the group and
-        // listed by no group is gone once every delivery was handled (a lost answer or a failed delete included).
-        // Only keeper takes the old key out of its group here; a deletion refused for good is a visible failed line.
-        // Every key keeper took out of the group was counted retired (the `retired` metric of the run that did it,
-        // or of the retry that found its lost update applied), unless an event ended failed (in the dead-letter
-        // queue, or a failed line counted in `failed`), which is then what says it.
+        // Every change keeper made is counted: every key it added by the `added` metric, every key it took out of
+        // the group by `retired`, every key it deleted by `deleted` (of the run that did it, or of the retry that
+        // found it done), unless an event ended failed (in the dead-letter queue, or a failed line counted in
+        // `failed`), which is then what says it. A retry that cannot tell its earlier run's change from another
+        // writer's says so, naming this event's earlier run.
+        // (A dry run settles nothing: the event's last real run is what says how it ended.)
         let mut last_answer: BTreeMap<String, bool> = BTreeMap::new();
-        for d in log {
+        for d in log.iter().filter(|d| !d.dry_run) {
             let clean = d.report().is_some_and(|r| r.count(Outcome::Failed) == 0);
             last_answer.insert(d.payload.to_string(), clean);
         }
         let left = lock(&self.left).clone();
-        let counted: u64 = log.iter().map(|d| d.metrics.get("retired")).sum();
-        // A retry that cannot tell its lost update from another writer's says so, naming this event's update.
-        let maybe = left
+        let arrived: BTreeSet<String> = lock(&self.joined)
             .iter()
-            .filter(|key| {
-                log.iter().filter_map(Delivered::run_report).flat_map(|r| &r.actions).any(|a| {
-                    a.action == "retire-key"
-                        && a.outcome == Outcome::Skipped
-                        && a.target.ends_with(&format!("/{key}"))
-                        && a.detail.contains("this event's earlier update")
-                })
+            .map(|(key, (order, _))| (key, *order))
+            .chain(left.iter().map(|(key, l)| (key, l.order)))
+            .filter(|(_, order)| *order >= SEEDED)
+            .map(|(key, _)| key.clone())
+            .collect();
+        let deleted: BTreeSet<String> = world
+            .calls()
+            .iter()
+            .filter(|c| c.operation == "DeletePublicKey" && c.ok())
+            .filter_map(|c| c.params.get("Id").cloned())
+            .collect();
+        let lines = |verb: &str, key: &str, earlier: &str| {
+            log.iter().filter_map(Delivered::run_report).flat_map(|r| &r.actions).any(|a| {
+                a.action == verb
+                    && a.outcome == Outcome::Skipped
+                    && a.target.ends_with(&format!("/{key}"))
+                    && a.detail.contains(earlier)
             })
-            .count() as u64;
-        if last_answer.values().all(|clean| *clean) && counted + maybe < left.len() as u64 {
-            return Err(format!(
-                "{left:?} left the group and {counted} were counted retired ({maybe} maybe by a lost update)"
-            ));
+        };
+        let reconcile = [
+            ("added", "add-key", "this event's earlier update", arrived.iter().collect::<Vec<_>>()),
+            ("retired", "retire-key", "this event's earlier update", left.keys().collect()),
+            ("deleted", "delete-key", "already deleted", deleted.iter().collect()),
+        ];
+        for (metric, verb, earlier, keys) in reconcile.iter().filter(|_| last_answer.values().all(|clean| *clean)) {
+            let counted: u64 = log.iter().map(|d| d.metrics.get(metric)).sum();
+            let maybe = keys.iter().filter(|key| lines(verb, key, earlier)).count() as u64;
+            if counted + maybe < keys.len() as u64 {
+                return Err(format!("{keys:?} were {metric} and {counted} counted ({maybe} maybe by an earlier run)"));
+            }
         }
-        // Every key keeper retired and no group lists is deleted (with deletion on throughout), or else counted
+        // Every key keeper retired and no group lists is deleted (with deletion on since it left), or else counted
         // by the settling sweep as an orphan, whoever made it.
         let refused = world.calls().iter().any(|c| c.operation == "DeletePublicKey" && c.outcome == "AccessDenied");
+        let calls = world.calls();
         let w = world.running.emulator.world();
-        let kept: Vec<&String> = left
+        let kept: Vec<(&String, &Left)> = left
             .iter()
-            .filter(|key| {
+            .filter(|(key, _)| {
                 let listed = w.cloudfront.key_groups.values().any(|g| g.items.contains(key));
                 !listed && w.cloudfront.public_keys.contains_key(*key)
             })
             .collect();
-        let deletion_was_off = self.deletion_was_off.load(std::sync::atomic::Ordering::SeqCst);
-        // Unless keeper cannot be sure it retired it (its update's answer never came, and no re-read recognised
-        // it): then the sweep names it as an orphan it keeps, and why.
+        // Unless keeper cannot be sure it retired it: its update took effect and the answer never came (lost, or
+        // the bootstrap killed there), in the step the key left, and no re-read recognised it. Then the sweep
+        // names it as an orphan it keeps, and why.
+        let unanswered = |step: usize| {
+            log.iter().filter(|d| d.step == step).any(|d| {
+                let updates: Vec<_> =
+                    calls[d.calls.clone()].iter().filter(|c| c.operation == "UpdateKeyGroup" && c.ok()).collect();
+                let killed_at_last = d.crashed == Some("UpdateKeyGroup") && !updates.is_empty();
+                killed_at_last || updates.iter().any(|c| c.injected)
+            })
+        };
         let settle = log.last().and_then(Delivered::report);
-        let not_deleted = kept.iter().find(|key| {
-            !settle.is_some_and(|r| {
+        let unconfirmed = |key: &str| {
+            settle.is_some_and(|r| {
                 r.actions
                     .iter()
-                    .any(|a| a.action == "orphan-key" && a.target == ***key && a.detail.contains("got no answer"))
+                    .any(|a| a.action == "orphan-key" && a.target == key && a.detail.contains("never confirmed"))
             })
-        });
-        if let Some(key) = not_deleted.filter(|_| !refused && !deletion_was_off) {
+        };
+        let excused = |key: &str, l: &Left| l.deletion_off || (unanswered(l.step) && unconfirmed(key));
+        let not_deleted = kept.iter().find(|(key, l)| !excused(key, l));
+        if let Some((key, l)) = not_deleted.filter(|_| !refused) {
             return Err(format!(
-                "{key} was retired and no group lists it, and it was never deleted (DELETE_RETIRED_KEYS)"
+                "{key} was retired (step {}) and no group lists it, and it was never deleted (DELETE_RETIRED_KEYS)",
+                l.step
             ));
         }
         let orphans = log.last().map(|settle| settle.metrics.get("orphans")).unwrap_or(0);
         if orphans < kept.len() as u64 {
+            let kept: Vec<&String> = kept.iter().map(|(key, _)| *key).collect();
             return Err(format!(
                 "{kept:?} were retired and no group lists them, and the sweep counted {orphans} orphans"
             ));
