@@ -259,6 +259,20 @@ mod rotate_regressions {
         .await;
     }
 
+    /// Found in review: K1OLD retired with deletion off by a run whose sweep then failed was deleted by the
+    /// event's retry once deletion was on again. The retry reads the retire mark, and keeps the key.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_rotate_a_retry_with_deletion_on_keeps_a_key_retired_with_deletion_off() {
+        replay(vec![
+            Settings { variant: 1 },
+            Fault { operation: 4, fault: Outage },
+            Deliver { event: Upload { key: 0 }, dry_run: false },
+            Settings { variant: 0 },
+            LambdaRetry { pick: 0 },
+        ])
+        .await;
+    }
+
     /// Found in review, and by the simulation once a crash could come in the sweep: a run killed in its sweep,
     /// after its rotation, had recorded its changes as reported, so its retry counted nothing and the key it
     /// added and the key it retired were in no metric. What a run reported is recorded after its last call.

@@ -80,6 +80,11 @@ impl Function for RotateKeyGroup {
         let jobs = self.jobs(trigger, ctx, report).await?;
         let mut reported = Vec::new();
         for job in &jobs {
+            // A second job for a group reads the event's record of it: what the first reported must be in it.
+            for said in reported.iter().filter(|r: &&Reported| r.group_id == job.key_group_id) {
+                self.remember(ctx, said).await;
+            }
+            reported.retain(|r| r.group_id != job.key_group_id);
             // A group is rotated whole or not started: its create, update and deletes are never cut off halfway.
             if let Err(out_of_time) = ctx.may_start() {
                 report.push(Action::failed(&job.key_group_id, "rotate", &out_of_time));
@@ -304,9 +309,7 @@ impl RotateKeyGroup {
             // What the event retired is still its to delete, whatever the newer upload decides: a deletion that
             // failed (or whose answer was lost) finishes on this retry, as it would had nothing been uploaded since.
             if !ctx.dry_run && job.delete_retired {
-                for id in intent.retired_gone(&group.items) {
-                    report.push(aws::delete_if_unused(&self.cloudfront, group_id, &id).await);
-                }
+                self.finish_deletes(ctx, group_id, &[], intent.retired_gone(&group.items), report).await;
             }
             if !ctx.dry_run {
                 reported.push(Reported { group_id: group_id.clone(), intent: said, persisted: intent });
@@ -508,18 +511,35 @@ impl RotateKeyGroup {
         if job.delete_retired {
             // What this event retired, in this run or an earlier one, and no group lists: a deletion that failed or
             // never started (a lost answer, a crash) is finished by the event's retry.
-            let mut retired: Vec<String> = plan.retired.iter().map(|(id, _)| id.clone()).collect();
-            for id in intent.retired_gone(items) {
-                if !retired.contains(&id) {
-                    retired.push(id);
-                }
-            }
-            for id in &retired {
-                report.push(aws::delete_if_unused(&self.cloudfront, group_id, id).await);
-            }
+            let retired: Vec<String> = plan.retired.iter().map(|(id, _)| id.clone()).collect();
+            self.finish_deletes(ctx, group_id, &retired, intent.retired_gone(items), report).await;
         }
         reported.push(Reported { group_id: group_id.clone(), intent, persisted });
         Ok(())
+    }
+
+    /// Deletes the keys this run retired (`retired`) and those an earlier run of the event retired that no group
+    /// lists now (`earlier`), except a key an earlier run retired with deletion off: its mark keeps it (the sweep
+    /// counts it), even when deletion is on again for this retry.
+    async fn finish_deletes(
+        &self,
+        ctx: &Context,
+        group_id: &str,
+        retired: &[String],
+        earlier: Vec<String>,
+        report: &mut Report,
+    ) {
+        for id in retired {
+            report.push(aws::delete_if_unused(&self.cloudfront, group_id, id).await);
+        }
+        for id in earlier.iter().filter(|id| !retired.contains(id)) {
+            match marks::retired(&ctx.leases, id).await {
+                Ok(Some(mark)) if !mark.deletable => continue,
+                Ok(_) => report.push(aws::delete_if_unused(&self.cloudfront, group_id, id).await),
+                // Not deleted on a guess: the sweep reads the mark again, and says what it finds.
+                Err(e) => tracing::warn!(key = %id, error = %e, "could not read the retire mark; the key waits"),
+            }
+        }
     }
 
     /// Why the job's upload no longer decides, when a newer upload of the same object replaced its version.
@@ -581,7 +601,11 @@ impl RotateKeyGroup {
                     let kept = mark.is_some_and(|m| !m.deletable).then_some(KEPT_OFF);
                     orphans.push((key, why, kept));
                 }
-                Err(e) => report.push(Action::failed(&key.id, "find-orphans", &e)),
+                // Counted, and kept until a run can read whether it was retired to be kept.
+                Err(e) => {
+                    report.push(Action::failed(&key.id, "find-orphans", &e));
+                    orphans.push((key, why, Some("its retire mark could not be read")));
+                }
             }
         }
         for key in census.unlisted {

@@ -215,6 +215,8 @@ struct SimStore {
     marks: Mutex<std::collections::HashMap<String, (String, i64)>>,
     /// Records and leases taken and not yet completed or given back: id → owner.
     open: Mutex<std::collections::BTreeMap<String, String>>,
+    /// Records and leases still open when the guard forgot every event.
+    leaked: Mutex<Vec<String>>,
 }
 
 impl SimStore {
@@ -223,12 +225,14 @@ impl SimStore {
     }
     /// Days pass: every event record and lease is past its TTL.
     fn forget_events(&self) {
-        // What is still open stays listed: a run that left it so is found after the step.
         *lock(&self.records) = Arc::new(MemoryStore::default());
+        // What a run left open is found after the step, even if the same id is taken again meanwhile.
+        let open = std::mem::take(&mut *lock(&self.open));
+        lock(&self.leaked).extend(open.into_keys());
     }
     /// The records and leases left INPROGRESS.
     fn open(&self) -> Vec<String> {
-        lock(&self.open).keys().cloned().collect()
+        lock(&self.open).keys().chain(lock(&self.leaked).iter()).cloned().collect()
     }
     /// The deadline of a killed invocation passed: what it held is free (as its expiry frees it at AWS).
     async fn expire_open(&self) {

@@ -3,7 +3,7 @@
 //! whose successor joined within the grace period never leaves it, and an applied `add-key` line means the key is in
 //! the group.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use proptest::prelude::*;
@@ -72,6 +72,8 @@ pub struct Rotate {
     joined: Mutex<BTreeMap<String, (usize, i64)>>,
     /// Keys that left the group during the history.
     left: Mutex<BTreeMap<String, Left>>,
+    /// Keys that joined the group during the history, with the step during which they joined.
+    arrived: Mutex<BTreeMap<String, usize>>,
     /// Object versions a newer upload replaced, with where in the call log that happened.
     replaced: Mutex<BTreeMap<String, usize>>,
 }
@@ -79,12 +81,12 @@ pub struct Rotate {
 /// How a key left the group.
 #[derive(Debug, Clone)]
 struct Left {
-    /// Its order of joining: the seeded keys are 0 and 1, keys added in the history come after.
-    order: usize,
     /// The step of the history during which it left.
     step: usize,
     /// `DELETE_RETIRED_KEYS` was off when it left or at some step since: keeper keeps it, and counts it.
     deletion_off: bool,
+    /// `DELETE_RETIRED_KEYS` was off when it left: retired to be kept, it is never deleted.
+    kept: bool,
 }
 
 /// Keys seeded in the group; any other key joined it during the history.
@@ -114,6 +116,7 @@ impl Model for Rotate {
             ("K2MID".to_string(), (1, local::clock::now_ms() - 300 * 3_600_000)),
         ]);
         lock(&self.left).clear();
+        lock(&self.arrived).clear();
         lock(&self.replaced).clear();
         json!({"cloudfront": {
             "publicKeys": {
@@ -220,10 +223,25 @@ impl Model for Rotate {
         if deleted_foreign {
             return Err(format!("{FOREIGN}, another stack's key, was deleted"));
         }
+        // A key retired while deletion was off is kept, even once deletion is on again.
+        let left = lock(&self.left).clone();
+        let deleted_kept = world.calls().iter().find_map(|c| {
+            let id = c.params.get("Id").filter(|_| c.operation == "DeletePublicKey" && c.ok())?;
+            left.get(id).filter(|l| l.kept).map(|l| (id.clone(), l.step))
+        });
+        if let Some((key, step)) = deleted_kept {
+            return Err(format!("{key}, retired with deletion off (step {step}), was deleted"));
+        }
         // A key signed until the next key joined; it may leave only once that successor joined a grace period ago.
         let at = local::clock::now_ms();
         let mut joined = lock(&self.joined);
         note_joins(&mut joined, &now, at);
+        let step = log.last().map_or(0, |d| d.step);
+        let mut arrived = lock(&self.arrived);
+        for (key, _) in joined.iter().filter(|(_, (order, _))| *order >= SEEDED) {
+            arrived.entry(key.clone()).or_insert(step);
+        }
+        drop(arrived);
         let gone: Vec<(String, usize)> =
             joined.iter().filter(|(k, _)| !now.contains(k)).map(|(k, (order, _))| (k.clone(), *order)).collect();
         for (key, order) in gone {
@@ -236,8 +254,7 @@ impl Model for Rotate {
                 ));
             }
             joined.remove(&key);
-            let step = log.last().map_or(0, |d| d.step);
-            lock(&self.left).insert(key, Left { order, step, deletion_off });
+            lock(&self.left).insert(key, Left { step, deletion_off, kept: deletion_off });
         }
         drop(joined);
         // An upload that a newer upload of the same object replaced before its event was delivered adds no key (an
@@ -298,55 +315,75 @@ impl Model for Rotate {
 
     fn quiescent(&self, world: &World, log: &[Delivered]) -> Result<(), String> {
         self.always(world, log)?;
-        // Every change keeper made is counted: every key it added by the `added` metric, every key it took out of
-        // the group by `retired`, every key it deleted by `deleted` (of the run that did it, or of the retry that
-        // found it done), unless an event ended failed (in the dead-letter queue, or a failed line counted in
-        // `failed`), which is then what says it. A retry that cannot tell its earlier run's change from another
-        // writer's says so, naming this event's earlier run.
+        // Every change keeper made is counted once: every key it added by the `added` metric, every key it took out
+        // of the group by `retired`, every key it deleted by `deleted` (of the run that did it, or of the retry that
+        // found it done), unless the event of the delivery that made it ended failed (in the dead-letter queue, or
+        // a failed line counted in `failed`), which is then what says it. A retry that cannot tell its earlier
+        // run's change from another writer's says so, naming this event's earlier run. A deletion the bootstrap
+        // was killed at, in a sweep, is left to Lambda's own Errors metric: no record says whose it was.
         // (A dry run settles nothing: the event's last real run is what says how it ended.)
         let mut last_answer: BTreeMap<String, bool> = BTreeMap::new();
         for d in log.iter().filter(|d| !d.dry_run) {
             let clean = d.report().is_some_and(|r| r.count(Outcome::Failed) == 0);
             last_answer.insert(d.payload.to_string(), clean);
         }
+        let failed_event = |d: &Delivered| last_answer.get(&d.payload.to_string()) == Some(&false);
+        let failed_in_step = |step: usize| log.iter().any(|d| d.step == step && failed_event(d));
+        let calls = world.calls();
+        // The deliveries whose call windows hold call `i`.
+        let made = |i: usize| log.iter().filter(move |d| d.calls.contains(&i));
         let left = lock(&self.left).clone();
-        let arrived: BTreeSet<String> = lock(&self.joined)
-            .iter()
-            .map(|(key, (order, _))| (key, *order))
-            .chain(left.iter().map(|(key, l)| (key, l.order)))
-            .filter(|(_, order)| *order >= SEEDED)
-            .map(|(key, _)| key.clone())
-            .collect();
-        let deleted: BTreeSet<String> = world
-            .calls()
-            .iter()
-            .filter(|c| c.operation == "DeletePublicKey" && c.ok())
-            .filter_map(|c| c.params.get("Id").cloned())
-            .collect();
+        let arrived = lock(&self.arrived).clone();
+        let mut deleted: BTreeMap<String, bool> = BTreeMap::new();
+        for (i, c) in calls.iter().enumerate().filter(|(_, c)| c.operation == "DeletePublicKey" && c.ok()) {
+            let Some(id) = c.params.get("Id") else { continue };
+            let killed_there = made(i).any(|d| {
+                d.crashed == Some("DeletePublicKey")
+                    && calls[d.calls.clone()].iter().rposition(|c| c.operation == "DeletePublicKey")
+                        == Some(i - d.calls.start)
+            });
+            let excused = killed_there || made(i).any(failed_event);
+            *deleted.entry(id.clone()).or_insert(true) &= excused;
+        }
         let lines = |verb: &str, key: &str, earlier: &str| {
             log.iter().filter_map(Delivered::run_report).flat_map(|r| &r.actions).any(|a| {
                 a.action == verb
                     && a.outcome == Outcome::Skipped
-                    && a.target.ends_with(&format!("/{key}"))
+                    && (a.target == key || a.target.ends_with(&format!("/{key}")))
                     && a.detail.contains(earlier)
             })
         };
-        let reconcile = [
-            ("added", "add-key", "this event's earlier update", arrived.iter().collect::<Vec<_>>()),
-            ("retired", "retire-key", "this event's earlier update", left.keys().collect()),
-            ("deleted", "delete-key", "already deleted", deleted.iter().collect()),
+        let reconcile: [(&str, &str, &str, BTreeMap<&String, bool>); 3] = [
+            (
+                "added",
+                "add-key",
+                "this event's earlier update",
+                arrived.iter().map(|(k, s)| (k, failed_in_step(*s))).collect(),
+            ),
+            (
+                "retired",
+                "retire-key",
+                "this event's earlier update",
+                left.iter().map(|(k, l)| (k, failed_in_step(l.step))).collect(),
+            ),
+            ("deleted", "delete-key", "already deleted", deleted.iter().map(|(k, e)| (k, *e)).collect()),
         ];
-        for (metric, verb, earlier, keys) in reconcile.iter().filter(|_| last_answer.values().all(|clean| *clean)) {
+        for (metric, verb, earlier, keys) in &reconcile {
             let counted: u64 = log.iter().map(|d| d.metrics.get(metric)).sum();
-            let maybe = keys.iter().filter(|key| lines(verb, key, earlier)).count() as u64;
-            if counted + maybe < keys.len() as u64 {
-                return Err(format!("{keys:?} were {metric} and {counted} counted ({maybe} maybe by an earlier run)"));
+            // Every deletion is in the call log; a key added and retired within one step is not in `arrived` or
+            // `left`, so only deletions are bounded from above.
+            if *metric == "deleted" && counted > keys.len() as u64 {
+                return Err(format!("{keys:?} were {metric} and {counted} counted: some twice"));
+            }
+            let owed: Vec<&&String> = keys.iter().filter(|(_, excused)| !**excused).map(|(k, _)| k).collect();
+            let maybe = owed.iter().filter(|key| lines(verb, key, earlier)).count() as u64;
+            if counted + maybe < owed.len() as u64 {
+                return Err(format!("{owed:?} were {metric} and {counted} counted ({maybe} maybe by an earlier run)"));
             }
         }
         // Every key keeper retired and no group lists is deleted (with deletion on since it left), or else counted
         // by the settling sweep as an orphan, whoever made it.
-        let refused = world.calls().iter().any(|c| c.operation == "DeletePublicKey" && c.outcome == "AccessDenied");
-        let calls = world.calls();
+        let refused = calls.iter().any(|c| c.operation == "DeletePublicKey" && c.outcome == "AccessDenied");
         let w = world.running.emulator.world();
         let kept: Vec<(&String, &Left)> = left
             .iter()
