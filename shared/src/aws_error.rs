@@ -5,7 +5,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::report::ErrorType;
+use crate::classify::ErrorType;
 
 /// One failed AWS call, as keeper reports it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -9,7 +9,7 @@ use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::report::{Classify, ErrorType};
+use crate::classify::{Classify, ErrorType};
 
 /// A setting that is missing, malformed or out of range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

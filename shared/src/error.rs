@@ -1,7 +1,7 @@
 //! The one failure every function shares: a request or event that breaks a rule, named by its field. Everything else
 //! a function can fail with is its own error enum, so that classifying it is a `match`.
 
-use crate::report::{Classify, ErrorType};
+use crate::classify::{Classify, ErrorType};
 
 /// A request, event or uploaded document that breaks a rule: `Permanent.InvalidInput`, raised before any mutating
 /// call, naming the field and the rule.

@@ -12,9 +12,11 @@ use futures_util::FutureExt;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
+use crate::answer::{Caller, into_lambda_result};
+use crate::classify::{Classify, ErrorType};
 use crate::config::{ConfigError, Lookup, Settings};
 use crate::idempotency::{GuardError, Idempotency, IdempotencyStore, Lease, LeaseError, Leases, store_for};
-use crate::report::{Action, Caller, Classify, ErrorType, Incomplete, Outcome, Report, into_lambda_result};
+use crate::report::{Action, Incomplete, Outcome, Report};
 use crate::telemetry::Metrics;
 use crate::trigger::{self, Request, SCHEDULER_KEY, Trigger, TriggerError};
 
@@ -177,7 +179,7 @@ impl<F: Function> Host<F> {
     }
 
     /// Handles one payload: the whole invocation, answered as Lambda expects (see
-    /// [`crate::report::into_lambda_result`]), with one EMF line written.
+    /// [`crate::answer::into_lambda_result`]), with one EMF line written.
     pub async fn handle(&self, payload: Value, deadline: Option<SystemTime>) -> Result<Report, Diagnostic> {
         self.handle_invocation(payload, deadline, None).await
     }

@@ -16,8 +16,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::report::{Classify, ErrorType};
-use crate::trigger::{canonical_json, sha256_hex};
+use crate::classify::{Classify, ErrorType};
+use crate::hash::{canonical_json, sha256_hex};
+use crate::report::{Report, Truncated};
 
 mod dynamodb;
 mod memory;
@@ -137,6 +138,35 @@ pub const MAX_STORED_BYTES: usize = 300 * 1024;
 pub trait Storable: Serialize + DeserializeOwned {
     /// A form of at most `max_bytes` as JSON that says what it left out.
     fn shortened(&self, max_bytes: usize) -> Self;
+}
+
+impl Storable for Report {
+    /// The header and as many of the first actions as fit, with the number of actions and of each outcome.
+    fn shortened(&self, max_bytes: usize) -> Report {
+        let mut outcomes = std::collections::BTreeMap::new();
+        for action in &self.actions {
+            *outcomes.entry(action.outcome.as_str().to_string()).or_insert(0) += 1;
+        }
+        let mut out = Report {
+            function: self.function.clone(),
+            event_id: self.event_id.clone(),
+            dry_run: self.dry_run,
+            actions: Vec::new(),
+            error: self.error.clone(),
+            replayed: self.replayed,
+            truncated: Some(Truncated { actions: self.actions.len(), outcomes }),
+        };
+        let mut size = serde_json::to_string(&out).map(|s| s.len()).unwrap_or(max_bytes);
+        for action in &self.actions {
+            let next = serde_json::to_string(action).map(|s| s.len() + 1).unwrap_or(max_bytes);
+            if size + next > max_bytes {
+                break;
+            }
+            size += next;
+            out.actions.push(action.clone());
+        }
+        out
+    }
 }
 
 /// Why the guard did not return the handler's own result.

@@ -18,16 +18,22 @@
 //! | [`paging`] | page limits and repeated-token stops for the listings the SDK has no paginator for |
 //! | [`s3`] | the S3 client and the bounded object read of uploaded keys and documents |
 //! | [`telemetry`] | logs in Lambda's JSON format; the EMF line of counters |
-//! | [`report`] | the response, its actions and outcomes, the stable error types and the Lambda answer rule |
+//! | [`report`] | the response: its actions and outcomes, and whether what failed may pass |
+//! | [`classify`] | the stable error types (`Permanent.*`, `Retryable.*`) and the `Classify` trait |
+//! | [`answer`] | the Lambda answer rule: which failures are function errors, which are reports |
+//! | [`hash`] | canonical JSON and SHA-256 hex, for event ids, tokens and marks |
 //! | [`error`] | `InvalidInput`, the one failure every function shares |
 //! | [`aws_error`] | any SDK error → AWS code, message and stable type |
 //! | [`regions`] | the known region codes, with did-you-mean |
 //! | [`public_key`] | the PEM public keys CloudFront accepts |
 
+pub mod answer;
 pub mod aws_error;
+pub mod classify;
 pub mod clients;
 pub mod config;
 pub mod error;
+pub mod hash;
 pub mod host;
 pub mod idempotency;
 pub mod lost_answer;

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::report::{Classify, ErrorType};
+use crate::classify::{Classify, ErrorType};
 
 /// More pages than any real listing has (AppStream answers 25 builders a page: 25,000 builders).
 pub const MAX_PAGES: usize = 1000;

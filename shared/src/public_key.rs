@@ -3,7 +3,7 @@
 use spki::SubjectPublicKeyInfoOwned;
 use spki::der::{DecodePem, asn1::ObjectIdentifier};
 
-use crate::report::{Classify, ErrorType};
+use crate::classify::{Classify, ErrorType};
 
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");

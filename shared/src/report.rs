@@ -1,15 +1,8 @@
-//! The function's response (what it did, per target) and the stable error types Lambda sees.
-//!
-//! Every error that leaves a handler carries an [`ErrorType`] such as `Permanent.InvalidInput` or
-//! `Retryable.Throttled`. The class decides what Lambda does: a retryable error is returned as a function error so
-//! Lambda retries it (and sends it to the dead-letter queue in the end); a permanent one never gets better by retrying,
-//! so when an event source delivered it, it is answered with a report that carries the failure instead (see
-//! [`into_lambda_result`]).
+//! The function's response: what it did, per target, and whether what failed may pass on a retry.
 
-use std::fmt;
-
-use lambda_runtime::Diagnostic;
 use serde::{Deserialize, Serialize};
+
+use crate::classify::{Classify, ErrorType, Failure};
 
 /// What became of one planned action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -153,35 +146,6 @@ impl Report {
     }
 }
 
-impl crate::idempotency::Storable for Report {
-    /// The header and as many of the first actions as fit, with the number of actions and of each outcome.
-    fn shortened(&self, max_bytes: usize) -> Report {
-        let mut outcomes = std::collections::BTreeMap::new();
-        for action in &self.actions {
-            *outcomes.entry(action.outcome.as_str().to_string()).or_insert(0) += 1;
-        }
-        let mut out = Report {
-            function: self.function.clone(),
-            event_id: self.event_id.clone(),
-            dry_run: self.dry_run,
-            actions: Vec::new(),
-            error: self.error.clone(),
-            replayed: self.replayed,
-            truncated: Some(Truncated { actions: self.actions.len(), outcomes }),
-        };
-        let mut size = serde_json::to_string(&out).map(|s| s.len()).unwrap_or(max_bytes);
-        for action in &self.actions {
-            let next = serde_json::to_string(action).map(|s| s.len() + 1).unwrap_or(max_bytes);
-            if size + next > max_bytes {
-                break;
-            }
-            size += next;
-            out.actions.push(action.clone());
-        }
-        out
-    }
-}
-
 /// A run that reported every target but where some failed for reasons that may pass.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -196,140 +160,6 @@ pub struct Incomplete {
 impl Classify for Incomplete {
     fn error_type(&self) -> ErrorType {
         self.error_type
-    }
-}
-
-/// Whether an error can get better by trying again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Class {
-    /// Bad input, not found, a quota: a retry fails the same way.
-    Permanent,
-    /// Throttling, contention, a service fault, a lock held by another run: a later retry may succeed.
-    Retryable,
-}
-
-/// A stable error type, rendered `Permanent.<Name>` or `Retryable.<Name>` for Lambda, logs and alarms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ErrorType {
-    pub class: Class,
-    pub name: &'static str,
-}
-
-impl ErrorType {
-    pub const fn permanent(name: &'static str) -> Self {
-        ErrorType { class: Class::Permanent, name }
-    }
-
-    pub const fn retryable(name: &'static str) -> Self {
-        ErrorType { class: Class::Retryable, name }
-    }
-
-    pub fn is_retryable(self) -> bool {
-        self.class == Class::Retryable
-    }
-
-    // The names every function shares; a function may add its own (e.g. `Permanent.QuotaWouldBeExceeded`).
-    pub const INVALID_INPUT: ErrorType = ErrorType::permanent("InvalidInput");
-    pub const CONFIGURATION: ErrorType = ErrorType::permanent("Configuration");
-    pub const NOT_FOUND: ErrorType = ErrorType::permanent("NotFound");
-    pub const QUOTA_EXCEEDED: ErrorType = ErrorType::permanent("QuotaExceeded");
-    pub const QUOTA_WOULD_BE_EXCEEDED: ErrorType = ErrorType::permanent("QuotaWouldBeExceeded");
-    pub const ACCESS_DENIED: ErrorType = ErrorType::permanent("AccessDenied");
-    pub const IDEMPOTENCY_KEY_REUSED: ErrorType = ErrorType::permanent("IdempotencyKeyReused");
-    pub const REJECTED: ErrorType = ErrorType::permanent("Rejected");
-    /// A fault in keeper itself (a request it could not build): retrying runs the same code again.
-    pub const INTERNAL: ErrorType = ErrorType::permanent("Internal");
-    pub const THROTTLED: ErrorType = ErrorType::retryable("Throttled");
-    pub const CONFLICT: ErrorType = ErrorType::retryable("Conflict");
-    pub const IN_PROGRESS: ErrorType = ErrorType::retryable("InProgress");
-    pub const SERVICE_UNAVAILABLE: ErrorType = ErrorType::retryable("ServiceUnavailable");
-    pub const TIMEOUT: ErrorType = ErrorType::retryable("Timeout");
-    /// The function's temporary credentials expired mid-run: the next invocation gets fresh ones.
-    pub const CREDENTIALS_EXPIRED: ErrorType = ErrorType::retryable("CredentialsExpired");
-    /// Work not started because the Lambda deadline was too near (`DEADLINE_MARGIN_MS`): the retry does it.
-    pub const OUT_OF_TIME: ErrorType = ErrorType::retryable("OutOfTime");
-    pub const IDEMPOTENCY_STORE: ErrorType = ErrorType::retryable("IdempotencyStore");
-    /// The pipeline panicked (a bug): the event is released and Lambda's retries, then its dead-letter queue, see it.
-    pub const PANIC: ErrorType = ErrorType::retryable("Panic");
-}
-
-impl fmt::Display for ErrorType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let class = match self.class {
-            Class::Permanent => "Permanent",
-            Class::Retryable => "Retryable",
-        };
-        write!(f, "{class}.{}", self.name)
-    }
-}
-
-/// An error that knows its stable type. Every error enum that can leave a handler implements it.
-pub trait Classify: std::error::Error {
-    fn error_type(&self) -> ErrorType;
-}
-
-/// A pipeline that cannot fail.
-impl Classify for std::convert::Infallible {
-    fn error_type(&self) -> ErrorType {
-        match *self {}
-    }
-}
-
-/// A failure as it appears in a report and in Lambda's error response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Failure {
-    pub error_type: String,
-    pub error_message: String,
-}
-
-impl Failure {
-    pub fn of(error: &(impl Classify + ?Sized)) -> Self {
-        Failure { error_type: error.error_type().to_string(), error_message: error.to_string() }
-    }
-}
-
-impl From<Failure> for Diagnostic {
-    fn from(f: Failure) -> Self {
-        Diagnostic { error_type: f.error_type, error_message: f.error_message }
-    }
-}
-
-/// Who is waiting for the answer, which decides how a permanent failure is returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Caller {
-    /// A person or a script invoked the function with its own request: they see every failure as a function error.
-    ByHand,
-    /// A schedule, SNS, S3 or EventBridge: Lambda retries any function error, so only retryable ones are returned
-    /// as errors.
-    EventSource,
-}
-
-/// Turns the handler's result into what the Lambda runtime returns.
-///
-/// - success → the report;
-/// - retryable failure → a function error with the stable type, so Lambda retries and finally dead-letters it;
-/// - permanent failure from an event source → a report whose `error` names the failure: retrying cannot help, and a
-///   function error would make Lambda retry twice for nothing;
-/// - permanent failure of a request sent by hand → a function error, so the caller sees it at once.
-///
-/// Every failure is logged at ERROR with its type, so alarms see the permanent ones too.
-pub fn into_lambda_result<E: Classify>(
-    result: Result<Report, E>,
-    caller: Caller,
-    header: Report,
-) -> Result<Report, Diagnostic> {
-    match result {
-        Ok(report) => Ok(report),
-        Err(error) => {
-            let failure = Failure::of(&error);
-            tracing::error!(error_type = %failure.error_type, error = %failure.error_message, event_id = %header.event_id, "invocation failed");
-            if error.error_type().is_retryable() || caller == Caller::ByHand {
-                Err(failure.into())
-            } else {
-                Ok(Report { error: Some(failure), ..header })
-            }
-        }
     }
 }
 
@@ -356,14 +186,6 @@ mod tests {
 
     fn header() -> Report {
         Report::new("start-idle-image-builders", "evt-1", false)
-    }
-
-    #[test]
-    fn given_error_types_when_rendered_then_class_dot_name() {
-        assert_eq!(ErrorType::INVALID_INPUT.to_string(), "Permanent.InvalidInput");
-        assert_eq!(ErrorType::THROTTLED.to_string(), "Retryable.Throttled");
-        assert!(!ErrorType::NOT_FOUND.is_retryable());
-        assert!(ErrorType::IN_PROGRESS.is_retryable());
     }
 
     #[test]
@@ -406,29 +228,5 @@ mod tests {
             Some("Retryable.Throttled"),
             "the response keeps the type as text"
         );
-    }
-
-    #[test]
-    fn given_retryable_failure_when_answered_then_lambda_error_for_any_caller() {
-        for caller in [Caller::ByHand, Caller::EventSource] {
-            let diag = into_lambda_result::<TestError>(Err(TestError::Slow), caller, header()).unwrap_err();
-            assert_eq!(diag.error_type, "Retryable.Throttled");
-            assert_eq!(diag.error_message, "rate exceeded");
-        }
-    }
-
-    #[test]
-    fn given_permanent_failure_from_event_source_when_answered_then_report_carries_it_and_lambda_does_not_retry() {
-        let report = into_lambda_result::<TestError>(Err(TestError::Bad), Caller::EventSource, header()).unwrap();
-        let failure = report.error.expect("failure recorded in the report");
-        assert_eq!(failure.error_type, "Permanent.InvalidInput");
-        assert!(failure.error_message.contains("names[0]"));
-        assert_eq!(report.event_id, "evt-1");
-    }
-
-    #[test]
-    fn given_permanent_failure_sent_by_hand_when_answered_then_caller_sees_function_error() {
-        let diag = into_lambda_result::<TestError>(Err(TestError::Bad), Caller::ByHand, header()).unwrap_err();
-        assert_eq!(diag.error_type, "Permanent.InvalidInput");
     }
 }

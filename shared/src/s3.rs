@@ -6,9 +6,9 @@ use aws_types::SdkConfig;
 use bytes::Bytes;
 
 use crate::aws_error::{AwsFailure, describe};
+use crate::classify::{Classify, ErrorType};
 use crate::config::Settings;
 use crate::error::InvalidInput;
-use crate::report::{Classify, ErrorType};
 use crate::retry::KeeperRetryClassifier;
 
 /// The S3 client: keeper's retry classifier, and path-style addressing when an endpoint is configured (the emulator

@@ -277,7 +277,7 @@ mod tests {
     fn given_permanent_failure_in_report_when_counted_then_failed_is_one() {
         let mut report = Report::new("f", "e", false);
         report.error =
-            Some(crate::report::Failure { error_type: "Permanent.InvalidInput".into(), error_message: "x".into() });
+            Some(crate::classify::Failure { error_type: "Permanent.InvalidInput".into(), error_message: "x".into() });
         assert_eq!(Metrics::from_report("keeper", &report).get("failed"), 1);
     }
 

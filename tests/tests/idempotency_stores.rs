@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
+use shared::classify::{Classify, ErrorType};
 use shared::idempotency::{
     GuardError, Idempotency, IdempotencyStore, LeaseError, Leases, Lock, MemoryStore, Now, Record, Status,
 };
-use shared::report::{Action, Classify, ErrorType, Outcome, Report};
+use shared::report::{Action, Outcome, Report};
 use testbed::moto::Moto;
 
 #[derive(Debug, thiserror::Error)]

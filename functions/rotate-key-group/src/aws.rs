@@ -16,8 +16,8 @@ use shared::lost_answer::AnswerWatch;
 use shared::report::{Action, Outcome};
 use shared::trigger::S3Object;
 
-use crate::Error;
 use crate::config::{NewKey, made_by};
+use crate::error::Error;
 
 /// The largest PEM file read.
 pub const MAX_PEM_BYTES: usize = 8 * 1024;

@@ -5,7 +5,8 @@ use shared::config::{ConfigError, Lookup};
 use shared::error::InvalidInput;
 use shared::trigger;
 
-use crate::plan::MAX_KEYS_PER_GROUP;
+/// CloudFront's limit of public keys in one key group.
+pub const MAX_KEYS_PER_GROUP: usize = 5;
 
 /// The longest grace period, a year: `GRACE_HOURS` and a request's `graceHours` stay within it.
 pub const MAX_GRACE_HOURS: f64 = 8760.0;
@@ -92,7 +93,7 @@ pub fn owner_tag(stack: &str) -> String {
     if stack.len() <= STACK_IN_COMMENT {
         return format!("{KEEPER_COMMENT}{stack}");
     }
-    let hash = shared::trigger::sha256_hex(stack.as_bytes());
+    let hash = shared::hash::sha256_hex(stack.as_bytes());
     let head: String = stack.chars().take(STACK_IN_COMMENT - 9).collect();
     format!("{KEEPER_COMMENT}{head}~{}", &hash[..8])
 }

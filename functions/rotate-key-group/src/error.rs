@@ -1,9 +1,9 @@
 //! How rotate-key-group fails, each way with its stable error type.
 
 use shared::aws_error::AwsFailure;
+use shared::classify::{Classify, ErrorType};
 use shared::error::InvalidInput;
 use shared::idempotency::StoreError;
-use shared::report::{Classify, ErrorType};
 use shared::s3::ReadError;
 
 use crate::plan::Refusal;

@@ -15,14 +15,17 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_types::SdkConfig;
+use shared::answer::Caller;
+use shared::classify::Classify;
 use shared::config::{ConfigError, Lookup};
 use shared::error::InvalidInput;
+use shared::hash::sha256_hex;
 use shared::host::{Context, Function};
 use shared::idempotency::client_token;
-use shared::report::{Action, Caller, Classify, Outcome, Report};
+use shared::report::{Action, Outcome, Report};
 use shared::retry::{RmwPolicy, read_modify_write};
 use shared::telemetry::Metrics;
-use shared::trigger::{Input, S3Object, Trigger, sha256_hex};
+use shared::trigger::{Input, S3Object, Trigger};
 
 pub use crate::error::Error;
 

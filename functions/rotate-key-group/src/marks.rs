@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use shared::hash::sha256_hex;
 use shared::idempotency::Leases;
-use shared::trigger::sha256_hex;
 
-use crate::Error;
+use crate::error::Error;
 use crate::plan::Intent;
 
 /// How long the moment a key joined a group is kept: longer than any grace period (`GRACE_HOURS` is at most 8760).

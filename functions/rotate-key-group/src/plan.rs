@@ -8,8 +8,8 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use shared::classify::{Classify, ErrorType};
 use shared::error::InvalidInput;
-use shared::report::{Classify, ErrorType};
 
 /// A key of the group and when it joined the group (epoch seconds): when keeper added it (recorded just before the
 /// update that added it), else its creation time (a key added outside keeper: CloudFront does not say when a key
@@ -37,8 +37,7 @@ impl fmt::Display for Member {
     }
 }
 
-/// CloudFront's limit of public keys in one key group.
-pub const MAX_KEYS_PER_GROUP: usize = 5;
+pub use crate::config::MAX_KEYS_PER_GROUP;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rotation<K> {

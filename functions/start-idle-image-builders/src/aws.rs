@@ -7,16 +7,17 @@ use std::time::{Duration, Instant};
 use aws_sdk_appstream::Client;
 use aws_sdk_appstream::types::ImageBuilder;
 use shared::aws_error::describe as describe_error;
+use shared::classify::Classify;
 use shared::clients::PerRegion;
 use shared::host::Context;
 use shared::lost_answer::AnswerWatch;
 use shared::paging::Pages;
-use shared::report::{Action as ReportAction, Classify, Outcome};
+use shared::report::{Action as ReportAction, Outcome};
 use shared::retry::full_jitter_delay;
 use tokio::sync::Semaphore;
 
-use crate::Error;
 use crate::config::{Job, Selector};
+use crate::error::Error;
 use crate::plan::{self, Builder, Observed, Planned, State, Step, Verb};
 
 /// How many names one DescribeImageBuilders call asks for.

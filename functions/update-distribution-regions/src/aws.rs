@@ -15,8 +15,8 @@ use aws_sdk_imagebuilder::types::{
 use shared::aws_error::describe;
 use shared::error::InvalidInput;
 
-use crate::Error;
 use crate::config::{DesiredState, Overrides};
+use crate::error::Error;
 use crate::plan::{Copied, Distribution};
 
 /// The largest desired-state document read.
@@ -183,7 +183,7 @@ pub fn fingerprint(distributions: &[SdkDistribution]) -> String {
             .map(|tags| tags.into_iter().collect());
         text.push_str(&format!("{distribution:?}\namiTags: {tags:?}\n"));
     }
-    shared::trigger::sha256_hex(text.as_bytes())
+    shared::hash::sha256_hex(text.as_bytes())
 }
 
 /// The current version of an S3 object (`None` in an unversioned bucket).

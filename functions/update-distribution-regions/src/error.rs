@@ -1,9 +1,9 @@
 //! How update-distribution-regions fails, each way with its stable error type.
 
 use shared::aws_error::AwsFailure;
+use shared::classify::{Classify, ErrorType};
 use shared::error::InvalidInput;
 use shared::idempotency::LeaseError;
-use shared::report::{Classify, ErrorType};
 use shared::s3::ReadError;
 
 #[derive(Debug, thiserror::Error)]

@@ -19,8 +19,8 @@ use shared::idempotency::client_token;
 use shared::report::{Action, Outcome};
 use tokio::sync::Semaphore;
 
-use crate::Error;
 use crate::config::ExclusionRules;
+use crate::error::Error;
 use crate::plan::{Build, BuildStatus, Decision, Step, Update};
 
 fn to_build(s: &ImageSummary) -> Option<Build> {
@@ -212,7 +212,7 @@ pub async fn apply(
         let limit = &limit;
         async move {
             let u = match &d.step {
-                Step::Skip(why) => return crate::kept(d, why),
+                Step::Skip(why) => return crate::plan::kept(d, why),
                 Step::Update(u) => u,
             };
             let (verb, change) = (u.status.verb().as_str(), d.change(u.status));

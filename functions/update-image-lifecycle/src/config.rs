@@ -2,6 +2,7 @@
 //! notifications that trigger the policy; all validated before any AWS call.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -13,7 +14,37 @@ use shared::trigger;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::plan::Status;
+/// A state keeper can set with StartResourceStateUpdate, in lifecycle order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Available,
+    Deprecated,
+    Disabled,
+    Deleted,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [Status::Available, Status::Deprecated, Status::Disabled, Status::Deleted];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Available => "AVAILABLE",
+            Status::Deprecated => "DEPRECATED",
+            Status::Disabled => "DISABLED",
+            Status::Deleted => "DELETED",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -1,8 +1,8 @@
 //! How update-image-lifecycle fails, each way with its stable error type.
 
 use shared::aws_error::AwsFailure;
+use shared::classify::{Classify, ErrorType};
 use shared::error::InvalidInput;
-use shared::report::{Classify, ErrorType};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

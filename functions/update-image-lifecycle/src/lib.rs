@@ -26,7 +26,7 @@ use shared::trigger::{Input, Trigger};
 pub use crate::error::Error;
 
 use crate::config::{Explicit, Notification, Request, Settings};
-use crate::plan::{BuildStatus, Decision, Step, Verb};
+use crate::plan::{Decision, Step, Verb};
 
 const NAME: &str = "update-image-lifecycle";
 
@@ -153,16 +153,10 @@ fn target_of(e: &Error) -> String {
     }
 }
 
-/// The report line of a build the plan leaves alone.
-fn kept(d: &Decision, why: &str) -> Action {
-    let from = d.from.as_ref().map(BuildStatus::as_str).unwrap_or_default();
-    Action::new(&d.arn, Verb::Keep.as_str(), Outcome::Skipped, format!("{from}: {why}"))
-}
-
 /// The report line of a decision in a dry run.
 fn planned(d: &Decision) -> Action {
     match &d.step {
-        Step::Skip(why) => kept(d, why),
+        Step::Skip(why) => plan::kept(d, why),
         Step::Update(u) => Action::new(&d.arn, u.status.verb().as_str(), Outcome::Planned, d.change(u.status)),
     }
 }

@@ -4,35 +4,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use shared::report::{Action, Outcome};
 use time::OffsetDateTime;
 
+pub use crate::config::Status;
 use crate::config::{ExclusionRules, Explicit, IncludeResources, Policy};
 
-/// A state keeper can set with StartResourceStateUpdate, in lifecycle order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Status {
-    Available,
-    Deprecated,
-    Disabled,
-    Deleted,
-}
-
 impl Status {
-    pub const ALL: [Status; 4] = [Status::Available, Status::Deprecated, Status::Disabled, Status::Deleted];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Available => "AVAILABLE",
-            Status::Deprecated => "DEPRECATED",
-            Status::Disabled => "DISABLED",
-            Status::Deleted => "DELETED",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Status> {
-        Status::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-
     /// The report's verb for moving a build to this state.
     pub fn verb(self) -> Verb {
         match self {
@@ -41,12 +19,6 @@ impl Status {
             Status::Disabled => Verb::Disable,
             Status::Deleted => Verb::Delete,
         }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -259,6 +231,12 @@ pub fn plan(policy: &Policy, builds: &[Build], now: f64, trigger: Option<&str>) 
             }))
         })
         .collect()
+}
+
+/// The report line of a build the plan leaves alone.
+pub fn kept(d: &Decision, why: &str) -> Action {
+    let from = d.from.as_ref().map(BuildStatus::as_str).unwrap_or_default();
+    Action::new(&d.arn, Verb::Keep.as_str(), Outcome::Skipped, format!("{from}: {why}"))
 }
 
 #[cfg(test)]

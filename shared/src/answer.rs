@@ -1,0 +1,97 @@
+//! The Lambda answer rule: a retryable error is returned as a function error so Lambda retries it (and sends it to
+//! the dead-letter queue in the end); a permanent one never gets better by retrying, so when an event source
+//! delivered it, it is answered with a report that carries the failure instead.
+
+use lambda_runtime::Diagnostic;
+
+use crate::classify::{Classify, Failure};
+use crate::report::Report;
+
+/// Who is waiting for the answer, which decides how a permanent failure is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// A person or a script invoked the function with its own request: they see every failure as a function error.
+    ByHand,
+    /// A schedule, SNS, S3 or EventBridge: Lambda retries any function error, so only retryable ones are returned
+    /// as errors.
+    EventSource,
+}
+
+/// Turns the handler's result into what the Lambda runtime returns.
+///
+/// - success → the report;
+/// - retryable failure → a function error with the stable type, so Lambda retries and finally dead-letters it;
+/// - permanent failure from an event source → a report whose `error` names the failure: retrying cannot help, and a
+///   function error would make Lambda retry twice for nothing;
+/// - permanent failure of a request sent by hand → a function error, so the caller sees it at once.
+///
+/// Every failure is logged at ERROR with its type, so alarms see the permanent ones too.
+pub fn into_lambda_result<E: Classify>(
+    result: Result<Report, E>,
+    caller: Caller,
+    header: Report,
+) -> Result<Report, Diagnostic> {
+    match result {
+        Ok(report) => Ok(report),
+        Err(error) => {
+            let failure = Failure::of(&error);
+            tracing::error!(error_type = %failure.error_type, error = %failure.error_message, event_id = %header.event_id, "invocation failed");
+            if error.error_type().is_retryable() || caller == Caller::ByHand {
+                Err(failure.into())
+            } else {
+                Ok(Report { error: Some(failure), ..header })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::ErrorType;
+
+    #[derive(Debug, thiserror::Error)]
+    enum TestError {
+        #[error("field `names[0]`: must not be empty")]
+        Bad,
+        #[error("rate exceeded")]
+        Slow,
+    }
+
+    impl Classify for TestError {
+        fn error_type(&self) -> ErrorType {
+            match self {
+                TestError::Bad => ErrorType::INVALID_INPUT,
+                TestError::Slow => ErrorType::THROTTLED,
+            }
+        }
+    }
+
+    fn header() -> Report {
+        Report::new("start-idle-image-builders", "evt-1", false)
+    }
+
+    #[test]
+    fn given_retryable_failure_when_answered_then_lambda_error_for_any_caller() {
+        for caller in [Caller::ByHand, Caller::EventSource] {
+            let diag = into_lambda_result::<TestError>(Err(TestError::Slow), caller, header()).unwrap_err();
+            assert_eq!(diag.error_type, "Retryable.Throttled");
+            assert_eq!(diag.error_message, "rate exceeded");
+        }
+    }
+
+    #[test]
+    fn given_permanent_failure_from_event_source_when_answered_then_report_carries_it_and_lambda_does_not_retry() {
+        let report = into_lambda_result::<TestError>(Err(TestError::Bad), Caller::EventSource, header()).unwrap();
+        let failure = report.error.expect("failure recorded in the report");
+        assert_eq!(failure.error_type, "Permanent.InvalidInput");
+        assert!(failure.error_message.contains("names[0]"));
+        assert_eq!(report.event_id, "evt-1");
+    }
+
+    #[test]
+    fn given_permanent_failure_sent_by_hand_when_answered_then_caller_sees_function_error() {
+        let diag = into_lambda_result::<TestError>(Err(TestError::Bad), Caller::ByHand, header()).unwrap_err();
+        assert_eq!(diag.error_type, "Permanent.InvalidInput");
+    }
+}
