@@ -1,7 +1,7 @@
 //! Image Builder conformance: the real aws-sdk-imagebuilder against the emulator. Success shapes round-trip every
 //! member; modeled errors arrive as the SDK's typed variants; bad input changes nothing.
 
-mod support;
+use crate::support;
 
 use aws_sdk_imagebuilder::Client;
 use aws_sdk_imagebuilder::operation::start_resource_state_update::StartResourceStateUpdateError;

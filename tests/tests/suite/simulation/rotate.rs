@@ -11,7 +11,7 @@ use rotate_key_group::RotateKeyGroup;
 use serde_json::{Value, json};
 use shared::report::Outcome;
 
-use crate::history::{Delivered, Model, World, lock};
+use super::history::{Delivered, Model, World, lock};
 
 const GROUP: &str = "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f";
 const BUCKET: &str = "keeper-keys-123456789012-us-east-1";

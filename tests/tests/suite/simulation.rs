@@ -3,8 +3,6 @@
 //! each function's README promises checked as invariants after every step and at quiescence. A failing history is
 //! shrunk and printed as a regression test to paste below.
 
-#![recursion_limit = "256"]
-
 #[path = "simulation/history.rs"]
 mod history;
 #[path = "simulation/lifecycle.rs"]

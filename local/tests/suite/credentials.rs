@@ -2,7 +2,7 @@
 //! `verifySignatures` (`keeper-local serve --verify-signatures`) only the documented pair with a valid SigV4
 //! signature, and AWS's own codes in each protocol's error format otherwise.
 
-mod support;
+use crate::support;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;

@@ -845,7 +845,7 @@ pub fn simulate<M: Model>(name: &str, model: M, cases: u32, max_steps: usize) {
     match result {
         Ok(()) => {}
         Err(TestError::Fail(why, steps)) => panic!(
-            "simulation {name} (SIM_SEED={seed}) broke an invariant: {why}\n\nshrunk to {} steps; paste into {name}_regressions in tests/tests/simulation.rs:\n\n#[tokio::test(flavor = \"multi_thread\", worker_threads = 2)]\nasync fn regression_{name}_seed_{seed}() {{\n    replay(vec!{steps:#?}).await;\n}}\n",
+            "simulation {name} (SIM_SEED={seed}) broke an invariant: {why}\n\nshrunk to {} steps; paste into {name}_regressions in tests/tests/suite/simulation.rs:\n\n#[tokio::test(flavor = \"multi_thread\", worker_threads = 2)]\nasync fn regression_{name}_seed_{seed}() {{\n    replay(vec!{steps:#?}).await;\n}}\n",
             steps.len()
         ),
         Err(e) => panic!("simulation {name}: {e}"),

@@ -6,7 +6,6 @@
 //! the work already in flight completes, the rest is not started.
 
 // Four functions' pipelines in one async test nest deeper than the default limit.
-#![recursion_limit = "256"]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};

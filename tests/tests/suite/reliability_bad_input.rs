@@ -3,7 +3,6 @@
 //! call that changes the account. A refusal that names nothing, or a mutating call before it, is a defect.
 
 // Four functions' pipelines in one async test nest deeper than the default limit.
-#![recursion_limit = "256"]
 
 use rotate_key_group::RotateKeyGroup;
 use serde_json::Value;

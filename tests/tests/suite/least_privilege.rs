@@ -7,7 +7,6 @@
 //! `Fn::If` taken both ways: the widest grant each function can get, with the parameters the samples need.
 
 // Four functions' pipelines in one async test nest deeper than the default limit.
-#![recursion_limit = "256"]
 
 use std::collections::BTreeMap;
 use std::process::Command;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use shared::report::Outcome;
 use update_image_lifecycle::UpdateImageLifecycle;
 
-use crate::history::{Delivered, Model, World};
+use super::history::{Delivered, Model, World};
 
 const IMAGE: &str = "arn:aws:imagebuilder:us-east-1:123456789012:image/web-golden";
 /// Oldest first; the last is the newest AVAILABLE build.

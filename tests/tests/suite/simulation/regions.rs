@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use shared::report::Outcome;
 use update_distribution_regions::UpdateDistributionRegions;
 
-use crate::history::{Delivered, Model, World};
+use super::history::{Delivered, Model, World};
 
 pub const WEB: &str = "arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/web-golden";
 pub const API: &str = "arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/api-golden";

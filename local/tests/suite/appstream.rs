@@ -1,7 +1,7 @@
 //! AppStream conformance: the real aws-sdk-appstream against the emulator, every test in both protocols the SDK can
 //! speak (its default RPC v2 CBOR, and awsJson1_1 selected at run time).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -4,7 +4,6 @@
 //! every run must converge and leave exactly the effect of a run without faults: nothing missing, nothing twice.
 
 // Four functions' pipelines in one async test nest deeper than the default limit.
-#![recursion_limit = "256"]
 
 use std::collections::BTreeSet;
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use shared::report::Outcome;
 use start_idle_image_builders::StartIdleImageBuilders;
 
-use crate::history::{Delivered, Model, World};
+use super::history::{Delivered, Model, World};
 
 const BUILDERS: [&str; 4] = ["team-a", "team-b", "team-c", "team-d"];
 /// Carries the opt-out tag.

@@ -5,7 +5,7 @@
 //! so that an SDK's own checks cannot hide what the emulator accepts. A constraint added to a model (regenerate with
 //! `make models`) is exercised here without anyone writing a case.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 

@@ -1,7 +1,7 @@
 //! CloudFront conformance: the real aws-sdk-cloudfront against the emulator — public keys, key groups, ETags,
 //! CallerReference conflicts (and replays when a seed asks), quotas, paging, and every modeled error the functions handle as a typed variant.
 
-mod support;
+use crate::support;
 
 use aws_sdk_cloudfront::Client;
 use aws_sdk_cloudfront::operation::create_key_group::CreateKeyGroupError;

@@ -1,6 +1,6 @@
 //! S3 through the real aws-sdk-s3 (objects for uploaded keys and documents), and the admin API: state, calls, faults.
 
-mod support;
+use crate::support;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::operation::get_object::GetObjectError;

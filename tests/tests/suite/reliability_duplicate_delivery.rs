@@ -3,7 +3,6 @@
 //! Lambda does this: an SNS or S3 event is delivered at least once, and a retry can overlap the first attempt.
 
 // Four functions' pipelines in one async test nest deeper than the default limit.
-#![recursion_limit = "256"]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
