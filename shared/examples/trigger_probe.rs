@@ -23,6 +23,7 @@ impl Request for AnyRequest {
 struct TriggerProbe;
 
 impl Function for TriggerProbe {
+    type Verb = shared::report::NoVerbs;
     const NAME: &'static str = "trigger-probe";
     type Request = AnyRequest;
     type Settings = ();

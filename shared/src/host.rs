@@ -35,8 +35,14 @@ pub trait Function: Send + Sync + Sized + 'static {
     /// Builds the function (its SDK clients) from the process's one AWS configuration.
     fn new(sdk_config: &SdkConfig, shared: &Settings, settings: Self::Settings) -> Self;
 
-    /// Adds the function's own counters (started, rotated, ...) to the EMF line of a report.
-    fn counters(_report: &Report, _metrics: &mut Metrics) {}
+    /// The verbs of the function's report lines, which name its counters.
+    type Verb: crate::report::Verb;
+
+    /// Adds the function's own counters (started, rotated, ...) to the EMF line of a report: by default, each verb's
+    /// applied lines.
+    fn counters(report: &Report, metrics: &mut Metrics) {
+        metrics.count_verbs::<Self::Verb>(report);
+    }
 
     /// The pipeline: observe, plan and, unless `ctx.dry_run`, apply; one action per target goes into `report`. A
     /// target that fails is reported as a failed action; an error ends the whole invocation.

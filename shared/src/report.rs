@@ -140,9 +140,38 @@ impl Report {
         })
     }
 
+    /// How many actions of `verb` ended with `outcome`.
+    pub fn count_verb(&self, verb: impl Verb, outcome: Outcome) -> usize {
+        self.count_of(verb.as_str(), outcome)
+    }
+
     /// How many actions named `action` ended with `outcome` (e.g. applied starts), for metrics.
     pub fn count_of(&self, action: &str, outcome: Outcome) -> usize {
         self.actions.iter().filter(|a| a.action == action && a.outcome == outcome).count()
+    }
+}
+
+/// A function's report verbs, as its own enum: each names its lines, and says which EMF counter its applied lines add
+/// to, so that a counter cannot drift from its verb (a typo in a string would silently zero it, and the alarm on it).
+pub trait Verb: Copy + 'static {
+    /// Every verb of the function.
+    const ALL: &'static [Self];
+    /// The verb as a report line's `action`.
+    fn as_str(self) -> &'static str;
+    /// The EMF counter its applied lines add to, if it has one (several verbs may share one).
+    fn metric(self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// The verbs of a function whose report lines count nothing (a probe, a test's function).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoVerbs {}
+
+impl Verb for NoVerbs {
+    const ALL: &'static [Self] = &[];
+    fn as_str(self) -> &'static str {
+        match self {}
     }
 }
 

@@ -8,7 +8,7 @@ use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::Lookup;
-use crate::report::{Outcome, Report};
+use crate::report::{Outcome, Report, Verb};
 
 /// The log filter: `RUST_LOG` when set (full directive syntax), else `AWS_LAMBDA_LOG_LEVEL` (Lambda's application log
 /// level; FATAL has no tracing equivalent and maps to error), else info.
@@ -161,6 +161,17 @@ impl Metrics {
 
     pub fn add(&mut self, name: &str, n: u64) -> &mut Self {
         *self.counts.entry(name.to_string()).or_insert(0) += n;
+        self
+    }
+
+    /// Adds the counter of every verb that has one: its applied lines, zero included, so that every counter is on
+    /// the EMF line of every run.
+    pub fn count_verbs<V: Verb>(&mut self, report: &Report) -> &mut Self {
+        for verb in V::ALL {
+            if let Some(metric) = verb.metric() {
+                self.add(metric, report.count_verb(*verb, Outcome::Applied) as u64);
+            }
+        }
         self
     }
 

@@ -179,6 +179,7 @@ impl<F: Function> Function for PanicsMidRun<F> {
     type Request = F::Request;
     type Settings = F::Settings;
     type Error = F::Error;
+    type Verb = F::Verb;
 
     fn settings(lookup: &Lookup<'_>) -> Result<F::Settings, ConfigError> {
         F::settings(lookup)

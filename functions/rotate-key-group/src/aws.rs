@@ -18,6 +18,7 @@ use shared::trigger::S3Object;
 
 use crate::config::{NewKey, made_by};
 use crate::error::Error;
+use crate::plan::Verb;
 
 /// The largest PEM file read.
 pub const MAX_PEM_BYTES: usize = 8 * 1024;
@@ -222,26 +223,26 @@ pub async fn delete_if_unused(cf: &Client, group_id: &str, id: &str) -> Action {
     let target = format!("{group_id}/{id}");
     match listed_keys(cf).await {
         Ok(listed) if listed.contains(id) => {
-            Action::new(&target, "delete-key", Outcome::Skipped, "still in a key group")
+            Action::new(&target, Verb::DeleteKey.as_str(), Outcome::Skipped, "still in a key group")
         }
         Ok(_) => delete(cf, &target, id, "").await,
-        Err(e) => Action::failed(&target, "delete-key", &e),
+        Err(e) => Action::failed(&target, Verb::DeleteKey.as_str(), &e),
     }
 }
 
 /// Deletes a key no key group lists, with its current ETag; `why` says what made it deletable.
 pub async fn delete(cf: &Client, target: &str, id: &str, why: &str) -> Action {
-    let skipped = |detail: &str| Action::new(target, "delete-key", Outcome::Skipped, detail);
+    let skipped = |detail: &str| Action::new(target, Verb::DeleteKey.as_str(), Outcome::Skipped, detail);
     let etag = match cf.get_public_key().id(id).send().await {
         Ok(out) => out.e_tag.unwrap_or_default(),
         Err(e) if matches!(e.as_service_error(), Some(GetPublicKeyError::NoSuchPublicKey(_))) => {
             return skipped("already deleted");
         }
-        Err(e) => return Action::failed(target, "delete-key", &failed(id, "GetPublicKey", &e)),
+        Err(e) => return Action::failed(target, Verb::DeleteKey.as_str(), &failed(id, "GetPublicKey", &e)),
     };
     let unanswered = AnswerWatch::new();
     match cf.delete_public_key().id(id).if_match(etag).customize().interceptor(unanswered.clone()).send().await {
-        Ok(_) => Action::new(target, "delete-key", Outcome::Applied, why),
+        Ok(_) => Action::new(target, Verb::DeleteKey.as_str(), Outcome::Applied, why),
         Err(e) => match e.as_service_error() {
             Some(DeletePublicKeyError::PublicKeyInUse(_)) => skipped("in use"),
             Some(DeletePublicKeyError::NoSuchPublicKey(_)) if !unanswered.lost() => skipped("already deleted"),
@@ -250,9 +251,9 @@ pub async fn delete(cf: &Client, target: &str, id: &str, why: &str) -> Action {
             Some(DeletePublicKeyError::NoSuchPublicKey(_)) => {
                 let lost = "CloudFront's answer was lost; its retry found the key gone";
                 let detail = if why.is_empty() { lost.to_string() } else { format!("{why} ({lost})") };
-                Action::new(target, "delete-key", Outcome::Applied, detail)
+                Action::new(target, Verb::DeleteKey.as_str(), Outcome::Applied, detail)
             }
-            _ => Action::failed(target, "delete-key", &failed(id, "DeletePublicKey", &e)),
+            _ => Action::failed(target, Verb::DeleteKey.as_str(), &failed(id, "DeletePublicKey", &e)),
         },
     }
 }

@@ -31,7 +31,7 @@ pub use crate::error::Error;
 
 use crate::aws::Maker;
 use crate::config::{Job, NewKey, Request, Settings, comment, key_name, owner_tag};
-use crate::plan::{Change, Intent, Key, Member, Rotation, Verb};
+use crate::plan::{Change, Intent, Key, Kind, Member, Rotation, Verb};
 
 pub struct RotateKeyGroup {
     settings: Settings,
@@ -44,6 +44,7 @@ pub struct RotateKeyGroup {
 const NAME: &str = "rotate-key-group";
 
 impl Function for RotateKeyGroup {
+    type Verb = Verb;
     const NAME: &'static str = NAME;
     type Request = Request;
     type Settings = Settings;
@@ -63,11 +64,7 @@ impl Function for RotateKeyGroup {
     }
 
     fn counters(report: &Report, metrics: &mut Metrics) {
-        for (verb, metric) in
-            [("create-key", "created"), ("add-key", "added"), ("retire-key", "retired"), ("delete-key", "deleted")]
-        {
-            metrics.add(metric, report.count_of(verb, Outcome::Applied) as u64);
-        }
+        metrics.count_verbs::<Verb>(report);
         // What the sweep's listing showed; nothing when it did not run or failed (no count is better than a made-up 0).
         if let Some((public_keys, orphans)) = census_of(report) {
             metrics.add("publicKeys", public_keys);
@@ -90,11 +87,11 @@ impl Function for RotateKeyGroup {
             reported.retain(|r| r.group_id != job.key_group_id);
             // A group is rotated whole or not started: its create, update and deletes are never cut off halfway.
             if let Err(out_of_time) = ctx.may_start() {
-                report.push(Action::failed(&job.key_group_id, "rotate", &out_of_time));
+                report.push(Action::failed(&job.key_group_id, Verb::Rotate.as_str(), &out_of_time));
                 continue;
             }
             if let Err(e) = self.rotate(job, ctx, report, &mut reported).await {
-                report.push(Action::failed(&job.key_group_id, "rotate", &e));
+                report.push(Action::failed(&job.key_group_id, Verb::Rotate.as_str(), &e));
             }
         }
         // A request sent by hand whose every target failed is answered with its failure (the host's rule), which the
@@ -106,7 +103,9 @@ impl Function for RotateKeyGroup {
             let delete = self.settings.delete_retired_keys && jobs.iter().all(|j| j.delete_retired);
             match ctx.may_start() {
                 Ok(()) => self.orphans(ctx, delete, report).await,
-                Err(out_of_time) => report.push(Action::failed("orphaned keys", "find-orphans", &out_of_time)),
+                Err(out_of_time) => {
+                    report.push(Action::failed("orphaned keys", Verb::FindOrphans.as_str(), &out_of_time))
+                }
             }
         }
         // Last, after every call of every job and the sweep: a run killed before this never got its report out, so
@@ -125,13 +124,13 @@ fn rotation<K>(job: &Job, add: Vec<K>, retire: Vec<K>) -> Rotation<K> {
 
 /// The action of the line that says what the orphan sweep's listing showed, which the `publicKeys` and `orphans`
 /// counters are read from.
-const CENSUS: &str = "count-keys";
+const CENSUS: Verb = Verb::CountKeys;
 
 /// The census line: how many public keys the account has, and how many are this deployment's orphans.
 fn census_line(public_keys: usize, orphans: usize, tag: &str) -> Action {
     Action::new(
         "public keys",
-        CENSUS,
+        CENSUS.as_str(),
         Outcome::Skipped,
         format!(
             "{public_keys} in the account; {orphans} of them orphans: made by this deployment ({tag}) more than 20 minutes ago, or retired by it, and in no key group"
@@ -141,7 +140,7 @@ fn census_line(public_keys: usize, orphans: usize, tag: &str) -> Action {
 
 /// `(public keys, orphans)` from a report's census line.
 fn census_of(report: &Report) -> Option<(u64, u64)> {
-    let line = report.actions.iter().find(|a| a.action == CENSUS)?;
+    let line = report.actions.iter().find(|a| a.action == CENSUS.as_str())?;
     let mut numbers = line.detail.split(|c: char| !c.is_ascii_digit()).filter(|n| !n.is_empty());
     Some((numbers.next()?.parse().ok()?, numbers.next()?.parse().ok()?))
 }
@@ -164,7 +163,7 @@ struct Rounds {
 /// The report line of one of the event's changes.
 fn change_line(group_id: &str, change: &Change, outcome: Outcome, detail: &str) -> Action {
     let detail = if change.why.is_empty() { detail.to_string() } else { format!("{}; {detail}", change.why) };
-    Action::new(format!("{group_id}/{}", change.id), change.verb.action(), outcome, detail)
+    Action::new(format!("{group_id}/{}", change.id), change.verb.action().as_str(), outcome, detail)
 }
 
 /// The line of a change an earlier run of the event made: `applied` (or planned, in a dry run) when that run's
@@ -225,7 +224,7 @@ impl RotateKeyGroup {
                     Ok(job) => jobs.push(job),
                     Err(Error::Upload(unread)) if !matches!(unread, shared::s3::ReadError::TooLarge(_)) => {
                         let target = format!("s3://{}/{}", object.bucket, object.key);
-                        report.push(Action::failed(target, "read-key", &unread));
+                        report.push(Action::failed(target, Verb::ReadKey.as_str(), &unread));
                     }
                     Err(refused) => return Err(refused),
                 },
@@ -294,7 +293,7 @@ impl RotateKeyGroup {
         // it would join as the newest and push out the key the signer now uses. Unless this event's key is in the
         // group (its update applied): then the retry finishes and reports it.
         // (A key the event created: one a request adds by id may be in the group by someone else's hand.)
-        let created_here = |c: &&Change| c.verb == Verb::Add && !job.add.contains(&c.id) && group.items.contains(&c.id);
+        let created_here = |c: &&Change| c.verb == Kind::Add && !job.add.contains(&c.id) && group.items.contains(&c.id);
         let started = intent.changes.iter().any(|c| created_here(&c));
         if !started && let Some(why) = self.superseded(job).await? {
             // What an earlier run of this event did, whose answer was its failure, is still this event's to say.
@@ -308,7 +307,7 @@ impl RotateKeyGroup {
             for change in said.done_otherwise(&group.items) {
                 report.push(earlier_line(group_id, &change, applied));
             }
-            report.push(Action::new(group_id.clone(), "rotate", Outcome::Skipped, why));
+            report.push(Action::new(group_id.clone(), Verb::Rotate.as_str(), Outcome::Skipped, why));
             // What the event retired is still its to delete, whatever the newer upload decides: a deletion that
             // failed (or whose answer was lost) finishes on this retry, as it would had nothing been uploaded since.
             if !ctx.dry_run && job.delete_retired {
@@ -339,10 +338,15 @@ impl RotateKeyGroup {
         let first = plan::plan(&current, &members, &rotation(job, add, retire), now_secs())?;
         if ctx.dry_run {
             for id in &first.added {
-                report.push(Action::new(format!("{group_id}/{id}"), "add-key", Outcome::Planned, ""));
+                report.push(Action::new(format!("{group_id}/{id}"), Verb::AddKey.as_str(), Outcome::Planned, ""));
             }
             for (id, why) in &first.retired {
-                report.push(Action::new(format!("{group_id}/{id}"), "retire-key", Outcome::Planned, why.clone()));
+                report.push(Action::new(
+                    format!("{group_id}/{id}"),
+                    Verb::RetireKey.as_str(),
+                    Outcome::Planned,
+                    why.clone(),
+                ));
             }
             return Ok(());
         }
@@ -351,7 +355,7 @@ impl RotateKeyGroup {
         if let (Some(new_key), Some(id)) = (&job.new_key, &joined) {
             // Nothing to create: an earlier run of this event made the key and added it.
             let detail = format!("{} was created and added by an earlier run of this event: {id}", new_key.name);
-            report.push(Action::new(format!("{group_id}/{id}"), "create-key", Outcome::Skipped, detail));
+            report.push(Action::new(format!("{group_id}/{id}"), Verb::CreateKey.as_str(), Outcome::Skipped, detail));
             add.push(id.clone());
             made = Some(id.clone());
         } else if let Some(new_key) = &job.new_key {
@@ -360,13 +364,13 @@ impl RotateKeyGroup {
             report.push(match key.by {
                 Maker::ThisRun => Action::new(
                     target,
-                    "create-key",
+                    Verb::CreateKey.as_str(),
                     Outcome::Applied,
                     format!("{} ({})", new_key.name, new_key.comment),
                 ),
                 Maker::ThisRunAnswerLost => Action::new(
                     target,
-                    "create-key",
+                    Verb::CreateKey.as_str(),
                     Outcome::Applied,
                     format!(
                         "{} ({}); CloudFront's answer was lost, and the SDK's retry found the key",
@@ -375,7 +379,7 @@ impl RotateKeyGroup {
                 ),
                 Maker::EarlierDelivery => Action::new(
                     target,
-                    "create-key",
+                    Verb::CreateKey.as_str(),
                     Outcome::Skipped,
                     format!(
                         "{} already exists with this key (created by an earlier delivery): using {}",
@@ -395,7 +399,7 @@ impl RotateKeyGroup {
         if let Some(id) = made.as_ref().filter(|_| !started)
             && let Some(why) = self.superseded(job).await?
         {
-            report.push(Action::new(group_id.clone(), "rotate", Outcome::Skipped, why));
+            report.push(Action::new(group_id.clone(), Verb::Rotate.as_str(), Outcome::Skipped, why));
             report.push(self.abandon(job, id).await);
             return Ok(());
         }
@@ -471,7 +475,7 @@ impl RotateKeyGroup {
             let detail = "applied by this event's update, whose answer was lost; the re-read found it";
             report.push(change_line(group_id, change, Outcome::Applied, detail));
         }
-        let retired = recognised.iter().filter(|c| c.verb == Verb::Retire).map(|c| &c.id);
+        let retired = recognised.iter().filter(|c| c.verb == Kind::Retire).map(|c| &c.id);
         confirm_retired(ctx, job, retired).await;
         let (plan, etag) = match rounds {
             Ok(done) => done,
@@ -490,17 +494,22 @@ impl RotateKeyGroup {
         let mut said = !recognised.is_empty();
         if let Some(etag) = &etag {
             for id in &plan.added {
-                intent.report(Verb::Add, id);
+                intent.report(Kind::Add, id);
                 report.push(Action::new(
                     format!("{group_id}/{id}"),
-                    "add-key",
+                    Verb::AddKey.as_str(),
                     Outcome::Applied,
                     format!("ETag {etag}"),
                 ));
             }
             for (id, why) in &plan.retired {
-                intent.report(Verb::Retire, id);
-                report.push(Action::new(format!("{group_id}/{id}"), "retire-key", Outcome::Applied, why.clone()));
+                intent.report(Kind::Retire, id);
+                report.push(Action::new(
+                    format!("{group_id}/{id}"),
+                    Verb::RetireKey.as_str(),
+                    Outcome::Applied,
+                    why.clone(),
+                ));
             }
             said = true;
         }
@@ -509,7 +518,7 @@ impl RotateKeyGroup {
             said = true;
         }
         if !said {
-            report.push(Action::new(group_id.clone(), "update", Outcome::Skipped, "already as desired"));
+            report.push(Action::new(group_id.clone(), Verb::Update.as_str(), Outcome::Skipped, "already as desired"));
         }
         if job.delete_retired {
             // What this event retired, in this run or an earlier one, and no group lists: a deletion that failed or
@@ -579,7 +588,7 @@ impl RotateKeyGroup {
             "created for {}, which it could not join; no key group lists it; set DELETE_RETIRED_KEYS to delete such keys",
             job.key_group_id
         );
-        Action::new(id, "orphan-key", Outcome::Skipped, detail)
+        Action::new(id, Verb::OrphanKey.as_str(), Outcome::Skipped, detail)
     }
 
     /// Keys this deployment made that no key group lists, left by a deletion that failed or a run that failed after
@@ -589,7 +598,7 @@ impl RotateKeyGroup {
     async fn orphans(&self, ctx: &Context, delete: bool, report: &mut Report) {
         let census = match aws::orphans(&self.cloudfront, &self.tag, now_secs(), ORPHAN_MIN_AGE_SECS).await {
             Ok(census) => census,
-            Err(e) => return report.push(Action::failed("orphaned keys", "find-orphans", &e)),
+            Err(e) => return report.push(Action::failed("orphaned keys", Verb::FindOrphans.as_str(), &e)),
         };
         // Keys this deployment retired from a group and no group lists now are its to delete too: the event that
         // retired one may have died (dead-lettered) before its delete. One retired by a job that kept retired keys
@@ -606,7 +615,7 @@ impl RotateKeyGroup {
                 }
                 // Counted, and kept until a run can read whether it was retired to be kept.
                 Err(e) => {
-                    report.push(Action::failed(&key.id, "find-orphans", &e));
+                    report.push(Action::failed(&key.id, Verb::FindOrphans.as_str(), &e));
                     orphans.push((key, why, Some("its retire mark could not be read")));
                 }
             }
@@ -628,7 +637,7 @@ impl RotateKeyGroup {
                     orphans.push((key, why, Some(kept)));
                 }
                 Ok(None) => {}
-                Err(e) => report.push(Action::failed(&key.id, "find-orphans", &e)),
+                Err(e) => report.push(Action::failed(&key.id, Verb::FindOrphans.as_str(), &e)),
             }
         }
         report.push(census_line(census.public_keys, orphans.len(), &self.tag));
@@ -636,18 +645,18 @@ impl RotateKeyGroup {
         let tried: Vec<String> = report
             .actions
             .iter()
-            .filter(|a| a.action == "delete-key")
+            .filter(|a| a.action == Verb::DeleteKey.as_str())
             .filter_map(|a| a.target.rsplit('/').next().map(String::from))
             .collect();
         for (key, why, kept) in orphans.into_iter().filter(|(k, ..)| !tried.contains(&k.id)) {
             report.push(match (kept, delete) {
                 (Some(reason), _) => {
-                    Action::new(&key.id, "orphan-key", Outcome::Skipped, format!("{why}; kept: {reason}"))
+                    Action::new(&key.id, Verb::OrphanKey.as_str(), Outcome::Skipped, format!("{why}; kept: {reason}"))
                 }
                 (None, true) => aws::delete(&self.cloudfront, &key.id, &key.id, &why).await,
                 (None, false) => Action::new(
                     &key.id,
-                    "orphan-key",
+                    Verb::OrphanKey.as_str(),
                     Outcome::Skipped,
                     format!("{why}; set DELETE_RETIRED_KEYS to delete it"),
                 ),

@@ -81,7 +81,7 @@ pub struct Intent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {
-    pub verb: Verb,
+    pub verb: Kind,
     pub id: String,
     /// Why it was retired (empty for an addition).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -96,17 +96,80 @@ pub struct Change {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Verb {
+pub enum Kind {
     Add,
     Retire,
 }
 
-impl Verb {
-    /// The action of its report line.
-    pub fn action(self) -> &'static str {
+impl Kind {
+    /// The verb of its report line.
+    pub fn action(self) -> Verb {
         match self {
-            Verb::Add => "add-key",
-            Verb::Retire => "retire-key",
+            Kind::Add => Verb::AddKey,
+            Kind::Retire => Verb::RetireKey,
+        }
+    }
+}
+
+/// The verbs of rotate-key-group's report lines, and the counters their applied lines add to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    CreateKey,
+    AddKey,
+    RetireKey,
+    DeleteKey,
+    /// A key this deployment made or retired that no group lists, reported (and counted) rather than deleted.
+    OrphanKey,
+    /// The sweep's census: how many public keys, how many orphans.
+    CountKeys,
+    FindOrphans,
+    Rotate,
+    Update,
+    ReadKey,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::CreateKey => "create-key",
+            Verb::AddKey => "add-key",
+            Verb::RetireKey => "retire-key",
+            Verb::DeleteKey => "delete-key",
+            Verb::OrphanKey => "orphan-key",
+            Verb::CountKeys => "count-keys",
+            Verb::FindOrphans => "find-orphans",
+            Verb::Rotate => "rotate",
+            Verb::Update => "update",
+            Verb::ReadKey => "read-key",
+        }
+    }
+}
+
+impl shared::report::Verb for Verb {
+    const ALL: &'static [Verb] = &[
+        Verb::CreateKey,
+        Verb::AddKey,
+        Verb::RetireKey,
+        Verb::DeleteKey,
+        Verb::OrphanKey,
+        Verb::CountKeys,
+        Verb::FindOrphans,
+        Verb::Rotate,
+        Verb::Update,
+        Verb::ReadKey,
+    ];
+
+    fn as_str(self) -> &'static str {
+        Verb::as_str(self)
+    }
+
+    fn metric(self) -> Option<&'static str> {
+        match self {
+            Verb::CreateKey => Some("created"),
+            Verb::AddKey => Some("added"),
+            Verb::RetireKey => Some("retired"),
+            Verb::DeleteKey => Some("deleted"),
+            _ => None,
         }
     }
 }
@@ -115,8 +178,8 @@ impl Change {
     /// Whether `items` (the group as read) shows it done: an added key in the group, a retired one out of it.
     pub fn done_in(&self, items: &[String]) -> bool {
         match self.verb {
-            Verb::Add => items.contains(&self.id),
-            Verb::Retire => !items.contains(&self.id),
+            Kind::Add => items.contains(&self.id),
+            Kind::Retire => !items.contains(&self.id),
         }
     }
 }
@@ -124,8 +187,8 @@ impl Change {
 impl Intent {
     /// Records a plan about to be sent: its changes (each once, a new one not yet reported) and its items.
     pub fn record(&mut self, plan: &Plan<String>) {
-        let added = plan.added.iter().map(|id| (Verb::Add, id, ""));
-        let retired = plan.retired.iter().map(|(id, why)| (Verb::Retire, id, why.as_str()));
+        let added = plan.added.iter().map(|id| (Kind::Add, id, ""));
+        let retired = plan.retired.iter().map(|(id, why)| (Kind::Retire, id, why.as_str()));
         for (verb, id, why) in added.chain(retired) {
             match self.changes.iter_mut().find(|c| c.id == *id && c.verb == verb) {
                 // Planned again (an earlier round was refused, or the key came back): it is not done yet.
@@ -147,8 +210,8 @@ impl Intent {
 
     /// Marks the changes of `plan`, whose update was answered, applied.
     pub fn answered(&mut self, plan: &Plan<String>) {
-        let added = plan.added.iter().map(|id| (Verb::Add, id));
-        let retired = plan.retired.iter().map(|(id, _)| (Verb::Retire, id));
+        let added = plan.added.iter().map(|id| (Kind::Add, id));
+        let retired = plan.retired.iter().map(|(id, _)| (Kind::Retire, id));
         for (verb, id) in added.chain(retired) {
             if let Some(c) = self.changes.iter_mut().find(|c| c.id == *id && c.verb == verb) {
                 c.applied = true;
@@ -157,7 +220,7 @@ impl Intent {
     }
 
     /// Marks `id`'s change `verb` reported; whether it was not before.
-    pub fn report(&mut self, verb: Verb, id: &str) -> bool {
+    pub fn report(&mut self, verb: Kind, id: &str) -> bool {
         match self.changes.iter_mut().find(|c| c.id == id && c.verb == verb) {
             Some(c) if !c.reported => {
                 c.reported = true;
@@ -194,7 +257,7 @@ impl Intent {
 
     /// Every key the event retired that `items` no longer lists: what its retries still delete when unused.
     pub fn retired_gone(&self, items: &[String]) -> Vec<String> {
-        self.changes.iter().filter(|c| c.verb == Verb::Retire && c.done_in(items)).map(|c| c.id.clone()).collect()
+        self.changes.iter().filter(|c| c.verb == Kind::Retire && c.done_in(items)).map(|c| c.id.clone()).collect()
     }
 }
 
@@ -501,8 +564,8 @@ mod tests {
         intent.record(&planned(&["K2", "K3"], &["K3"], &["K1"]));
         let items: Vec<String> = vec!["K2".into(), "K3".into()];
         // WHEN a read finds exactly that THEN both changes are recognised, each once
-        let found: Vec<(Verb, String)> = intent.recognise(&items).into_iter().map(|c| (c.verb, c.id)).collect();
-        assert_eq!(found, vec![(Verb::Add, "K3".to_string()), (Verb::Retire, "K1".to_string())]);
+        let found: Vec<(Kind, String)> = intent.recognise(&items).into_iter().map(|c| (c.verb, c.id)).collect();
+        assert_eq!(found, vec![(Kind::Add, "K3".to_string()), (Kind::Retire, "K1".to_string())]);
         assert!(intent.recognise(&items).is_empty(), "reported already");
         assert!(intent.done_otherwise(&items).is_empty());
         // AND K1 stays among what the event's retries delete while no group lists it
@@ -521,8 +584,8 @@ mod tests {
         assert_eq!(done, vec!["K3", "K1"]);
         // A change planned again (a later round) is not reported until it is done again
         intent.record(&planned(&["K2", "K3"], &["K3"], &[]));
-        assert!(intent.report(Verb::Add, "K3"));
-        assert!(!intent.report(Verb::Add, "K3"), "once");
+        assert!(intent.report(Kind::Add, "K3"));
+        assert!(!intent.report(Kind::Add, "K3"), "once");
         assert_eq!(intent.changes.len(), 2, "each change once: {:?}", intent.changes);
         let json = serde_json::to_string(&intent).unwrap();
         assert_eq!(serde_json::from_str::<Intent>(&json).unwrap(), intent);

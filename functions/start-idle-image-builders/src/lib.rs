@@ -15,7 +15,6 @@ use shared::config::{ConfigError, Lookup};
 use shared::error::InvalidInput;
 use shared::host::{Context, Function};
 use shared::report::{Action as ReportAction, Outcome, Report};
-use shared::telemetry::Metrics;
 use shared::trigger::{Input, Trigger};
 
 pub use crate::error::Error;
@@ -30,6 +29,7 @@ pub struct StartIdleImageBuilders {
 }
 
 impl Function for StartIdleImageBuilders {
+    type Verb = Verb;
     const NAME: &'static str = "start-idle-image-builders";
     type Request = Request;
     type Settings = Settings;
@@ -43,12 +43,6 @@ impl Function for StartIdleImageBuilders {
         let shared = shared.clone();
         let clients = PerRegion::new(sdk_config, move |c| shared::service_client!(aws_sdk_appstream, c, &shared));
         StartIdleImageBuilders { settings, clients }
-    }
-
-    fn counters(report: &Report, metrics: &mut Metrics) {
-        let started = [Verb::Start, Verb::WaitAndStart].map(|v| report.count_of(v.as_str(), Outcome::Applied));
-        metrics.add("started", started.iter().sum::<usize>() as u64);
-        metrics.add("stopped", report.count_of(Verb::Stop.as_str(), Outcome::Applied) as u64);
     }
 
     /// Every request is validated before the first AWS call.

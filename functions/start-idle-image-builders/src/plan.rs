@@ -153,6 +153,22 @@ impl Verb {
     }
 }
 
+impl shared::report::Verb for Verb {
+    const ALL: &'static [Verb] = &[Verb::Start, Verb::WaitAndStart, Verb::Stop];
+
+    fn as_str(self) -> &'static str {
+        Verb::as_str(self)
+    }
+
+    /// A builder started at once or after waiting is one start.
+    fn metric(self) -> Option<&'static str> {
+        Some(match self {
+            Verb::Start | Verb::WaitAndStart => "started",
+            Verb::Stop => "stopped",
+        })
+    }
+}
+
 /// One selected builder and what to do with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {

@@ -19,13 +19,12 @@ use shared::error::InvalidInput;
 use shared::host::{Context, Function};
 use shared::idempotency::client_token;
 use shared::report::{Action, Outcome, Report};
-use shared::telemetry::Metrics;
 use shared::trigger::{Input, Trigger};
 
 pub use crate::error::Error;
 
 use crate::config::{Change, Request, Settings};
-use crate::plan::Plan;
+use crate::plan::{Plan, Verb};
 
 const NAME: &str = "update-distribution-regions";
 
@@ -37,6 +36,7 @@ pub struct UpdateDistributionRegions {
 }
 
 impl Function for UpdateDistributionRegions {
+    type Verb = Verb;
     const NAME: &'static str = NAME;
     type Request = Request;
     type Settings = Settings;
@@ -55,11 +55,6 @@ impl Function for UpdateDistributionRegions {
             }),
             s3: shared::s3::client(sdk_config, shared),
         }
-    }
-
-    fn counters(report: &Report, metrics: &mut Metrics) {
-        metrics.add("regionsAdded", report.count_of("add-region", Outcome::Applied) as u64);
-        metrics.add("regionsRemoved", report.count_of("remove-region", Outcome::Applied) as u64);
     }
 
     /// Validate every change, observe and plan every one, then apply each under its configuration's lease. A
@@ -91,9 +86,9 @@ impl Function for UpdateDistributionRegions {
             match aws::get(&client, &change.arn).await {
                 Ok(read) => match plan::plan(change, &read.distributions) {
                     Ok(plan) => planned.push((change, source, client, read, plan)),
-                    Err(e) => report.push(Action::failed(&change.arn, "plan", &Error::from(e))),
+                    Err(e) => report.push(Action::failed(&change.arn, Verb::Plan.as_str(), &Error::from(e))),
                 },
-                Err(e) => report.push(Action::failed(&change.arn, "read", &e)),
+                Err(e) => report.push(Action::failed(&change.arn, Verb::Read.as_str(), &e)),
             }
         }
         for (change, source, client, read, plan) in planned {
@@ -102,15 +97,15 @@ impl Function for UpdateDistributionRegions {
             } else if ctx.dry_run {
                 report_plan(report, change, &plan, Some(Outcome::Planned));
             } else if let Err(out_of_time) = ctx.may_start() {
-                report.push(Action::failed(&change.arn, "update", &out_of_time));
+                report.push(Action::failed(&change.arn, Verb::Update.as_str(), &out_of_time));
             } else {
                 match self.apply(change, source.as_ref(), &client, &read, plan, ctx).await {
                     Ok(Applied::Updated(plan)) => report_plan(report, change, &plan, Some(Outcome::Applied)),
                     Ok(Applied::AlreadyDone(plan)) => report_plan(report, change, &plan, None),
                     Ok(Applied::Superseded(why)) => {
-                        report.push(Action::new(&change.arn, "update", Outcome::Skipped, why))
+                        report.push(Action::new(&change.arn, Verb::Update.as_str(), Outcome::Skipped, why))
                     }
-                    Err(e) => report.push(Action::failed(&change.arn, "update", &e)),
+                    Err(e) => report.push(Action::failed(&change.arn, Verb::Update.as_str(), &e)),
                 }
             }
         }
@@ -295,9 +290,14 @@ impl UpdateDistributionRegions {
 fn report_plan(report: &mut Report, change: &Change, plan: &Plan<SdkDistribution>, outcome: Option<Outcome>) {
     let target = |region: &str| format!("{}#{region}", change.arn);
     let Some(outcome) = outcome else {
-        report.push(Action::new(change.arn.clone(), "update", Outcome::Skipped, "already as desired"));
+        report.push(Action::new(change.arn.clone(), Verb::Update.as_str(), Outcome::Skipped, "already as desired"));
         for (region, why) in &plan.already {
-            report.push(Action::new(target(region), "update", Outcome::Skipped, format!("{why} {region}")));
+            report.push(Action::new(
+                target(region),
+                Verb::Update.as_str(),
+                Outcome::Skipped,
+                format!("{why} {region}"),
+            ));
         }
         return;
     };
@@ -313,12 +313,12 @@ fn report_plan(report: &mut Report, change: &Change, plan: &Plan<SdkDistribution
                 added.region
             ));
         }
-        report.push(Action::new(target(&added.region), "add-region", outcome, detail));
+        report.push(Action::new(target(&added.region), Verb::AddRegion.as_str(), outcome, detail));
     }
     for region in &plan.removed {
-        report.push(Action::new(target(region), "remove-region", outcome, ""));
+        report.push(Action::new(target(region), Verb::RemoveRegion.as_str(), outcome, ""));
     }
     for (region, why) in &plan.already {
-        report.push(Action::new(target(region), "update", Outcome::Skipped, format!("{why} {region}")));
+        report.push(Action::new(target(region), Verb::Update.as_str(), Outcome::Skipped, format!("{why} {region}")));
     }
 }

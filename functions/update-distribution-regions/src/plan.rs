@@ -113,6 +113,45 @@ fn template<'a, D: Distribution>(change: &Change, current: &'a [D]) -> Result<&'
     })
 }
 
+/// The verbs of update-distribution-regions' report lines, and the counters their applied lines add to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    AddRegion,
+    RemoveRegion,
+    /// A configuration's update as a whole: skipped (already as desired), or failed.
+    Update,
+    Read,
+    Plan,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::AddRegion => "add-region",
+            Verb::RemoveRegion => "remove-region",
+            Verb::Update => "update",
+            Verb::Read => "read",
+            Verb::Plan => "plan",
+        }
+    }
+}
+
+impl shared::report::Verb for Verb {
+    const ALL: &'static [Verb] = &[Verb::AddRegion, Verb::RemoveRegion, Verb::Update, Verb::Read, Verb::Plan];
+
+    fn as_str(self) -> &'static str {
+        Verb::as_str(self)
+    }
+
+    fn metric(self) -> Option<&'static str> {
+        match self {
+            Verb::AddRegion => Some("regionsAdded"),
+            Verb::RemoveRegion => Some("regionsRemoved"),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

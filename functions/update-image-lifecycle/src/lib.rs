@@ -20,7 +20,6 @@ use shared::error::InvalidInput;
 use shared::host::{Context, Function};
 use shared::report::{Action, Outcome, Report};
 use shared::retry::KeeperRetryClassifier;
-use shared::telemetry::Metrics;
 use shared::trigger::{Input, Trigger};
 
 pub use crate::error::Error;
@@ -47,6 +46,7 @@ enum Work {
 }
 
 impl Function for UpdateImageLifecycle {
+    type Verb = Verb;
     const NAME: &'static str = NAME;
     type Request = Request;
     type Settings = Settings;
@@ -65,12 +65,6 @@ impl Function for UpdateImageLifecycle {
             aws_sdk_imagebuilder::Client::from_conf(config)
         });
         UpdateImageLifecycle { settings, clients }
-    }
-
-    fn counters(report: &Report, metrics: &mut Metrics) {
-        for (verb, metric) in Verb::CHANGES.into_iter().zip(["deprecated", "disabled", "deleted", "restored"]) {
-            metrics.add(metric, report.count_of(verb.as_str(), Outcome::Applied) as u64);
-        }
     }
 
     async fn run(&self, trigger: Trigger<Request>, ctx: &Context, report: &mut Report) -> Result<(), Error> {

@@ -84,6 +84,24 @@ impl Verb {
     }
 }
 
+impl shared::report::Verb for Verb {
+    const ALL: &'static [Verb] = &[Verb::Deprecate, Verb::Disable, Verb::Delete, Verb::Restore, Verb::Keep];
+
+    fn as_str(self) -> &'static str {
+        Verb::as_str(self)
+    }
+
+    fn metric(self) -> Option<&'static str> {
+        match self {
+            Verb::Deprecate => Some("deprecated"),
+            Verb::Disable => Some("disabled"),
+            Verb::Delete => Some("deleted"),
+            Verb::Restore => Some("restored"),
+            Verb::Keep => None,
+        }
+    }
+}
+
 /// One build version as observed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Build {

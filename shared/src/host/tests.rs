@@ -49,6 +49,7 @@ struct Starter {
 }
 
 impl Function for Starter {
+    type Verb = crate::report::NoVerbs;
     const NAME: &'static str = "test-fn";
     type Request = Req;
     type Settings = ();
