@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use shared::config::{ConfigError, Lookup, Settings};
 use shared::host::{Context, Function, Host};
 use shared::report::{Action, Outcome, Report};
-use shared::trigger::{Request, SnsMessage, Trigger};
+use shared::trigger::{Input, Request};
 
 /// Any JSON object is a request; any EventBridge event is a notification.
 #[derive(Debug, Deserialize)]
@@ -37,25 +37,23 @@ impl Function for TriggerProbe {
         TriggerProbe
     }
 
-    async fn run(&self, trigger: Trigger<AnyRequest>, _ctx: &Context, report: &mut Report) -> Result<(), Self::Error> {
-        let mut seen =
-            |target: String, detail: String| report.push(Action::new(target, "read", Outcome::Skipped, detail));
-        match trigger {
-            Trigger::Schedule(s) => {
-                seen(s.resources.join(","), format!("schedule at {:?}, request: {}", s.time, s.request.is_some()))
-            }
-            Trigger::Sns(records) => records.into_iter().for_each(|r| {
-                let kind = match r.message {
-                    SnsMessage::Request(_) => "request",
-                    SnsMessage::Notification(_) => "notification",
-                };
-                seen(r.topic_arn, format!("SNS {kind} {}", r.message_id))
-            }),
-            Trigger::S3(objects) => {
-                objects.into_iter().for_each(|o| seen(format!("s3://{}/{}", o.bucket, o.key), o.event_name))
-            }
-            Trigger::Event(n) => seen(n.source, n.detail_type),
-            Trigger::Manual(m) => seen("manual".into(), format!("{} field(s)", m.request.0.len())),
+    async fn run(
+        &self,
+        inputs: Vec<Input<AnyRequest>>,
+        _ctx: &Context,
+        report: &mut Report,
+    ) -> Result<(), Self::Error> {
+        for input in inputs {
+            let (target, detail) = match input {
+                Input::Schedule(request) => ("schedule".to_string(), format!("request: {}", request.is_some())),
+                Input::Request(r) => ("request".to_string(), format!("{} field(s)", r.0.len())),
+                Input::Notification(n) => {
+                    let field = |k: &str| n.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+                    (field("source"), field("detail-type"))
+                }
+                Input::Object(o) => (format!("s3://{}/{}", o.bucket, o.key), o.event_name),
+            };
+            report.push(Action::new(target, "read", Outcome::Skipped, detail));
         }
         Ok(())
     }

@@ -18,7 +18,7 @@ use crate::config::{ConfigError, Lookup, Settings};
 use crate::idempotency::{GuardError, Idempotency, IdempotencyStore, Lease, LeaseError, Leases, store_for};
 use crate::report::{Action, Incomplete, Outcome, Report};
 use crate::telemetry::Metrics;
-use crate::trigger::{self, Request, SCHEDULER_KEY, Trigger, TriggerError};
+use crate::trigger::{self, Input, Request, SCHEDULER_KEY, Trigger, TriggerError};
 
 /// One keeper function, as the host runs it.
 pub trait Function: Send + Sync + Sized + 'static {
@@ -48,7 +48,7 @@ pub trait Function: Send + Sync + Sized + 'static {
     /// target that fails is reported as a failed action; an error ends the whole invocation.
     fn run(
         &self,
-        trigger: Trigger<Self::Request>,
+        inputs: Vec<Input<Self::Request>>,
         ctx: &Context,
         report: &mut Report,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
@@ -74,6 +74,8 @@ pub struct Context {
     pub leases: Leases,
     /// No mutating work starts with less than this left before the deadline (`DEADLINE_MARGIN_MS`).
     pub deadline_margin: Duration,
+    /// Who sent the event: a request by hand whose every target failed is answered with its failure.
+    pub caller: Caller,
 }
 
 impl Context {
@@ -260,8 +262,9 @@ impl<F: Function> Host<F> {
             dry_run: self.settings.dry_run || trigger.asks_for_dry_run(),
             leases: self.leases.clone(),
             deadline_margin: self.settings.deadline_margin,
+            caller: trigger.caller(),
         };
-        let caller = trigger.caller();
+        let caller = ctx.caller;
         if let Some(left) = ctx.remaining().filter(|left| *left <= ctx.deadline_margin && !ctx.dry_run) {
             // Lambda does not tell a process its timeout, so this is the first moment the margin can be checked
             // against it: an invocation that starts inside the margin can start no target, nor can any other.
@@ -322,7 +325,7 @@ impl<F: Function> Host<F> {
         mut report: Report,
         caller: Caller,
     ) -> Result<Report, Run<F::Error>> {
-        let outcome = AssertUnwindSafe(self.function.run(trigger, ctx, &mut report)).catch_unwind().await;
+        let outcome = AssertUnwindSafe(self.function.run(trigger.into_inputs(), ctx, &mut report)).catch_unwind().await;
         log_failed_targets(&report);
         let failure = match outcome {
             Err(panic) => {

@@ -14,7 +14,7 @@ use shared::config::{ConfigError, Lookup};
 use shared::host::{Context, Function};
 use shared::report::Report;
 use shared::telemetry::Metrics;
-use shared::trigger::Trigger;
+use shared::trigger::Input;
 
 use crate::emulator::{effects_at_aws, host, mutating, start};
 use crate::lambda::{Reaped, bootstrap_command};
@@ -195,12 +195,12 @@ impl<F: Function> Function for PanicsMidRun<F> {
 
     fn run(
         &self,
-        trigger: Trigger<F::Request>,
+        inputs: Vec<Input<F::Request>>,
         ctx: &Context,
         report: &mut Report,
     ) -> impl Future<Output = Result<(), F::Error>> + Send {
         let tripwire = &self.tripwire;
-        let inner = self.inner.run(trigger, ctx, report);
+        let inner = self.inner.run(inputs, ctx, report);
         async move {
             let mut inner = pin!(inner);
             std::future::poll_fn(move |cx| {

@@ -25,7 +25,7 @@ use shared::idempotency::client_token;
 use shared::report::{Action, Outcome, Report};
 use shared::retry::{RmwPolicy, read_modify_write};
 use shared::telemetry::Metrics;
-use shared::trigger::{Input, S3Object, Trigger};
+use shared::trigger::{Input, S3Object};
 
 pub use crate::error::Error;
 
@@ -75,9 +75,9 @@ impl Function for RotateKeyGroup {
     /// Every job is validated first; then each key group is rotated on its own, so one that fails (gone, refused,
     /// throttled) is one failed line and the others still rotate; then this deployment's orphaned keys are cleaned
     /// up and counted.
-    async fn run(&self, trigger: Trigger<Request>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
-        let by_hand = trigger.caller() == Caller::ByHand;
-        let jobs = self.jobs(trigger, ctx, report).await?;
+    async fn run(&self, inputs: Vec<Input<Request>>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
+        let by_hand = ctx.caller == Caller::ByHand;
+        let jobs = self.jobs(inputs, ctx, report).await?;
         let mut reported = Vec::new();
         for job in &jobs {
             // A second job for a group reads the event's record of it: what the first reported must be in it.
@@ -205,12 +205,12 @@ impl RotateKeyGroup {
     /// Every job of the invocation, validated (uploaded PEMs read and checked) before any mutating call. Bad input
     /// refuses the whole invocation; an upload that cannot be read (gone, throttled) is one failed line, and the
     /// other uploads still rotate.
-    async fn jobs(&self, trigger: Trigger<Request>, ctx: &Context, report: &mut Report) -> Result<Vec<Job>, Error> {
+    async fn jobs(&self, inputs: Vec<Input<Request>>, ctx: &Context, report: &mut Report) -> Result<Vec<Job>, Error> {
         let settings = &self.settings;
         let tag = self.tag.as_str();
         let token = |pem: &str| client_token(NAME, &[&ctx.event_id, "pem", &sha256_hex(pem.trim().as_bytes())]);
         let mut jobs = Vec::new();
-        for input in trigger.into_inputs() {
+        for input in inputs {
             match input {
                 Input::Request(r) => jobs.push(Job::from_request(r, settings, tag, token)?),
                 Input::Schedule(Some(r)) if r.key_group_id.is_some() => {

@@ -15,7 +15,7 @@ use shared::config::{ConfigError, Lookup};
 use shared::error::InvalidInput;
 use shared::host::{Context, Function};
 use shared::report::{Action as ReportAction, Outcome, Report};
-use shared::trigger::{Input, Trigger};
+use shared::trigger::Input;
 
 pub use crate::error::Error;
 
@@ -46,10 +46,10 @@ impl Function for StartIdleImageBuilders {
     }
 
     /// Every request is validated before the first AWS call.
-    async fn run(&self, trigger: Trigger<Request>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
+    async fn run(&self, inputs: Vec<Input<Request>>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
         let region = self.clients.default_region();
         let mut jobs = Vec::new();
-        for input in trigger.into_inputs() {
+        for input in inputs {
             let request = match input {
                 Input::Request(r) | Input::Schedule(Some(r)) => r,
                 Input::Schedule(None) => Request::default(),

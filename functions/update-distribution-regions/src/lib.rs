@@ -19,7 +19,7 @@ use shared::error::InvalidInput;
 use shared::host::{Context, Function};
 use shared::idempotency::client_token;
 use shared::report::{Action, Outcome, Report};
-use shared::trigger::{Input, Trigger};
+use shared::trigger::Input;
 
 pub use crate::error::Error;
 
@@ -61,9 +61,9 @@ impl Function for UpdateDistributionRegions {
     /// request that is wrong in itself (a typo, a region listed twice) refuses the whole invocation before any
     /// write; a configuration that cannot be read, planned on what it is now (a plan that would empty it, a
     /// template region it no longer has) or written is one failed line, and the others still go ahead.
-    async fn run(&self, trigger: Trigger<Request>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
+    async fn run(&self, inputs: Vec<Input<Request>>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
         let mut changes = Vec::new();
-        for (request, source) in self.requests(trigger, report).await? {
+        for (request, source) in self.requests(inputs, report).await? {
             let change = Change::new(request)?;
             self.settings.admits(&change)?;
             changes.push((change, source));
@@ -156,11 +156,11 @@ impl UpdateDistributionRegions {
     /// (only `DESIRED_STATE_S3_URI`'s object is one, and only its current version).
     async fn requests(
         &self,
-        trigger: Trigger<Request>,
+        inputs: Vec<Input<Request>>,
         report: &mut Report,
     ) -> Result<Vec<(Request, Option<Source>)>, Error> {
         let mut out = Vec::new();
-        for input in trigger.into_inputs() {
+        for input in inputs {
             let source = match input {
                 Input::Request(r) => {
                     out.push((r, None));

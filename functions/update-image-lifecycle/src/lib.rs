@@ -20,7 +20,7 @@ use shared::error::InvalidInput;
 use shared::host::{Context, Function};
 use shared::report::{Action, Outcome, Report};
 use shared::retry::KeeperRetryClassifier;
-use shared::trigger::{Input, Trigger};
+use shared::trigger::Input;
 
 pub use crate::error::Error;
 
@@ -67,9 +67,9 @@ impl Function for UpdateImageLifecycle {
         UpdateImageLifecycle { settings, clients }
     }
 
-    async fn run(&self, trigger: Trigger<Request>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
+    async fn run(&self, inputs: Vec<Input<Request>>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
         let mut works = Vec::new();
-        for input in trigger.into_inputs() {
+        for input in inputs {
             works.extend(self.work(input)?);
         }
         let limit = self.settings.max_concurrency;

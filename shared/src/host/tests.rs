@@ -67,10 +67,10 @@ impl Function for Starter {
         metrics.add("started", report.count_of("start", Outcome::Applied) as u64);
     }
 
-    async fn run(&self, trigger: Trigger<Req>, ctx: &Context, report: &mut Report) -> Result<(), PipelineError> {
+    async fn run(&self, inputs: Vec<Input<Req>>, ctx: &Context, report: &mut Report) -> Result<(), PipelineError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
         self.dry_runs.lock().unwrap().push(ctx.dry_run);
-        let request = match trigger.into_inputs().into_iter().next() {
+        let request = match inputs.into_iter().next() {
             Some(Input::Request(r)) => r,
             _ => return Err(PipelineError::NotFound),
         };
@@ -306,6 +306,7 @@ fn context_with(deadline: Option<SystemTime>, margin: Duration) -> Context {
         dry_run: false,
         leases: Leases::new(Arc::new(MemoryStore::default()), "test-fn"),
         deadline_margin: margin,
+        caller: crate::answer::Caller::EventSource,
     }
 }
 
