@@ -9,18 +9,19 @@ export SAM_CLI_TELEMETRY := 0
 
 .PHONY: test simulate venv venv-sam venv-checkov lint-template fmt-check clippy demo serve probe bench bench-release bench-emulator bench-scale models build-lambda
 
-# The function suites run a second time behind the DynamoDB guard (moto), the one production uses.
+# The function suites run a second time behind the DynamoDB guard (moto), the one production uses. --workspace, as
+# above: selecting one package would build the SDK again with other features; the filters match keeper-tests' modules.
 E2E := start_idle_image_builders rotate_key_group update_distribution_regions update_image_lifecycle
 test: venv lint-template fmt-check clippy
 	cargo test --workspace --locked
-	KEEPER_TEST_GUARD=dynamodb cargo test --locked -p keeper-tests --test suite -- $(addsuffix ::,$(E2E))
+	KEEPER_TEST_GUARD=dynamodb cargo test --workspace --locked --test suite -- $(addsuffix ::,$(E2E))
 
 # The timeline simulation alone, for long runs: SEEDS histories per function (make test runs 200), from SEED. Prints
 # histories per second per function, and a failing history shrunk, as a test to paste into tests/tests/simulation.rs.
 SEEDS ?= 2000
 SEED ?= 1801807216
 simulate:
-	SIM_CASES=$(SEEDS) SIM_SEED=$(SEED) cargo test --locked -p keeper-tests --test suite simulation::given_generated -- --nocapture --test-threads 1
+	SIM_CASES=$(SEEDS) SIM_SEED=$(SEED) cargo test --workspace --locked --test suite simulation::given_generated -- --nocapture --test-threads 1
 
 # Python tools from PyPI, pinned in requirements-dev.txt; reinstalled when that file changes.
 venv: $(VENV)/.installed
