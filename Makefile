@@ -16,8 +16,8 @@ test: venv lint-template fmt-check clippy
 	cargo test --workspace --locked
 	KEEPER_TEST_GUARD=dynamodb cargo test --workspace --locked --test suite -- $(addsuffix ::,$(E2E))
 
-# The timeline simulation alone, for long runs: SEEDS histories per function (make test runs 200), from SEED. Prints
-# histories per second per function, and a failing history shrunk, as a test to paste into tests/tests/simulation.rs.
+# The timeline simulation alone, for long runs: SEEDS histories per function (make test runs 200, 1600 for lifecycle), from SEED. Prints
+# histories per second per function, and a failing history shrunk, as a test to paste into tests/tests/suite/simulation.rs.
 SEEDS ?= 2000
 SEED ?= 1801807216
 simulate:

@@ -9,7 +9,7 @@ cargo lambda itself resolves it (`cargo lambda system --package NAME --output-fo
 and exits 1 if there is any.
 
 Differences allowed by design, and checked as such:
-- a variable whose template value names a resource of the stack: IDEMPOTENCY_TABLE is the README recipe's table
+- a variable whose template value names a resource of the stack: IDEMPOTENCY_TABLE is the docs/deploy.md recipe's table
   (keeper-idempotency); DESIRED_STATE_S3_URI names the account's bucket and is given at deploy (--env-var);
 - KEEPER_STACK, the stack's name in the template: a deploy by hand has no stack, and leaves it at the functions'
   default or gives it with --env-var, so it is not compared on either side;

@@ -1,7 +1,7 @@
 //! The timeline simulation (`make simulate SEEDS=N` for long runs): seeded histories of deliveries, Lambda's retries,
 //! re-sends days later, other writers and faults on any call, run through the real host against the emulator, with
-//! each function's README promises checked as invariants after every step and at quiescence. A failing history is
-//! shrunk and printed as a regression test to paste below.
+//! each function's promises (docs/testing.md) checked as invariants after every step and at quiescence. A failing
+//! history is shrunk and printed as a regression test to paste below.
 
 #[path = "simulation/history.rs"]
 mod history;
