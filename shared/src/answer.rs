@@ -48,28 +48,7 @@ pub fn into_lambda_result<E: Classify>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::ErrorType;
-
-    #[derive(Debug, thiserror::Error)]
-    enum TestError {
-        #[error("field `names[0]`: must not be empty")]
-        Bad,
-        #[error("rate exceeded")]
-        Slow,
-    }
-
-    impl Classify for TestError {
-        fn error_type(&self) -> ErrorType {
-            match self {
-                TestError::Bad => ErrorType::INVALID_INPUT,
-                TestError::Slow => ErrorType::THROTTLED,
-            }
-        }
-    }
-
-    fn header() -> Report {
-        Report::new("start-idle-image-builders", "evt-1", false)
-    }
+    use crate::report::tests::{TestError, header};
 
     #[test]
     fn given_retryable_failure_when_answered_then_lambda_error_for_any_caller() {

@@ -193,11 +193,12 @@ impl Classify for Incomplete {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// A permanent and a retryable failure, for the tests of the report and of the answer rule.
     #[derive(Debug, thiserror::Error)]
-    enum TestError {
+    pub(crate) enum TestError {
         #[error("field `names[0]`: must not be empty")]
         Bad,
         #[error("rate exceeded")]
@@ -213,7 +214,7 @@ mod tests {
         }
     }
 
-    fn header() -> Report {
+    pub(crate) fn header() -> Report {
         Report::new("start-idle-image-builders", "evt-1", false)
     }
 
