@@ -2,7 +2,7 @@
 """Writes the constraint data of the emulated operations, from botocore's service models, into local/models/.
 
 Run by hand or with `make models` after upgrading botocore (the venv's), then review the diff: a constraint added to a
-model is enforced by the emulator and exercised by local/tests/model_conformance.rs without anyone writing a case.
+model is enforced by the emulator and exercised by local/tests/suite/model_conformance.rs without anyone writing a case.
 
 Kept: operations (HTTP binding, input, output, modeled errors) and every shape reachable from them, with required
 members, types, lengths, patterns, enums, list and map sizes, integer ranges and wire locations. Dropped: documentation.

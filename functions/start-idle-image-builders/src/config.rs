@@ -132,14 +132,6 @@ fn check_agent_version(field: &str, v: &str) -> Result<(), InvalidInput> {
 }
 
 impl Job {
-    /// The report's verb of the job as a whole (a region that could not be read).
-    pub fn action_name(&self) -> &'static str {
-        match self.action {
-            Action::Start => "start",
-            Action::Stop => "stop",
-        }
-    }
-
     /// Merges a request over the settings and checks every field; `default_region` is the function's own region.
     pub fn new(request: Request, config: &Settings, default_region: Option<&str>) -> Result<Job, InvalidInput> {
         if request.names.is_some() && (request.name_prefix.is_some() || request.tags.is_some()) {

@@ -19,7 +19,7 @@ use shared::trigger::Input;
 
 pub use crate::error::Error;
 
-use crate::config::{Job, Request, Settings};
+use crate::config::{Action, Job, Request, Settings};
 use crate::plan::{Planned, Step, Verb};
 
 pub struct StartIdleImageBuilders {
@@ -62,7 +62,11 @@ impl Function for StartIdleImageBuilders {
             let (observed, unread) = aws::observe(job, &self.clients, limit).await;
             // A region that cannot be read is one failed line; the others are still handled.
             for (region, e) in &unread {
-                report.push(ReportAction::failed(region, job.action_name(), e));
+                let verb = match job.action {
+                    Action::Start => Verb::Start,
+                    Action::Stop => Verb::Stop,
+                };
+                report.push(ReportAction::failed(region, verb.as_str(), e));
             }
             let planned = plan::plan(job, &observed);
             tracing::info!(action = ?job.action, selected = planned.len(), dry_run = ctx.dry_run, "planned");

@@ -205,7 +205,7 @@ impl UpdateDistributionRegions {
             if let Some(why) = source.superseded(&self.s3).await? {
                 report.push(Action::new(
                     format!("s3://{}/{}", source.bucket, source.key),
-                    "reconcile",
+                    Verb::Reconcile.as_str(),
                     Outcome::Skipped,
                     why,
                 ));

@@ -122,6 +122,8 @@ pub enum Verb {
     Update,
     Read,
     Plan,
+    /// A document or drift repair as a whole (an upload a newer one replaced).
+    Reconcile,
 }
 
 impl Verb {
@@ -132,12 +134,14 @@ impl Verb {
             Verb::Update => "update",
             Verb::Read => "read",
             Verb::Plan => "plan",
+            Verb::Reconcile => "reconcile",
         }
     }
 }
 
 impl shared::report::Verb for Verb {
-    const ALL: &'static [Verb] = &[Verb::AddRegion, Verb::RemoveRegion, Verb::Update, Verb::Read, Verb::Plan];
+    const ALL: &'static [Verb] =
+        &[Verb::AddRegion, Verb::RemoveRegion, Verb::Update, Verb::Read, Verb::Plan, Verb::Reconcile];
 
     fn as_str(self) -> &'static str {
         Verb::as_str(self)

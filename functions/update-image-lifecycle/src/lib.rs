@@ -106,7 +106,7 @@ impl Function for UpdateImageLifecycle {
                         Err(e) => {
                             report.push(Action::failed(
                                 format!("{region}/{}", image.as_deref().unwrap_or("*")),
-                                "list",
+                                Verb::List.as_str(),
                                 &e,
                             ));
                             continue;
@@ -121,7 +121,7 @@ impl Function for UpdateImageLifecycle {
                                 now_secs(),
                                 trigger.as_deref(),
                             )),
-                            Err(e) => report.push(Action::failed(target_of(e), "plan", e)),
+                            Err(e) => report.push(Action::failed(target_of(e), Verb::Plan.as_str(), e)),
                         }
                     }
                     tracing::info!(images = images.len(), decisions = decisions.len(), "policy planned");

@@ -68,6 +68,10 @@ pub enum Verb {
     Restore,
     /// A build the policy leaves alone.
     Keep,
+    /// Listing an image's builds (a region that could not be listed).
+    List,
+    /// Planning one image (a plan that could not be made).
+    Plan,
 }
 
 impl Verb {
@@ -80,12 +84,15 @@ impl Verb {
             Verb::Delete => "delete",
             Verb::Restore => "restore",
             Verb::Keep => "keep",
+            Verb::List => "list",
+            Verb::Plan => "plan",
         }
     }
 }
 
 impl shared::report::Verb for Verb {
-    const ALL: &'static [Verb] = &[Verb::Deprecate, Verb::Disable, Verb::Delete, Verb::Restore, Verb::Keep];
+    const ALL: &'static [Verb] =
+        &[Verb::Deprecate, Verb::Disable, Verb::Delete, Verb::Restore, Verb::Keep, Verb::List, Verb::Plan];
 
     fn as_str(self) -> &'static str {
         Verb::as_str(self)
@@ -97,7 +104,7 @@ impl shared::report::Verb for Verb {
             Verb::Disable => Some("disabled"),
             Verb::Delete => Some("deleted"),
             Verb::Restore => Some("restored"),
-            Verb::Keep => None,
+            Verb::Keep | Verb::List | Verb::Plan => None,
         }
     }
 }

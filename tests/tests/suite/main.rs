@@ -1,7 +1,8 @@
 //! keeper's end-to-end suite as one test binary (each module was a binary of its own, and each linked the AWS
 //! SDK): the functions against the emulator, the reliability suites, the timeline simulation, the DynamoDB guard
 //! against moto, the retry classifier, least privilege and the workspace's shape. Filter by module:
-//! `cargo test -p keeper-tests --test suite rotate_key_group::`.
+//! `cargo test --workspace --test suite rotate_key_group::` (one package alone would build the SDK again with other
+//! features).
 
 #![recursion_limit = "256"]
 

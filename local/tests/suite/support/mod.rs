@@ -1,6 +1,6 @@
 //! What the emulator's conformance tests add to `local::testing`: an SDK configuration that makes one attempt per
 //! call, so a test sees the emulator's answer and not a retry of it.
-// Each test binary includes this module and uses part of it.
+// The one test binary uses parts of it from several modules; what some module uses is unused in others.
 #![allow(dead_code, unused_imports)]
 
 use aws_config::retry::RetryConfig;
