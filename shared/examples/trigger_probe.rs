@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use shared::config::{ConfigError, Lookup, Settings};
 use shared::host::{Context, Function, Host};
 use shared::report::{Action, Outcome, Report};
-use shared::trigger::{Input, Request};
+use shared::trigger::{Input, Request, SnsMessage, Trigger};
 
 /// Any JSON object is a request; any EventBridge event is a notification.
 #[derive(Debug, Deserialize)]
@@ -59,6 +59,31 @@ impl Function for TriggerProbe {
     }
 }
 
+/// What the envelope says, which the inputs a function gets no longer carry: a schedule's time and resources, an SNS
+/// record's topic and message id, an S3 record's event, an EventBridge event's source.
+fn envelope(trigger: Trigger<AnyRequest>) -> Vec<(String, String)> {
+    match trigger {
+        Trigger::Schedule(s) => {
+            vec![(s.resources.join(","), format!("schedule at {:?}, request: {}", s.time, s.request.is_some()))]
+        }
+        Trigger::Sns(records) => records
+            .into_iter()
+            .map(|r| {
+                let kind = match r.message {
+                    SnsMessage::Request(_) => "request",
+                    SnsMessage::Notification(_) => "notification",
+                };
+                (r.topic_arn, format!("SNS {kind} {}", r.message_id))
+            })
+            .collect(),
+        Trigger::S3(objects) => {
+            objects.into_iter().map(|o| (format!("s3://{}/{}", o.bucket, o.key), o.event_name)).collect()
+        }
+        Trigger::Event(n) => vec![(n.source, n.detail_type)],
+        Trigger::Manual(m) => vec![("manual".into(), format!("{} field(s)", m.request.0.len()))],
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     // `trigger_probe EVENT.json`: one event, in process, the report on stdout. Without an argument: a Lambda.
@@ -67,6 +92,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init(&lookup);
     let host = Host::<TriggerProbe>::from_lookup(&lookup).await?;
     let payload: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    if let Ok(trigger) = shared::trigger::parse::<AnyRequest>(payload.clone()) {
+        for (target, detail) in envelope(trigger) {
+            println!("envelope: {target}: {detail}");
+        }
+    }
     match host.handle(payload, None).await {
         Ok(report) => println!("{}", serde_json::to_string_pretty(&report)?),
         Err(diagnostic) => println!("{}: {}", diagnostic.error_type, diagnostic.error_message),
