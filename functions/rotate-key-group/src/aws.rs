@@ -13,6 +13,7 @@ use aws_sdk_cloudfront::types::{KeyGroupConfig, PublicKeyConfig};
 use shared::aws_error::describe;
 use shared::error::InvalidInput;
 use shared::lost_answer::AnswerWatch;
+use shared::report::Verb as _;
 use shared::report::{Action, Outcome};
 use shared::trigger::S3Object;
 

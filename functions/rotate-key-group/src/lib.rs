@@ -22,6 +22,7 @@ use shared::error::InvalidInput;
 use shared::hash::sha256_hex;
 use shared::host::{Context, Function};
 use shared::idempotency::client_token;
+use shared::report::Verb as _;
 use shared::report::{Action, Outcome, Report};
 use shared::retry::{RmwPolicy, read_modify_write};
 use shared::telemetry::Metrics;

@@ -128,23 +128,6 @@ pub enum Verb {
     ReadKey,
 }
 
-impl Verb {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verb::CreateKey => "create-key",
-            Verb::AddKey => "add-key",
-            Verb::RetireKey => "retire-key",
-            Verb::DeleteKey => "delete-key",
-            Verb::OrphanKey => "orphan-key",
-            Verb::CountKeys => "count-keys",
-            Verb::FindOrphans => "find-orphans",
-            Verb::Rotate => "rotate",
-            Verb::Update => "update",
-            Verb::ReadKey => "read-key",
-        }
-    }
-}
-
 impl shared::report::Verb for Verb {
     const ALL: &'static [Verb] = &[
         Verb::CreateKey,
@@ -160,7 +143,18 @@ impl shared::report::Verb for Verb {
     ];
 
     fn as_str(self) -> &'static str {
-        Verb::as_str(self)
+        match self {
+            Verb::CreateKey => "create-key",
+            Verb::AddKey => "add-key",
+            Verb::RetireKey => "retire-key",
+            Verb::DeleteKey => "delete-key",
+            Verb::OrphanKey => "orphan-key",
+            Verb::CountKeys => "count-keys",
+            Verb::FindOrphans => "find-orphans",
+            Verb::Rotate => "rotate",
+            Verb::Update => "update",
+            Verb::ReadKey => "read-key",
+        }
     }
 
     fn metric(self) -> Option<&'static str> {

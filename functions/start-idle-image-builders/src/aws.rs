@@ -12,6 +12,7 @@ use shared::clients::PerRegion;
 use shared::host::Context;
 use shared::lost_answer::AnswerWatch;
 use shared::paging::Pages;
+use shared::report::Verb as _;
 use shared::report::{Action as ReportAction, Outcome};
 use shared::retry::full_jitter_delay;
 use tokio::sync::Semaphore;

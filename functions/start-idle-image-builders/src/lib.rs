@@ -14,6 +14,7 @@ use shared::clients::PerRegion;
 use shared::config::{ConfigError, Lookup};
 use shared::error::InvalidInput;
 use shared::host::{Context, Function};
+use shared::report::Verb as _;
 use shared::report::{Action as ReportAction, Outcome, Report};
 use shared::trigger::Input;
 

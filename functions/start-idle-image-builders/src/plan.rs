@@ -143,21 +143,15 @@ pub enum Verb {
     Stop,
 }
 
-impl Verb {
-    pub fn as_str(self) -> &'static str {
+impl shared::report::Verb for Verb {
+    const ALL: &'static [Verb] = &[Verb::Start, Verb::WaitAndStart, Verb::Stop];
+
+    fn as_str(self) -> &'static str {
         match self {
             Verb::Start => "start",
             Verb::WaitAndStart => "wait-and-start",
             Verb::Stop => "stop",
         }
-    }
-}
-
-impl shared::report::Verb for Verb {
-    const ALL: &'static [Verb] = &[Verb::Start, Verb::WaitAndStart, Verb::Stop];
-
-    fn as_str(self) -> &'static str {
-        Verb::as_str(self)
     }
 
     /// A builder started at once or after waiting is one start.

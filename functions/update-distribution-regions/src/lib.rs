@@ -18,6 +18,7 @@ use shared::config::{ConfigError, Lookup};
 use shared::error::InvalidInput;
 use shared::host::{Context, Function};
 use shared::idempotency::client_token;
+use shared::report::Verb as _;
 use shared::report::{Action, Outcome, Report};
 use shared::trigger::Input;
 

@@ -126,8 +126,11 @@ pub enum Verb {
     Reconcile,
 }
 
-impl Verb {
-    pub fn as_str(self) -> &'static str {
+impl shared::report::Verb for Verb {
+    const ALL: &'static [Verb] =
+        &[Verb::AddRegion, Verb::RemoveRegion, Verb::Update, Verb::Read, Verb::Plan, Verb::Reconcile];
+
+    fn as_str(self) -> &'static str {
         match self {
             Verb::AddRegion => "add-region",
             Verb::RemoveRegion => "remove-region",
@@ -136,15 +139,6 @@ impl Verb {
             Verb::Plan => "plan",
             Verb::Reconcile => "reconcile",
         }
-    }
-}
-
-impl shared::report::Verb for Verb {
-    const ALL: &'static [Verb] =
-        &[Verb::AddRegion, Verb::RemoveRegion, Verb::Update, Verb::Read, Verb::Plan, Verb::Reconcile];
-
-    fn as_str(self) -> &'static str {
-        Verb::as_str(self)
     }
 
     fn metric(self) -> Option<&'static str> {

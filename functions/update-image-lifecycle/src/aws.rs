@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use shared::aws_error::describe;
 use shared::host::Context;
 use shared::idempotency::client_token;
+use shared::report::Verb as _;
 use shared::report::{Action, Outcome};
 use tokio::sync::Semaphore;
 

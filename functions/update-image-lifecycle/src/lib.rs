@@ -18,6 +18,7 @@ use shared::clients::PerRegion;
 use shared::config::{ConfigError, Lookup};
 use shared::error::InvalidInput;
 use shared::host::{Context, Function};
+use shared::report::Verb as _;
 use shared::report::{Action, Outcome, Report};
 use shared::retry::KeeperRetryClassifier;
 use shared::trigger::Input;

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use shared::report::Verb as _;
 use shared::report::{Action, Outcome};
 use time::OffsetDateTime;
 
@@ -76,8 +77,13 @@ pub enum Verb {
 
 impl Verb {
     pub const CHANGES: [Verb; 4] = [Verb::Deprecate, Verb::Disable, Verb::Delete, Verb::Restore];
+}
 
-    pub fn as_str(self) -> &'static str {
+impl shared::report::Verb for Verb {
+    const ALL: &'static [Verb] =
+        &[Verb::Deprecate, Verb::Disable, Verb::Delete, Verb::Restore, Verb::Keep, Verb::List, Verb::Plan];
+
+    fn as_str(self) -> &'static str {
         match self {
             Verb::Deprecate => "deprecate",
             Verb::Disable => "disable",
@@ -87,15 +93,6 @@ impl Verb {
             Verb::List => "list",
             Verb::Plan => "plan",
         }
-    }
-}
-
-impl shared::report::Verb for Verb {
-    const ALL: &'static [Verb] =
-        &[Verb::Deprecate, Verb::Disable, Verb::Delete, Verb::Restore, Verb::Keep, Verb::List, Verb::Plan];
-
-    fn as_str(self) -> &'static str {
-        Verb::as_str(self)
     }
 
     fn metric(self) -> Option<&'static str> {
