@@ -324,14 +324,14 @@ mod roxmltree_lite {
     use quick_xml::events::Event;
 
     #[derive(Debug, Default)]
-    pub struct Element {
+    pub(crate) struct Element {
         pub name: String,
         pub text: String,
         pub children: Vec<Element>,
     }
 
     /// The root element of `xml`; malformed XML is an error naming where it broke.
-    pub fn parse(xml: &str) -> Result<Element, String> {
+    pub(crate) fn parse(xml: &str) -> Result<Element, String> {
         let mut reader = Reader::from_str(xml);
         let mut stack: Vec<Element> = Vec::new();
         loop {

@@ -7,8 +7,8 @@ use aws_config::retry::RetryConfig;
 use aws_types::SdkConfig;
 use local::Running;
 
-pub use local::testing::{admin, calls as calls_of, start as emulator};
+pub(crate) use local::testing::{admin, calls as calls_of, start as emulator};
 
-pub async fn sdk(running: &Running, region: &str) -> SdkConfig {
+pub(crate) async fn sdk(running: &Running, region: &str) -> SdkConfig {
     local::client::sdk_config(&running.url, region, RetryConfig::standard().with_max_attempts(1)).await
 }

@@ -19,7 +19,7 @@ use testbed::emulator::{fast_settings, mutating, sdk_config, start};
 
 /// How a fault meets the next call of an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
+pub(crate) enum Fault {
     /// Rate limited (retried by the SDK, then retryable).
     Throttled,
     /// The service failed (5xx).
@@ -41,12 +41,12 @@ pub enum Fault {
 /// The attempts the simulation's SDK clients make (`MAX_ATTEMPTS`): a fault on every one of them outlasts the SDK.
 const ATTEMPTS: u32 = 3;
 /// How far the clock moves in a [`Step::TimePasses`] (hours), and with a re-send days later.
-pub const HOURS: [u32; 4] = [2, 20, 30, 240];
+pub(crate) const HOURS: [u32; 4] = [2, 20, 30, 240];
 const RESENT_AFTER_HOURS: i64 = 72;
 
 /// One step of a history. `E` is the function's kind of event, `W` its other writers.
 #[derive(Debug, Clone)]
-pub enum Step<E, W> {
+pub(crate) enum Step<E, W> {
     /// A new event, delivered once (`dry_run` asks a hand request for a dry run).
     Deliver { event: E, dry_run: bool },
     /// A new event, delivered twice at the same moment (to two instances).
@@ -81,13 +81,13 @@ pub enum Step<E, W> {
 }
 
 /// A lock that a panicked history (a failed invariant) left poisoned still holds what the next one needs.
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What a function brings to the simulation.
 #[async_trait]
-pub trait Model: Send + Sync + 'static {
+pub(crate) trait Model: Send + Sync + 'static {
     type F: Function;
     type Event: Clone + Debug + Send + Sync + 'static;
     type Writer: Clone + Debug + Send + Sync + 'static;
@@ -137,7 +137,7 @@ pub trait Model: Send + Sync + 'static {
 }
 
 /// The account under test.
-pub struct World {
+pub(crate) struct World {
     pub running: local::Running,
     /// The step that just ran was a delivery (nothing has happened since).
     fresh: std::sync::atomic::AtomicBool,
@@ -149,29 +149,29 @@ pub struct World {
 
 impl World {
     /// A setting in force now (the step that just ran ran under it).
-    pub fn setting(&self, name: &str) -> Option<String> {
+    pub(crate) fn setting(&self, name: &str) -> Option<String> {
         let settings = lock(&self.settings);
         settings.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
     }
     /// Whether the last delivery of the log is the step that just ran, so its report can be held to the account.
-    pub fn fresh(&self) -> bool {
+    pub(crate) fn fresh(&self) -> bool {
         self.fresh.load(std::sync::atomic::Ordering::SeqCst)
     }
     /// Whether another writer acted between calls `from` and `to` of the log.
-    pub fn other_writer_between(&self, from: usize, to: usize) -> bool {
+    pub(crate) fn other_writer_between(&self, from: usize, to: usize) -> bool {
         lock(&self.others).iter().any(|at| (from..=to).contains(at))
     }
-    pub fn calls(&self) -> Vec<local::Call> {
+    pub(crate) fn calls(&self) -> Vec<local::Call> {
         self.running.emulator.calls()
     }
-    pub fn dump(&self) -> Value {
+    pub(crate) fn dump(&self) -> Value {
         self.running.emulator.dump()
     }
 }
 
 /// One delivery and what came of it.
 #[derive(Debug, Clone)]
-pub struct Delivered {
+pub(crate) struct Delivered {
     pub payload: Value,
     pub request_id: String,
     /// The report, or the Lambda error `(type, message)`.
@@ -194,14 +194,14 @@ pub struct Delivered {
 }
 
 impl Delivered {
-    pub fn report(&self) -> Option<&Report> {
+    pub(crate) fn report(&self) -> Option<&Report> {
         self.answer.as_ref().ok()
     }
     /// The report of what the run did: answered, or of a run that failed part way.
-    pub fn run_report(&self) -> Option<&Report> {
+    pub(crate) fn run_report(&self) -> Option<&Report> {
         self.report().or(self.failed_run.as_ref())
     }
-    pub fn retryable(&self) -> bool {
+    pub(crate) fn retryable(&self) -> bool {
         matches!(&self.answer, Err((t, _)) if t.starts_with("Retryable."))
     }
 }
@@ -289,7 +289,7 @@ impl IdempotencyStore for SimStore {
 }
 
 /// A history's strategy: 1 to `max_steps` steps of the model's vocabulary.
-pub fn history<M: Model>(model: &M, max_steps: usize) -> impl Strategy<Value = Vec<Step<M::Event, M::Writer>>> {
+pub(crate) fn history<M: Model>(model: &M, max_steps: usize) -> impl Strategy<Value = Vec<Step<M::Event, M::Writer>>> {
     let operations = model.operations().len();
     let fault = prop_oneof![
         Just(Fault::Throttled),
@@ -325,7 +325,7 @@ struct Instances<F: Function> {
 }
 
 /// The settings an operator may switch to: the model's own (as deployed), its variants, then `DRY_RUN` on.
-pub fn settings_variants<M: Model>(model: &M) -> Vec<Vec<(&'static str, String)>> {
+pub(crate) fn settings_variants<M: Model>(model: &M) -> Vec<Vec<(&'static str, String)>> {
     let mut variants = vec![Vec::new()];
     variants.extend(model.variants());
     variants.push(vec![("DRY_RUN", "true".into())]);
@@ -707,7 +707,7 @@ fn trace(world: &World, at: usize, step: &impl Debug, delivered: &[Delivered]) {
 }
 
 /// Runs one history and checks the model's invariants; `Err` names the broken one and the step.
-pub async fn run<M: Model>(model: &M, steps: &[Step<M::Event, M::Writer>]) -> Result<(), String> {
+pub(crate) async fn run<M: Model>(model: &M, steps: &[Step<M::Event, M::Writer>]) -> Result<(), String> {
     let world = World {
         running: start(model.seed()).await,
         fresh: Default::default(),
@@ -818,7 +818,7 @@ fn common_invariants(world: &World, log: &[Delivered]) -> Result<(), String> {
 
 /// Runs `cases` seeded histories of `model` (`SIM_CASES` overrides, `SIM_SEED` picks the seed); a failure is shrunk
 /// to a short history and printed as a test to paste into the suite.
-pub fn simulate<M: Model>(name: &str, model: M, cases: u32, max_steps: usize) {
+pub(crate) fn simulate<M: Model>(name: &str, model: M, cases: u32, max_steps: usize) {
     let cases = std::env::var("SIM_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(cases);
     let seed: u64 = std::env::var("SIM_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x6b65_6570);
     let mut bytes = [0u8; 32];

@@ -15,7 +15,7 @@ const BUILDS: [(&str, i64); 5] = [("1.0.0/1", 200), ("1.0.0/2", 120), ("1.1.0/1"
 const NEWEST: &str = "1.2.0/4";
 
 #[derive(Debug, Clone)]
-pub enum Event {
+pub(crate) enum Event {
     /// The build's AVAILABLE announcement: by the EventBridge rule, or by the pipeline's SNS topic.
     Announce { build: u8, sns: bool },
     /// The schedule's sweep.
@@ -25,7 +25,7 @@ pub enum Event {
 }
 
 #[derive(Debug, Clone)]
-pub enum Writer {
+pub(crate) enum Writer {
     /// Someone deprecates one of the older builds in the console.
     Deprecates(u8),
 }
@@ -47,7 +47,7 @@ fn semver(build: &str) -> u128 {
     build.split(['.', '/']).filter_map(|n| n.parse::<u128>().ok()).fold(0, |acc, n| (acc << 30) | n)
 }
 
-pub struct Lifecycle;
+pub(crate) struct Lifecycle;
 
 impl Model for Lifecycle {
     type F = UpdateImageLifecycle;

@@ -11,14 +11,14 @@ use update_distribution_regions::UpdateDistributionRegions;
 
 use super::history::{Delivered, Model, World};
 
-pub const WEB: &str = "arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/web-golden";
-pub const API: &str = "arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/api-golden";
+pub(crate) const WEB: &str = "arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/web-golden";
+pub(crate) const API: &str = "arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/api-golden";
 const BUCKET: &str = "keeper-desired-state-123456789012-us-east-1";
 const KEY: &str = "regions.json";
 const REGIONS: [&str; 5] = ["us-east-1", "eu-west-1", "ap-south-1", "eu-central-1", "eu-west-2"];
 
 #[derive(Debug, Clone)]
-pub enum Event {
+pub(crate) enum Event {
     /// The schedule's drift repair.
     DriftRepair,
     /// A new version of the document: web-golden's and api-golden's regions as bit masks over [`REGIONS`]
@@ -30,7 +30,7 @@ pub enum Event {
 
 #[derive(Debug, Clone)]
 /// What someone does in the console.
-pub enum Writer {
+pub(crate) enum Writer {
     /// Someone adds sa-east-1 to web-golden in the console.
     AddsRegion,
     /// Someone changes web-golden's description.
@@ -91,7 +91,7 @@ fn regions_in(entry: &Value) -> BTreeSet<String> {
     entry["regions"].as_array().into_iter().flatten().filter_map(|r| r.as_str().map(String::from)).collect()
 }
 
-pub struct Regions;
+pub(crate) struct Regions;
 
 impl Model for Regions {
     type F = UpdateDistributionRegions;

@@ -41,7 +41,7 @@ fn hours_ago(hours: i64) -> String {
 }
 
 #[derive(Debug, Clone)]
-pub enum Event {
+pub(crate) enum Event {
     /// A PEM uploaded under the group's prefix (a new object version of `keys/<group>/site-<key>.pem`).
     Upload { key: u8 },
     /// The daily sweep.
@@ -49,7 +49,7 @@ pub enum Event {
 }
 
 #[derive(Debug, Clone)]
-pub enum Writer {
+pub(crate) enum Writer {
     /// Someone edits the group's comment in the console: the ETag changes under a rotation.
     ConsoleComment(u8),
     /// Another keeper stack keeps a retired key of its own, in no group, on purpose (two days old).
@@ -68,7 +68,7 @@ fn grace_ms(world: &World) -> i64 {
 /// When each key in the group joined it, as the history saw it: (order of joining, epoch ms moved back as the clock
 /// moves on). Reset with each history.
 #[derive(Default)]
-pub struct Rotate {
+pub(crate) struct Rotate {
     joined: Mutex<BTreeMap<String, (usize, i64)>>,
     /// Keys that left the group during the history.
     left: Mutex<BTreeMap<String, Left>>,

@@ -15,7 +15,7 @@ const BUILDERS: [&str; 4] = ["team-a", "team-b", "team-c", "team-d"];
 const OPTED_OUT: &str = "team-x";
 
 #[derive(Debug, Clone)]
-pub enum Event {
+pub(crate) enum Event {
     /// An EventBridge Scheduler firing of the start schedule (`retry` > 0: Scheduler's retry of that firing, with a
     /// new execution id).
     Firing { firing: u8, retry: u8 },
@@ -24,7 +24,7 @@ pub enum Event {
 }
 
 #[derive(Debug, Clone)]
-pub enum Writer {
+pub(crate) enum Writer {
     /// Someone starts a builder in the console.
     Starts(u8),
     /// Someone stops a builder (it is STOPPED again).
@@ -37,7 +37,7 @@ fn state(dump: &Value, name: &str) -> Option<String> {
     dump["regions"]["us-east-1"]["imageBuilders"][name]["State"].as_str().map(String::from)
 }
 
-pub struct StartIdle;
+pub(crate) struct StartIdle;
 
 impl Model for StartIdle {
     type F = StartIdleImageBuilders;
