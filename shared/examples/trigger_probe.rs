@@ -5,7 +5,7 @@
 use aws_types::SdkConfig;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use shared::config::{ConfigError, Lookup, Settings};
+use shared::config::{Lookup, Settings};
 use shared::host::{Context, Function, Host};
 use shared::report::{Action, Outcome, Report};
 use shared::trigger::{Input, Request, SnsMessage, Trigger};
@@ -28,10 +28,6 @@ impl Function for TriggerProbe {
     type Request = AnyRequest;
     type Settings = ();
     type Error = std::convert::Infallible;
-
-    fn settings(_lookup: &Lookup<'_>) -> Result<(), ConfigError> {
-        Ok(())
-    }
 
     fn new(_sdk_config: &SdkConfig, _shared: &Settings, _settings: ()) -> Self {
         TriggerProbe

@@ -5,7 +5,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::classify::ErrorType;
+use crate::classify::{Classify, ErrorType};
 
 /// One failed AWS call, as keeper reports it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -15,6 +15,31 @@ pub struct AwsFailure {
     pub code: Option<String>,
     pub message: String,
     pub error_type: ErrorType,
+}
+
+/// A failed AWS call on one target (a builder, a configuration, a key group): the variant every function's error
+/// type wraps, so that none builds it by hand.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{target}: {failure}")]
+pub struct AwsError {
+    pub target: String,
+    pub failure: AwsFailure,
+}
+
+impl AwsError {
+    /// `operation` on `target` failed with `err`, after the SDK's own retries.
+    pub fn new<E>(target: impl Into<String>, operation: &'static str, err: &SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        AwsError { target: target.into(), failure: describe(operation, err) }
+    }
+}
+
+impl Classify for AwsError {
+    fn error_type(&self) -> ErrorType {
+        self.failure.error_type
+    }
 }
 
 /// The stable type of an AWS error code (HTTP status as a fallback for codes not listed).

@@ -128,6 +128,19 @@ fn parse_flag(v: &str) -> Option<bool> {
     }
 }
 
+/// A function's own settings, read once, at start, from the environment (or a test's pairs); an error names the
+/// variable.
+pub trait FromLookup: Sized {
+    fn from_lookup(lookup: &Lookup<'_>) -> Result<Self, ConfigError>;
+}
+
+/// A function without settings of its own.
+impl FromLookup for () {
+    fn from_lookup(_: &Lookup<'_>) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
 /// The settings every function shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {

@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::answer::{Caller, into_lambda_result};
 use crate::classify::{Classify, ErrorType};
-use crate::config::{ConfigError, Lookup, Settings};
-use crate::idempotency::{GuardError, Idempotency, IdempotencyStore, Lease, LeaseError, Leases, store_for};
+use crate::config::{ConfigError, FromLookup, Lookup, Settings};
+use crate::idempotency::{GuardError, Idempotency, IdempotencyStore, LeaseError, Leases, store_for};
 use crate::report::{Action, Incomplete, Outcome, Report};
 use crate::telemetry::Metrics;
 use crate::trigger::{self, Input, Request, SCHEDULER_KEY, Trigger, TriggerError};
@@ -26,11 +26,13 @@ pub trait Function: Send + Sync + Sized + 'static {
     const NAME: &'static str;
     type Request: Request + Send;
     /// The function's own settings; the shared ones ([`Settings`]) belong to the host.
-    type Settings: Send + Sync;
+    type Settings: FromLookup + Send + Sync;
     type Error: Classify + Send + 'static;
 
     /// Reads the function's settings once, at start; an error names the variable.
-    fn settings(lookup: &Lookup<'_>) -> Result<Self::Settings, ConfigError>;
+    fn settings(lookup: &Lookup<'_>) -> Result<Self::Settings, ConfigError> {
+        Self::Settings::from_lookup(lookup)
+    }
 
     /// Builds the function (its SDK clients) from the process's one AWS configuration.
     fn new(sdk_config: &SdkConfig, shared: &Settings, settings: Self::Settings) -> Self;
@@ -84,14 +86,20 @@ impl Context {
         self.deadline.map(|d| d.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
     }
 
-    /// Whether a target's mutating work may start: not when the margin or less is left before the deadline, so the
-    /// Lambda timeout never cuts a target off halfway. A target refused here is reported failed with
+    /// Leave for one target's mutating work, which every mutating call in a function's `aws.rs` takes: withheld in
+    /// a dry run (the target is reported as planned), and when the margin or less is left before the deadline, so
+    /// the Lambda timeout never cuts a target off halfway. A target refused for time is reported failed with
     /// `Retryable.OutOfTime`, which makes the invocation retryable; the retry re-observes and does what is left.
-    /// A dry run starts no mutating work, so it always may.
-    pub fn may_start(&self) -> Result<(), OutOfTime> {
-        match self.remaining().filter(|_| !self.dry_run) {
-            Some(left) if left <= self.deadline_margin => Err(OutOfTime { left, margin: self.deadline_margin }),
-            _ => Ok(()),
+    /// This is the only way to get a [`Permit`], so the two rules cannot be skipped by a forgotten `if`.
+    pub fn may_mutate(&self) -> Result<Permit, Withheld> {
+        if self.dry_run {
+            return Err(Withheld::DryRun);
+        }
+        match self.remaining() {
+            Some(left) if left <= self.deadline_margin => {
+                Err(Withheld::OutOfTime(OutOfTime { left, margin: self.deadline_margin }))
+            }
+            _ => Ok(Permit { _minted_by_the_host: () }),
         }
     }
 
@@ -100,16 +108,43 @@ impl Context {
         self.remaining().map(|left| Instant::now() + left)
     }
 
-    /// Takes the lease on `resource` for this invocation: held until the deadline at most, waited for while another
-    /// invocation holds it until `margin` before the deadline (a minute when there is none).
-    pub async fn lease(&self, resource: &str, margin: Duration) -> Result<Lease, LeaseError> {
+    /// Does `work` holding the lease on `resource`, so that no other instance of the function works on it
+    /// meanwhile, and releases the lease whatever `work` came to. The lease is held until the deadline at most, and
+    /// waited for while another invocation holds it until `margin` before the deadline (a minute when there is none);
+    /// one not had by then is `work`'s error, and `work` is not begun.
+    pub async fn under_lease<T, E: From<LeaseError>>(
+        &self,
+        resource: &str,
+        margin: Duration,
+        work: impl AsyncFnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
         let until = self.deadline.unwrap_or_else(|| SystemTime::now() + Duration::from_secs(15 * 60));
         let give_up = match self.remaining() {
             Some(left) => Instant::now() + left.saturating_sub(margin),
             None => Instant::now() + Duration::from_secs(60),
         };
-        self.leases.acquire(resource, until, give_up).await
+        let lease = self.leases.acquire(resource, until, give_up).await?;
+        let done = work().await;
+        self.leases.release(lease).await;
+        done
     }
+}
+
+/// Leave to make one target's mutating calls, minted only by [`Context::may_mutate`]: a function that has none
+/// cannot call what changes AWS, so "a dry run changes nothing" and "no work starts inside the deadline margin" are
+/// compile errors to break. Neither `Clone` nor `Copy`: each target asks for its own, at the moment its work starts.
+#[derive(Debug)]
+pub struct Permit {
+    _minted_by_the_host: (),
+}
+
+/// Why [`Context::may_mutate`] gave no permit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Withheld {
+    /// The run only plans: its targets are reported as planned.
+    DryRun,
+    /// Too little time is left: the target is reported failed, and Lambda's retry does it.
+    OutOfTime(OutOfTime),
 }
 
 /// Why a target's work was not started: too little time was left before the Lambda deadline.

@@ -5,7 +5,7 @@ use aws_sdk_s3::Client;
 use aws_types::SdkConfig;
 use bytes::Bytes;
 
-use crate::aws_error::{AwsFailure, describe};
+use crate::aws_error::AwsError;
 use crate::classify::{Classify, ErrorType};
 use crate::config::Settings;
 use crate::error::InvalidInput;
@@ -28,8 +28,8 @@ pub enum ReadError {
     #[error(transparent)]
     TooLarge(InvalidInput),
     /// GetObject failed (no such key or bucket, access denied, throttled, ...).
-    #[error("{target}: {failure}")]
-    Aws { target: String, failure: AwsFailure },
+    #[error(transparent)]
+    Aws(#[from] AwsError),
     /// The body broke off while streaming: the object is fine, the connection was not.
     #[error("{target} could not be read to the end: {reason}")]
     Stream { target: String, reason: String },
@@ -39,7 +39,7 @@ impl Classify for ReadError {
     fn error_type(&self) -> ErrorType {
         match self {
             ReadError::TooLarge(e) => e.error_type(),
-            ReadError::Aws { failure, .. } => failure.error_type,
+            ReadError::Aws(e) => e.error_type(),
             ReadError::Stream { .. } => ErrorType::SERVICE_UNAVAILABLE,
         }
     }
@@ -60,11 +60,13 @@ pub async fn read_bounded(
 /// The current version of an S3 object (`None` in an unversioned bucket): whether the version an event names still
 /// decides, or a newer upload of the same object replaced it.
 pub async fn current_version(client: &Client, bucket: &str, key: &str) -> Result<Option<String>, ReadError> {
-    let out =
-        client.head_object().bucket(bucket).key(key).send().await.map_err(|e| ReadError::Aws {
-            target: format!("s3://{bucket}/{key}"),
-            failure: describe("HeadObject", &e),
-        })?;
+    let out = client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| AwsError::new(format!("s3://{bucket}/{key}"), "HeadObject", &e))?;
     Ok(out.version_id)
 }
 
@@ -86,7 +88,7 @@ pub async fn read_bounded_version(
         .set_version_id(version.map(String::from))
         .send()
         .await
-        .map_err(|e| ReadError::Aws { target: target.clone(), failure: describe("GetObject", &e) })?;
+        .map_err(|e| AwsError::new(&target, "GetObject", &e))?;
     if out.content_length.is_some_and(|n| n < 0 || n as u64 > limit as u64) {
         return Err(too_large());
     }
@@ -106,6 +108,7 @@ pub async fn read_bounded_version(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws_error::AwsFailure;
 
     #[test]
     fn given_each_read_failure_when_classified_then_a_broken_stream_is_retried_and_a_large_object_is_not() {
@@ -115,7 +118,7 @@ mod tests {
         let large = ReadError::TooLarge(InvalidInput::new("s3://b/k", "is larger than 10 bytes"));
         assert_eq!(large.error_type(), ErrorType::INVALID_INPUT);
         assert_eq!(large.to_string(), "invalid request: `s3://b/k` is larger than 10 bytes");
-        let missing = ReadError::Aws {
+        let missing = ReadError::Aws(AwsError {
             target: "s3://b/k".into(),
             failure: AwsFailure {
                 operation: "GetObject",
@@ -123,7 +126,7 @@ mod tests {
                 message: "gone".into(),
                 error_type: crate::aws_error::error_type_of("NoSuchKey", Some(404)),
             },
-        };
+        });
         assert_eq!(missing.error_type(), ErrorType::NOT_FOUND);
     }
 }

@@ -4,20 +4,20 @@
 use std::collections::HashSet;
 
 use aws_sdk_cloudfront::Client;
-use aws_sdk_cloudfront::error::SdkError;
 use aws_sdk_cloudfront::operation::create_public_key::CreatePublicKeyError;
 use aws_sdk_cloudfront::operation::delete_public_key::DeletePublicKeyError;
 use aws_sdk_cloudfront::operation::get_public_key::GetPublicKeyError;
 use aws_sdk_cloudfront::operation::update_key_group::UpdateKeyGroupError;
 use aws_sdk_cloudfront::types::{KeyGroupConfig, PublicKeyConfig};
-use shared::aws_error::describe;
+use shared::aws_error::AwsError;
 use shared::error::InvalidInput;
+use shared::host::Permit;
 use shared::lost_answer::AnswerWatch;
 use shared::report::Verb as _;
 use shared::report::{Action, Outcome};
 use shared::trigger::S3Object;
 
-use crate::config::{NewKey, made_by};
+use crate::config::NewKey;
 use crate::error::Error;
 use crate::plan::Verb;
 
@@ -33,19 +33,8 @@ pub struct Group {
     pub etag: String,
 }
 
-fn failed<E>(
-    target: &str,
-    operation: &'static str,
-    e: &SdkError<E, aws_sdk_cloudfront::config::http::HttpResponse>,
-) -> Error
-where
-    E: aws_sdk_cloudfront::error::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    Error::Aws { target: target.to_string(), failure: describe(operation, e) }
-}
-
 pub async fn group(cf: &Client, id: &str) -> Result<Group, Error> {
-    let out = cf.get_key_group().id(id).send().await.map_err(|e| failed(id, "GetKeyGroup", &e))?;
+    let out = cf.get_key_group().id(id).send().await.map_err(|e| AwsError::new(id, "GetKeyGroup", &e))?;
     let config = out
         .key_group
         .and_then(|g| g.key_group_config)
@@ -55,7 +44,7 @@ pub async fn group(cf: &Client, id: &str) -> Result<Group, Error> {
 
 /// When a public key was created (epoch seconds).
 pub async fn created(cf: &Client, id: &str) -> Result<f64, Error> {
-    let out = cf.get_public_key().id(id).send().await.map_err(|e| failed(id, "GetPublicKey", &e))?;
+    let out = cf.get_public_key().id(id).send().await.map_err(|e| AwsError::new(id, "GetPublicKey", &e))?;
     let key = out.public_key.ok_or(Error::UnexpectedResponse { operation: "GetPublicKey", missing: "PublicKey" })?;
     Ok(key.created_time.as_secs_f64())
 }
@@ -82,7 +71,7 @@ pub enum Maker {
 /// repeated one with PublicKeyAlreadyExists: then the key an earlier delivery made is looked up by its name (keeper
 /// derives it from the upload) and used if it holds the same key; a different key under that name is refused. When
 /// an earlier attempt of this very call went unanswered, the key found is this call's own (its answer was lost).
-pub async fn create(cf: &Client, key: &NewKey) -> Result<Made, Error> {
+pub async fn create(cf: &Client, key: &NewKey, _: &Permit) -> Result<Made, Error> {
     let config = PublicKeyConfig::builder()
         .caller_reference(&key.caller_reference)
         .name(&key.name)
@@ -112,7 +101,7 @@ pub async fn create(cf: &Client, key: &NewKey) -> Result<Made, Error> {
                 )),
             }
         }
-        Err(e) => Err(failed(&key.name, "CreatePublicKey", &e)),
+        Err(e) => Err(AwsError::new(&key.name, "CreatePublicKey", &e).into()),
     }
 }
 
@@ -138,7 +127,7 @@ pub async fn public_keys(cf: &Client) -> Result<Vec<KeySummary>, Error> {
     let mut out = Vec::new();
     let mut pages = cf.list_public_keys().into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| failed("public keys", "ListPublicKeys", &e))?;
+        let page = page.map_err(|e| AwsError::new("public keys", "ListPublicKeys", &e))?;
         let items = page.public_key_list.and_then(|l| l.items).unwrap_or_default();
         out.extend(items.into_iter().map(|k| KeySummary {
             created: k.created_time.as_secs_f64(),
@@ -151,31 +140,14 @@ pub async fn public_keys(cf: &Client) -> Result<Vec<KeySummary>, Error> {
     Ok(out)
 }
 
-/// What the orphan sweep saw: how many public keys the account has, and this deployment's orphans.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Census {
-    pub public_keys: usize,
-    pub orphans: Vec<KeySummary>,
-    /// Keys no key group lists that this deployment did not make: its own only if it retired them (its marks say).
-    pub unlisted: Vec<KeySummary>,
-}
-
-/// Every public key of the account, and among them the keys this deployment made (their comment starts with its
-/// `tag`, see [`crate::config::made_by`]) that no key group lists and that were created more than `min_age` seconds
-/// before `now`: younger ones may belong to a rotation still under way, between its create and its update.
-pub async fn orphans(cf: &Client, tag: &str, now: f64, min_age: f64) -> Result<Census, Error> {
+/// Every public key of the account, and the ids every key group lists: what the orphan sweep decides on.
+pub async fn census(cf: &Client) -> Result<(Vec<KeySummary>, HashSet<String>), Error> {
     let listed = listed_keys(cf).await?;
-    let keys = public_keys(cf).await?;
-    let public_keys = keys.len();
-    let (orphans, unlisted) = keys
-        .into_iter()
-        .filter(|k| now - k.created >= min_age && !listed.contains(&k.id))
-        .partition(|k| made_by(k.comment.as_deref(), tag));
-    Ok(Census { public_keys, orphans, unlisted })
+    Ok((public_keys(cf).await?, listed))
 }
 
 /// Replaces the items, quoting the ETag; returns the new ETag. A stale ETag is [`Error::GroupChanged`].
-pub async fn update(cf: &Client, id: &str, group: &Group, items: Vec<String>) -> Result<String, Error> {
+pub async fn update(cf: &Client, id: &str, group: &Group, items: Vec<String>, _: &Permit) -> Result<String, Error> {
     let config = KeyGroupConfig::builder()
         .name(&group.name)
         .set_items(Some(items))
@@ -187,7 +159,7 @@ pub async fn update(cf: &Client, id: &str, group: &Group, items: Vec<String>) ->
         Err(e) if matches!(e.as_service_error(), Some(UpdateKeyGroupError::PreconditionFailed(_))) => {
             Err(Error::GroupChanged { group: id.to_string() })
         }
-        Err(e) => Err(failed(id, "UpdateKeyGroup", &e)),
+        Err(e) => Err(AwsError::new(id, "UpdateKeyGroup", &e).into()),
     }
 }
 
@@ -202,7 +174,7 @@ pub async fn listed_keys(cf: &Client) -> Result<HashSet<String>, Error> {
             .set_marker(marker.take())
             .send()
             .await
-            .map_err(|e| failed("key groups", "ListKeyGroups", &e))?;
+            .map_err(|e| AwsError::new("key groups", "ListKeyGroups", &e))?;
         let Some(list) = out.key_group_list else { return Ok(listed) };
         listed.extend(
             list.items
@@ -220,26 +192,26 @@ pub async fn listed_keys(cf: &Client) -> Result<HashSet<String>, Error> {
 }
 
 /// Deletes a retired key that no key group lists any more; the outcome names why a key was left alone.
-pub async fn delete_if_unused(cf: &Client, group_id: &str, id: &str) -> Action {
+pub async fn delete_if_unused(cf: &Client, group_id: &str, id: &str, may: &Permit) -> Action {
     let target = format!("{group_id}/{id}");
     match listed_keys(cf).await {
         Ok(listed) if listed.contains(id) => {
             Action::new(&target, Verb::DeleteKey.as_str(), Outcome::Skipped, "still in a key group")
         }
-        Ok(_) => delete(cf, &target, id, "").await,
+        Ok(_) => delete(cf, &target, id, "", may).await,
         Err(e) => Action::failed(&target, Verb::DeleteKey.as_str(), &e),
     }
 }
 
 /// Deletes a key no key group lists, with its current ETag; `why` says what made it deletable.
-pub async fn delete(cf: &Client, target: &str, id: &str, why: &str) -> Action {
+pub async fn delete(cf: &Client, target: &str, id: &str, why: &str, _: &Permit) -> Action {
     let skipped = |detail: &str| Action::new(target, Verb::DeleteKey.as_str(), Outcome::Skipped, detail);
     let etag = match cf.get_public_key().id(id).send().await {
         Ok(out) => out.e_tag.unwrap_or_default(),
         Err(e) if matches!(e.as_service_error(), Some(GetPublicKeyError::NoSuchPublicKey(_))) => {
             return skipped("already deleted");
         }
-        Err(e) => return Action::failed(target, Verb::DeleteKey.as_str(), &failed(id, "GetPublicKey", &e)),
+        Err(e) => return Action::failed(target, Verb::DeleteKey.as_str(), &AwsError::new(id, "GetPublicKey", &e)),
     };
     let unanswered = AnswerWatch::new();
     match cf.delete_public_key().id(id).if_match(etag).customize().interceptor(unanswered.clone()).send().await {
@@ -254,7 +226,7 @@ pub async fn delete(cf: &Client, target: &str, id: &str, why: &str) -> Action {
                 let detail = if why.is_empty() { lost.to_string() } else { format!("{why} ({lost})") };
                 Action::new(target, Verb::DeleteKey.as_str(), Outcome::Applied, detail)
             }
-            _ => Action::failed(target, Verb::DeleteKey.as_str(), &failed(id, "DeletePublicKey", &e)),
+            _ => Action::failed(target, Verb::DeleteKey.as_str(), &AwsError::new(id, "DeletePublicKey", &e)),
         },
     }
 }

@@ -1,7 +1,7 @@
 //! The request (by hand or SNS), the settings, and the validated [`Job`] per key group.
 
 use serde::Deserialize;
-use shared::config::{ConfigError, Lookup};
+use shared::config::{ConfigError, FromLookup, Lookup};
 use shared::error::InvalidInput;
 use shared::trigger;
 
@@ -42,8 +42,8 @@ pub struct Settings {
     pub delete_retired_keys: bool,
 }
 
-impl Settings {
-    pub fn from_lookup(lookup: &Lookup<'_>) -> Result<Settings, ConfigError> {
+impl FromLookup for Settings {
+    fn from_lookup(lookup: &Lookup<'_>) -> Result<Settings, ConfigError> {
         Ok(Settings {
             key_group_ids: lookup.list("KEY_GROUP_IDS"),
             key_prefix: lookup.string("KEY_PREFIX").unwrap_or_else(|| "keys/".into()),

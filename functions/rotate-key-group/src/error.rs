@@ -1,6 +1,6 @@
 //! How rotate-key-group fails, each way with its stable error type.
 
-use shared::aws_error::AwsFailure;
+use shared::aws_error::AwsError;
 use shared::classify::{Classify, ErrorType};
 use shared::error::InvalidInput;
 use shared::idempotency::StoreError;
@@ -31,8 +31,8 @@ pub enum Error {
     #[error(transparent)]
     Paging(#[from] shared::paging::Endless),
     /// A CloudFront call failed after the SDK's retries.
-    #[error("{target}: {failure}")]
-    Aws { target: String, failure: AwsFailure },
+    #[error(transparent)]
+    Aws(#[from] AwsError),
     /// CloudFront answered without a member it always sends.
     #[error("{operation} answered without {missing}")]
     UnexpectedResponse { operation: &'static str, missing: &'static str },
@@ -51,7 +51,7 @@ impl Classify for Error {
             Error::KeyNameTaken { .. } => ErrorType::permanent("KeyNameTaken"),
             Error::Store(_) => ErrorType::IDEMPOTENCY_STORE,
             Error::Paging(e) => e.error_type(),
-            Error::Aws { failure, .. } => failure.error_type,
+            Error::Aws(e) => e.error_type(),
             Error::UnexpectedResponse { .. } => ErrorType::SERVICE_UNAVAILABLE,
             Error::Internal(_) => ErrorType::INTERNAL,
         }

@@ -17,10 +17,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_types::SdkConfig;
 use shared::answer::Caller;
 use shared::classify::Classify;
-use shared::config::{ConfigError, Lookup};
 use shared::error::InvalidInput;
 use shared::hash::sha256_hex;
-use shared::host::{Context, Function};
+use shared::host::{Context, Function, Permit, Withheld};
 use shared::idempotency::client_token;
 use shared::report::Verb as _;
 use shared::report::{Action, Outcome, Report};
@@ -31,8 +30,8 @@ use shared::trigger::{Input, S3Object};
 pub use crate::error::Error;
 
 use crate::aws::Maker;
-use crate::config::{Job, NewKey, Request, Settings, comment, key_name, owner_tag};
-use crate::plan::{Change, Intent, Key, Kind, Member, Rotation, Verb};
+use crate::config::{Job, NewKey, Request, Settings, comment, key_name, made_by, owner_tag};
+use crate::plan::{Change, Intent, Key, Kind, Plan, Sweep, Verb};
 
 pub struct RotateKeyGroup {
     settings: Settings,
@@ -50,10 +49,6 @@ impl Function for RotateKeyGroup {
     type Request = Request;
     type Settings = Settings;
     type Error = Error;
-
-    fn settings(lookup: &Lookup<'_>) -> Result<Settings, ConfigError> {
-        Settings::from_lookup(lookup)
-    }
 
     fn new(sdk_config: &SdkConfig, shared: &shared::config::Settings, settings: Settings) -> Self {
         RotateKeyGroup {
@@ -87,11 +82,15 @@ impl Function for RotateKeyGroup {
             }
             reported.retain(|r| r.group_id != job.key_group_id);
             // A group is rotated whole or not started: its create, update and deletes are never cut off halfway.
-            if let Err(out_of_time) = ctx.may_start() {
-                report.push(Action::failed(&job.key_group_id, Verb::Rotate.as_str(), &out_of_time));
-                continue;
-            }
-            if let Err(e) = self.rotate(job, ctx, report, &mut reported).await {
+            let may = match ctx.may_mutate() {
+                Ok(may) => Some(may),
+                Err(Withheld::DryRun) => None,
+                Err(Withheld::OutOfTime(e)) => {
+                    report.push(Action::failed(&job.key_group_id, Verb::Rotate.as_str(), &e));
+                    continue;
+                }
+            };
+            if let Err(e) = self.rotate(job, may.as_ref(), ctx, report, &mut reported).await {
                 report.push(Action::failed(&job.key_group_id, Verb::Rotate.as_str(), &e));
             }
         }
@@ -99,13 +98,14 @@ impl Function for RotateKeyGroup {
         // sweep's lines would turn into a report: the sweep waits for the next run.
         let failed_whole =
             by_hand && report.count(Outcome::Failed) == report.actions.len() && !report.actions.is_empty();
-        if !ctx.dry_run && !failed_whole {
+        if !failed_whole {
             // A request may turn deletion off for itself, never on: its retired keys are not deleted by this run.
             let delete = self.settings.delete_retired_keys && jobs.iter().all(|j| j.delete_retired);
-            match ctx.may_start() {
-                Ok(()) => self.orphans(ctx, delete, report).await,
-                Err(out_of_time) => {
-                    report.push(Action::failed("orphaned keys", Verb::FindOrphans.as_str(), &out_of_time))
+            match ctx.may_mutate() {
+                Ok(may) => self.orphans(ctx, delete, &may, report).await,
+                Err(Withheld::DryRun) => {}
+                Err(Withheld::OutOfTime(e)) => {
+                    report.push(Action::failed("orphaned keys", Verb::FindOrphans.as_str(), &e))
                 }
             }
         }
@@ -116,11 +116,6 @@ impl Function for RotateKeyGroup {
         }
         Ok(())
     }
-}
-
-/// A job's rotation, with the keys to add and retire named by `K`.
-fn rotation<K>(job: &Job, add: Vec<K>, retire: Vec<K>) -> Rotation<K> {
-    Rotation { add, retire, max_keys: job.max_keys, grace_seconds: job.grace_hours * 3600.0 }
 }
 
 /// The action of the line that says what the orphan sweep's listing showed, which the `publicKeys` and `orphans`
@@ -186,17 +181,13 @@ fn earlier_line(group_id: &str, change: &Change, applied: Outcome) -> Action {
 /// Confirms the retire marks of keys whose update was answered or recognised: from now on the sweep may delete them
 /// once no group lists them. Worth a warning when it fails (the key then waits for a later run), not a failure.
 async fn confirm_retired<'a>(ctx: &Context, job: &Job, keys: impl Iterator<Item = &'a String>) {
-    let retired = marks::Retired { group: job.key_group_id.clone(), deletable: job.delete_retired, confirmed: true };
+    let retired = plan::Retired { group: job.key_group_id.clone(), deletable: job.delete_retired, confirmed: true };
     for id in keys {
         if let Err(e) = marks::put_retired(&ctx.leases, id, &retired).await {
             tracing::warn!(key = %id, error = %e, "could not confirm that this deployment retired the key");
         }
     }
 }
-
-/// How old a key of keeper's in no key group must be before it counts as an orphan: longer than any Lambda run, so
-/// that a rotation between its create and its update is never mistaken for one.
-const ORPHAN_MIN_AGE_SECS: f64 = 20.0 * 60.0;
 
 fn now_secs() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
@@ -276,146 +267,225 @@ impl RotateKeyGroup {
         Ok((group, keys))
     }
 
-    /// Rotates one group; what the report now says of the event's changes is added to `reported`, for [`Self::run`]
-    /// to record once nothing is left to call.
+    /// Rotates one group: observe; an upload a newer one replaced stops here; plan with the key to create before
+    /// creating it (a rotation that cannot happen creates nothing); create it; write the group
+    /// ([`Self::write_group`]); say what the event changed; delete what it retired. Without a permit (a dry run) the
+    /// plan is the report. What the report now says of the event's changes is added to `reported`, for
+    /// [`Self::run`] to record once nothing is left to call.
     async fn rotate(
         &self,
         job: &Job,
+        may: Option<&Permit>,
         ctx: &Context,
         report: &mut Report,
         reported: &mut Vec<Reported>,
     ) -> Result<(), Error> {
         let group_id = &job.key_group_id;
-        // Plan with the key to create before creating it: a rotation that cannot happen creates nothing.
         let (group, mut keys) = self.observe(ctx, group_id, &job.add).await?;
         // What earlier runs of this event changed here, if one got as far as an update: its retry finishes it.
         let intent = marks::intent(&ctx.leases, &ctx.event_id, group_id).await?;
+        // The key this event created and an earlier run of it added: in the group already, so the retry plans it as
+        // a member, not as a key to create (which would count it twice against the five a group may hold). (A key
+        // a request adds by id may be in the group by someone else's hand: not one the event created.)
+        let joined = intent
+            .changes
+            .iter()
+            .find(|c| c.verb == Kind::Add && !job.add.contains(&c.id) && group.items.contains(&c.id))
+            .map(|c| c.id.clone());
         // An upload a newer upload of the same object replaced (Lambda's retry, a re-send days later) adds no key:
         // it would join as the newest and push out the key the signer now uses. Unless this event's key is in the
         // group (its update applied): then the retry finishes and reports it.
-        // (A key the event created: one a request adds by id may be in the group by someone else's hand.)
-        let created_here = |c: &&Change| c.verb == Kind::Add && !job.add.contains(&c.id) && group.items.contains(&c.id);
-        let started = intent.changes.iter().any(|c| created_here(&c));
-        if !started && let Some(why) = self.superseded(job).await? {
-            // What an earlier run of this event did, whose answer was its failure, is still this event's to say.
-            // A dry run only says so: it counts nothing and records nothing for the real run's retry.
-            let mut said = intent.clone();
-            let applied = if ctx.dry_run { Outcome::Planned } else { Outcome::Applied };
-            for change in said.changes.iter_mut().filter(|c| c.applied && !c.reported) {
-                change.reported = true;
-                report.push(earlier_line(group_id, change, applied));
-            }
-            for change in said.done_otherwise(&group.items) {
-                report.push(earlier_line(group_id, &change, applied));
-            }
-            report.push(Action::new(group_id.clone(), Verb::Rotate.as_str(), Outcome::Skipped, why));
-            // What the event retired is still its to delete, whatever the newer upload decides: a deletion that
-            // failed (or whose answer was lost) finishes on this retry, as it would had nothing been uploaded since.
-            if !ctx.dry_run && job.delete_retired {
-                self.finish_deletes(ctx, group_id, &[], intent.retired_gone(&group.items), report).await;
-            }
-            if !ctx.dry_run {
-                reported.push(Reported { group_id: group_id.clone(), intent: said, persisted: intent });
-            }
+        if joined.is_none()
+            && let Some(why) = self.superseded(job).await?
+        {
+            self.skip_superseded(job, may, ctx, &group.items, intent, why, report, reported).await;
             return Ok(());
         }
-        let existing = |id: &String| Member::Existing(id.clone());
-        let mut members: Vec<Key<Member>> =
-            keys.iter().map(|k| Key { id: existing(&k.id), joined: k.joined }).collect();
-        let mut add: Vec<Member> = job.add.iter().map(existing).collect();
-        // The key an earlier run of this event added is in the group already: planned as a member, not as a key to
-        // create (which would count it twice against the five a group may hold).
-        let joined = intent.changes.iter().find(created_here).map(|c| c.id.clone());
-        match (&job.new_key, &joined) {
-            (Some(_), Some(id)) => add.push(existing(id)),
-            (Some(new_key), None) => {
-                add.push(Member::ToCreate(new_key.name.clone()));
-                members.push(Key { id: Member::ToCreate(new_key.name.clone()), joined: now_secs() });
-            }
-            (None, _) => {}
-        }
-        let current: Vec<Member> = group.items.iter().map(existing).collect();
-        let retire = job.retire.iter().map(existing).collect();
-        let first = plan::plan(&current, &members, &rotation(job, add, retire), now_secs())?;
-        if ctx.dry_run {
+        let first = plan::with_new_key(job, &group.items, &keys, joined.as_deref(), now_secs())?;
+        let Some(may) = may else {
             for id in &first.added {
                 report.push(Action::new(format!("{group_id}/{id}"), Verb::AddKey.as_str(), Outcome::Planned, ""));
             }
             for (id, why) in &first.retired {
-                report.push(Action::new(
-                    format!("{group_id}/{id}"),
-                    Verb::RetireKey.as_str(),
-                    Outcome::Planned,
-                    why.clone(),
-                ));
+                let target = format!("{group_id}/{id}");
+                report.push(Action::new(target, Verb::RetireKey.as_str(), Outcome::Planned, why.clone()));
             }
             return Ok(());
-        }
+        };
         let mut add = job.add.clone();
-        let mut made = None;
-        if let (Some(new_key), Some(id)) = (&job.new_key, &joined) {
-            // Nothing to create: an earlier run of this event made the key and added it.
-            let detail = format!("{} was created and added by an earlier run of this event: {id}", new_key.name);
-            report.push(Action::new(format!("{group_id}/{id}"), Verb::CreateKey.as_str(), Outcome::Skipped, detail));
-            add.push(id.clone());
-            made = Some(id.clone());
-        } else if let Some(new_key) = &job.new_key {
-            let key = aws::create(&self.cloudfront, new_key).await?;
-            let target = format!("{group_id}/{}", key.id);
-            report.push(match key.by {
-                Maker::ThisRun => Action::new(
-                    target,
-                    Verb::CreateKey.as_str(),
-                    Outcome::Applied,
-                    format!("{} ({})", new_key.name, new_key.comment),
-                ),
-                Maker::ThisRunAnswerLost => Action::new(
-                    target,
-                    Verb::CreateKey.as_str(),
-                    Outcome::Applied,
-                    format!(
-                        "{} ({}); CloudFront's answer was lost, and the SDK's retry found the key",
-                        new_key.name, new_key.comment
-                    ),
-                ),
-                Maker::EarlierDelivery => Action::new(
-                    target,
-                    Verb::CreateKey.as_str(),
-                    Outcome::Skipped,
-                    format!(
-                        "{} already exists with this key (created by an earlier delivery): using {}",
-                        new_key.name, key.id
-                    ),
-                ),
-            });
-            add.push(key.id.clone());
-            if !keys.iter().any(|k| k.id == key.id) {
-                // A key this rotation adds joins now: its own creation time does not enter the plan.
-                keys.push(Key { id: key.id.clone(), joined: now_secs() });
+        let made = match (&job.new_key, &joined) {
+            (Some(new_key), Some(id)) => {
+                // Nothing to create: an earlier run of this event made the key and added it.
+                let detail = format!("{} was created and added by an earlier run of this event: {id}", new_key.name);
+                let target = format!("{group_id}/{id}");
+                report.push(Action::new(target, Verb::CreateKey.as_str(), Outcome::Skipped, detail));
+                Some(id.clone())
             }
-            made = Some(key.id);
-        }
+            (Some(new_key), None) => {
+                let id = self.create_key(job, new_key, may, report).await?;
+                if !keys.iter().any(|k| k.id == id) {
+                    // A key this rotation adds joins now: its own creation time does not enter the plan.
+                    keys.push(Key { id: id.clone(), joined: now_secs() });
+                }
+                Some(id)
+            }
+            (None, _) => None,
+        };
+        add.extend(made.clone());
         // Checked again just before the key joins: a newer upload whose own event rotated while this one read and
         // created must win, or this older key would join after it as the newest.
-        if let Some(id) = made.as_ref().filter(|_| !started)
+        if let Some(id) = made.as_ref().filter(|_| joined.is_none())
             && let Some(why) = self.superseded(job).await?
         {
             report.push(Action::new(group_id.clone(), Verb::Rotate.as_str(), Outcome::Skipped, why));
-            report.push(self.abandon(job, id).await);
+            report.push(self.abandon(job, id, may).await);
             return Ok(());
         }
-        // The first round writes on the read made before the key was created: creating a key leaves the group as it
-        // was, and the update is conditional on that read's ETag, so a group changed meanwhile is refused and read
-        // again. Reading it again first would only cost calls.
-        let mut first_read = Some((group, keys));
-        // What this event changes here, kept across rounds: each round records its plan before its update, and
-        // recognises on its read an earlier update of the event whose answer was lost.
+        let (written, rounds) = self.write_group(job, ctx, may, &add, (group, keys), intent).await;
+        let Rounds { mut intent, persisted, recognised } = rounds;
+        // An update of this event that applied although its answer was lost: the SDK's retry of it (or a later round
+        // or run) found the group exactly as that update left it.
+        for change in &recognised {
+            let detail = "applied by this event's update, whose answer was lost; the re-read found it";
+            report.push(change_line(group_id, change, Outcome::Applied, detail));
+        }
+        let retired = recognised.iter().filter(|c| c.verb == Kind::Retire).map(|c| &c.id);
+        confirm_retired(ctx, job, retired).await;
+        let (plan, etag) = match written {
+            Ok(done) => done,
+            Err(e) => {
+                // A failure that may pass keeps the key: Lambda's retry finds it again and adds it. One that cannot
+                // leaves a key that no group will list: delete it now, or say it is left behind.
+                if let Some(id) = made.filter(|_| !e.error_type().is_retryable()) {
+                    report.push(self.abandon(job, &id, may).await);
+                }
+                reported.push(Reported { group_id: group_id.clone(), intent, persisted });
+                return Err(e);
+            }
+        };
+        // The group as it is now: what the last update wrote, or the last read, which needed no update.
+        let items = &plan.items;
+        let mut said = !recognised.is_empty();
+        if let Some(etag) = &etag {
+            for id in &plan.added {
+                intent.report(Kind::Add, id);
+                let (target, detail) = (format!("{group_id}/{id}"), format!("ETag {etag}"));
+                report.push(Action::new(target, Verb::AddKey.as_str(), Outcome::Applied, detail));
+            }
+            for (id, why) in &plan.retired {
+                intent.report(Kind::Retire, id);
+                let target = format!("{group_id}/{id}");
+                report.push(Action::new(target, Verb::RetireKey.as_str(), Outcome::Applied, why.clone()));
+            }
+            said = true;
+        }
+        for change in intent.done_otherwise(items) {
+            report.push(earlier_line(group_id, &change, Outcome::Applied));
+            said = true;
+        }
+        if !said {
+            report.push(Action::new(group_id.clone(), Verb::Update.as_str(), Outcome::Skipped, "already as desired"));
+        }
+        if job.delete_retired {
+            // What this event retired, in this run or an earlier one, and no group lists: a deletion that failed or
+            // never started (a lost answer, a crash) is finished by the event's retry.
+            let retired: Vec<String> = plan.retired.iter().map(|(id, _)| id.clone()).collect();
+            self.finish_deletes(ctx, group_id, &retired, intent.retired_gone(items), may, report).await;
+        }
+        reported.push(Reported { group_id: group_id.clone(), intent, persisted });
+        Ok(())
+    }
+
+    /// The group of an upload a newer upload replaced: nothing is added, but what an earlier run of this event did,
+    /// whose answer was its failure, is still this event's to say, and what it retired still its to delete. A dry
+    /// run only says so: it counts nothing and records nothing for the real run's retry.
+    #[allow(clippy::too_many_arguments)]
+    async fn skip_superseded(
+        &self,
+        job: &Job,
+        may: Option<&Permit>,
+        ctx: &Context,
+        items: &[String],
+        intent: Intent,
+        why: String,
+        report: &mut Report,
+        reported: &mut Vec<Reported>,
+    ) {
+        let group_id = &job.key_group_id;
+        let mut said = intent.clone();
+        let applied = if may.is_some() { Outcome::Applied } else { Outcome::Planned };
+        for change in said.changes.iter_mut().filter(|c| c.applied && !c.reported) {
+            change.reported = true;
+            report.push(earlier_line(group_id, change, applied));
+        }
+        for change in said.done_otherwise(items) {
+            report.push(earlier_line(group_id, &change, applied));
+        }
+        report.push(Action::new(group_id.clone(), Verb::Rotate.as_str(), Outcome::Skipped, why));
+        let Some(may) = may else { return };
+        // A deletion that failed (or whose answer was lost) finishes on this retry, as it would had nothing been
+        // uploaded since.
+        if job.delete_retired {
+            self.finish_deletes(ctx, group_id, &[], intent.retired_gone(items), may, report).await;
+        }
+        reported.push(Reported { group_id: group_id.clone(), intent: said, persisted: intent });
+    }
+
+    /// Creates the job's new key and says so; the key's id. An earlier delivery's key of the same upload is used.
+    async fn create_key(
+        &self,
+        job: &Job,
+        new_key: &NewKey,
+        may: &Permit,
+        report: &mut Report,
+    ) -> Result<String, Error> {
+        let key = aws::create(&self.cloudfront, new_key, may).await?;
+        let target = format!("{}/{}", job.key_group_id, key.id);
+        let made = format!("{} ({})", new_key.name, new_key.comment);
+        report.push(match key.by {
+            Maker::ThisRun => Action::new(target, Verb::CreateKey.as_str(), Outcome::Applied, made),
+            Maker::ThisRunAnswerLost => Action::new(
+                target,
+                Verb::CreateKey.as_str(),
+                Outcome::Applied,
+                format!("{made}; CloudFront's answer was lost, and the SDK's retry found the key"),
+            ),
+            Maker::EarlierDelivery => Action::new(
+                target,
+                Verb::CreateKey.as_str(),
+                Outcome::Skipped,
+                format!(
+                    "{} already exists with this key (created by an earlier delivery): using {}",
+                    new_key.name, key.id
+                ),
+            ),
+        });
+        Ok(key.id)
+    }
+
+    /// The read-modify-write of the group: rounds of read, plan, record, conditional update, until an update is
+    /// accepted or none is needed. Each round records its plan (what the event changes, when each added key joins,
+    /// which keys it retires) before its update, so a crash or a lost answer after the update still leaves them;
+    /// recognises on its read an earlier update of the event whose answer was lost; and re-reads and re-plans when
+    /// the ETag is stale. The first round writes on `first_read`, made before the key was created: creating a key
+    /// leaves the group as it was, and the update is conditional on that read's ETag. Returns the last plan with
+    /// the new ETag (`None`: no update was needed), and what the rounds learnt of the event's changes.
+    async fn write_group(
+        &self,
+        job: &Job,
+        ctx: &Context,
+        may: &Permit,
+        add: &[String],
+        first_read: (aws::Group, Vec<Key<String>>),
+        intent: Intent,
+    ) -> (Result<(Plan<String>, Option<String>), Error>, Rounds) {
+        let group_id = &job.key_group_id;
+        let mut first_read = Some(first_read);
         let state = Mutex::new(Rounds { persisted: intent.clone(), intent, recognised: Vec::new() });
         // Concurrent rotations of one group each need a round; ten bounds the worst case well inside a Lambda timeout.
         let policy = RmwPolicy { max_attempts: 10, base_delay: Duration::from_millis(50), ..RmwPolicy::default() };
         let is_conflict = |e: &Error| matches!(e, Error::GroupChanged { .. });
-        let rounds = read_modify_write(&policy, ctx.deadline_instant(), is_conflict, |attempt| {
-            let add = &add;
+        let written = read_modify_write(&policy, ctx.deadline_instant(), is_conflict, |attempt| {
             let seen = first_read.take();
             let state = &state;
             async move {
@@ -426,8 +496,7 @@ impl RotateKeyGroup {
                     Some(seen) => seen,
                     None => self.observe(ctx, group_id, add).await?,
                 };
-                let plan =
-                    plan::plan(&group.items, &keys, &rotation(job, add.clone(), job.retire.clone()), now_secs())?;
+                let plan = plan::plan(&group.items, &keys, &plan::rotation(job, add.to_vec(), job.retire.clone()), now_secs())?;
                 let recorded = {
                     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
                     let found = state.intent.recognise(&group.items);
@@ -439,8 +508,6 @@ impl RotateKeyGroup {
                     state.persisted = state.intent.clone();
                     state.intent.clone()
                 };
-                // Recorded before the update, so that a crash or a lost answer after it still leaves them: what the
-                // event changes (its retry finishes it), and when each added key joins (never before it does).
                 marks::put_intent(&ctx.leases, &ctx.event_id, group_id, &recorded).await?;
                 for id in &plan.added {
                     marks::put_joined(&ctx.leases, group_id, id, now_secs()).await?;
@@ -448,11 +515,11 @@ impl RotateKeyGroup {
                 // Pending until the update is answered (or recognised): a refused update leaves no mark the sweep
                 // acts on.
                 let pending =
-                    marks::Retired { group: group_id.clone(), deletable: job.delete_retired, confirmed: false };
+                    plan::Retired { group: group_id.clone(), deletable: job.delete_retired, confirmed: false };
                 for (id, _) in &plan.retired {
                     marks::put_retired(&ctx.leases, id, &pending).await?;
                 }
-                let etag = aws::update(&self.cloudfront, group_id, &group, plan.items.clone()).await?;
+                let etag = aws::update(&self.cloudfront, group_id, &group, plan.items.clone(), may).await?;
                 // Answered: the change is this event's for certain, even if the run fails later (a delete) and the
                 // group changes before its retry, which then still reports it applied.
                 let answered = {
@@ -469,66 +536,7 @@ impl RotateKeyGroup {
             }
         })
         .await;
-        let Rounds { mut intent, persisted, recognised } = state.into_inner().unwrap_or_else(|e| e.into_inner());
-        // An update of this event that applied although its answer was lost: the SDK's retry of it (or a later round
-        // or run) found the group exactly as that update left it.
-        for change in &recognised {
-            let detail = "applied by this event's update, whose answer was lost; the re-read found it";
-            report.push(change_line(group_id, change, Outcome::Applied, detail));
-        }
-        let retired = recognised.iter().filter(|c| c.verb == Kind::Retire).map(|c| &c.id);
-        confirm_retired(ctx, job, retired).await;
-        let (plan, etag) = match rounds {
-            Ok(done) => done,
-            Err(e) => {
-                // A failure that may pass keeps the key: Lambda's retry finds it again and adds it. One that cannot
-                // leaves a key that no group will list: delete it now, or say it is left behind.
-                if let Some(id) = made.filter(|_| !e.error_type().is_retryable()) {
-                    report.push(self.abandon(job, &id).await);
-                }
-                reported.push(Reported { group_id: group_id.clone(), intent, persisted });
-                return Err(e);
-            }
-        };
-        // The group as it is now: what the last update wrote, or the last read, which needed no update.
-        let items = &plan.items;
-        let mut said = !recognised.is_empty();
-        if let Some(etag) = &etag {
-            for id in &plan.added {
-                intent.report(Kind::Add, id);
-                report.push(Action::new(
-                    format!("{group_id}/{id}"),
-                    Verb::AddKey.as_str(),
-                    Outcome::Applied,
-                    format!("ETag {etag}"),
-                ));
-            }
-            for (id, why) in &plan.retired {
-                intent.report(Kind::Retire, id);
-                report.push(Action::new(
-                    format!("{group_id}/{id}"),
-                    Verb::RetireKey.as_str(),
-                    Outcome::Applied,
-                    why.clone(),
-                ));
-            }
-            said = true;
-        }
-        for change in intent.done_otherwise(items) {
-            report.push(earlier_line(group_id, &change, Outcome::Applied));
-            said = true;
-        }
-        if !said {
-            report.push(Action::new(group_id.clone(), Verb::Update.as_str(), Outcome::Skipped, "already as desired"));
-        }
-        if job.delete_retired {
-            // What this event retired, in this run or an earlier one, and no group lists: a deletion that failed or
-            // never started (a lost answer, a crash) is finished by the event's retry.
-            let retired: Vec<String> = plan.retired.iter().map(|(id, _)| id.clone()).collect();
-            self.finish_deletes(ctx, group_id, &retired, intent.retired_gone(items), report).await;
-        }
-        reported.push(Reported { group_id: group_id.clone(), intent, persisted });
-        Ok(())
+        (written, state.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Deletes the keys this run retired (`retired`) and those an earlier run of the event retired that no group
@@ -540,15 +548,16 @@ impl RotateKeyGroup {
         group_id: &str,
         retired: &[String],
         earlier: Vec<String>,
+        may: &Permit,
         report: &mut Report,
     ) {
         for id in retired {
-            report.push(aws::delete_if_unused(&self.cloudfront, group_id, id).await);
+            report.push(aws::delete_if_unused(&self.cloudfront, group_id, id, may).await);
         }
         for id in earlier.iter().filter(|id| !retired.contains(id)) {
             match marks::retired(&ctx.leases, id).await {
                 Ok(Some(mark)) if !mark.deletable => continue,
-                Ok(_) => report.push(aws::delete_if_unused(&self.cloudfront, group_id, id).await),
+                Ok(_) => report.push(aws::delete_if_unused(&self.cloudfront, group_id, id, may).await),
                 // Not deleted on a guess: the sweep reads the mark again, and says what it finds.
                 Err(e) => tracing::warn!(key = %id, error = %e, "could not read the retire mark; the key waits"),
             }
@@ -581,9 +590,9 @@ impl RotateKeyGroup {
     }
 
     /// A key this job made that its group will not list, after a failure a retry cannot fix.
-    async fn abandon(&self, job: &Job, id: &str) -> Action {
+    async fn abandon(&self, job: &Job, id: &str, may: &Permit) -> Action {
         if job.delete_retired {
-            return aws::delete_if_unused(&self.cloudfront, &job.key_group_id, id).await;
+            return aws::delete_if_unused(&self.cloudfront, &job.key_group_id, id, may).await;
         }
         let detail = format!(
             "created for {}, which it could not join; no key group lists it; set DELETE_RETIRED_KEYS to delete such keys",
@@ -592,56 +601,41 @@ impl RotateKeyGroup {
         Action::new(id, Verb::OrphanKey.as_str(), Outcome::Skipped, detail)
     }
 
-    /// Keys this deployment made that no key group lists, left by a deletion that failed or a run that failed after
-    /// creating one: deleted when deletion is allowed, else reported and counted (`orphans`, beside `publicKeys`),
-    /// so that they never pile up unseen until CloudFront's quota of public keys is reached. Other stacks' keys and
-    /// keys made by hand are never looked at.
-    async fn orphans(&self, ctx: &Context, delete: bool, report: &mut Report) {
-        let census = match aws::orphans(&self.cloudfront, &self.tag, now_secs(), ORPHAN_MIN_AGE_SECS).await {
+    /// Keys this deployment made or retired that no key group lists, left by a deletion that failed, a run that
+    /// failed after creating one, or an event that died between its update and its delete: deleted when deletion is
+    /// allowed, else reported and counted (`orphans`, beside `publicKeys`), so that they never pile up unseen until
+    /// CloudFront's quota of public keys is reached. Which keys those are is [`plan::orphan`]'s rule; other stacks'
+    /// keys and keys made by hand that this deployment never retired are never looked at.
+    async fn orphans(&self, ctx: &Context, delete: bool, may: &Permit, report: &mut Report) {
+        let (keys, listed) = match aws::census(&self.cloudfront).await {
             Ok(census) => census,
             Err(e) => return report.push(Action::failed("orphaned keys", Verb::FindOrphans.as_str(), &e)),
         };
-        // Keys this deployment retired from a group and no group lists now are its to delete too: the event that
-        // retired one may have died (dead-lettered) before its delete. One retired by a job that kept retired keys
-        // is counted and kept, whoever made it.
-        // (key, why it is an orphan, why it is kept even with deletion on)
-        let mut orphans: Vec<(aws::KeySummary, String, Option<&str>)> = Vec::new();
-        const KEPT_OFF: &str = "it was retired with deletion off";
-        for key in census.orphans {
-            let why = format!("orphan: this deployment made it ({}) and no key group lists it", key.name);
-            match marks::retired(&ctx.leases, &key.id).await {
-                Ok(mark) => {
-                    let kept = mark.is_some_and(|m| !m.deletable).then_some(KEPT_OFF);
-                    orphans.push((key, why, kept));
-                }
-                // Counted, and kept until a run can read whether it was retired to be kept.
+        let (public_keys, now) = (keys.len(), now_secs());
+        let mut orphans = Vec::new();
+        for key in keys {
+            let seen = plan::Seen {
+                name: key.name.clone(),
+                created: key.created,
+                listed: listed.contains(&key.id),
+                made_here: made_by(key.comment.as_deref(), &self.tag),
+            };
+            if !seen.unlisted(now) {
+                continue;
+            }
+            let mark = match marks::retired(&ctx.leases, &key.id).await {
+                Ok(mark) => Ok(mark),
                 Err(e) => {
                     report.push(Action::failed(&key.id, Verb::FindOrphans.as_str(), &e));
-                    orphans.push((key, why, Some("its retire mark could not be read")));
+                    Err(())
                 }
+            };
+            match plan::orphan(&seen, mark.as_ref().map(Option::as_ref).map_err(|_| ()), delete) {
+                Sweep::NotOurs => {}
+                sweep => orphans.push((key.id, sweep)),
             }
         }
-        for key in census.unlisted {
-            match marks::retired(&ctx.leases, &key.id).await {
-                Ok(Some(marks::Retired { group, deletable, confirmed: true })) => {
-                    let why = format!("orphan: this deployment retired it from {group} and no key group lists it");
-                    orphans.push((key, why, (!deletable).then_some(KEPT_OFF)));
-                }
-                // The update that would have retired it was never confirmed (its answer was lost, or it was refused
-                // and not tried again), and another writer may have taken it out: never deleted on that guess, but
-                // counted, so it cannot pile up unseen.
-                Ok(Some(marks::Retired { group, confirmed: false, .. })) => {
-                    let why = format!(
-                        "orphan: no key group lists it, and this deployment's update that would retire it from {group} was never confirmed"
-                    );
-                    let kept = "another writer may have taken it out; delete it by hand if nothing uses it";
-                    orphans.push((key, why, Some(kept)));
-                }
-                Ok(None) => {}
-                Err(e) => report.push(Action::failed(&key.id, Verb::FindOrphans.as_str(), &e)),
-            }
-        }
-        report.push(census_line(census.public_keys, orphans.len(), &self.tag));
+        report.push(census_line(public_keys, orphans.len(), &self.tag));
         // A key this run already tried to delete keeps that line: a failure there is what Lambda's retry is for.
         let tried: Vec<String> = report
             .actions
@@ -649,18 +643,11 @@ impl RotateKeyGroup {
             .filter(|a| a.action == Verb::DeleteKey.as_str())
             .filter_map(|a| a.target.rsplit('/').next().map(String::from))
             .collect();
-        for (key, why, kept) in orphans.into_iter().filter(|(k, ..)| !tried.contains(&k.id)) {
-            report.push(match (kept, delete) {
-                (Some(reason), _) => {
-                    Action::new(&key.id, Verb::OrphanKey.as_str(), Outcome::Skipped, format!("{why}; kept: {reason}"))
-                }
-                (None, true) => aws::delete(&self.cloudfront, &key.id, &key.id, &why).await,
-                (None, false) => Action::new(
-                    &key.id,
-                    Verb::OrphanKey.as_str(),
-                    Outcome::Skipped,
-                    format!("{why}; set DELETE_RETIRED_KEYS to delete it"),
-                ),
+        for (id, sweep) in orphans.into_iter().filter(|(id, _)| !tried.contains(id)) {
+            report.push(match sweep {
+                Sweep::Delete { why } => aws::delete(&self.cloudfront, &id, &id, &why, may).await,
+                Sweep::Keep { detail } => Action::new(&id, Verb::OrphanKey.as_str(), Outcome::Skipped, detail),
+                Sweep::NotOurs => continue,
             });
         }
     }

@@ -9,7 +9,7 @@ use shared::hash::sha256_hex;
 use shared::idempotency::Leases;
 
 use crate::error::Error;
-use crate::plan::Intent;
+use crate::plan::{Intent, Retired};
 
 /// How long the moment a key joined a group is kept: longer than any grace period (`GRACE_HOURS` is at most 8760).
 pub const JOINED_KEPT: Duration = Duration::from_secs(400 * 86_400);
@@ -43,15 +43,6 @@ pub async fn put_joined(leases: &Leases, group: &str, key: &str, now: f64) -> Re
 /// retired with deletion off is marked too, as one to keep: the sweep counts it as an orphan and never deletes it.
 pub fn retired_name(key: &str) -> String {
     format!("retired#{key}")
-}
-
-/// How this deployment retired a key: from which group, whether deleting it was allowed then, and whether the
-/// update that retired it was answered (or recognised), which makes the retirement keeper's for certain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Retired {
-    pub group: String,
-    pub deletable: bool,
-    pub confirmed: bool,
 }
 
 /// How this deployment retired `key`, or meant to, if the mark is kept.

@@ -37,6 +37,7 @@ impl fmt::Display for Member {
     }
 }
 
+use crate::config::Job;
 pub use crate::config::MAX_KEYS_PER_GROUP;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -274,6 +275,117 @@ impl Classify for Refusal {
     }
 }
 
+/// How old a key of keeper's in no key group must be before it counts as an orphan: longer than any Lambda run, so
+/// that a rotation between its create and its update is never mistaken for one.
+pub const ORPHAN_MIN_AGE_SECS: f64 = 20.0 * 60.0;
+
+/// How this deployment retired a key: from which group, whether deleting it was allowed then, and whether the
+/// update that retired it was answered (or recognised), which makes the retirement keeper's for certain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retired {
+    pub group: String,
+    pub deletable: bool,
+    pub confirmed: bool,
+}
+
+/// A public key of the account as the orphan sweep sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub name: String,
+    /// Epoch seconds.
+    pub created: f64,
+    /// Whether a key group lists it.
+    pub listed: bool,
+    /// Whether its comment says this deployment made it.
+    pub made_here: bool,
+}
+
+impl Seen {
+    /// Whether the sweep looks at the key at all: in no key group, and older than any run.
+    pub fn unlisted(&self, now: f64) -> bool {
+        !self.listed && now - self.created >= ORPHAN_MIN_AGE_SECS
+    }
+}
+
+/// What the sweep does with an unlisted key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sweep {
+    /// Not this deployment's: never looked at again, not counted.
+    NotOurs,
+    /// This deployment's orphan, deleted.
+    Delete { why: String },
+    /// This deployment's orphan, counted and kept.
+    Keep { detail: String },
+}
+
+/// What the sweep does with an unlisted key (see [`Seen::unlisted`]), given this deployment's retire mark of it
+/// (`Err` when it could not be read) and whether deletion is on. A key this deployment made is its orphan. So is a
+/// key it retired from a group: the event that retired it may have died (dead-lettered) before its delete. One
+/// retired with deletion off is counted and kept, whoever made it; one whose retiring update was never confirmed (its
+/// answer lost, or refused and not tried again) may have been taken out by another writer: counted, never deleted on
+/// that guess. A mark that cannot be read keeps a key of this deployment's until a run can read it.
+pub fn orphan(key: &Seen, mark: Result<Option<&Retired>, ()>, delete: bool) -> Sweep {
+    const KEPT_OFF: &str = "it was retired with deletion off";
+    let (why, kept) = match (key.made_here, mark) {
+        (true, Ok(mark)) => (
+            format!("orphan: this deployment made it ({}) and no key group lists it", key.name),
+            mark.is_some_and(|m| !m.deletable).then_some(KEPT_OFF),
+        ),
+        (true, Err(())) => (
+            format!("orphan: this deployment made it ({}) and no key group lists it", key.name),
+            Some("its retire mark could not be read"),
+        ),
+        (false, Ok(Some(Retired { group, deletable, confirmed: true }))) => (
+            format!("orphan: this deployment retired it from {group} and no key group lists it"),
+            (!deletable).then_some(KEPT_OFF),
+        ),
+        (false, Ok(Some(Retired { group, confirmed: false, .. }))) => (
+            format!(
+                "orphan: no key group lists it, and this deployment's update that would retire it from {group} was never confirmed"
+            ),
+            Some("another writer may have taken it out; delete it by hand if nothing uses it"),
+        ),
+        (false, Ok(None) | Err(())) => return Sweep::NotOurs,
+    };
+    match (kept, delete) {
+        (Some(reason), _) => Sweep::Keep { detail: format!("{why}; kept: {reason}") },
+        (None, true) => Sweep::Delete { why },
+        (None, false) => Sweep::Keep { detail: format!("{why}; set DELETE_RETIRED_KEYS to delete it") },
+    }
+}
+
+/// A job's rotation, with the keys to add and retire named by `K`.
+pub fn rotation<K>(job: &Job, add: Vec<K>, retire: Vec<K>) -> Rotation<K> {
+    Rotation { add, retire, max_keys: job.max_keys, grace_seconds: job.grace_hours * 3600.0 }
+}
+
+/// The plan made before the job's new key is created, with that key as one to create: a rotation that cannot
+/// happen (the group full, no key old enough to leave) is refused before anything is made. `keys` are the group's
+/// members with when each joined; `joined`, the key this event created and an earlier run of it added, which is a
+/// member now, not a key to create (it would count twice against the five a group may hold).
+pub fn with_new_key(
+    job: &Job,
+    items: &[String],
+    keys: &[Key<String>],
+    joined: Option<&str>,
+    now: f64,
+) -> Result<Plan<Member>, Refusal> {
+    let existing = |id: &str| Member::Existing(id.to_string());
+    let mut members: Vec<Key<Member>> = keys.iter().map(|k| Key { id: existing(&k.id), joined: k.joined }).collect();
+    let mut add: Vec<Member> = job.add.iter().map(|id| existing(id)).collect();
+    match (&job.new_key, joined) {
+        (Some(_), Some(id)) => add.push(existing(id)),
+        (Some(new_key), None) => {
+            add.push(Member::ToCreate(new_key.name.clone()));
+            members.push(Key { id: Member::ToCreate(new_key.name.clone()), joined: now });
+        }
+        (None, _) => {}
+    }
+    let current: Vec<Member> = items.iter().map(|id| existing(id)).collect();
+    let retire = job.retire.iter().map(|id| existing(id)).collect();
+    plan(&current, &members, &rotation(job, add, retire), now)
+}
+
 /// Applies a rotation to the current items. `keys` has the creation time of every current and added key.
 pub fn plan<K>(current: &[K], keys: &[Key<K>], rotation: &Rotation<K>, now: f64) -> Result<Plan<K>, Refusal>
 where
@@ -381,6 +493,41 @@ mod tests {
 
     const NOW: f64 = 1_800_000_000.0;
     const HOUR: f64 = 3600.0;
+
+    fn seen(made_here: bool) -> Seen {
+        Seen { name: "keeper-k".into(), created: NOW - 2.0 * HOUR, listed: false, made_here }
+    }
+
+    #[test]
+    fn given_keys_listed_or_young_when_swept_then_not_looked_at() {
+        // GIVEN a key in a group, and one made within the last 20 minutes (a rotation between create and update)
+        let listed = Seen { listed: true, ..seen(true) };
+        let young = Seen { created: NOW - ORPHAN_MIN_AGE_SECS + 1.0, ..seen(true) };
+        // THEN neither is unlisted; a key exactly at the age is
+        assert!(!listed.unlisted(NOW) && !young.unlisted(NOW));
+        assert!(Seen { created: NOW - ORPHAN_MIN_AGE_SECS, ..seen(true) }.unlisted(NOW));
+    }
+
+    #[test]
+    fn given_each_kind_of_unlisted_key_when_swept_then_deleted_only_when_ours_for_certain_and_deletion_is_on() {
+        let retired = |deletable, confirmed| Retired { group: "g".into(), deletable, confirmed };
+        let deletes = |s: &Sweep| matches!(s, Sweep::Delete { .. });
+        // GIVEN a key this deployment made, with no mark: deleted with deletion on, kept and counted with it off
+        assert!(deletes(&orphan(&seen(true), Ok(None), true)));
+        let Sweep::Keep { detail } = orphan(&seen(true), Ok(None), false) else { panic!("kept") };
+        assert!(detail.contains("set DELETE_RETIRED_KEYS"), "{detail}");
+        // GIVEN one retired with deletion off, or whose mark cannot be read: kept even with deletion on
+        assert!(matches!(orphan(&seen(true), Ok(Some(&retired(false, true))), true), Sweep::Keep { .. }));
+        assert!(matches!(orphan(&seen(true), Err(()), true), Sweep::Keep { .. }));
+        // GIVEN a key made by hand that this deployment retired, confirmed: ours to delete
+        assert!(deletes(&orphan(&seen(false), Ok(Some(&retired(true, true))), true)));
+        // GIVEN one whose retiring update was never confirmed: counted, never deleted on that guess
+        let Sweep::Keep { detail } = orphan(&seen(false), Ok(Some(&retired(true, false))), true) else { panic!() };
+        assert!(detail.contains("never confirmed") && detail.contains("another writer"), "{detail}");
+        // GIVEN a key made by hand with no mark, or an unreadable one: not ours, not counted
+        assert_eq!(orphan(&seen(false), Ok(None), true), Sweep::NotOurs);
+        assert_eq!(orphan(&seen(false), Err(()), true), Sweep::NotOurs);
+    }
 
     fn keys(ages_hours: &[(&str, f64)]) -> (Vec<String>, Vec<Key<String>>) {
         let ids = ages_hours.iter().map(|(id, _)| id.to_string()).collect();

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_appstream::Client;
 use aws_sdk_appstream::types::ImageBuilder;
-use shared::aws_error::describe as describe_error;
+use shared::aws_error::AwsError;
 use shared::classify::Classify;
 use shared::clients::PerRegion;
-use shared::host::Context;
+use shared::host::{Context, Permit, Withheld};
 use shared::lost_answer::AnswerWatch;
 use shared::paging::Pages;
 use shared::report::Verb as _;
@@ -127,9 +127,7 @@ async fn describe(client: &Client, region: &str, names: Option<&[String]>) -> Re
         {
             Ok(page) => page,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Ok(None),
-            Err(e) => {
-                return Err(Error::Aws { target: region.into(), failure: describe_error("DescribeImageBuilders", &e) });
-            }
+            Err(e) => return Err(AwsError::new(region, "DescribeImageBuilders", &e).into()),
         };
         out.extend(page.image_builders.unwrap_or_default().iter().map(|b| to_builder(region, b)));
         match pages.next(page.next_token)? {
@@ -146,10 +144,12 @@ pub async fn state_of(client: &Client, region: &str, name: &str) -> Result<Optio
 }
 
 pub async fn tags(client: &Client, region: &str, arn: &str) -> Result<BTreeMap<String, String>, Error> {
-    let out = client.list_tags_for_resource().resource_arn(arn).send().await.map_err(|e| Error::Aws {
-        target: format!("{region}/{arn}"),
-        failure: describe_error("ListTagsForResource", &e),
-    })?;
+    let out = client
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .map_err(|e| AwsError::new(format!("{region}/{arn}"), "ListTagsForResource", &e))?;
     Ok(out.tags.unwrap_or_default().into_iter().collect())
 }
 
@@ -160,6 +160,7 @@ pub async fn start(
     p: &Planned,
     agent_version: Option<&str>,
     watch: &AnswerWatch,
+    _: &Permit,
 ) -> Result<State, Error> {
     match client
         .start_image_builder()
@@ -174,18 +175,18 @@ pub async fn start(
         Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
             Err(Error::Gone { target: p.target() })
         }
-        Err(e) => Err(Error::Aws { target: p.target(), failure: describe_error("StartImageBuilder", &e) }),
+        Err(e) => Err(AwsError::new(p.target(), "StartImageBuilder", &e).into()),
     }
 }
 
 /// Stops a builder; returns its state afterwards. A builder deleted since the read is [`Error::Gone`].
-pub async fn stop(client: &Client, p: &Planned, watch: &AnswerWatch) -> Result<State, Error> {
+pub async fn stop(client: &Client, p: &Planned, watch: &AnswerWatch, _: &Permit) -> Result<State, Error> {
     match client.stop_image_builder().name(&p.name).customize().interceptor(watch.clone()).send().await {
         Ok(out) => Ok(state_after(out.image_builder)),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
             Err(Error::Gone { target: p.target() })
         }
-        Err(e) => Err(Error::Aws { target: p.target(), failure: describe_error("StopImageBuilder", &e) }),
+        Err(e) => Err(AwsError::new(p.target(), "StopImageBuilder", &e).into()),
     }
 }
 
@@ -228,11 +229,13 @@ pub async fn apply(
                 Ok(permit) => permit,
                 Err(e) => return failed(p, verb, &e),
             };
-            // Checked once the permit is held: with a low limit, a builder may wait long for its turn. A wait that
-            // could not end before the margin is not begun either: the retry waits and starts it.
-            if let Err(out_of_time) = ctx.may_start() {
-                return ReportAction::failed(p.target(), verb.as_str(), &out_of_time);
-            }
+            // Asked once the turn is had: with a low limit, a builder may wait long for it. A wait that could not
+            // end before the margin is not begun either: the retry waits and starts it.
+            let may = match ctx.may_mutate() {
+                Ok(may) => may,
+                Err(Withheld::OutOfTime(e)) => return ReportAction::failed(p.target(), verb.as_str(), &e),
+                Err(Withheld::DryRun) => return p.as_planned(job.action),
+            };
             if p.step == Step::WaitThenStart {
                 match wait_until_stopped(&client, p, ctx, poll).await {
                     Ok(None) => {}
@@ -242,8 +245,8 @@ pub async fn apply(
             }
             let watch = AnswerWatch::new();
             let result = match p.step {
-                Step::Stop => stop(&client, p, &watch).await,
-                _ => start(&client, p, job.appstream_agent_version.as_deref(), &watch).await,
+                Step::Stop => stop(&client, p, &watch, &may).await,
+                _ => start(&client, p, job.appstream_agent_version.as_deref(), &watch, &may).await,
             };
             drop(permit);
             match result {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use regex::Regex;
 use serde::Deserialize;
-use shared::config::{ConfigError, Lookup};
+use shared::config::{ConfigError, FromLookup, Lookup};
 use shared::error::InvalidInput;
 use shared::trigger;
 
@@ -56,8 +56,8 @@ pub struct Settings {
     pub poll_interval: Duration,
 }
 
-impl Settings {
-    pub fn from_lookup(lookup: &Lookup<'_>) -> Result<Settings, ConfigError> {
+impl FromLookup for Settings {
+    fn from_lookup(lookup: &Lookup<'_>) -> Result<Settings, ConfigError> {
         // `OPT_OUT_TAG=""` turns the opt-out check off; unset keeps the default tag.
         let opt_out_tag = match lookup.string("OPT_OUT_TAG") {
             Some(tag) => Some(tag),
@@ -77,7 +77,7 @@ impl Settings {
         let as_setting = |e: InvalidInput, name: &str| ConfigError {
             name: name.into(),
             problem: e.rule,
-            accepted: "see the README".into(),
+            accepted: "see functions/start-idle-image-builders/README.md".into(),
         };
         for region in &config.regions {
             check_region("REGIONS", region).map_err(|e| as_setting(e, "REGIONS"))?;

@@ -1,6 +1,6 @@
 //! How start-idle-image-builders fails, each way with its stable error type.
 
-use shared::aws_error::AwsFailure;
+use shared::aws_error::AwsError;
 use shared::classify::{Classify, ErrorType};
 use shared::error::InvalidInput;
 
@@ -9,8 +9,8 @@ pub enum Error {
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
     /// An AppStream call failed after the SDK's retries.
-    #[error("{target}: {failure}")]
-    Aws { target: String, failure: AwsFailure },
+    #[error(transparent)]
+    Aws(#[from] AwsError),
     /// The builder was deleted between the read and the call.
     #[error("{target}: no such image builder (deleted meanwhile)")]
     Gone { target: String },
@@ -29,7 +29,7 @@ impl Classify for Error {
     fn error_type(&self) -> ErrorType {
         match self {
             Error::Invalid(e) => e.error_type(),
-            Error::Aws { failure, .. } => failure.error_type,
+            Error::Aws(e) => e.error_type(),
             Error::Gone { .. } => ErrorType::NOT_FOUND,
             Error::StillStopping { .. } => ErrorType::TIMEOUT,
             Error::Paging(e) => e.error_type(),

@@ -11,17 +11,16 @@ pub mod plan;
 use aws_sdk_appstream::Client;
 use aws_types::SdkConfig;
 use shared::clients::PerRegion;
-use shared::config::{ConfigError, Lookup};
 use shared::error::InvalidInput;
 use shared::host::{Context, Function};
 use shared::report::Verb as _;
-use shared::report::{Action as ReportAction, Outcome, Report};
+use shared::report::{Action as ReportAction, Report};
 use shared::trigger::Input;
 
 pub use crate::error::Error;
 
 use crate::config::{Action, Job, Request, Settings};
-use crate::plan::{Planned, Step, Verb};
+use crate::plan::Verb;
 
 pub struct StartIdleImageBuilders {
     settings: Settings,
@@ -35,10 +34,6 @@ impl Function for StartIdleImageBuilders {
     type Request = Request;
     type Settings = Settings;
     type Error = Error;
-
-    fn settings(lookup: &Lookup<'_>) -> Result<Settings, ConfigError> {
-        Settings::from_lookup(lookup)
-    }
 
     fn new(sdk_config: &SdkConfig, shared: &shared::config::Settings, settings: Settings) -> Self {
         let shared = shared.clone();
@@ -72,20 +67,12 @@ impl Function for StartIdleImageBuilders {
             let planned = plan::plan(job, &observed);
             tracing::info!(action = ?job.action, selected = planned.len(), dry_run = ctx.dry_run, "planned");
             if ctx.dry_run {
-                report.actions.extend(planned.iter().map(|p| as_planned(job, p)));
+                report.actions.extend(planned.iter().map(|p| p.as_planned(job.action)));
             } else {
                 let poll = self.settings.poll_interval;
                 report.actions.extend(aws::apply(job, &planned, ctx, &self.clients, limit, poll).await);
             }
         }
         Ok(())
-    }
-}
-
-fn as_planned(job: &Job, p: &Planned) -> ReportAction {
-    let verb = p.verb(job.action).as_str();
-    match &p.step {
-        Step::Skip(why) => ReportAction::new(p.target(), verb, Outcome::Skipped, format!("{}: {why}", p.before())),
-        _ => ReportAction::new(p.target(), verb, Outcome::Planned, format!("{}: would {verb}", p.before())),
     }
 }

@@ -190,6 +190,16 @@ impl Planned {
     pub fn before(&self) -> &str {
         self.state_before.as_ref().map(State::as_str).unwrap_or("(none)")
     }
+
+    /// The line of a run that only plans: what would be done to the builder, or why it is left alone.
+    pub fn as_planned(&self, action: Action) -> shared::report::Action {
+        use shared::report::{Action as Line, Outcome, Verb as _};
+        let verb = self.verb(action).as_str();
+        match &self.step {
+            Step::Skip(why) => Line::new(self.target(), verb, Outcome::Skipped, format!("{}: {why}", self.before())),
+            _ => Line::new(self.target(), verb, Outcome::Planned, format!("{}: would {verb}", self.before())),
+        }
+    }
 }
 
 /// Whether the step for this state could act (so the opt-out tag must be known).

@@ -12,8 +12,9 @@ use aws_sdk_imagebuilder::types::{
     AmiDistributionConfiguration, Distribution as SdkDistribution, FastLaunchLaunchTemplateSpecification,
     LaunchTemplateConfiguration,
 };
-use shared::aws_error::describe;
+use shared::aws_error::AwsError;
 use shared::error::InvalidInput;
+use shared::host::Permit;
 
 use crate::config::{DesiredState, Overrides};
 use crate::error::Error;
@@ -134,7 +135,7 @@ pub async fn get(client: &Client, arn: &str) -> Result<Current, Error> {
         .distribution_configuration_arn(arn)
         .send()
         .await
-        .map_err(|e| Error::Aws { target: arn.into(), failure: describe("GetDistributionConfiguration", &e) })?;
+        .map_err(|e| AwsError::new(arn, "GetDistributionConfiguration", &e))?;
     let config = out.distribution_configuration.ok_or(Error::UnexpectedResponse {
         operation: "GetDistributionConfiguration",
         missing: "distributionConfiguration",
@@ -153,6 +154,7 @@ pub async fn update(
     description: Option<&str>,
     distributions: Vec<SdkDistribution>,
     token: &str,
+    _: &Permit,
 ) -> Result<(), Error> {
     client
         .update_distribution_configuration()
@@ -162,7 +164,7 @@ pub async fn update(
         .client_token(token)
         .send()
         .await
-        .map_err(|e| Error::Aws { target: arn.into(), failure: describe("UpdateDistributionConfiguration", &e) })?;
+        .map_err(|e| AwsError::new(arn, "UpdateDistributionConfiguration", &e))?;
     Ok(())
 }
 

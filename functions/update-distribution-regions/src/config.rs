@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 use serde::Deserialize;
-use shared::config::{ConfigError, Lookup};
+use shared::config::{ConfigError, FromLookup, Lookup};
 use shared::error::InvalidInput;
 use shared::trigger;
 
@@ -91,8 +91,8 @@ pub struct Settings {
     pub allowed: Vec<String>,
 }
 
-impl Settings {
-    pub fn from_lookup(lookup: &Lookup<'_>) -> Result<Settings, ConfigError> {
+impl FromLookup for Settings {
+    fn from_lookup(lookup: &Lookup<'_>) -> Result<Settings, ConfigError> {
         let desired_state = match lookup.string("DESIRED_STATE_S3_URI") {
             None => None,
             Some(uri) => Some(parse_s3_uri(&uri).ok_or_else(|| ConfigError {
@@ -112,7 +112,9 @@ impl Settings {
         }
         Ok(Settings { desired_state, allowed })
     }
+}
 
+impl Settings {
     /// Whether the settings let this function change `change`'s configuration: a request, an SNS message or a
     /// document entry outside `DISTRIBUTION_CONFIGURATION_ARNS` is refused before any call.
     pub fn admits(&self, change: &Change) -> Result<(), InvalidInput> {

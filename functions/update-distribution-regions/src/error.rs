@@ -1,6 +1,6 @@
 //! How update-distribution-regions fails, each way with its stable error type.
 
-use shared::aws_error::AwsFailure;
+use shared::aws_error::AwsError;
 use shared::classify::{Classify, ErrorType};
 use shared::error::InvalidInput;
 use shared::idempotency::LeaseError;
@@ -14,8 +14,8 @@ pub enum Error {
     #[error(transparent)]
     Document(#[from] ReadError),
     /// An Image Builder call failed after the SDK's retries.
-    #[error("{target}: {failure}")]
-    Aws { target: String, failure: AwsFailure },
+    #[error(transparent)]
+    Aws(#[from] AwsError),
     /// Another invocation holds the configuration's lease past the time this one could wait.
     #[error(transparent)]
     Lease(#[from] LeaseError),
@@ -36,7 +36,7 @@ impl Classify for Error {
             Error::Document(e) => e.error_type(),
             Error::Lease(e) => e.error_type(),
             Error::Moved { .. } => ErrorType::CONFLICT,
-            Error::Aws { failure, .. } => failure.error_type,
+            Error::Aws(e) => e.error_type(),
             Error::UnexpectedResponse { .. } => ErrorType::SERVICE_UNAVAILABLE,
         }
     }

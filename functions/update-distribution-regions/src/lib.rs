@@ -14,9 +14,8 @@ use std::time::Duration;
 use aws_sdk_imagebuilder::types::Distribution as SdkDistribution;
 use aws_types::SdkConfig;
 use shared::clients::PerRegion;
-use shared::config::{ConfigError, Lookup};
 use shared::error::InvalidInput;
-use shared::host::{Context, Function};
+use shared::host::{Context, Function, Permit, Withheld};
 use shared::idempotency::client_token;
 use shared::report::Verb as _;
 use shared::report::{Action, Outcome, Report};
@@ -42,10 +41,6 @@ impl Function for UpdateDistributionRegions {
     type Request = Request;
     type Settings = Settings;
     type Error = Error;
-
-    fn settings(lookup: &Lookup<'_>) -> Result<Settings, ConfigError> {
-        Settings::from_lookup(lookup)
-    }
 
     fn new(sdk_config: &SdkConfig, shared: &shared::config::Settings, settings: Settings) -> Self {
         let retries = shared.clone();
@@ -86,32 +81,47 @@ impl Function for UpdateDistributionRegions {
             // others are still repaired. Only what the request alone shows refuses the invocation (above).
             match aws::get(&client, &change.arn).await {
                 Ok(read) => match plan::plan(change, &read.distributions) {
-                    Ok(plan) => planned.push((change, source, client, read, plan)),
+                    Ok(plan) => planned.push(Planned { change, source: source.as_ref(), client, read, plan }),
                     Err(e) => report.push(Action::failed(&change.arn, Verb::Plan.as_str(), &Error::from(e))),
                 },
                 Err(e) => report.push(Action::failed(&change.arn, Verb::Read.as_str(), &e)),
             }
         }
-        for (change, source, client, read, plan) in planned {
-            if !plan.changes() {
-                report_plan(report, change, &plan, None);
-            } else if ctx.dry_run {
-                report_plan(report, change, &plan, Some(Outcome::Planned));
-            } else if let Err(out_of_time) = ctx.may_start() {
-                report.push(Action::failed(&change.arn, Verb::Update.as_str(), &out_of_time));
-            } else {
-                match self.apply(change, source.as_ref(), &client, &read, plan, ctx).await {
+        for planned in planned {
+            let change = planned.change;
+            if !planned.plan.changes() {
+                report_plan(report, change, &planned.plan, None);
+                continue;
+            }
+            match ctx.may_mutate() {
+                Err(Withheld::DryRun) => report_plan(report, change, &planned.plan, Some(Outcome::Planned)),
+                Err(Withheld::OutOfTime(e)) => report.push(Action::failed(&change.arn, Verb::Update.as_str(), &e)),
+                // Under the configuration's lease, so no other keeper invocation writes it meanwhile.
+                Ok(permit) => match ctx
+                    .under_lease(&change.arn, LEASE_MARGIN, async || self.apply(planned, ctx, &permit).await)
+                    .await
+                {
                     Ok(Applied::Updated(plan)) => report_plan(report, change, &plan, Some(Outcome::Applied)),
                     Ok(Applied::AlreadyDone(plan)) => report_plan(report, change, &plan, None),
                     Ok(Applied::Superseded(why)) => {
                         report.push(Action::new(&change.arn, Verb::Update.as_str(), Outcome::Skipped, why))
                     }
                     Err(e) => report.push(Action::failed(&change.arn, Verb::Update.as_str(), &e)),
-                }
+                },
             }
         }
         Ok(())
     }
+}
+
+/// A change planned on the configuration as read: what applying it starts from.
+struct Planned<'a> {
+    change: &'a Change,
+    source: Option<&'a Source>,
+    /// The client of the configuration's region.
+    client: aws_sdk_imagebuilder::Client,
+    read: aws::Current,
+    plan: Plan<SdkDistribution>,
 }
 
 /// Where a change came from when a desired-state document carried it.
@@ -224,34 +234,12 @@ impl UpdateDistributionRegions {
         Ok(out)
     }
 
-    /// Applies one change under the configuration's lease, so no other keeper invocation writes it meanwhile.
-    async fn apply(
-        &self,
-        change: &Change,
-        source: Option<&Source>,
-        client: &aws_sdk_imagebuilder::Client,
-        read: &aws::Current,
-        plan: Plan<SdkDistribution>,
-        ctx: &Context,
-    ) -> Result<Applied, Error> {
-        let lease = ctx.lease(&change.arn, LEASE_MARGIN).await?;
-        let applied = self.apply_held(change, source, client, read, plan, ctx).await;
-        ctx.leases.release(lease).await;
-        applied
-    }
-
     /// Image Builder has no ETag, so the write is guarded three ways: the document is still current, the
     /// configuration is re-read just before the update (and re-planned if it moved since it was planned), and it
     /// is read back after the update to confirm the regions written.
-    async fn apply_held(
-        &self,
-        change: &Change,
-        source: Option<&Source>,
-        client: &aws_sdk_imagebuilder::Client,
-        read: &aws::Current,
-        plan: Plan<SdkDistribution>,
-        ctx: &Context,
-    ) -> Result<Applied, Error> {
+    async fn apply(&self, planned: Planned<'_>, ctx: &Context, permit: &Permit) -> Result<Applied, Error> {
+        let Planned { change, source, client, read, plan } = planned;
+        let client = &client;
         if let Some(source) = source
             && let Some(why) = source.superseded(&self.s3).await?
         {
@@ -278,7 +266,8 @@ impl UpdateDistributionRegions {
         let updated = now.date_updated.as_deref().unwrap_or_default();
         let result = aws::fingerprint(&plan.distributions);
         let token = client_token(NAME, &[&ctx.token_seed, &change.arn, &base, updated, &result]);
-        aws::update(client, &change.arn, now.description.as_deref(), plan.distributions.clone(), &token).await?;
+        aws::update(client, &change.arn, now.description.as_deref(), plan.distributions.clone(), &token, permit)
+            .await?;
         let after = aws::get(client, &change.arn).await?;
         let (written, found) = (aws::regions(&plan.distributions), aws::regions(&after.distributions));
         if written != found {

@@ -13,8 +13,8 @@ use aws_sdk_imagebuilder::types::{
     ResourceStateUpdateExclusionRules, ResourceStateUpdateIncludeResources, ResourceStatus,
 };
 use futures_util::StreamExt;
-use shared::aws_error::describe;
-use shared::host::Context;
+use shared::aws_error::AwsError;
+use shared::host::{Context, Permit, Withheld};
 use shared::idempotency::client_token;
 use shared::report::Verb as _;
 use shared::report::{Action, Outcome};
@@ -63,7 +63,7 @@ pub async fn builds(
     let mut versions = Vec::new();
     let mut pages = client.list_images().owner(Ownership::SelfValue).include_deprecated(true).into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| Error::Aws { target: region.into(), failure: describe("ListImages", &e) })?;
+        let page = page.map_err(|e| AwsError::new(region, "ListImages", &e))?;
         for v in page.image_version_list.unwrap_or_default() {
             if only.is_none_or(|name| v.name.as_deref() == Some(name))
                 && let Some(arn) = v.arn
@@ -81,8 +81,7 @@ pub async fn builds(
                 match page {
                     Ok(page) => builds.extend(page.image_summary_list.unwrap_or_default().iter().filter_map(to_build)),
                     Err(e) => {
-                        let failure = describe("ListImageBuildVersions", &e);
-                        return (name, Err(Error::Aws { target: version_arn.clone(), failure }));
+                        return (name, Err(AwsError::new(version_arn.clone(), "ListImageBuildVersions", &e).into()));
                     }
                 }
             }
@@ -108,8 +107,7 @@ pub async fn status_of(client: &Client, build_arn: &str) -> Result<Option<BuildS
     let Some((version_arn, _)) = build_arn.rsplit_once('/') else { return Ok(None) };
     let mut pages = client.list_image_build_versions().image_version_arn(version_arn).into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|e| Error::Aws { target: build_arn.into(), failure: describe("ListImageBuildVersions", &e) })?;
+        let page = page.map_err(|e| AwsError::new(build_arn, "ListImageBuildVersions", &e))?;
         if let Some(found) =
             page.image_summary_list.unwrap_or_default().iter().find(|s| s.arn.as_deref() == Some(build_arn))
         {
@@ -154,7 +152,7 @@ fn exclusions(rules: &ExclusionRules) -> Result<ResourceStateUpdateExclusionRule
 /// Starts one update with `token` as its client token; returns the lifecycle execution id, or `None` when the
 /// change applied at once (no resources and no schedule: no execution runs). A build version deleted since the
 /// read is [`Error::Gone`]; one on which an execution already runs is [`Error::InUse`].
-pub async fn start(client: &Client, u: &Update, token: &str) -> Result<Option<String>, Error> {
+pub async fn start(client: &Client, u: &Update, token: &str, _: &Permit) -> Result<Option<String>, Error> {
     let include = u.include_resources.as_ref().map(|i| {
         ResourceStateUpdateIncludeResources::builder()
             .set_amis(i.amis)
@@ -184,7 +182,7 @@ pub async fn start(client: &Client, u: &Update, token: &str) -> Result<Option<St
                 Err(Error::Gone { arn: u.arn.clone() })
             }
             Some(StartResourceStateUpdateError::ResourceInUseException(_)) => Err(Error::InUse { arn: u.arn.clone() }),
-            _ => Err(Error::Aws { target: u.arn.clone(), failure: describe("StartResourceStateUpdate", &e) }),
+            _ => Err(AwsError::new(&u.arn, "StartResourceStateUpdate", &e).into()),
         },
     }
 }
@@ -224,13 +222,15 @@ pub async fn apply(
             // status, and must still replay (a second execution, a delete reported gone). An answer from an earlier
             // attempt that was undone since is caught by the read-back below instead.
             let token = client_token(ctx.function, &[&ctx.token_seed, &u.arn, u.status.as_str(), &at]);
-            let permit = limit.acquire().await;
-            // Checked once the permit is held: with a low limit, a build may wait long for its turn.
-            if let Err(out_of_time) = ctx.may_start() {
-                return Action::failed(&d.arn, verb, &out_of_time);
-            }
-            let started = match permit {
-                Ok(_permit) => start(client, u, &token).await,
+            let turn = limit.acquire().await;
+            // Asked once the turn is had: with a low limit, a build may wait long for it.
+            let may = match ctx.may_mutate() {
+                Ok(may) => may,
+                Err(Withheld::OutOfTime(e)) => return Action::failed(&d.arn, verb, &e),
+                Err(Withheld::DryRun) => return crate::plan::planned(d),
+            };
+            let started = match turn {
+                Ok(_turn) => start(client, u, &token, &may).await,
                 Err(_) => Err(Error::Internal("the concurrency limit was closed while updates waited".into())),
             };
             // A request's change applied at once is read back: Image Builder answers a token it has seen from the
@@ -244,7 +244,7 @@ pub async fn apply(
                         Ok(Some(now)) if Some(&now) == d.from.as_ref() && now != BuildStatus::Lifecycle(u.status) => {
                             tracing::info!(arn = %u.arn, found = %now, "answered from an earlier update that was undone; sent again");
                             again = true;
-                            start(client, u, &client_token(ctx.function, &[&token, "again"])).await
+                            start(client, u, &client_token(ctx.function, &[&token, "again"]), &may).await
                         }
                         _ => Ok(None),
                     }

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
-use shared::config::{ConfigError, Lookup};
+use shared::config::{ConfigError, FromLookup, Lookup};
 use shared::error::InvalidInput;
 use shared::trigger;
 use time::OffsetDateTime;
@@ -337,8 +337,8 @@ pub struct Settings {
     pub regions: Vec<String>,
 }
 
-impl Settings {
-    pub fn from_lookup(lookup: &Lookup<'_>) -> Result<Settings, ConfigError> {
+impl FromLookup for Settings {
+    fn from_lookup(lookup: &Lookup<'_>) -> Result<Settings, ConfigError> {
         let days = |name: &str| -> Result<Option<u32>, ConfigError> {
             match lookup.string(name) {
                 None => Ok(None),

@@ -1,6 +1,6 @@
 //! How update-image-lifecycle fails, each way with its stable error type.
 
-use shared::aws_error::AwsFailure;
+use shared::aws_error::AwsError;
 use shared::classify::{Classify, ErrorType};
 use shared::error::InvalidInput;
 
@@ -9,8 +9,8 @@ pub enum Error {
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
     /// An Image Builder call failed after the SDK's retries.
-    #[error("{target}: {failure}")]
-    Aws { target: String, failure: AwsFailure },
+    #[error(transparent)]
+    Aws(#[from] AwsError),
     /// The build version was deleted between the read and the update.
     #[error("{arn}: no such image build version")]
     Gone { arn: String },
@@ -26,7 +26,7 @@ impl Classify for Error {
     fn error_type(&self) -> ErrorType {
         match self {
             Error::Invalid(e) => e.error_type(),
-            Error::Aws { failure, .. } => failure.error_type,
+            Error::Aws(e) => e.error_type(),
             Error::Gone { .. } => ErrorType::NOT_FOUND,
             Error::InUse { .. } => ErrorType::CONFLICT,
             Error::Internal(_) => ErrorType::INTERNAL,

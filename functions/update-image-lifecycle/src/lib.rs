@@ -15,18 +15,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_types::SdkConfig;
 use serde_json::Value;
 use shared::clients::PerRegion;
-use shared::config::{ConfigError, Lookup};
 use shared::error::InvalidInput;
 use shared::host::{Context, Function};
 use shared::report::Verb as _;
-use shared::report::{Action, Outcome, Report};
+use shared::report::{Action, Report};
 use shared::retry::KeeperRetryClassifier;
 use shared::trigger::Input;
 
 pub use crate::error::Error;
 
 use crate::config::{Explicit, Notification, Request, Settings};
-use crate::plan::{Decision, Step, Verb};
+use crate::plan::Verb;
 
 const NAME: &str = "update-image-lifecycle";
 
@@ -52,10 +51,6 @@ impl Function for UpdateImageLifecycle {
     type Request = Request;
     type Settings = Settings;
     type Error = Error;
-
-    fn settings(lookup: &Lookup<'_>) -> Result<Settings, ConfigError> {
-        Settings::from_lookup(lookup)
-    }
 
     fn new(sdk_config: &SdkConfig, shared: &shared::config::Settings, settings: Settings) -> Self {
         // ResourceInUse on StartResourceStateUpdate means an execution runs for minutes or hours: the build is
@@ -130,7 +125,7 @@ impl Function for UpdateImageLifecycle {
                 }
             };
             if ctx.dry_run {
-                report.actions.extend(decisions.iter().map(planned));
+                report.actions.extend(decisions.iter().map(plan::planned));
             } else {
                 report.actions.extend(aws::apply(&self.clients.get(&region), &decisions, ctx, limit, in_use).await);
             }
@@ -142,17 +137,9 @@ impl Function for UpdateImageLifecycle {
 /// The resource an error is about, for its report line.
 fn target_of(e: &Error) -> String {
     match e {
-        Error::Aws { target, .. } => target.clone(),
+        Error::Aws(e) => e.target.clone(),
         Error::Gone { arn } | Error::InUse { arn } => arn.clone(),
         Error::Invalid(_) | Error::Internal(_) => NAME.to_string(),
-    }
-}
-
-/// The report line of a decision in a dry run.
-fn planned(d: &Decision) -> Action {
-    match &d.step {
-        Step::Skip(why) => plan::kept(d, why),
-        Step::Update(u) => Action::new(&d.arn, u.status.verb().as_str(), Outcome::Planned, d.change(u.status)),
     }
 }
 

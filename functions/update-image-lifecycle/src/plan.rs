@@ -255,6 +255,14 @@ pub fn plan(policy: &Policy, builds: &[Build], now: f64, trigger: Option<&str>) 
         .collect()
 }
 
+/// The report line of a decision in a run that only plans.
+pub fn planned(d: &Decision) -> Action {
+    match &d.step {
+        Step::Skip(why) => kept(d, why),
+        Step::Update(u) => Action::new(&d.arn, u.status.verb().as_str(), Outcome::Planned, d.change(u.status)),
+    }
+}
+
 /// The report line of a build the plan leaves alone.
 pub fn kept(d: &Decision, why: &str) -> Action {
     let from = d.from.as_ref().map(BuildStatus::as_str).unwrap_or_default();

@@ -55,10 +55,6 @@ impl Function for Starter {
     type Settings = ();
     type Error = PipelineError;
 
-    fn settings(_lookup: &Lookup<'_>) -> Result<(), ConfigError> {
-        Ok(())
-    }
-
     fn new(_sdk_config: &SdkConfig, _shared: &Settings, _settings: ()) -> Self {
         Starter::default()
     }
@@ -311,23 +307,33 @@ fn context_with(deadline: Option<SystemTime>, margin: Duration) -> Context {
 }
 
 #[test]
-fn given_the_deadline_within_the_margin_when_work_would_start_then_it_is_out_of_time_and_retryable() {
+fn given_the_deadline_within_the_margin_when_work_would_start_then_no_permit_and_out_of_time_is_retryable() {
     let near = context_with(Some(SystemTime::now() + Duration::from_secs(2)), Duration::from_secs(5));
-    let refused = near.may_start().expect_err("2 s left is under a 5 s margin");
+    let Err(Withheld::OutOfTime(refused)) = near.may_mutate() else { panic!("2 s left is under a 5 s margin") };
     assert_eq!(refused.error_type(), ErrorType::OUT_OF_TIME);
     assert!(refused.error_type().is_retryable());
     assert!(refused.to_string().contains("DEADLINE_MARGIN_MS"), "{refused}");
     let passed = context_with(Some(SystemTime::now() - Duration::from_secs(1)), Duration::ZERO);
-    assert!(passed.may_start().is_err(), "a deadline already passed leaves no time even with margin 0");
-    let dry = Context { dry_run: true, ..near };
-    assert_eq!(dry.may_start(), Ok(()), "a dry run starts no mutating work: it reports its whole plan");
+    assert!(
+        matches!(passed.may_mutate(), Err(Withheld::OutOfTime(_))),
+        "a deadline passed leaves no time, margin 0 or not"
+    );
 }
 
 #[test]
-fn given_time_beyond_the_margin_or_no_deadline_when_work_would_start_then_it_may() {
+fn given_a_dry_run_when_work_would_start_then_no_permit_whatever_the_time() {
+    // A dry run is withheld for being one, not for time: its targets are reported planned, never out of time.
+    let near = context_with(Some(SystemTime::now() + Duration::from_secs(2)), Duration::from_secs(5));
+    assert_eq!(Context { dry_run: true, ..near }.may_mutate().unwrap_err(), Withheld::DryRun);
     let far = context_with(Some(SystemTime::now() + Duration::from_secs(60)), Duration::from_secs(5));
-    assert_eq!(far.may_start(), Ok(()));
-    assert_eq!(context_with(None, Duration::from_secs(5)).may_start(), Ok(()), "no deadline: a local run");
+    assert_eq!(Context { dry_run: true, ..far }.may_mutate().unwrap_err(), Withheld::DryRun);
+}
+
+#[test]
+fn given_time_beyond_the_margin_or_no_deadline_when_work_would_start_then_a_permit() {
+    let far = context_with(Some(SystemTime::now() + Duration::from_secs(60)), Duration::from_secs(5));
+    assert!(far.may_mutate().is_ok());
+    assert!(context_with(None, Duration::from_secs(5)).may_mutate().is_ok(), "no deadline: a local run");
 }
 
 #[test]

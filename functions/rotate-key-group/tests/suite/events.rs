@@ -1,7 +1,7 @@
 //! Every sample in events/rotate-key-group/ parses as the trigger it claims to be, and its request is valid.
 
 use rotate_key_group::config::{Job, Request, Settings};
-use shared::config::Lookup;
+use shared::config::{FromLookup, Lookup};
 use shared::trigger::{SnsMessage, Trigger, parse};
 
 #[test]

@@ -1,6 +1,6 @@
 //! Every sample in events/start-idle-image-builders/ parses as the trigger it claims to be, and its request is valid.
 
-use shared::config::Lookup;
+use shared::config::{FromLookup, Lookup};
 use shared::trigger::{SnsMessage, Trigger, parse};
 use start_idle_image_builders::config::{Action, Job, Request, Selector, Settings};
 
