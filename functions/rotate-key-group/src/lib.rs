@@ -496,7 +496,8 @@ impl RotateKeyGroup {
                     Some(seen) => seen,
                     None => self.observe(ctx, group_id, add).await?,
                 };
-                let plan = plan::plan(&group.items, &keys, &plan::rotation(job, add.to_vec(), job.retire.clone()), now_secs())?;
+                let rotation = plan::rotation(job, add.to_vec(), job.retire.clone());
+                let plan = plan::plan(&group.items, &keys, &rotation, now_secs())?;
                 let recorded = {
                     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
                     let found = state.intent.recognise(&group.items);
@@ -607,19 +608,29 @@ impl RotateKeyGroup {
     /// CloudFront's quota of public keys is reached. Which keys those are is [`plan::orphan`]'s rule; other stacks'
     /// keys and keys made by hand that this deployment never retired are never looked at.
     async fn orphans(&self, ctx: &Context, delete: bool, may: &Permit, report: &mut Report) {
+        // Taken before the listings: a key created while they are read is younger than this, never an orphan.
+        let now = now_secs();
         let (keys, listed) = match aws::census(&self.cloudfront).await {
             Ok(census) => census,
             Err(e) => return report.push(Action::failed("orphaned keys", Verb::FindOrphans.as_str(), &e)),
         };
-        let (public_keys, now) = (keys.len(), now_secs());
+        let public_keys = keys.len();
+        let mut seen: Vec<(aws::KeySummary, plan::Seen)> = keys
+            .into_iter()
+            .map(|key| {
+                let seen = plan::Seen {
+                    name: key.name.clone(),
+                    created: key.created,
+                    listed: listed.contains(&key.id),
+                    made_here: made_by(key.comment.as_deref(), &self.tag),
+                };
+                (key, seen)
+            })
+            .collect();
+        // The keys this deployment made first, then those it only retired, each in listing order.
+        seen.sort_by_key(|(_, s)| !s.made_here);
         let mut orphans = Vec::new();
-        for key in keys {
-            let seen = plan::Seen {
-                name: key.name.clone(),
-                created: key.created,
-                listed: listed.contains(&key.id),
-                made_here: made_by(key.comment.as_deref(), &self.tag),
-            };
+        for (key, seen) in seen {
             if !seen.unlisted(now) {
                 continue;
             }
