@@ -1,5 +1,8 @@
-//! `keeper-local`: the emulated AWS alone (`serve`), or one function run on an event against it (`invoke`).
+//! `keeper-local`: the emulated AWS alone (`serve`), one function run on an event against it (`invoke`), or what
+//! a schedules document does (`schedule`).
 #![recursion_limit = "256"]
+
+mod schedule;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -30,6 +33,10 @@ const USAGE: &str = "usage:
       runs the function's handler on the event against an in-process emulator seeded with FILE
       (default events/local-account.json) and prints its report, its calls, its metrics and what changed in the
       account on stdout; the logs and the EMF line go to stderr
+  keeper-local schedule <schedules.json> [--name N] (--from DATE --to DATE | --at TIME)
+      what a schedules document does (start-idle-image-builders' reconcile): each schedule's running stretches
+      from the start of DATE to the end of the other, in its local time and in UTC, or its state at an RFC 3339
+      TIME, with the period or holiday that decides
 
 exit status: 0 when the command did its work; 1 when the invocation failed (Lambda would record an error: the
   report says which, and whether a retry may pass); 2 when it could not run (usage, a file, a setting)";
@@ -76,6 +83,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("serve") => runtime.block_on(serve(&args[1..])).map(|()| Ran::Done),
         Some("invoke") => runtime.block_on(invoke(&args[1..])),
+        Some("schedule") => show_schedule(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(Ran::Done)
@@ -238,4 +246,12 @@ async fn invoke(args: &[String]) -> Result<Ran, String> {
         Ok(_) => Ran::Done,
         Err(diagnostic) => Ran::InvocationFailed(diagnostic.error_type),
     })
+}
+
+/// `keeper-local schedule`: prints what a schedules document does.
+fn show_schedule(args: &[String]) -> Result<Ran, String> {
+    let (path, name, show) = schedule::parse_args(args).map_err(|e| format!("{e}\n{USAGE}"))?;
+    let json = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    print!("{}", schedule::render(&json, name.as_deref(), &show)?);
+    Ok(Ran::Done)
 }

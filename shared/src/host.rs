@@ -78,6 +78,9 @@ pub struct Context {
     pub deadline_margin: Duration,
     /// Who sent the event: a request by hand whose every target failed is answered with its failure.
     pub caller: Caller,
+    /// The time of the invocation, by the host's clock: what a decision that depends on the time (a schedule) is
+    /// made on. A run delayed or retried decides on the time it runs, not the time its event was sent.
+    pub now: SystemTime,
 }
 
 impl Context {
@@ -171,6 +174,7 @@ pub struct Host<F: Function> {
     settings: Settings,
     guard: Idempotency,
     leases: Leases,
+    clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
 }
 
 impl<F: Function> Host<F> {
@@ -214,7 +218,14 @@ impl<F: Function> Host<F> {
     ) -> Self {
         let function = F::new(sdk_config, &settings, own);
         let guard = Idempotency::new(store.clone(), F::NAME, settings.idempotency_ttl);
-        Host { function, settings, guard, leases: Leases::new(store, F::NAME) }
+        Host { function, settings, guard, leases: Leases::new(store, F::NAME), clock: Arc::new(SystemTime::now) }
+    }
+
+    /// Replaces the clock that gives each invocation its [`Context::now`]: tests that move time (a schedule across
+    /// a DST change). The deadline, leases and records keep the system's clock.
+    pub fn with_clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
     }
 
     pub fn function(&self) -> &F {
@@ -298,6 +309,7 @@ impl<F: Function> Host<F> {
             leases: self.leases.clone(),
             deadline_margin: self.settings.deadline_margin,
             caller: trigger.caller(),
+            now: (self.clock)(),
         };
         let caller = ctx.caller;
         if let Some(left) = ctx.remaining().filter(|left| *left <= ctx.deadline_margin && !ctx.dry_run) {

@@ -50,6 +50,13 @@ impl<F: Function> Deref for Guarded<F> {
     }
 }
 
+impl<F: Function> Guarded<F> {
+    /// [`Host::with_clock`]: the host's invocations see this time, the emulator and the guard keep the system's.
+    pub fn with_clock(self, clock: impl Fn() -> std::time::SystemTime + Send + Sync + 'static) -> Self {
+        Guarded { host: self.host.with_clock(clock), _moto: self._moto }
+    }
+}
+
 /// `Host::with_store` on this run's guard.
 pub async fn host<F: Function>(sdk: &SdkConfig, lookup: &Lookup<'_>) -> Guarded<F> {
     let Store { store, moto } = store().await;

@@ -82,7 +82,8 @@ async fn observe_region(job: &Job, client: Client, region: &str, limit: usize) -
     for (i, tags) in futures_util::future::try_join_all(reads).await? {
         builders[i].tags = Some(tags);
     }
-    Ok(Observed { builders, missing: missing.into_iter().map(|name| (region.to_string(), name)).collect() })
+    let missing = missing.into_iter().map(|name| (region.to_string(), name)).collect();
+    Ok(Observed { builders, missing, ..Observed::default() })
 }
 
 /// The named builders, in chunks; a chunk that names a builder that does not exist fails whole, so its names are
@@ -212,14 +213,14 @@ pub async fn apply(
     let planned_in_order: Vec<&Planned> = order.iter().map(|i| &planned[*i]).collect();
     let work = planned_in_order.iter().copied().map(|p| {
         let limit = &limit;
-        let verb = p.verb(job.action);
+        let verb = p.verb();
         async move {
             if let Step::Skip(why) = &p.step {
                 return ReportAction::new(
                     p.target(),
                     verb.as_str(),
                     Outcome::Skipped,
-                    format!("{}: {why}", p.before()),
+                    format!("{}: {why}", p.context()),
                 );
             }
             let client = clients.get(&p.region);
@@ -234,7 +235,7 @@ pub async fn apply(
             let may = match ctx.may_mutate() {
                 Ok(may) => may,
                 Err(Withheld::OutOfTime(e)) => return ReportAction::failed(p.target(), verb.as_str(), &e),
-                Err(Withheld::DryRun) => return p.as_planned(job.action),
+                Err(Withheld::DryRun) => return p.as_planned(),
             };
             if p.step == Step::WaitThenStart {
                 match wait_until_stopped(&client, p, ctx, poll).await {
@@ -261,7 +262,7 @@ pub async fn apply(
                         p.target(),
                         verb.as_str(),
                         Outcome::Applied,
-                        format!("{} → {state}{agent}", p.before()),
+                        format!("{} → {state}{agent}", p.context()),
                     )
                 }
                 Err(Error::Gone { .. }) => {
@@ -272,7 +273,7 @@ pub async fn apply(
                 // When an attempt of this call was sent and its answer lost, what the retry met is this call's own
                 // work: that is applied, not "someone else's".
                 Err(e) => match state_of(&client, &p.region, &p.name).await {
-                    Ok(Some(now)) if plan::done_meanwhile(job.action, &now) && watch.lost() => ReportAction::new(
+                    Ok(Some(now)) if plan::done_meanwhile(p.action, &now) && watch.lost() => ReportAction::new(
                         p.target(),
                         verb.as_str(),
                         Outcome::Applied,
@@ -281,7 +282,7 @@ pub async fn apply(
                             p.before()
                         ),
                     ),
-                    Ok(Some(now)) if plan::done_meanwhile(job.action, &now) => ReportAction::new(
+                    Ok(Some(now)) if plan::done_meanwhile(p.action, &now) => ReportAction::new(
                         p.target(),
                         verb.as_str(),
                         Outcome::Skipped,

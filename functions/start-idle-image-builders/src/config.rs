@@ -1,8 +1,10 @@
 //! The request (manual JSON, SNS message, Scheduler input) and the settings each of its fields falls back to,
 //! merged and validated into one [`Job`] before any AWS call.
 
+pub mod schedules;
+
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use regex::Regex;
@@ -11,12 +13,15 @@ use shared::config::{ConfigError, FromLookup, Lookup};
 use shared::error::InvalidInput;
 use shared::trigger;
 
-/// Start (the default) or stop.
+/// Start (the default), stop, or do what each builder's schedule says now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Start,
     Stop,
+    /// Each selected builder that follows a schedule (its tag, or the request's `schedule`) is started or stopped
+    /// where its schedule, or an override that has not expired, wants another state.
+    Reconcile,
 }
 
 /// What a caller may send; every field is optional and falls back to a setting.
@@ -31,6 +36,11 @@ pub struct Request {
     pub appstream_agent_version: Option<String>,
     pub wait_for_stopping: Option<bool>,
     pub dry_run: Option<bool>,
+    /// Reconcile: the schedule every selected builder follows, whatever its tag says.
+    pub schedule: Option<String>,
+    /// Reconcile, in a dry run only: the instant (RFC 3339) to decide at instead of now, to see what a schedule
+    /// would do then.
+    pub at: Option<String>,
 }
 
 impl trigger::Request for Request {}
@@ -54,6 +64,13 @@ pub struct Settings {
     pub wait_for_stopping: bool,
     /// `POLL_INTERVAL_MS` (default 5000): the base of the backoff while waiting for STOPPED.
     pub poll_interval: Duration,
+    /// `SCHEDULES`: a schedules document (JSON), validated at start; what a reconcile decides on. When set, the
+    /// builders that carry the schedule tag are the reconcile's, and a fixed start or stop leaves them alone.
+    pub schedules: Option<Result<Arc<schedules::Schedules>, InvalidInput>>,
+    /// `SCHEDULE_TAG` (default `keeper:schedule`): the tag whose value names a builder's schedule.
+    pub schedule_tag: String,
+    /// `OVERRIDE_TAG` (default `keeper:override`): `running until <time>`, `stopped until <time>` or `ignore`.
+    pub override_tag: String,
 }
 
 impl FromLookup for Settings {
@@ -73,6 +90,15 @@ impl FromLookup for Settings {
             max_concurrency: lookup.number("MAX_CONCURRENCY", 8usize, 1..=64)?,
             wait_for_stopping: lookup.flag("WAIT_FOR_STOPPING", true)?,
             poll_interval: Duration::from_millis(lookup.number("POLL_INTERVAL_MS", 5000u64, 10..=60_000)?),
+            // A bad document refuses the reconcile that would decide on it, naming the field, and nothing else: the
+            // fixed start and stop and the requests by hand still run.
+            schedules: lookup.string("SCHEDULES").map(|json| {
+                schedules::parse(&json).map(Arc::new).inspect_err(|e| {
+                    tracing::error!(field = %e.field, rule = %e.rule, "SCHEDULES is not a valid schedules document; every reconcile is refused until it is");
+                })
+            }),
+            schedule_tag: lookup.string("SCHEDULE_TAG").unwrap_or_else(|| "keeper:schedule".into()),
+            override_tag: lookup.string("OVERRIDE_TAG").unwrap_or_else(|| "keeper:override".into()),
         };
         let as_setting = |e: InvalidInput, name: &str| ConfigError {
             name: name.into(),
@@ -101,6 +127,22 @@ pub struct Job {
     pub regions: Vec<String>,
     pub appstream_agent_version: Option<String>,
     pub wait_for_stopping: bool,
+    /// What a reconcile decides on; `None` for a start or a stop.
+    pub reconcile: Option<Reconcile>,
+    /// A start or stop with `SCHEDULES` set: the schedule tag, whose builders the reconcile decides.
+    pub scheduled_by: Option<String>,
+}
+
+/// What a reconcile decides each builder's state on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconcile {
+    /// The instant decided at: the invocation's time, or a dry run's `at`.
+    pub at: jiff::Timestamp,
+    pub schedules: Arc<schedules::Schedules>,
+    /// The request's `schedule`: every selected builder follows it, whatever its tag says.
+    pub schedule: Option<String>,
+    pub schedule_tag: String,
+    pub override_tag: String,
 }
 
 /// Which builders a run considers.
@@ -133,7 +175,25 @@ fn check_agent_version(field: &str, v: &str) -> Result<(), InvalidInput> {
 
 impl Job {
     /// Merges a request over the settings and checks every field; `default_region` is the function's own region.
-    pub fn new(request: Request, config: &Settings, default_region: Option<&str>) -> Result<Job, InvalidInput> {
+    pub fn new(
+        request: Request,
+        config: &Settings,
+        default_region: Option<&str>,
+        now: jiff::Timestamp,
+        dry_run: bool,
+    ) -> Result<Job, InvalidInput> {
+        let action = request.action.unwrap_or(Action::Start);
+        let reconcile = match action {
+            Action::Reconcile => Some(reconcile(&request, config, now, dry_run)?),
+            _ => {
+                for (field, set) in [("schedule", request.schedule.is_some()), ("at", request.at.is_some())] {
+                    if set {
+                        return Err(invalid(field, "is read only with \"action\": \"reconcile\""));
+                    }
+                }
+                None
+            }
+        };
         if request.names.is_some() && (request.name_prefix.is_some() || request.tags.is_some()) {
             return Err(invalid(
                 "names",
@@ -251,8 +311,14 @@ impl Job {
                 "`true` is refused: WAIT_FOR_STOPPING is false; a request may only narrow the settings",
             ));
         }
+        // A broken document decides nothing: the fixed start and stop then keep the scheduled builders too, at the
+        // fixed hours, rather than none being started at all.
+        let valid = config.schedules.as_ref().is_some_and(|s| s.is_ok());
+        let scheduled_by = (valid && reconcile.is_none()).then(|| config.schedule_tag.clone());
         Ok(Job {
-            action: request.action.unwrap_or(Action::Start),
+            reconcile,
+            scheduled_by,
+            action,
             selector,
             required_tags: config.tags.clone(),
             opt_out_tag: config.opt_out_tag.clone(),
@@ -263,9 +329,62 @@ impl Job {
     }
 }
 
+/// A reconcile's schedules, and the instant it decides at.
+fn reconcile(
+    request: &Request,
+    config: &Settings,
+    now: jiff::Timestamp,
+    dry_run: bool,
+) -> Result<Reconcile, InvalidInput> {
+    let schedules = match &config.schedules {
+        None => return Err(invalid("action", "`reconcile` needs SCHEDULES: the function has no schedules document")),
+        Some(Err(bad)) => {
+            return Err(invalid(
+                "SCHEDULES",
+                format!("is not a valid schedules document: {}: {}", bad.field, bad.rule),
+            ));
+        }
+        Some(Ok(schedules)) => schedules.clone(),
+    };
+    // A request's schedule is for the builders it names: across a whole selection it would override every
+    // builder's own schedule tag.
+    if request.schedule.is_some() && request.names.is_none() {
+        return Err(invalid("schedule", "needs `names`: a request's schedule is for the builders it names"));
+    }
+    if let Some(name) = &request.schedule
+        && schedules.get(name).is_none()
+    {
+        let known: Vec<&str> = schedules.schedules.iter().map(|s| s.name.as_str()).collect();
+        return Err(invalid("schedule", format!("`{name}` is not a schedule of SCHEDULES ({})", known.join(", "))));
+    }
+    // Deciding at another time is for seeing what a schedule would do: acting on it would start or stop builders
+    // at the wrong hours.
+    let at = match &request.at {
+        None => now,
+        Some(_) if !dry_run => {
+            return Err(invalid(
+                "at",
+                "is only for a dry run (\"dryRun\": true): a real run decides on the time it runs",
+            ));
+        }
+        Some(text) => text
+            .parse::<jiff::Timestamp>()
+            .map_err(|_| invalid("at", format!("`{text}` must be an RFC 3339 time, e.g. 2026-12-04T08:00:00+01:00")))?,
+    };
+    Ok(Reconcile {
+        at,
+        schedules,
+        schedule: request.schedule.clone(),
+        schedule_tag: config.schedule_tag.clone(),
+        override_tag: config.override_tag.clone(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NOW: jiff::Timestamp = jiff::Timestamp::constant(1_800_000_000, 0);
 
     fn config(pairs: &[(&str, &str)]) -> Settings {
         Settings::from_lookup(&Lookup::from_pairs(pairs)).unwrap()
@@ -302,7 +421,7 @@ mod tests {
             ("REGIONS", "us-east-1,eu-west-1"),
             ("APPSTREAM_AGENT_VERSION", "[LATEST]"),
         ]);
-        let job = Job::new(Request::default(), &c, Some("us-west-2")).unwrap();
+        let job = Job::new(Request::default(), &c, Some("us-west-2"), NOW, false).unwrap();
         assert_eq!(job.action, Action::Start);
         assert_eq!(
             job.selector,
@@ -319,7 +438,7 @@ mod tests {
     fn given_request_fields_when_merged_then_they_win() {
         let c = config(&[("NAME_PREFIX", "team-")]);
         let request = Request { action: Some(Action::Stop), names: Some(vec!["team-b1".into()]), ..Request::default() };
-        let job = Job::new(request, &c, Some("us-east-1")).unwrap();
+        let job = Job::new(request, &c, Some("us-east-1"), NOW, false).unwrap();
         assert_eq!(job.action, Action::Stop);
         assert_eq!(job.selector, Selector::Names(vec!["team-b1".into()]));
         assert_eq!(job.regions, vec!["us-east-1"]);
@@ -333,7 +452,7 @@ mod tests {
             ("TAGS", "keeper:schedule=office-hours"),
             ("REGIONS", "us-east-1,eu-west-1"),
         ]);
-        let refused = |request: Request| Job::new(request, &c, Some("us-east-1")).unwrap_err();
+        let refused = |request: Request| Job::new(request, &c, Some("us-east-1"), NOW, false).unwrap_err();
         // WHEN a request asks for every builder, another region, other tags or names outside the prefix
         let cases = [
             (Request { name_prefix: Some(String::new()), ..Request::default() }, "namePrefix", "NAME_PREFIX `team-`"),
@@ -375,14 +494,19 @@ mod tests {
             regions: Some(vec!["eu-west-1".into()]),
             ..Request::default()
         };
-        let job = Job::new(narrower, &c, Some("us-east-1")).expect("narrower is allowed");
+        let job = Job::new(narrower, &c, Some("us-east-1"), NOW, false).expect("narrower is allowed");
         assert_eq!(job.regions, vec!["eu-west-1"]);
         assert_eq!(job.required_tags, BTreeMap::from([("keeper:schedule".into(), "office-hours".into())]));
         // AND a wait the settings turn off cannot be turned on
         let no_wait = config(&[("WAIT_FOR_STOPPING", "false")]);
-        let err =
-            Job::new(Request { wait_for_stopping: Some(true), ..Request::default() }, &no_wait, Some("us-east-1"))
-                .unwrap_err();
+        let err = Job::new(
+            Request { wait_for_stopping: Some(true), ..Request::default() },
+            &no_wait,
+            Some("us-east-1"),
+            NOW,
+            false,
+        )
+        .unwrap_err();
         assert_eq!(err.field, "waitForStopping", "{err}");
         // AND without REGIONS, the function's own region is the bound
         let own = config(&[]);
@@ -390,6 +514,8 @@ mod tests {
             Request { regions: Some(vec!["eu-west-1".into()]), ..Request::default() },
             &own,
             Some("us-east-1"),
+            NOW,
+            false,
         )
         .unwrap_err();
         assert!(err.rule.contains("us-east-1"), "{err}");
@@ -430,11 +556,11 @@ mod tests {
             (Request { name_prefix: Some("x".repeat(101)), ..Request::default() }, "namePrefix", "at most 100"),
         ];
         for (request, field, rule) in cases {
-            let err = Job::new(request, &c, Some("us-east-1")).unwrap_err();
+            let err = Job::new(request, &c, Some("us-east-1"), NOW, false).unwrap_err();
             assert_eq!(err.field, field, "{err}");
             assert!(err.rule.contains(rule), "{err}");
         }
-        let err = Job::new(Request::default(), &config(&[]), None).unwrap_err();
+        let err = Job::new(Request::default(), &config(&[]), None, NOW, false).unwrap_err();
         assert!(err.to_string().contains("AWS_REGION"), "{err}");
     }
 }

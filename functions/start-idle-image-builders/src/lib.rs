@@ -8,6 +8,8 @@ pub mod config;
 pub mod error;
 pub mod plan;
 
+use std::collections::BTreeSet;
+
 use aws_sdk_appstream::Client;
 use aws_types::SdkConfig;
 use shared::clients::PerRegion;
@@ -19,8 +21,12 @@ use shared::trigger::Input;
 
 pub use crate::error::Error;
 
-use crate::config::{Action, Job, Request, Settings};
-use crate::plan::Verb;
+use crate::config::{Job, Reconcile, Request, Settings};
+use crate::plan::{Observed, Planned, Scheduled, Verb};
+
+/// How long the mark of a `respect-manual` stretch acted on is kept: longer than a stretch is looked back on
+/// (`plan::schedule::LOOK_BACK`).
+const STRETCH_KEPT: std::time::Duration = std::time::Duration::from_secs(410 * 86_400);
 
 pub struct StartIdleImageBuilders {
     settings: Settings,
@@ -51,28 +57,78 @@ impl Function for StartIdleImageBuilders {
                 Input::Schedule(None) => Request::default(),
                 other => return Err(InvalidInput::not_a_trigger(other.kind(), Self::NAME).into()),
             };
-            jobs.push(Job::new(request, &self.settings, region.as_deref())?);
+            let now = jiff::Timestamp::try_from(ctx.now).map_err(|e| Error::Internal(format!("the clock: {e}")))?;
+            jobs.push(Job::new(request, &self.settings, region.as_deref(), now, ctx.dry_run)?);
         }
         let limit = self.settings.max_concurrency;
         for job in &jobs {
-            let (observed, unread) = aws::observe(job, &self.clients, limit).await;
+            let (mut observed, unread) = aws::observe(job, &self.clients, limit).await;
             // A region that cannot be read is one failed line; the others are still handled.
             for (region, e) in &unread {
-                let verb = match job.action {
-                    Action::Start => Verb::Start,
-                    Action::Stop => Verb::Stop,
-                };
-                report.push(ReportAction::failed(region, verb.as_str(), e));
+                report.push(ReportAction::failed(region, Verb::of(job.action).as_str(), e));
+            }
+            if let Some(reconcile) = &job.reconcile {
+                (observed.acted, observed.unreadable) = self.acted(ctx, reconcile, &observed, report).await;
             }
             let planned = plan::plan(job, &observed);
             tracing::info!(action = ?job.action, selected = planned.len(), dry_run = ctx.dry_run, "planned");
             if ctx.dry_run {
-                report.actions.extend(planned.iter().map(|p| p.as_planned(job.action)));
+                report.actions.extend(planned.iter().map(Planned::as_planned));
             } else {
                 let poll = self.settings.poll_interval;
-                report.actions.extend(aws::apply(job, &planned, ctx, &self.clients, limit, poll).await);
+                let mut lines = aws::apply(job, &planned, ctx, &self.clients, limit, poll).await;
+                self.settle(ctx, &planned, &mut lines).await;
+                report.actions.extend(lines);
             }
         }
         Ok(())
+    }
+}
+
+impl StartIdleImageBuilders {
+    /// The stretch marks of a reconcile's `respect-manual` builders that keeper's records hold: those already acted
+    /// on in the stretch their schedule is in. One that cannot be read counts as acted on (the builder is left as
+    /// people set it, never fought on a guess) and is a failed line, so the run is retried.
+    async fn acted(
+        &self,
+        ctx: &Context,
+        reconcile: &Reconcile,
+        observed: &Observed,
+        report: &mut Report,
+    ) -> (BTreeSet<String>, BTreeSet<String>) {
+        let (mut acted, mut unreadable) = (BTreeSet::new(), BTreeSet::new());
+        let none = BTreeSet::new();
+        for builder in &observed.builders {
+            let Scheduled::Want { stretch: Some(mark), .. } = plan::scheduled(reconcile, builder, &none, &none) else {
+                continue;
+            };
+            match ctx.leases.mark(&mark).await {
+                Ok(None) => {}
+                Ok(Some(_)) => {
+                    acted.insert(mark);
+                }
+                Err(e) => {
+                    let target = format!("{}/{}", builder.region, builder.name);
+                    report.push(ReportAction::failed(target, Verb::Reconcile.as_str(), &Error::from(e)));
+                    unreadable.insert(mark);
+                }
+            }
+        }
+        (acted, unreadable)
+    }
+
+    /// Records the `respect-manual` stretches this run settled, so that the rest of each leaves the builder to the
+    /// people using it. A record that cannot be written is a failed line: the run is retried, finds the builder as
+    /// wanted, and records it then, before a later run could act on it again.
+    async fn settle(&self, ctx: &Context, planned: &[Planned], lines: &mut Vec<ReportAction>) {
+        let mut failed = Vec::new();
+        for (p, line) in planned.iter().zip(lines.iter()) {
+            if let Some(mark) = p.mark.as_ref().filter(|_| p.settles_stretch(line.outcome))
+                && let Err(e) = ctx.leases.put_mark(mark, "acted", STRETCH_KEPT).await
+            {
+                failed.push(ReportAction::failed(p.target(), Verb::Reconcile.as_str(), &Error::from(e)));
+            }
+        }
+        lines.extend(failed);
     }
 }

@@ -1,9 +1,14 @@
-//! Decides what to do with each image builder. Pure: no SDK types, no I/O; every decision of the function is here.
+//! Decides what to do with each image builder. Pure: no SDK types, no I/O; every decision of the function is here,
+//! the schedules' in [`schedule`].
 
-use std::collections::BTreeMap;
+pub mod schedule;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::config::{Action, Job, Selector};
+use crate::config::schedules::Mode;
+use crate::config::{Action, Job, Reconcile, Selector};
+use crate::plan::schedule::Override;
 
 /// An image builder's state as AppStream names it; a state newer than keeper arrives as `Other` with its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +129,11 @@ pub struct Observed {
     pub builders: Vec<Builder>,
     /// `(region, name)` of named builders that were not found.
     pub missing: Vec<(String, String)>,
+    /// The [`stretch_mark`]s a reconcile finds in keeper's records: builders of a `respect-manual` schedule already
+    /// acted on in the stretch of the schedule they are in.
+    pub acted: BTreeSet<String>,
+    /// The stretch marks that could not be read: those builders are left alone, and the run is retried.
+    pub unreadable: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,25 +151,40 @@ pub enum Verb {
     Start,
     WaitAndStart,
     Stop,
+    /// A reconcile's line that is about no one builder: a region that could not be read, a record of keeper's.
+    Reconcile,
 }
 
 impl shared::report::Verb for Verb {
-    const ALL: &'static [Verb] = &[Verb::Start, Verb::WaitAndStart, Verb::Stop];
+    const ALL: &'static [Verb] = &[Verb::Start, Verb::WaitAndStart, Verb::Stop, Verb::Reconcile];
 
     fn as_str(self) -> &'static str {
         match self {
             Verb::Start => "start",
             Verb::WaitAndStart => "wait-and-start",
             Verb::Stop => "stop",
+            Verb::Reconcile => "reconcile",
         }
     }
 
-    /// A builder started at once or after waiting is one start.
+    /// A builder started at once or after waiting is one start; a reconcile's builders count as starts and stops.
     fn metric(self) -> Option<&'static str> {
-        Some(match self {
-            Verb::Start | Verb::WaitAndStart => "started",
-            Verb::Stop => "stopped",
-        })
+        match self {
+            Verb::Start | Verb::WaitAndStart => Some("started"),
+            Verb::Stop => Some("stopped"),
+            Verb::Reconcile => None,
+        }
+    }
+}
+
+impl Verb {
+    /// The verb of a job's lines about no one builder.
+    pub fn of(action: Action) -> Verb {
+        match action {
+            Action::Start => Verb::Start,
+            Action::Stop => Verb::Stop,
+            Action::Reconcile => Verb::Reconcile,
+        }
     }
 }
 
@@ -171,6 +196,13 @@ pub struct Planned {
     /// `None` for a named builder that does not exist.
     pub state_before: Option<State>,
     pub step: Step,
+    /// Start or stop: the job's, or what the builder's schedule wants in a reconcile.
+    pub action: Action,
+    /// A reconcile: why the builder should be in that state (the schedule, its period or holiday, an override).
+    pub why: Option<String>,
+    /// A reconcile of a `respect-manual` schedule: the mark to record once the builder was acted on (or found as
+    /// wanted), so that the rest of the stretch leaves it to the people using it.
+    pub mark: Option<String>,
 }
 
 impl Planned {
@@ -178,11 +210,19 @@ impl Planned {
         format!("{}/{}", self.region, self.name)
     }
 
-    pub fn verb(&self, action: Action) -> Verb {
-        match (&self.step, action) {
+    pub fn verb(&self) -> Verb {
+        match (&self.step, self.action) {
             (Step::WaitThenStart, _) => Verb::WaitAndStart,
-            (_, Action::Start) => Verb::Start,
             (_, Action::Stop) => Verb::Stop,
+            (_, Action::Start | Action::Reconcile) => Verb::Start,
+        }
+    }
+
+    /// The state before, and why the builder should be as planned (a reconcile's schedule or override).
+    pub fn context(&self) -> String {
+        match &self.why {
+            Some(why) => format!("{} ({why})", self.before()),
+            None => self.before().to_string(),
         }
     }
 
@@ -191,22 +231,36 @@ impl Planned {
         self.state_before.as_ref().map(State::as_str).unwrap_or("(none)")
     }
 
+    /// Whether a reconcile's line settles the builder's `respect-manual` stretch: it was started or stopped, or was
+    /// found as its schedule wants. A failure, or a builder left busy, is tried again by the next run.
+    pub fn settles_stretch(&self, outcome: shared::report::Outcome) -> bool {
+        let as_wanted = self.state_before.as_ref().is_some_and(|s| done_meanwhile(self.action, s));
+        self.mark.is_some()
+            && match outcome {
+                shared::report::Outcome::Applied => true,
+                shared::report::Outcome::Skipped => as_wanted,
+                _ => false,
+            }
+    }
+
     /// The line of a run that only plans: what would be done to the builder, or why it is left alone.
-    pub fn as_planned(&self, action: Action) -> shared::report::Action {
+    pub fn as_planned(&self) -> shared::report::Action {
         use shared::report::{Action as Line, Outcome, Verb as _};
-        let verb = self.verb(action).as_str();
+        let verb = self.verb().as_str();
         match &self.step {
-            Step::Skip(why) => Line::new(self.target(), verb, Outcome::Skipped, format!("{}: {why}", self.before())),
-            _ => Line::new(self.target(), verb, Outcome::Planned, format!("{}: would {verb}", self.before())),
+            Step::Skip(why) => Line::new(self.target(), verb, Outcome::Skipped, format!("{}: {why}", self.context())),
+            _ => Line::new(self.target(), verb, Outcome::Planned, format!("{}: would {verb}", self.context())),
         }
     }
 }
 
-/// Whether the step for this state could act (so the opt-out tag must be known).
+/// Whether the step for this state could act (so the opt-out tag must be known). A reconcile may act on any
+/// builder: its schedule decides.
 fn actionable(action: Action, state: &State) -> bool {
     match action {
         Action::Start => matches!(state.kind(), Kind::Stopped | Kind::Stopping),
         Action::Stop => *state == State::Running,
+        Action::Reconcile => true,
     }
 }
 
@@ -214,7 +268,7 @@ fn actionable(action: Action, state: &State) -> bool {
 /// another run that read the same STOPPED builder before either of them started it.
 pub fn done_meanwhile(action: Action, state: &State) -> bool {
     match action {
-        Action::Start => state.kind() == Kind::UpOrBusy,
+        Action::Start | Action::Reconcile => state.kind() == Kind::UpOrBusy,
         Action::Stop => matches!(state.kind(), Kind::Stopped | Kind::Stopping),
     }
 }
@@ -235,10 +289,13 @@ pub fn needs_tags(job: &Job, builder: &Builder) -> bool {
     }
     let tag_selector =
         matches!(&job.selector, Selector::Matching { tags, .. } if !tags.is_empty()) || !job.required_tags.is_empty();
-    tag_selector || (job.opt_out_tag.is_some() && actionable(job.action, &builder.state))
+    // A reconcile reads every selected builder's schedule and override tags; a fixed start or stop with schedules
+    // reads an actionable builder's, to leave the scheduled ones to the reconcile.
+    let acts = actionable(job.action, &builder.state);
+    tag_selector || job.reconcile.is_some() || ((job.opt_out_tag.is_some() || job.scheduled_by.is_some()) && acts)
 }
 
-fn step_for(job: &Job, builder: &Builder) -> Step {
+fn step_for(action: Action, job: &Job, builder: &Builder) -> Step {
     let state = &builder.state;
     // The report prefixes the state; a broken builder's skip says why it broke (or that it is going away).
     let broken = || match (state, builder.reason.as_deref()) {
@@ -247,8 +304,8 @@ fn step_for(job: &Job, builder: &Builder) -> Step {
         (_, None) => "no reason given".to_string(),
     };
     let unknown = || Step::Skip(format!("state {state} is not known to keeper; left alone"));
-    match job.action {
-        Action::Start => match state.kind() {
+    match action {
+        Action::Start | Action::Reconcile => match state.kind() {
             Kind::Stopped => Step::Start,
             Kind::Stopping if job.wait_for_stopping => Step::WaitThenStart,
             Kind::Stopping => Step::Skip("STOPPING, and waitForStopping is off".into()),
@@ -267,23 +324,41 @@ fn step_for(job: &Job, builder: &Builder) -> Step {
 }
 
 /// The plan: one entry per selected builder (and per named builder that does not exist), in region then name order.
+/// A reconcile leaves out the builders of a selection that follow no schedule; a builder named in it is reported.
 pub fn plan(job: &Job, observed: &Observed) -> Vec<Planned> {
     let mut out = Vec::new();
     for builder in &observed.builders {
         if !name_selected(job, &builder.name) {
             continue;
         }
+        // A reconcile selects by the schedule tag itself: a TAGS pair on that tag (the fixed jobs' selector) does not
+        // bound which schedules builders may follow.
+        let schedule_tag = job.reconcile.as_ref().map(|r| r.schedule_tag.as_str());
+        let counts = |k: &String| Some(k.as_str()) != schedule_tag;
         if let Selector::Matching { tags: wanted, .. } = &job.selector
             && !wanted.is_empty()
         {
-            let has_all = builder.tags.as_ref().is_some_and(|tags| wanted.iter().all(|(k, v)| tags.get(k) == Some(v)));
+            let has_all = builder
+                .tags
+                .as_ref()
+                .is_some_and(|tags| wanted.iter().filter(|(k, _)| counts(k)).all(|(k, v)| tags.get(k) == Some(v)));
             if !has_all {
                 continue;
             }
         }
-        let carries = |tags: &BTreeMap<String, String>| job.required_tags.iter().all(|(k, v)| tags.get(k) == Some(v));
+        let carries = |tags: &BTreeMap<String, String>| {
+            job.required_tags.iter().filter(|(k, _)| counts(k)).all(|(k, v)| tags.get(k) == Some(v))
+        };
+        let (mut action, mut why, mut mark) = (job.action, None, None);
         let step = match (&job.opt_out_tag, &builder.tags) {
             (Some(tag), Some(tags)) if tags.contains_key(tag) => Step::Skip(format!("opted out by tag {tag}")),
+            // With schedules, a builder that carries the schedule tag is the reconcile's: a fixed start or stop
+            // would fight its schedule twice a day.
+            (_, Some(tags)) if job.scheduled_by.as_ref().is_some_and(|t| tags.contains_key(t)) => Step::Skip(format!(
+                "follows schedule `{}` ({}): the reconcile decides its state",
+                job.scheduled_by.as_ref().and_then(|t| tags.get(t)).map(String::as_str).unwrap_or_default(),
+                job.scheduled_by.as_deref().unwrap_or_default()
+            )),
             // A builder named in the request is still held to TAGS: the request narrows, the settings bound.
             (_, Some(tags)) if !carries(tags) => Step::Skip(format!(
                 "does not carry the tags the settings require (TAGS {})",
@@ -292,17 +367,42 @@ pub fn plan(job: &Job, observed: &Observed) -> Vec<Planned> {
             (_, None) if !job.required_tags.is_empty() && actionable(job.action, &builder.state) => {
                 Step::Skip("tags unknown; not touched".into())
             }
-            (Some(_), None) if actionable(job.action, &builder.state) => {
+            (_, None)
+                if (job.opt_out_tag.is_some() || job.scheduled_by.is_some())
+                    && actionable(job.action, &builder.state) =>
+            {
                 // The observer reads tags for every actionable builder; acting without them could override an opt-out.
                 Step::Skip("tags unknown; not touched".into())
             }
-            _ => step_for(job, builder),
+            _ => match &job.reconcile {
+                None => step_for(job.action, job, builder),
+                Some(reconcile) => match scheduled(reconcile, builder, &observed.acted, &observed.unreadable) {
+                    Scheduled::Unscheduled if matches!(job.selector, Selector::Matching { .. }) => continue,
+                    Scheduled::Unscheduled => {
+                        Step::Skip(format!("follows no schedule (no {} tag)", reconcile.schedule_tag))
+                    }
+                    Scheduled::Leave(reason) => Step::Skip(reason),
+                    Scheduled::Want { running, because, stretch } => {
+                        action = if running { Action::Start } else { Action::Stop };
+                        why = Some(because);
+                        mark = stretch;
+                        step_for(action, job, builder)
+                    }
+                },
+            },
         };
+        // A reconcile's line says start or stop, never "reconcile": what the builder was to get.
+        if action == Action::Reconcile {
+            action = Action::Start;
+        }
         out.push(Planned {
             region: builder.region.clone(),
             name: builder.name.clone(),
             state_before: Some(builder.state.clone()),
             step,
+            action,
+            why: why.take(),
+            mark: mark.take(),
         });
     }
     for (region, name) in &observed.missing {
@@ -311,10 +411,106 @@ pub fn plan(job: &Job, observed: &Observed) -> Vec<Planned> {
             name: name.clone(),
             state_before: None,
             step: Step::Skip("no such image builder".into()),
+            action: if job.action == Action::Stop { Action::Stop } else { Action::Start },
+            why: None,
+            mark: None,
         });
     }
     out.sort_by(|a, b| (&a.region, &a.name).cmp(&(&b.region, &b.name)));
     out
+}
+
+/// What a builder's schedule (or override) wants of it at a reconcile's instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scheduled {
+    /// It follows no schedule.
+    Unscheduled,
+    /// Left as it is, for this reason (an `ignore` override, an unknown schedule, a person's choice in a
+    /// `respect-manual` stretch already acted on).
+    Leave(String),
+    /// Running or stopped, because of this; `stretch` is the mark of a `respect-manual` schedule's stretch.
+    Want { running: bool, because: String, stretch: Option<String> },
+}
+
+/// The mark that a builder was acted on in the stretch of a `respect-manual` schedule that began at `since` (epoch
+/// seconds; `None`: it has not changed its mind within the look-back).
+pub fn stretch_mark(region: &str, name: &str, schedule: &str, since: Option<i64>) -> String {
+    let since = since.map(|s| s.to_string()).unwrap_or_else(|| "always".into());
+    format!("scheduled#{region}/{name}#{schedule}#{since}")
+}
+
+/// The schedule a builder follows in a reconcile: the request's, else its tag's.
+pub fn schedule_of<'a>(reconcile: &'a Reconcile, builder: &'a Builder) -> Option<&'a str> {
+    reconcile
+        .schedule
+        .as_deref()
+        .or_else(|| builder.tags.as_ref().and_then(|t| t.get(&reconcile.schedule_tag)).map(String::as_str))
+}
+
+/// What the builder's override, else its schedule, wants of it at the reconcile's instant. A bad override tag is
+/// said and ignored (the schedule rules); an expired one is said too.
+pub fn scheduled(
+    reconcile: &Reconcile,
+    builder: &Builder,
+    acted: &BTreeSet<String>,
+    unreadable: &BTreeSet<String>,
+) -> Scheduled {
+    let at = reconcile.at;
+    let mut notes = Vec::new();
+    if let Some(value) = builder.tags.as_ref().and_then(|t| t.get(&reconcile.override_tag)) {
+        match schedule::parse_override(value) {
+            Ok(Override::Ignore) => {
+                return Scheduled::Leave(format!("{} is `ignore`: left as it is", reconcile.override_tag));
+            }
+            Ok(Override::Running(until) | Override::Stopped(until)) if at < until => {
+                let running = matches!(schedule::parse_override(value), Ok(Override::Running(_)));
+                let because = format!("{} `{value}`", reconcile.override_tag);
+                return Scheduled::Want { running, because, stretch: None };
+            }
+            Ok(Override::Running(until) | Override::Stopped(until)) => {
+                notes.push(format!("override `{value}` expired at {until}; the schedule rules again"));
+            }
+            Err(rule) => notes.push(format!("{} ignored: {rule}", reconcile.override_tag)),
+        }
+    }
+    let Some(name) = schedule_of(reconcile, builder) else {
+        return match notes.is_empty() {
+            true => Scheduled::Unscheduled,
+            false => Scheduled::Leave(format!("follows no schedule; {}", notes.join("; "))),
+        };
+    };
+    let Some(schedule) = reconcile.schedules.get(name) else {
+        notes.insert(0, format!("schedule `{name}` is not in the schedules document; left as it is"));
+        return Scheduled::Leave(notes.join("; "));
+    };
+    let now = schedule::at(schedule, at);
+    let local = at.to_zoned(schedule.tz.clone()).strftime("%a %Y-%m-%d %H:%M %Z").to_string();
+    let mut because = format!("schedule {name}, {} at {local}", now.why);
+    for note in &notes {
+        because.push_str("; ");
+        because.push_str(note);
+    }
+    let stretch = match schedule.mode {
+        Mode::Enforced => None,
+        Mode::RespectManual => {
+            let since = schedule::since(schedule, at).map(|t| t.as_second());
+            let mark = stretch_mark(&builder.region, &builder.name, name, since);
+            if unreadable.contains(&mark) {
+                return Scheduled::Leave(format!(
+                    "{because}; respect-manual: keeper's record of this stretch could not be read, so the builder is left alone and the run retried"
+                ));
+            }
+            if acted.contains(&mark) {
+                let since = since.and_then(|s| jiff::Timestamp::from_second(s).ok()).map(|t| t.to_string());
+                return Scheduled::Leave(format!(
+                    "{because}; respect-manual: acted on at the start of this stretch (since {}); left as people set it",
+                    since.as_deref().unwrap_or("over 400 days")
+                ));
+            }
+            Some(mark)
+        }
+    };
+    Scheduled::Want { running: now.running, because, stretch }
 }
 
 #[cfg(test)]
@@ -330,6 +526,8 @@ mod tests {
             regions: vec!["us-east-1".into()],
             appstream_agent_version: None,
             wait_for_stopping: true,
+            reconcile: None,
+            scheduled_by: None,
         }
     }
 
@@ -349,7 +547,10 @@ mod tests {
     }
 
     fn steps(job: &Job, builders: Vec<Builder>) -> Vec<(String, Step)> {
-        plan(job, &Observed { builders, missing: vec![] }).into_iter().map(|p| (p.name, p.step)).collect()
+        plan(job, &Observed { builders, missing: vec![], ..Observed::default() })
+            .into_iter()
+            .map(|p| (p.name, p.step))
+            .collect()
     }
 
     #[test]
@@ -469,6 +670,7 @@ mod tests {
         let observed = Observed {
             builders: vec![builder("b1", "STOPPED", &[]), builder("b2", "STOPPED", &[])],
             missing: vec![("us-east-1".into(), "ghost".into())],
+            ..Observed::default()
         };
         let planned = plan(&j, &observed);
         assert_eq!(
@@ -482,7 +684,13 @@ mod tests {
     #[test]
     fn given_empty_selection_when_planned_then_empty_plan_not_an_error() {
         let j = job(Action::Start, Selector::Matching { prefix: "nobody-".into(), tags: BTreeMap::new() });
-        assert!(plan(&j, &Observed { builders: vec![builder("b1", "STOPPED", &[])], missing: vec![] }).is_empty());
+        assert!(
+            plan(
+                &j,
+                &Observed { builders: vec![builder("b1", "STOPPED", &[])], missing: vec![], ..Observed::default() }
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -512,6 +720,7 @@ mod tests {
             &Observed {
                 builders: vec![builder("b", "STOPPED", &[]), eu, builder("a", "STOPPED", &[])],
                 missing: vec![],
+                ..Observed::default()
             },
         );
         assert_eq!(
@@ -595,6 +804,8 @@ mod tests {
                 regions: vec!["us-east-1".into(), "eu-west-1".into()],
                 appstream_agent_version: None,
                 wait_for_stopping: wait,
+                reconcile: None,
+                scheduled_by: None,
             })
         }
 

@@ -303,6 +303,7 @@ fn context_with(deadline: Option<SystemTime>, margin: Duration) -> Context {
         leases: Leases::new(Arc::new(MemoryStore::default()), "test-fn"),
         deadline_margin: margin,
         caller: crate::answer::Caller::EventSource,
+        now: SystemTime::now(),
     }
 }
 

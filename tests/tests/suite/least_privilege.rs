@@ -253,5 +253,5 @@ fn given_each_scheduler_schedule_in_the_template_when_compared_then_a_sample_hol
             checked += 1;
         }
     }
-    assert_eq!(checked, 5, "the template's five Scheduler schedules");
+    assert_eq!(checked, 6, "the template's six Scheduler schedules");
 }

@@ -480,3 +480,219 @@ async fn given_a_stopping_builder_first_and_a_limit_of_one_when_started_then_the
     // AND the report keeps the plan's order
     assert!(report.actions[0].target.ends_with("/a-builder"), "{:?}", report.actions);
 }
+
+/// A schedules document: Berlin office hours on weekdays with Good Friday 2026 off, enforced.
+const OFFICE: &str = r#"{"schedules": [{"name": "office", "timezone": "Europe/Berlin", "mode": "enforced",
+    "periods": [{"begin": "08:00", "end": "18:00", "weekdays": ["mon-fri"]}], "holidays": ["2026-04-03"]}]}"#;
+
+/// A reconcile as the Scheduler sends it at `time`: each its own event, so none is a replay of another.
+fn reconcile_event(n: u32, time: &str) -> Value {
+    json!({"action": "reconcile", "scheduler": {
+        "executionId": format!("00000000-0000-4000-8000-{n:012}"),
+        "scheduledTime": time,
+        "scheduleArn": "arn:aws:scheduler:us-east-1:123456789012:schedule/default/keeper-reconcile-image-builders"
+    }})
+}
+
+fn line<'a>(report: &'a Report, target: &str) -> &'a shared::report::Action {
+    report.actions.iter().find(|a| a.target == target).unwrap_or_else(|| panic!("no line for {target}: {report:?}"))
+}
+
+#[tokio::test]
+async fn given_tagged_builders_when_reconciled_across_a_dst_change_a_holiday_and_an_expiring_override_then_each_follows_its_schedule()
+ {
+    // GIVEN two builders on Berlin office hours (one held stopped by an override until Monday 09:00 Berlin), and
+    // one without a schedule tag, all STOPPED; and a clock the test moves
+    let running = start(json!({"timing": {"transitionMillis": 20}, "regions": {"us-east-1": {"imageBuilders": builders(&[
+        ("office", "STOPPED", &[("keeper:schedule", "office")]),
+        ("held", "STOPPED", &[("keeper:schedule", "office"), ("keeper:override", "stopped until 2026-03-30T09:00:00+02:00")]),
+        ("free", "STOPPED", &[]),
+    ])}}}))
+    .await;
+    let now = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let clock = now.clone();
+    let deps = function(&running, 3, &[("SCHEDULES", OFFICE)]).await.with_clock(move || {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(clock.load(std::sync::atomic::Ordering::SeqCst) as u64)
+    });
+    let mut n = 0;
+    let mut at = |time: &str| {
+        let t: jiff::Timestamp = time.parse().expect("an instant");
+        now.store(t.as_second(), std::sync::atomic::Ordering::SeqCst);
+        n += 1;
+        reconcile_event(n, time)
+    };
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(120));
+
+    // WHEN it runs on Friday 27 March at 07:30 Berlin (06:30 UTC, winter time): before the period
+    let report = deps.handle(at("2026-03-27T06:30:00Z"), None).await.expect("a report");
+    // THEN nothing is started, and the builder without a schedule is not even listed
+    assert_eq!(calls(&running, "StartImageBuilder").len(), 0, "{report:?}");
+    assert!(report.actions.iter().all(|a| !a.target.ends_with("/free")), "{report:?}");
+    assert!(line(&report, "us-east-1/office").detail.contains("outside every period"), "{report:?}");
+
+    // WHEN it runs at 08:05 Berlin (07:05 UTC): in the period
+    let report = deps.handle(at("2026-03-27T07:05:00Z"), None).await.expect("a report");
+    // THEN the office builder is started, and the held one stays stopped by its override
+    assert_eq!(called_with(&running, "StartImageBuilder", "Name"), vec!["office"], "{report:?}");
+    assert_eq!(line(&report, "us-east-1/office").outcome, Outcome::Applied);
+    assert!(line(&report, "us-east-1/held").detail.contains("keeper:override"), "{report:?}");
+    settle().await;
+
+    // WHEN it runs at 18:05 Berlin (17:05 UTC)
+    deps.handle(at("2026-03-27T17:05:00Z"), None).await.expect("a report");
+    // THEN the office builder is stopped
+    assert_eq!(called_with(&running, "StopImageBuilder", "Name"), vec!["office"]);
+    settle().await;
+
+    // WHEN it runs on Monday 30 March at 06:30 UTC: 08:30 Berlin summer time (it would be 07:30 without the DST change)
+    let report = deps.handle(at("2026-03-30T06:30:00Z"), None).await.expect("a report");
+    // THEN the office builder is started again; the held one's override still holds
+    assert_eq!(called_with(&running, "StartImageBuilder", "Name"), vec!["office", "office"], "{report:?}");
+    assert!(line(&report, "us-east-1/office").detail.contains("CEST"), "{report:?}");
+    settle().await;
+
+    // WHEN it runs at 09:05 Berlin (07:05 UTC): the override has expired
+    let report = deps.handle(at("2026-03-30T07:05:00Z"), None).await.expect("a report");
+    // THEN the held builder follows the schedule again, and the report says the override expired
+    assert_eq!(called_with(&running, "StartImageBuilder", "Name"), vec!["held", "office", "office"], "{report:?}");
+    assert!(line(&report, "us-east-1/held").detail.contains("expired"), "{report:?}");
+    assert_eq!(line(&report, "us-east-1/office").outcome, Outcome::Skipped, "already running: no second start");
+    settle().await;
+
+    // WHEN it runs on Good Friday, 3 April, at 11:00 Berlin: a holiday
+    let report = deps.handle(at("2026-04-03T09:00:00Z"), None).await.expect("a report");
+    // THEN both are stopped, saying why (the call log's names come sorted)
+    let stopped = called_with(&running, "StopImageBuilder", "Name");
+    assert_eq!(stopped, vec!["held", "office", "office"], "{report:?}");
+    assert!(line(&report, "us-east-1/office").detail.contains("holiday 2026-04-03"), "{report:?}");
+    // AND the builder without a schedule was never started or stopped
+    assert!(!called_with(&running, "StartImageBuilder", "Name").contains(&"free".to_string()));
+}
+
+#[tokio::test]
+async fn given_reconcile_requests_that_break_a_rule_when_handled_then_refused_naming_the_field_without_a_call() {
+    // GIVEN a builder on a schedule
+    let running = start(json!({"regions": {"us-east-1": {"imageBuilders": builders(&[
+        ("office", "STOPPED", &[("keeper:schedule", "office")]),
+    ])}}}))
+    .await;
+    let with = function(&running, 3, &[("SCHEDULES", OFFICE)]).await;
+    let without = function(&running, 3, &[]).await;
+    for (deps, request, field) in [
+        // WHEN the function has no schedules, a schedule is unknown, or a real run asks to decide at another time
+        (&without, json!({"action": "reconcile"}), "action"),
+        (&with, json!({"action": "reconcile", "names": ["office"], "schedule": "night"}), "schedule"),
+        (&with, json!({"action": "reconcile", "schedule": "office"}), "schedule"),
+        (&with, json!({"action": "reconcile", "at": "2026-03-30T06:30:00Z"}), "at"),
+        (&with, json!({"action": "start", "schedule": "office"}), "schedule"),
+    ] {
+        // THEN each is refused, naming the field
+        let error = deps.handle(request.clone(), None).await.expect_err("refused");
+        assert!(error.error_message.contains(&format!("`{field}`")), "{request}: {error:?}");
+    }
+    // AND no builder was read for it, nor started
+    assert!(calls(&running, "StartImageBuilder").is_empty());
+    assert!(calls(&running, "DescribeImageBuilders").is_empty());
+}
+
+#[tokio::test]
+async fn given_a_dry_run_at_a_chosen_time_when_reconciled_then_the_decisions_and_why_and_no_call() {
+    // GIVEN a builder on Berlin office hours
+    let running = start(json!({"regions": {"us-east-1": {"imageBuilders": builders(&[
+        ("office", "STOPPED", &[("keeper:schedule", "office")]),
+    ])}}}))
+    .await;
+    let deps = function(&running, 3, &[("SCHEDULES", OFFICE)]).await;
+    // WHEN a dry run asks what would happen on Monday 30 March at 08:30 Berlin
+    let report = deps
+        .handle(json!({"action": "reconcile", "dryRun": true, "at": "2026-03-30T08:30:00+02:00"}), None)
+        .await
+        .expect("a report");
+    // THEN it plans a start and says which schedule and period, in local time
+    let office = line(&report, "us-east-1/office");
+    assert_eq!((office.action.as_str(), office.outcome), ("start", Outcome::Planned), "{report:?}");
+    assert!(office.detail.contains("schedule office, in period 1 at Mon 2026-03-30 08:30 CEST"), "{}", office.detail);
+    // AND nothing is started
+    assert!(calls(&running, "StartImageBuilder").is_empty());
+}
+
+#[tokio::test]
+async fn given_a_respect_manual_schedule_when_a_person_stops_the_builder_mid_period_then_keeper_leaves_it_until_the_next_edge()
+ {
+    // GIVEN a builder on a respect-manual schedule, 08:00-18:00 UTC every day, STOPPED
+    let schedules = r#"{"schedules": [{"name": "polite", "timezone": "UTC", "mode": "respect-manual",
+        "periods": [{"begin": "08:00", "end": "18:00"}]}]}"#;
+    let running =
+        start(json!({"timing": {"transitionMillis": 20}, "regions": {"us-east-1": {"imageBuilders": builders(&[
+            ("b", "STOPPED", &[("keeper:schedule", "polite")]),
+        ])}}}))
+        .await;
+    let now = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let clock = now.clone();
+    let deps = function(&running, 3, &[("SCHEDULES", schedules)]).await.with_clock(move || {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(clock.load(std::sync::atomic::Ordering::SeqCst) as u64)
+    });
+    let at = |time: &str, n: u32| {
+        now.store(
+            time.parse::<jiff::Timestamp>().expect("an instant").as_second(),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        reconcile_event(n, time)
+    };
+    // WHEN the first run after the period's start finds it stopped
+    deps.handle(at("2026-06-01T08:05:00Z", 1), None).await.expect("a report");
+    // THEN it is started
+    assert_eq!(called_with(&running, "StartImageBuilder", "Name"), vec!["b"]);
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    // WHEN a person stops it at 10:00, and keeper runs at 10:15, and that run is delivered again
+    let sdk = sdk_config(&running, "us-east-1", &fast_settings(3)).await;
+    aws_sdk_appstream::Client::new(&sdk).stop_image_builder().name("b").send().await.expect("stopped by hand");
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    let report = deps.handle(at("2026-06-01T10:15:00Z", 2), None).await.expect("a report");
+    deps.handle(at("2026-06-01T10:30:00Z", 3), None).await.expect("a report");
+    // THEN keeper leaves it stopped, saying why
+    assert_eq!(called_with(&running, "StartImageBuilder", "Name"), vec!["b"], "{report:?}");
+    assert!(line(&report, "us-east-1/b").detail.contains("respect-manual"), "{report:?}");
+    // WHEN the period ends with the builder stopped, and the next period begins
+    deps.handle(at("2026-06-01T18:05:00Z", 4), None).await.expect("a report");
+    deps.handle(at("2026-06-02T08:05:00Z", 5), None).await.expect("a report");
+    // THEN the new period's start starts it again, once
+    assert_eq!(called_with(&running, "StartImageBuilder", "Name"), vec!["b", "b"]);
+    assert!(calls(&running, "StopImageBuilder").len() == 1, "only the person stopped it");
+}
+
+#[tokio::test]
+async fn given_schedules_and_the_fixed_jobs_when_both_run_then_each_builder_has_one_master() {
+    // GIVEN the template's TAGS (keeper:schedule=office-hours) and a document with another schedule; a builder on
+    // that schedule, one on office-hours (not in the document), both STOPPED
+    let running = start(json!({"regions": {"us-east-1": {"imageBuilders": builders(&[
+        ("berlin", "STOPPED", &[("keeper:schedule", "office")]),
+        ("legacy", "STOPPED", &[("keeper:schedule", "office-hours")]),
+    ])}}}))
+    .await;
+    let settings = [("SCHEDULES", OFFICE), ("TAGS", "keeper:schedule=office-hours")];
+    let deps = function(&running, 3, &settings).await;
+    // WHEN the fixed 07:00 start runs
+    let report = deps.handle(json!({"action": "start"}), None).await.expect("a report");
+    // THEN it leaves the scheduled builder to the reconcile, saying so, and starts nothing
+    assert!(calls(&running, "StartImageBuilder").is_empty(), "{report:?}");
+    assert!(line(&report, "us-east-1/legacy").detail.contains("the reconcile decides"), "{report:?}");
+    // WHEN a reconcile runs in the office period: the TAGS pair on the schedule tag does not bound it
+    let report = deps
+        .handle(json!({"action": "reconcile", "dryRun": true, "at": "2026-03-30T08:30:00+02:00"}), None)
+        .await
+        .expect("a report");
+    assert_eq!(line(&report, "us-east-1/berlin").outcome, Outcome::Planned, "{report:?}");
+    assert!(line(&report, "us-east-1/legacy").detail.contains("not in the schedules document"), "{report:?}");
+    // AND a broken document refuses the reconcile alone, naming the field; the fixed jobs still run, on every builder
+    let broken = function(
+        &running,
+        3,
+        &[("SCHEDULES", r#"{"schedules": [{"name": "x", "timezone": "UTC", "periods": [{"begin": "9"}]}]}"#)],
+    )
+    .await;
+    let error = broken.handle(json!({"action": "reconcile"}), None).await.expect_err("refused");
+    assert!(error.error_message.contains("schedules[0].periods[0].begin"), "{error:?}");
+    broken.handle(json!({"action": "start", "names": ["berlin"]}), None).await.expect("the fixed start runs");
+    assert_eq!(called_with(&running, "StartImageBuilder", "Name"), vec!["berlin"]);
+}
