@@ -382,6 +382,11 @@ pub fn plan(job: &Job, observed: &Observed) -> Vec<Planned> {
                         Step::Skip(format!("follows no schedule (no {} tag)", reconcile.schedule_tag))
                     }
                     Scheduled::Leave(reason) => Step::Skip(reason),
+                    Scheduled::Respect { running, because } => {
+                        // The line's verb is what the schedule wants, though a person's choice stands.
+                        action = if running { Action::Start } else { Action::Stop };
+                        Step::Skip(because)
+                    }
                     Scheduled::Want { running, because, stretch } => {
                         action = if running { Action::Start } else { Action::Stop };
                         why = Some(because);
@@ -428,6 +433,9 @@ pub enum Scheduled {
     /// Left as it is, for this reason (an `ignore` override, an unknown schedule, a person's choice in a
     /// `respect-manual` stretch already acted on).
     Leave(String),
+    /// A `respect-manual` schedule that wants the builder `running` (or not), left as people set it: its stretch was
+    /// acted on already, or keeper's record of that cannot be read.
+    Respect { running: bool, because: String },
     /// Running or stopped, because of this; `stretch` is the mark of a `respect-manual` schedule's stretch.
     Want { running: bool, because: String, stretch: Option<String> },
 }
@@ -496,16 +504,18 @@ pub fn scheduled(
             let since = schedule::since(schedule, at).map(|t| t.as_second());
             let mark = stretch_mark(&builder.region, &builder.name, name, since);
             if unreadable.contains(&mark) {
-                return Scheduled::Leave(format!(
+                let because = format!(
                     "{because}; respect-manual: keeper's record of this stretch could not be read, so the builder is left alone and the run retried"
-                ));
+                );
+                return Scheduled::Respect { running: now.running, because };
             }
             if acted.contains(&mark) {
                 let since = since.and_then(|s| jiff::Timestamp::from_second(s).ok()).map(|t| t.to_string());
-                return Scheduled::Leave(format!(
+                let because = format!(
                     "{because}; respect-manual: acted on at the start of this stretch (since {}); left as people set it",
                     since.as_deref().unwrap_or("over 400 days")
-                ));
+                );
+                return Scheduled::Respect { running: now.running, because };
             }
             Some(mark)
         }
@@ -544,6 +554,75 @@ mod tests {
             reason: None,
             tags: Some(tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
         }
+    }
+
+    /// A reconcile at `at` of a respect-manual night schedule, 22:00-06:00 UTC.
+    fn reconcile_at(at: &str, names: Option<Vec<String>>) -> Job {
+        let schedules = crate::config::schedules::parse(
+            r#"{"schedules": [{"name": "night", "timezone": "UTC", "mode": "respect-manual", "periods": [{"begin": "22:00", "end": "06:00"}]}]}"#,
+        )
+        .expect("valid");
+        let selector = match names {
+            Some(names) => Selector::Names(names),
+            None => all(),
+        };
+        let mut j = job(Action::Reconcile, selector);
+        j.reconcile = Some(Reconcile {
+            at: at.parse().expect("an instant"),
+            schedules: std::sync::Arc::new(schedules),
+            schedule: None,
+            schedule_tag: "keeper:schedule".into(),
+            override_tag: "keeper:override".into(),
+        });
+        j
+    }
+
+    #[test]
+    fn given_a_reconcile_when_planned_then_each_builder_gets_what_its_schedule_or_override_wants_and_says_why() {
+        let j = reconcile_at("2026-06-01T12:00:00Z", None);
+        let night = [("keeper:schedule", "night")];
+        let builders = vec![
+            builder("day-running", "RUNNING", &night),
+            builder(
+                "held",
+                "STOPPED",
+                &[("keeper:schedule", "night"), ("keeper:override", "running until 2026-06-01T13:00:00Z")],
+            ),
+            builder(
+                "bad-override",
+                "RUNNING",
+                &[("keeper:schedule", "night"), ("keeper:override", "running until lunch")],
+            ),
+            builder("lost", "RUNNING", &[("keeper:schedule", "lunch")]),
+            builder("untagged", "RUNNING", &[]),
+        ];
+        let observed = Observed { builders, ..Observed::default() };
+        let planned = plan(&j, &observed);
+        let by = |name: &str| planned.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("{name}: {planned:?}"));
+        // GIVEN noon, outside the night: a running builder is stopped, with the stretch's mark to record
+        assert_eq!((by("day-running").action, &by("day-running").step), (Action::Stop, &Step::Stop));
+        assert!(
+            by("day-running").mark.as_deref().is_some_and(|m| m.starts_with("scheduled#us-east-1/day-running#night#"))
+        );
+        // AND an unexpired override wins; a bad one is said and ignored; an unknown schedule leaves it alone
+        assert_eq!((by("held").action, &by("held").step), (Action::Start, &Step::Start));
+        assert_eq!(by("bad-override").step, Step::Stop);
+        assert!(by("bad-override").why.as_deref().is_some_and(|w| w.contains("keeper:override ignored")));
+        assert!(
+            matches!(&by("lost").step, Step::Skip(why) if why.contains("`lunch` is not in the schedules document"))
+        );
+        // AND a builder without a schedule tag is not in a selection's plan at all
+        assert!(planned.iter().all(|p| p.name != "untagged"));
+        // WHEN the stretch was acted on already: left as people set it, the line still saying the schedule wants a stop
+        let mark = by("day-running").mark.clone().expect("a mark");
+        let acted = Observed { acted: [mark].into(), ..observed.clone() };
+        let again = plan(&j, &acted);
+        let day = again.iter().find(|p| p.name == "day-running").expect("planned");
+        assert_eq!(day.action, Action::Stop);
+        assert!(matches!(&day.step, Step::Skip(why) if why.contains("left as people set it")), "{day:?}");
+        // AND a builder named without a tag is reported, not dropped
+        let named = plan(&reconcile_at("2026-06-01T12:00:00Z", Some(vec!["untagged".into()])), &observed);
+        assert!(matches!(&named[0].step, Step::Skip(why) if why.contains("follows no schedule")), "{named:?}");
     }
 
     fn steps(job: &Job, builders: Vec<Builder>) -> Vec<(String, Step)> {
