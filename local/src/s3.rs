@@ -13,8 +13,8 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use s3s::dto::{
     CreateBucketInput, CreateBucketOutput, ETag, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
-    HeadObjectInput, HeadObjectOutput, ListObjectsV2Input, ListObjectsV2Output, Object, PutObjectInput,
-    PutObjectOutput, StreamingBlob,
+    HeadObjectInput, HeadObjectOutput, ListObjectVersionsInput, ListObjectVersionsOutput, ListObjectsV2Input,
+    ListObjectsV2Output, Object, ObjectVersion, PutObjectInput, PutObjectOutput, StreamingBlob,
 };
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
@@ -189,6 +189,66 @@ impl S3 for Backend {
         }))
     }
 
+    /// Every version of every key under the prefix: keys in order, each key's versions newest first (the store
+    /// keeps them oldest first), from after `key-marker` (and `version-id-marker`), at most `max-keys` of them. The
+    /// store has no deletes, so no delete markers.
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        let input = req.input;
+        let buckets = self.0.lock();
+        let objects = buckets.get(&input.bucket).ok_or_else(|| s3_error!(NoSuchBucket))?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let max = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
+        let entries = objects
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .flat_map(|(k, versions)| {
+                let latest = versions.len().saturating_sub(1);
+                versions.iter().enumerate().rev().map(move |(i, o)| (k, o, i == latest))
+            })
+            .skip_while(|(k, o, _)| match (&input.key_marker, &input.version_id_marker) {
+                (None, _) => false,
+                (Some(marker), None) => k.as_str() <= marker.as_str(),
+                (Some(marker), Some(version)) => {
+                    k.as_str() < marker.as_str() || (k.as_str() == marker.as_str() && o.version_id != *version)
+                }
+            });
+        // With a version marker, the entry it names was the last one of the page before.
+        let mut entries: Vec<_> = entries.collect();
+        if input.version_id_marker.is_some() && !entries.is_empty() {
+            entries.remove(0);
+        }
+        let truncated = entries.len() > max;
+        entries.truncate(max);
+        let versions: Vec<ObjectVersion> = entries
+            .iter()
+            .map(|(k, o, latest)| ObjectVersion {
+                key: Some((*k).clone()),
+                version_id: Some(o.version_id.clone()),
+                is_latest: Some(*latest),
+                size: Some(o.body.len() as i64),
+                e_tag: Some(ETag::Strong(o.etag.clone())),
+                last_modified: Some(o.modified.into()),
+                ..Default::default()
+            })
+            .collect();
+        let last = entries.last().filter(|_| truncated);
+        Ok(S3Response::new(ListObjectVersionsOutput {
+            name: Some(input.bucket.clone()),
+            prefix: input.prefix.clone(),
+            key_marker: input.key_marker.clone(),
+            version_id_marker: input.version_id_marker.clone(),
+            max_keys: Some(max as i32),
+            is_truncated: Some(truncated),
+            next_key_marker: last.map(|(k, _, _)| (*k).clone()),
+            next_version_id_marker: last.map(|(_, o, _)| o.version_id.clone()),
+            versions: Some(versions),
+            ..Default::default()
+        }))
+    }
+
     async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
         let buckets = self.0.lock();
         let objects = buckets.get(&req.input.bucket).ok_or_else(|| s3_error!(NoSuchBucket))?;
@@ -225,12 +285,15 @@ pub fn service(store: Arc<Store>) -> S3Service {
 }
 
 /// The operation of an S3 request, for the call log (path-style requests, as the SDK sends to an IP endpoint).
-pub(crate) fn operation(method: &http::Method, path: &str) -> (&'static str, String, String) {
-    let trimmed = path.trim_start_matches('/');
+pub(crate) fn operation(method: &http::Method, uri: &http::Uri) -> (&'static str, String, String) {
+    let trimmed = uri.path().trim_start_matches('/');
     let (bucket, key) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+    let versions =
+        uri.query().is_some_and(|q| q.split('&').any(|pair| pair == "versions" || pair.starts_with("versions=")));
     let op = match (method.as_str(), key.is_empty()) {
         ("PUT", true) => "CreateBucket",
         ("HEAD", true) => "HeadBucket",
+        ("GET", true) if versions => "ListObjectVersions",
         ("GET", true) => "ListObjectsV2",
         ("PUT", false) => "PutObject",
         ("GET", false) => "GetObject",
@@ -248,7 +311,7 @@ pub async fn handle(
     _region: &str,
     log: impl FnOnce(&str, BTreeMap<String, String>, &Result<(), String>),
 ) -> Response<Body> {
-    let (op, bucket, key) = operation(req.method(), req.uri().path());
+    let (op, bucket, key) = operation(req.method(), req.uri());
     let version = req.uri().query().and_then(|q| {
         q.split('&')
             .find_map(|pair| pair.strip_prefix("versionId="))

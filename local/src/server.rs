@@ -296,7 +296,7 @@ async fn handle(emulator: Arc<Emulator>, req: Request<Incoming>) -> Response<Bod
             }
             Ok(None) => {}
         }
-        let (operation, _, _) = s3::operation(req.method(), req.uri().path());
+        let (operation, _, _) = s3::operation(req.method(), req.uri());
         let response = s3::handle(&emulator.s3, req, &scope.region, |op, params, outcome| {
             emulator.log("s3", op, &scope.region, params, outcome, false)
         })

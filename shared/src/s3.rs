@@ -105,10 +105,90 @@ pub async fn read_bounded_version(
     Ok((Bytes::from(bytes), read_version))
 }
 
+/// `s3://bucket/key` as its bucket and key; `None` when it is not one.
+pub fn parse_uri(uri: &str) -> Option<(String, String)> {
+    let (bucket, key) = uri.strip_prefix("s3://")?.split_once('/')?;
+    (!bucket.is_empty() && !key.is_empty()).then(|| (bucket.to_string(), key.to_string()))
+}
+
+/// One entry of an object's history in a versioned bucket: a version, or a delete marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    pub id: String,
+    pub delete_marker: bool,
+}
+
+/// The versions uploaded before `current`, newest first, back to the object's last deletion: the ones that may
+/// stand in for it. A version from before a deletion was withdrawn by whoever deleted it, so it never comes back
+/// on its own. `history` is newest first, as [`history`] gives it; empty when `current` is not in it.
+pub fn older_than(history: &[Version], current: &str) -> Vec<String> {
+    let Some(at) = history.iter().position(|v| v.id == current && !v.delete_marker) else {
+        return Vec::new();
+    };
+    history[at + 1..].iter().take_while(|v| !v.delete_marker).map(|v| v.id.clone()).collect()
+}
+
+/// How much of an object's history [`history`] lists: far more versions than a fallback ever tries.
+const HISTORY: i32 = 100;
+
+/// The newest entries of `key`'s history (versions and delete markers), newest first: one ListObjectVersions page.
+/// The exact key sorts before every longer key with it as a prefix, so its entries come first.
+pub async fn history(client: &Client, bucket: &str, key: &str) -> Result<Vec<Version>, ReadError> {
+    let out = client
+        .list_object_versions()
+        .bucket(bucket)
+        .prefix(key)
+        .max_keys(HISTORY)
+        .send()
+        .await
+        .map_err(|e| AwsError::new(format!("s3://{bucket}/{key}"), "ListObjectVersions", &e))?;
+    // S3 lists versions and delete markers apart, each newest first: merged by time, a version before a marker of
+    // the same second (a stable sort keeps the versions' own order).
+    let mut entries: Vec<(Option<aws_sdk_s3::primitives::DateTime>, Version)> = Vec::new();
+    for v in out.versions() {
+        if v.key() == Some(key)
+            && let Some(id) = v.version_id()
+        {
+            entries.push((v.last_modified().copied(), Version { id: id.to_string(), delete_marker: false }));
+        }
+    }
+    for m in out.delete_markers() {
+        if m.key() == Some(key)
+            && let Some(id) = m.version_id()
+        {
+            entries.push((m.last_modified().copied(), Version { id: id.to_string(), delete_marker: true }));
+        }
+    }
+    entries.sort_by_key(|e| std::cmp::Reverse(e.0));
+    Ok(entries.into_iter().map(|(_, v)| v).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::aws_error::AwsFailure;
+
+    #[test]
+    fn given_an_objects_history_when_asked_for_older_versions_then_newest_first_and_none_from_before_a_deletion() {
+        let v = |id: &str| Version { id: id.into(), delete_marker: false };
+        let gone = |id: &str| Version { id: id.into(), delete_marker: true };
+        // GIVEN v1, deleted, then v3 v4 v5 uploaded (newest first)
+        let history = [v("v5"), v("v4"), v("v3"), gone("d2"), v("v1")];
+        // THEN the versions before v5 are v4 and v3, not v1, which the deletion withdrew
+        assert_eq!(older_than(&history, "v5"), vec!["v4", "v3"]);
+        assert_eq!(older_than(&history, "v3"), Vec::<String>::new());
+        // AND a version not in the history (or a marker's id) has no older ones
+        assert!(older_than(&history, "v9").is_empty());
+        assert!(older_than(&history, "d2").is_empty());
+    }
+
+    #[test]
+    fn given_s3_uris_when_parsed_then_bucket_and_key_or_none() {
+        assert_eq!(parse_uri("s3://b/dir/k.json"), Some(("b".into(), "dir/k.json".into())));
+        for bad in ["s3://b", "s3:///k", "s3://b/", "https://b/k", "b/k"] {
+            assert_eq!(parse_uri(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn given_each_read_failure_when_classified_then_a_broken_stream_is_retried_and_a_large_object_is_not() {

@@ -10,7 +10,8 @@ and exits 1 if there is any.
 
 Differences allowed by design, and checked as such:
 - a variable whose template value names a resource of the stack: IDEMPOTENCY_TABLE is the docs/deploy.md recipe's table
-  (keeper-idempotency); DESIRED_STATE_S3_URI names the account's bucket and is given at deploy (--env-var);
+  (keeper-idempotency); DESIRED_STATE_S3_URI and SCHEDULES_S3_URI name the account's bucket and are given at deploy
+  (--env-var);
 - KEEPER_STACK, the stack's name in the template: a deploy by hand has no stack, and leaves it at the functions'
   default or gives it with --env-var, so it is not compared on either side;
 - a variable whose default is empty is left out (cargo lambda refuses `NAME=`; unset and empty read the same).
@@ -21,7 +22,7 @@ import subprocess
 import sys
 
 RECIPE = {"IDEMPOTENCY_TABLE": "keeper-idempotency"}
-PER_ACCOUNT = {"DESIRED_STATE_S3_URI"}
+PER_ACCOUNT = {"DESIRED_STATE_S3_URI", "SCHEDULES_S3_URI"}
 PER_DEPLOYMENT = {"KEEPER_STACK"}
 
 

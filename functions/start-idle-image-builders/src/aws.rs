@@ -1,5 +1,5 @@
-//! Observe and apply: the AppStream calls, one small function each, returning the plan's types. Errors are
-//! classified here, on the SDK's typed variants.
+//! Observe and apply: the AppStream calls, one small function each, returning the plan's types, and the read of a
+//! schedules document kept in S3. Errors are classified here, on the SDK's typed variants.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -9,15 +9,18 @@ use aws_sdk_appstream::types::ImageBuilder;
 use shared::aws_error::AwsError;
 use shared::classify::Classify;
 use shared::clients::PerRegion;
+use shared::error::InvalidInput;
 use shared::host::{Context, Permit, Withheld};
 use shared::lost_answer::AnswerWatch;
 use shared::paging::Pages;
 use shared::report::Verb as _;
 use shared::report::{Action as ReportAction, Outcome};
 use shared::retry::full_jitter_delay;
+use shared::s3::ReadError;
 use tokio::sync::Semaphore;
 
-use crate::config::{Job, Selector};
+use crate::config::schedules::Schedules;
+use crate::config::{InForce, Job, Selector};
 use crate::error::Error;
 use crate::plan::{self, Builder, Observed, Planned, State, Step, Verb};
 
@@ -330,4 +333,94 @@ async fn wait_until_stopped(
             None => return skipped("deleted meanwhile".into()),
         }
     }
+}
+
+/// The largest schedules document read from S3: far more schedules than any team keeps, and a bound on memory.
+const SCHEDULES_MAX_BYTES: usize = 256 * 1024;
+/// How many versions before a bad current one are read, at most, looking for the last good one.
+const FALLBACK_READS: usize = 10;
+
+/// What `SCHEDULES_S3_URI` holds at this run.
+#[derive(Debug)]
+pub struct Kept {
+    /// The document the run decides on: the current version when it is valid, or else the newest valid version
+    /// before it (the last good one stays in force); why there is none, otherwise.
+    pub in_force: InForce,
+    /// What is wrong with what is kept there (a bad current version, an object that cannot be read), for the
+    /// report's failed line, whether or not an older version stands in.
+    pub refused: Option<InvalidInput>,
+}
+
+/// Reads the schedules document from S3: the current version, validated as a whole; when it is not valid, the
+/// versions before it, newest first, back to the object's last deletion and at most [`FALLBACK_READS`] of them. A
+/// failure that may pass (throttling, a dropped connection) is an error, so the run is retried rather than decided
+/// on a guess; one that will not (no such object, access denied) leaves no document in force.
+pub async fn schedules_in_s3(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Kept, ReadError> {
+    let uri = format!("s3://{bucket}/{key}");
+    let refuse = |rule: String| InvalidInput::new(SETTING, rule);
+    let unreadable = |e: ReadError| -> Result<Kept, ReadError> {
+        if e.error_type().is_retryable() {
+            return Err(e);
+        }
+        let why = refuse(format!("{uri} could not be read, so no schedules document is in force: {e}"));
+        Ok(Kept { in_force: InForce { setting: SETTING, document: Err(why.clone()) }, refused: Some(why) })
+    };
+    let (current, version) = match shared::s3::read_bounded_version(s3, bucket, key, None, SCHEDULES_MAX_BYTES).await {
+        Ok((body, version)) => (validate(&body), version),
+        // Too large is a bad version like any other: the one before it may stand in.
+        Err(ReadError::TooLarge(e)) => match shared::s3::current_version(s3, bucket, key).await {
+            Ok(version) => (Err(InvalidInput::new(&e.field, e.rule)), version),
+            Err(e) => return unreadable(e),
+        },
+        Err(e) => return unreadable(e),
+    };
+    let bad = match current {
+        Ok(document) => {
+            return Ok(Kept { in_force: InForce { setting: SETTING, document: Ok(document) }, refused: None });
+        }
+        Err(bad) => bad,
+    };
+    let named = version.as_deref().map(|v| format!("version {v} of {uri}")).unwrap_or_else(|| uri.clone());
+    tracing::error!(document = %named, field = %bad.field, rule = %bad.rule, "the schedules document is not valid");
+    let refused = format!("{named} is refused: {}: {}", bad.field, bad.rule);
+    let Some(version) = version else {
+        let why = refuse(format!("{refused}; the bucket keeps no versions, so no older one can stand in"));
+        return Ok(Kept { in_force: InForce { setting: SETTING, document: Err(why.clone()) }, refused: Some(why) });
+    };
+    let history = match shared::s3::history(s3, bucket, key).await {
+        Ok(history) => history,
+        Err(e) if !e.error_type().is_retryable() => {
+            let why = refuse(format!("{refused}; its older versions could not be listed: {e}"));
+            return Ok(Kept { in_force: InForce { setting: SETTING, document: Err(why.clone()) }, refused: Some(why) });
+        }
+        Err(e) => return Err(e),
+    };
+    let older = shared::s3::older_than(&history, &version);
+    for old in older.iter().take(FALLBACK_READS) {
+        let body = match shared::s3::read_bounded(s3, bucket, key, Some(old), SCHEDULES_MAX_BYTES).await {
+            Ok(body) => body,
+            Err(e) if e.error_type().is_retryable() => return Err(e),
+            // Gone since it was listed, or too large: the next older one may do.
+            Err(_) => continue,
+        };
+        if let Ok(document) = validate(&body) {
+            tracing::warn!(document = %uri, version = %old, "the last good version of the schedules document stays in force");
+            let why = refuse(format!("{refused}; version {old}, the last good one, stays in force"));
+            return Ok(Kept { in_force: InForce { setting: SETTING, document: Ok(document) }, refused: Some(why) });
+        }
+    }
+    let tried = older.len().min(FALLBACK_READS);
+    let why = refuse(format!(
+        "{refused}; no version before it is valid ({tried} read), so no schedules document is in force"
+    ));
+    Ok(Kept { in_force: InForce { setting: SETTING, document: Err(why.clone()) }, refused: Some(why) })
+}
+
+/// The setting a document kept in S3 is named by.
+const SETTING: &str = "SCHEDULES_S3_URI";
+
+/// One version's body as a schedules document, validated as a whole.
+fn validate(body: &[u8]) -> Result<std::sync::Arc<Schedules>, InvalidInput> {
+    let text = std::str::from_utf8(body).map_err(|_| InvalidInput::new("schedules", "the document is not UTF-8"))?;
+    crate::config::schedules::parse(text).map(std::sync::Arc::new)
 }

@@ -64,9 +64,10 @@ pub struct Settings {
     pub wait_for_stopping: bool,
     /// `POLL_INTERVAL_MS` (default 5000): the base of the backoff while waiting for STOPPED.
     pub poll_interval: Duration,
-    /// `SCHEDULES`: a schedules document (JSON), validated at start; what a reconcile decides on. When set, the
-    /// builders that carry the schedule tag are the reconcile's, and a fixed start or stop leaves them alone.
-    pub schedules: Option<Result<Arc<schedules::Schedules>, InvalidInput>>,
+    /// `SCHEDULES` (the document itself, validated at start) or `SCHEDULES_S3_URI` (where it is kept, read at each
+    /// run): what a reconcile decides on. While a valid document is in force, the builders that carry the schedule
+    /// tag are the reconcile's, and a fixed start or stop leaves them alone.
+    pub schedules: Option<SchedulesSource>,
     /// `SCHEDULE_TAG` (default `keeper:schedule`): the tag whose value names a builder's schedule.
     pub schedule_tag: String,
     /// `OVERRIDE_TAG` (default `keeper:override`): `running until <time>`, `stopped until <time>` or `ignore`.
@@ -92,11 +93,29 @@ impl FromLookup for Settings {
             poll_interval: Duration::from_millis(lookup.number("POLL_INTERVAL_MS", 5000u64, 10..=60_000)?),
             // A bad document refuses the reconcile that would decide on it, naming the field, and nothing else: the
             // fixed start and stop and the requests by hand still run.
-            schedules: lookup.string("SCHEDULES").map(|json| {
-                schedules::parse(&json).map(Arc::new).inspect_err(|e| {
-                    tracing::error!(field = %e.field, rule = %e.rule, "SCHEDULES is not a valid schedules document; every reconcile is refused until it is");
-                })
-            }),
+            schedules: match (lookup.string("SCHEDULES"), lookup.string("SCHEDULES_S3_URI")) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError {
+                        name: "SCHEDULES_S3_URI".into(),
+                        problem: "is set and so is SCHEDULES: which document decides would be a guess".into(),
+                        accepted: "one of SCHEDULES (the document) or SCHEDULES_S3_URI (where it is kept)".into(),
+                    });
+                }
+                (Some(json), None) => Some(SchedulesSource::Inline(schedules::parse(&json).map(Arc::new).inspect_err(
+                    |e| {
+                        tracing::error!(field = %e.field, rule = %e.rule, "SCHEDULES is not a valid schedules document; every reconcile is refused until it is");
+                    },
+                ))),
+                (None, Some(uri)) => {
+                    let (bucket, key) = shared::s3::parse_uri(&uri).ok_or_else(|| ConfigError {
+                        name: "SCHEDULES_S3_URI".into(),
+                        problem: format!("`{uri}` is not an S3 URI"),
+                        accepted: "s3://bucket/key".into(),
+                    })?;
+                    Some(SchedulesSource::S3 { bucket, key })
+                }
+                (None, None) => None,
+            },
             schedule_tag: lookup.string("SCHEDULE_TAG").unwrap_or_else(|| "keeper:schedule".into()),
             override_tag: lookup.string("OVERRIDE_TAG").unwrap_or_else(|| "keeper:override".into()),
         };
@@ -115,6 +134,35 @@ impl FromLookup for Settings {
     }
 }
 
+/// Where the schedules document is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchedulesSource {
+    /// In the settings (`SCHEDULES`), read and validated once at start.
+    Inline(Result<Arc<schedules::Schedules>, InvalidInput>),
+    /// An S3 object in a versioned bucket (`SCHEDULES_S3_URI`), read at every run: its current version, or when that
+    /// is not valid, the newest version before it that is (the last good one stays in force).
+    S3 { bucket: String, key: String },
+}
+
+/// The schedules document a run decides on, or why there is none: `setting` names where it was looked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InForce {
+    pub setting: &'static str,
+    pub document: Result<Arc<schedules::Schedules>, InvalidInput>,
+}
+
+impl Settings {
+    /// The document `SCHEDULES` holds, which needs no read; `None` when the document is kept elsewhere or nowhere.
+    pub fn inline_schedules(&self) -> Option<InForce> {
+        match &self.schedules {
+            Some(SchedulesSource::Inline(document)) => {
+                Some(InForce { setting: "SCHEDULES", document: document.clone() })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// One run's instructions: the request merged over the settings, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
@@ -129,7 +177,8 @@ pub struct Job {
     pub wait_for_stopping: bool,
     /// What a reconcile decides on; `None` for a start or a stop.
     pub reconcile: Option<Reconcile>,
-    /// A start or stop with `SCHEDULES` set: the schedule tag, whose builders the reconcile decides.
+    /// A start or stop while a valid schedules document is in force: the schedule tag, whose builders the reconcile
+    /// decides.
     pub scheduled_by: Option<String>,
 }
 
@@ -174,17 +223,19 @@ fn check_agent_version(field: &str, v: &str) -> Result<(), InvalidInput> {
 }
 
 impl Job {
-    /// Merges a request over the settings and checks every field; `default_region` is the function's own region.
+    /// Merges a request over the settings and checks every field; `schedules` is the document in force (`None`
+    /// when the function has none), `default_region` the function's own region.
     pub fn new(
         request: Request,
         config: &Settings,
+        schedules: Option<&InForce>,
         default_region: Option<&str>,
         now: jiff::Timestamp,
         dry_run: bool,
     ) -> Result<Job, InvalidInput> {
         let action = request.action.unwrap_or(Action::Start);
         let reconcile = match action {
-            Action::Reconcile => Some(reconcile(&request, config, now, dry_run)?),
+            Action::Reconcile => Some(reconcile(&request, config, schedules, now, dry_run)?),
             _ => {
                 for (field, set) in [("schedule", request.schedule.is_some()), ("at", request.at.is_some())] {
                     if set {
@@ -313,7 +364,7 @@ impl Job {
         }
         // A broken document decides nothing: the fixed start and stop then keep the scheduled builders too, at the
         // fixed hours, rather than none being started at all.
-        let valid = config.schedules.as_ref().is_some_and(|s| s.is_ok());
+        let valid = schedules.is_some_and(|s| s.document.is_ok());
         let scheduled_by = (valid && reconcile.is_none()).then(|| config.schedule_tag.clone());
         Ok(Job {
             reconcile,
@@ -333,18 +384,21 @@ impl Job {
 fn reconcile(
     request: &Request,
     config: &Settings,
+    in_force: Option<&InForce>,
     now: jiff::Timestamp,
     dry_run: bool,
 ) -> Result<Reconcile, InvalidInput> {
-    let schedules = match &config.schedules {
-        None => return Err(invalid("action", "`reconcile` needs SCHEDULES: the function has no schedules document")),
-        Some(Err(bad)) => {
-            return Err(invalid(
-                "SCHEDULES",
-                format!("is not a valid schedules document: {}: {}", bad.field, bad.rule),
-            ));
+    let Some(InForce { setting, document }) = in_force else {
+        return Err(invalid(
+            "action",
+            "`reconcile` needs SCHEDULES or SCHEDULES_S3_URI: the function has no schedules document",
+        ));
+    };
+    let schedules = match document {
+        Err(bad) => {
+            return Err(invalid(setting, format!("holds no valid schedules document: {}: {}", bad.field, bad.rule)));
         }
-        Some(Ok(schedules)) => schedules.clone(),
+        Ok(schedules) => schedules.clone(),
     };
     // A request's schedule is for the builders it names: across a whole selection it would override every
     // builder's own schedule tag.
@@ -355,7 +409,7 @@ fn reconcile(
         && schedules.get(name).is_none()
     {
         let known: Vec<&str> = schedules.schedules.iter().map(|s| s.name.as_str()).collect();
-        return Err(invalid("schedule", format!("`{name}` is not a schedule of SCHEDULES ({})", known.join(", "))));
+        return Err(invalid("schedule", format!("`{name}` is not a schedule of {setting} ({})", known.join(", "))));
     }
     // Deciding at another time is for seeing what a schedule would do: acting on it would start or stop builders
     // at the wrong hours.
@@ -421,7 +475,7 @@ mod tests {
             ("REGIONS", "us-east-1,eu-west-1"),
             ("APPSTREAM_AGENT_VERSION", "[LATEST]"),
         ]);
-        let job = Job::new(Request::default(), &c, Some("us-west-2"), NOW, false).unwrap();
+        let job = Job::new(Request::default(), &c, None, Some("us-west-2"), NOW, false).unwrap();
         assert_eq!(job.action, Action::Start);
         assert_eq!(
             job.selector,
@@ -438,7 +492,7 @@ mod tests {
     fn given_request_fields_when_merged_then_they_win() {
         let c = config(&[("NAME_PREFIX", "team-")]);
         let request = Request { action: Some(Action::Stop), names: Some(vec!["team-b1".into()]), ..Request::default() };
-        let job = Job::new(request, &c, Some("us-east-1"), NOW, false).unwrap();
+        let job = Job::new(request, &c, None, Some("us-east-1"), NOW, false).unwrap();
         assert_eq!(job.action, Action::Stop);
         assert_eq!(job.selector, Selector::Names(vec!["team-b1".into()]));
         assert_eq!(job.regions, vec!["us-east-1"]);
@@ -452,7 +506,7 @@ mod tests {
             ("TAGS", "keeper:schedule=office-hours"),
             ("REGIONS", "us-east-1,eu-west-1"),
         ]);
-        let refused = |request: Request| Job::new(request, &c, Some("us-east-1"), NOW, false).unwrap_err();
+        let refused = |request: Request| Job::new(request, &c, None, Some("us-east-1"), NOW, false).unwrap_err();
         // WHEN a request asks for every builder, another region, other tags or names outside the prefix
         let cases = [
             (Request { name_prefix: Some(String::new()), ..Request::default() }, "namePrefix", "NAME_PREFIX `team-`"),
@@ -494,7 +548,7 @@ mod tests {
             regions: Some(vec!["eu-west-1".into()]),
             ..Request::default()
         };
-        let job = Job::new(narrower, &c, Some("us-east-1"), NOW, false).expect("narrower is allowed");
+        let job = Job::new(narrower, &c, None, Some("us-east-1"), NOW, false).expect("narrower is allowed");
         assert_eq!(job.regions, vec!["eu-west-1"]);
         assert_eq!(job.required_tags, BTreeMap::from([("keeper:schedule".into(), "office-hours".into())]));
         // AND a wait the settings turn off cannot be turned on
@@ -502,6 +556,7 @@ mod tests {
         let err = Job::new(
             Request { wait_for_stopping: Some(true), ..Request::default() },
             &no_wait,
+            None,
             Some("us-east-1"),
             NOW,
             false,
@@ -513,6 +568,7 @@ mod tests {
         let err = Job::new(
             Request { regions: Some(vec!["eu-west-1".into()]), ..Request::default() },
             &own,
+            None,
             Some("us-east-1"),
             NOW,
             false,
@@ -556,11 +612,11 @@ mod tests {
             (Request { name_prefix: Some("x".repeat(101)), ..Request::default() }, "namePrefix", "at most 100"),
         ];
         for (request, field, rule) in cases {
-            let err = Job::new(request, &c, Some("us-east-1"), NOW, false).unwrap_err();
+            let err = Job::new(request, &c, None, Some("us-east-1"), NOW, false).unwrap_err();
             assert_eq!(err.field, field, "{err}");
             assert!(err.rule.contains(rule), "{err}");
         }
-        let err = Job::new(Request::default(), &config(&[]), None, NOW, false).unwrap_err();
+        let err = Job::new(Request::default(), &config(&[]), None, None, NOW, false).unwrap_err();
         assert!(err.to_string().contains("AWS_REGION"), "{err}");
     }
 }

@@ -20,6 +20,9 @@ pub enum Error {
     /// A STOPPING builder did not stop before the deadline; Lambda's retry starts it once it has.
     #[error("{target}: still STOPPING after {waited_secs} s; the retry starts it once it has stopped")]
     StillStopping { target: String, waited_secs: u64 },
+    /// The schedules document could not be read from S3, for a reason that may pass.
+    #[error(transparent)]
+    Read(#[from] shared::s3::ReadError),
     /// Keeper's record of a `respect-manual` stretch acted on could not be read.
     #[error(transparent)]
     Store(#[from] shared::idempotency::StoreError),
@@ -36,6 +39,7 @@ impl Classify for Error {
             Error::Gone { .. } => ErrorType::NOT_FOUND,
             Error::StillStopping { .. } => ErrorType::TIMEOUT,
             Error::Paging(e) => e.error_type(),
+            Error::Read(e) => e.error_type(),
             Error::Store(_) => ErrorType::IDEMPOTENCY_STORE,
             Error::Internal(_) => ErrorType::INTERNAL,
         }

@@ -21,7 +21,7 @@ use shared::trigger::Input;
 
 pub use crate::error::Error;
 
-use crate::config::{Job, Reconcile, Request, Settings};
+use crate::config::{InForce, Job, Reconcile, Request, SchedulesSource, Settings};
 use crate::plan::{Observed, Planned, Scheduled, Verb};
 
 /// How long the mark of a `respect-manual` stretch acted on is kept: longer than a stretch is looked back on
@@ -32,6 +32,8 @@ pub struct StartIdleImageBuilders {
     settings: Settings,
     /// One AppStream client per region.
     clients: PerRegion<Client>,
+    /// For a schedules document kept in S3 (`SCHEDULES_S3_URI`).
+    s3: aws_sdk_s3::Client,
 }
 
 impl Function for StartIdleImageBuilders {
@@ -42,23 +44,28 @@ impl Function for StartIdleImageBuilders {
     type Error = Error;
 
     fn new(sdk_config: &SdkConfig, shared: &shared::config::Settings, settings: Settings) -> Self {
+        let s3 = shared::s3::client(sdk_config, shared);
         let shared = shared.clone();
         let clients = PerRegion::new(sdk_config, move |c| shared::service_client!(aws_sdk_appstream, c, &shared));
-        StartIdleImageBuilders { settings, clients }
+        StartIdleImageBuilders { settings, clients, s3 }
     }
 
     /// Every request is validated before the first AWS call.
     async fn run(&self, inputs: Vec<Input<Request>>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
         let region = self.clients.default_region();
-        let mut jobs = Vec::new();
+        let mut requests = Vec::new();
         for input in inputs {
-            let request = match input {
+            requests.push(match input {
                 Input::Request(r) | Input::Schedule(Some(r)) => r,
                 Input::Schedule(None) => Request::default(),
                 other => return Err(InvalidInput::not_a_trigger(other.kind(), Self::NAME).into()),
-            };
-            let now = jiff::Timestamp::try_from(ctx.now).map_err(|e| Error::Internal(format!("the clock: {e}")))?;
-            jobs.push(Job::new(request, &self.settings, region.as_deref(), now, ctx.dry_run)?);
+            });
+        }
+        let schedules = self.schedules(report).await?;
+        let now = jiff::Timestamp::try_from(ctx.now).map_err(|e| Error::Internal(format!("the clock: {e}")))?;
+        let mut jobs = Vec::new();
+        for request in requests {
+            jobs.push(Job::new(request, &self.settings, schedules.as_ref(), region.as_deref(), now, ctx.dry_run)?);
         }
         let limit = self.settings.max_concurrency;
         for job in &jobs {
@@ -86,6 +93,25 @@ impl Function for StartIdleImageBuilders {
 }
 
 impl StartIdleImageBuilders {
+    /// The schedules document in force for this run: `SCHEDULES`, or what `SCHEDULES_S3_URI` holds now. Read for
+    /// every action, since a fixed start or stop leaves the scheduled builders to the reconcile only while a valid
+    /// document is in force. What is wrong with a document kept in S3 is a failed line, so alarms see a bad upload
+    /// even while the last good version stands in.
+    async fn schedules(&self, report: &mut Report) -> Result<Option<InForce>, Error> {
+        let Some(SchedulesSource::S3 { bucket, key }) = &self.settings.schedules else {
+            return Ok(self.settings.inline_schedules());
+        };
+        let kept = aws::schedules_in_s3(&self.s3, bucket, key).await?;
+        if let Some(refused) = kept.refused {
+            report.push(ReportAction::failed(
+                format!("s3://{bucket}/{key}"),
+                Verb::Reconcile.as_str(),
+                &Error::from(refused),
+            ));
+        }
+        Ok(Some(kept.in_force))
+    }
+
     /// The stretch marks of a reconcile's `respect-manual` builders that keeper's records hold: those already acted
     /// on in the stretch their schedule is in. One that cannot be read counts as acted on (the builder is left as
     /// people set it, never fought on a guess) and is a failed line, so the run is retried.

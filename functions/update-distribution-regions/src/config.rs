@@ -95,7 +95,7 @@ impl FromLookup for Settings {
     fn from_lookup(lookup: &Lookup<'_>) -> Result<Settings, ConfigError> {
         let desired_state = match lookup.string("DESIRED_STATE_S3_URI") {
             None => None,
-            Some(uri) => Some(parse_s3_uri(&uri).ok_or_else(|| ConfigError {
+            Some(uri) => Some(shared::s3::parse_uri(&uri).ok_or_else(|| ConfigError {
                 name: "DESIRED_STATE_S3_URI".into(),
                 problem: format!("`{uri}` is not an S3 URI"),
                 accepted: "s3://bucket/key".into(),
@@ -130,11 +130,6 @@ impl Settings {
             ),
         ))
     }
-}
-
-fn parse_s3_uri(uri: &str) -> Option<(String, String)> {
-    let (bucket, key) = uri.strip_prefix("s3://")?.split_once('/')?;
-    (!bucket.is_empty() && !key.is_empty()).then(|| (bucket.to_string(), key.to_string()))
 }
 
 /// Which regions the configuration should end with.

@@ -24,6 +24,9 @@ use testbed::tools::{venv_tool, workspace_root};
 use update_distribution_regions::UpdateDistributionRegions;
 use update_image_lifecycle::UpdateImageLifecycle;
 
+/// The demo account's desired-state bucket.
+const BUCKET: &str = "keeper-desired-state-123456789012-us-east-1";
+
 /// The role the lifecycle samples pass, given as LifecycleExecutionRoleArn (the template grants iam:PassRole only then).
 const LIFECYCLE_ROLE: &str = "arn:aws:iam::123456789012:role/keeper-image-lifecycle";
 
@@ -83,6 +86,7 @@ fn policies() -> Policies {
         "",
         &format!("LifecycleExecutionRoleArn={LIFECYCLE_ROLE}"),
         "DeleteRetiredKeys=true",
+        &format!("BuilderSchedulesKey={SCHEDULES_KEY}"),
         &format!("DistributionConfigurationArns={}", testbed::samples::DEMO_DISTRIBUTION_CONFIGURATIONS),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -135,6 +139,7 @@ fn authorisations(call: &local::Call, account: &str) -> Vec<(String, String)> {
         ("imagebuilder", "GetImage") => vec![(action(op), p("imageBuildVersionArn"))],
         ("imagebuilder", "ListImageBuildVersions") => vec![(action(op), p("imageVersionArn"))],
         ("imagebuilder", "ListLifecycleExecutions") => vec![(action(op), p("resourceArn"))],
+        ("s3", "ListObjectVersions") => vec![("s3:ListBucketVersions".into(), format!("arn:aws:s3:::{}", p("Bucket")))],
         ("s3", "GetObject" | "HeadObject") => {
             let object = format!("arn:aws:s3:::{}/{}", p("Bucket"), p("Key"));
             let action = if call.params.contains_key("VersionId") { "s3:GetObjectVersion" } else { "s3:GetObject" };
@@ -154,15 +159,23 @@ fn allowed(statements: &[Statement], types: &BTreeMap<String, Vec<String>>, acti
     })
 }
 
-/// Runs every sample of `F` against the demo account; returns the calls it made.
-async fn calls_of_samples<F: Function>() -> Vec<local::Call> {
-    let seed = demo_account();
+/// The schedules document's key in the demo account's desired-state bucket, as `BuilderSchedulesKey` gives it.
+const SCHEDULES_KEY: &str = "schedules.json";
+
+/// Runs every sample of `F` against the demo account, with the schedules document in S3 (`SCHEDULES_S3_URI`) or
+/// without one; returns the calls it made.
+async fn calls_of_samples<F: Function>(schedules_in_s3: bool) -> Vec<local::Call> {
+    // The demo account, with the sample schedules document kept in S3: the reconcile samples read it there.
+    let mut seed = demo_account();
+    let schedules = std::fs::read_to_string(workspace_root().join("events/schedules.json")).expect("the sample");
+    seed["s3"][BUCKET][SCHEDULES_KEY] = Value::String(schedules);
+    let schedules_uri = format!("s3://{BUCKET}/{SCHEDULES_KEY}");
     let mut all = Vec::new();
     for (name, event) in samples(F::NAME) {
         let running = start(seed.clone()).await;
         let sdk = sdk_config(&running, "us-east-1", &fast_settings(1)).await;
         // The demo settings (the Makefile's): the demo account's key group and desired-state document.
-        let pairs = [
+        let mut pairs = vec![
             ("MAX_ATTEMPTS", "1"),
             ("RETRY_INITIAL_BACKOFF_MS", "1"),
             ("POLL_INTERVAL_MS", "20"),
@@ -175,6 +188,9 @@ async fn calls_of_samples<F: Function>() -> Vec<local::Call> {
             ("REGIONS", "us-east-1,eu-west-1"),
             ("APPSTREAM_AGENT_VERSION", "[LATEST]"),
         ];
+        if schedules_in_s3 {
+            pairs.push(("SCHEDULES_S3_URI", &schedules_uri));
+        }
         let host = Host::<F>::with_store(&sdk, &Lookup::from_pairs(&pairs), Arc::new(MemoryStore::default()))
             .unwrap_or_else(|e| panic!("{}: settings: {e}", F::NAME));
         let _ = host.handle(event, None).await;
@@ -189,10 +205,16 @@ async fn calls_of_samples<F: Function>() -> Vec<local::Call> {
 async fn given_every_sample_of_every_function_when_run_then_each_call_is_allowed_by_that_functions_policy() {
     let policies = policies();
     let runs = [
-        ("StartIdleImageBuildersFunction", calls_of_samples::<StartIdleImageBuilders>().await),
-        ("RotateKeyGroupFunction", calls_of_samples::<RotateKeyGroup>().await),
-        ("UpdateDistributionRegionsFunction", calls_of_samples::<UpdateDistributionRegions>().await),
-        ("UpdateImageLifecycleFunction", calls_of_samples::<UpdateImageLifecycle>().await),
+        // Without a schedules document the fixed jobs start and stop the demo's builders; with one in S3 they leave
+        // them to the reconcile samples, which read it there.
+        ("StartIdleImageBuildersFunction", {
+            let mut calls = calls_of_samples::<StartIdleImageBuilders>(false).await;
+            calls.extend(calls_of_samples::<StartIdleImageBuilders>(true).await);
+            calls
+        }),
+        ("RotateKeyGroupFunction", calls_of_samples::<RotateKeyGroup>(false).await),
+        ("UpdateDistributionRegionsFunction", calls_of_samples::<UpdateDistributionRegions>(false).await),
+        ("UpdateImageLifecycleFunction", calls_of_samples::<UpdateImageLifecycle>(false).await),
     ];
     let mut denied = Vec::new();
     for (function, calls) in &runs {

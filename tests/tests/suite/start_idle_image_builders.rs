@@ -696,3 +696,113 @@ async fn given_schedules_and_the_fixed_jobs_when_both_run_then_each_builder_has_
     broken.handle(json!({"action": "start", "names": ["berlin"]}), None).await.expect("the fixed start runs");
     assert_eq!(called_with(&running, "StartImageBuilder", "Name"), vec!["berlin"]);
 }
+
+/// Where the tests below keep the schedules document: a versioned bucket, as the template's desired-state bucket.
+const SCHEDULES_BUCKET: &str = "keeper-desired-state-123456789012-us-east-1";
+
+/// `OFFICE` with the evening off: the office closes at 12:00.
+const HALF_DAY: &str = r#"{"schedules": [{"name": "office", "timezone": "Europe/Berlin", "mode": "enforced",
+    "periods": [{"begin": "08:00", "end": "12:00", "weekdays": ["mon-fri"]}]}]}"#;
+
+/// A document with a typo in its second schedule's period: `"begin": "25:00"`.
+const TYPO: &str = r#"{"schedules": [{"name": "office", "timezone": "Europe/Berlin", "mode": "enforced",
+    "periods": [{"begin": "08:00", "end": "18:00", "weekdays": ["mon-fri"]}]},
+    {"name": "night", "timezone": "UTC", "periods": [{"begin": "25:00", "end": "06:00"}]}]}"#;
+
+#[tokio::test]
+async fn given_schedules_kept_in_s3_when_a_bad_version_is_uploaded_then_the_run_names_the_field_and_the_last_good_one_stays_in_force()
+ {
+    // GIVEN a running builder on office hours, and the schedules document in S3 (v1: 08:00-18:00)
+    let running =
+        start(json!({"timing": {"transitionMillis": 20}, "regions": {"us-east-1": {"imageBuilders": builders(&[
+        ("office", "RUNNING", &[("keeper:schedule", "office")]),
+    ])}}, "s3": {"keeper-desired-state-123456789012-us-east-1": {}}}))
+        .await;
+    let objects = running.emulator.objects();
+    let (_, good) = objects.put(SCHEDULES_BUCKET, "schedules.json", OFFICE.into(), None);
+    let uri = format!("s3://{SCHEDULES_BUCKET}/schedules.json");
+    let deps = function(&running, 3, &[("SCHEDULES_S3_URI", uri.as_str())]).await;
+    // Monday 30 March 2026, 14:00 Berlin: in v1's period, after a half day's; each request its own
+    let dry_run_at = |n: u32| json!({"requestId": format!("r{n}"), "action": "reconcile", "dryRun": true, "at": "2026-03-30T14:00:00+02:00"});
+
+    // WHEN a reconcile runs on v1
+    let report = deps.handle(dry_run_at(1), None).await.expect("a report");
+    // THEN the builder is left running, and no line failed
+    assert_eq!(line(&report, "us-east-1/office").outcome, Outcome::Skipped, "{report:?}");
+    assert!(report.actions.iter().all(|a| a.outcome != Outcome::Failed), "{report:?}");
+
+    // WHEN a version with a typo is uploaded, and the reconcile runs again
+    let (_, bad) = objects.put(SCHEDULES_BUCKET, "schedules.json", TYPO.into(), None);
+    let report = deps.handle(dry_run_at(2), None).await.expect("a report, not a refusal");
+    // THEN one failed line names the version, the field and the version that stays in force
+    let refused = line(&report, &uri);
+    assert_eq!(refused.outcome, Outcome::Failed, "{report:?}");
+    for part in
+        [bad.as_str(), "schedules[1].periods[0].begin", &format!("version {good}, the last good one, stays in force")]
+    {
+        assert!(refused.detail.contains(part), "{part}: {}", refused.detail);
+    }
+    // AND the builder is still decided on v1: left running
+    assert_eq!(line(&report, "us-east-1/office").outcome, Outcome::Skipped, "{report:?}");
+    // AND the last good version was found by its history and read by its version id
+    assert_eq!(calls(&running, "ListObjectVersions").len(), 1);
+    assert!(called_with(&running, "GetObject", "VersionId").contains(&good), "the last good version, read by id");
+
+    // WHEN a good v3 (a half day) is uploaded
+    objects.put(SCHEDULES_BUCKET, "schedules.json", HALF_DAY.into(), None);
+    let report = deps.handle(dry_run_at(3), None).await.expect("a report");
+    // THEN v3 decides: at 14:00 the builder would be stopped; and nothing failed
+    let office = line(&report, "us-east-1/office");
+    assert_eq!((office.action.as_str(), office.outcome), ("stop", Outcome::Planned), "{report:?}");
+    assert!(report.actions.iter().all(|a| a.outcome != Outcome::Failed), "{report:?}");
+    // AND no builder was started or stopped by any of these dry runs
+    assert_eq!(mutating_calls(&running), 0);
+}
+
+#[tokio::test]
+async fn given_schedules_in_s3_with_no_good_version_when_run_then_the_reconcile_is_refused_and_the_fixed_start_takes_every_builder()
+ {
+    // GIVEN a STOPPED builder on office hours, and only a bad version of the schedules document
+    let running = start(json!({"regions": {"us-east-1": {"imageBuilders": builders(&[
+        ("office", "STOPPED", &[("keeper:schedule", "office")]),
+    ])}}, "s3": {"keeper-desired-state-123456789012-us-east-1": {}}}))
+    .await;
+    let (_, bad) = running.emulator.objects().put(SCHEDULES_BUCKET, "schedules.json", TYPO.into(), None);
+    let uri = format!("s3://{SCHEDULES_BUCKET}/schedules.json");
+    let deps = function(&running, 3, &[("SCHEDULES_S3_URI", uri.as_str())]).await;
+    // WHEN the reconcile runs
+    let error = deps.handle(reconcile_event(1, "2026-03-30T06:30:00Z"), None).await;
+    // THEN it is refused, naming the setting, the version and the field, before any builder is read
+    let report = error.expect("an event source's permanent failure is answered with a report");
+    let failure = report.error.expect("the reconcile is refused");
+    assert_eq!(failure.error_type, "Permanent.InvalidInput");
+    for part in ["SCHEDULES_S3_URI", bad.as_str(), "schedules[1].periods[0].begin", "no version before it is valid"] {
+        assert!(failure.error_message.contains(part), "{part}: {}", failure.error_message);
+    }
+    assert!(calls(&running, "DescribeImageBuilders").is_empty());
+    // WHEN the fixed start runs
+    let report = deps.handle(json!({"action": "start"}), None).await.expect("a report");
+    // THEN no document is in force, so it starts the scheduled builder too, and says what is wrong with the upload
+    assert_eq!(called_with(&running, "StartImageBuilder", "Name"), vec!["office"], "{report:?}");
+    assert_eq!(line(&report, &uri).outcome, Outcome::Failed, "{report:?}");
+    // AND a document that does not exist at all is said the same way
+    let missing =
+        function(&running, 3, &[("SCHEDULES_S3_URI", format!("s3://{SCHEDULES_BUCKET}/gone.json").as_str())]).await;
+    let error = missing.handle(json!({"action": "reconcile"}), None).await.expect_err("refused, by hand");
+    assert!(error.error_message.contains("gone.json could not be read"), "{error:?}");
+}
+
+#[tokio::test]
+async fn given_both_schedules_settings_when_the_function_starts_then_it_refuses_to_guess() {
+    let running = start(json!({})).await;
+    let sdk = sdk_config(&running, "us-east-1", &fast_settings(1)).await;
+    let pairs = [("SCHEDULES", OFFICE), ("SCHEDULES_S3_URI", "s3://b/schedules.json")];
+    let refused = shared::host::Host::<StartIdleImageBuilders>::with_store(
+        &sdk,
+        &Lookup::from_pairs(&pairs),
+        std::sync::Arc::new(shared::idempotency::MemoryStore::default()),
+    )
+    .err()
+    .expect("refused at start");
+    assert!(refused.to_string().contains("SCHEDULES_S3_URI"), "{refused}");
+}

@@ -22,7 +22,15 @@ fn job(request: Request, dry_run: bool) -> Job {
         ("SCHEDULES", &schedules),
     ]))
     .unwrap();
-    Job::new(request, &settings, Some("us-east-1"), jiff::Timestamp::now(), dry_run).expect("a valid request")
+    Job::new(
+        request,
+        &settings,
+        settings.inline_schedules().as_ref(),
+        Some("us-east-1"),
+        jiff::Timestamp::now(),
+        dry_run,
+    )
+    .expect("a valid request")
 }
 
 #[test]
