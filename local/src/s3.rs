@@ -199,6 +199,21 @@ impl S3 for Backend {
         let input = req.input;
         let buckets = self.0.lock();
         let objects = buckets.get(&input.bucket).ok_or_else(|| s3_error!(NoSuchBucket))?;
+        // As S3 answers: a version marker needs its key marker, and must be a version of that key.
+        match (&input.key_marker, &input.version_id_marker) {
+            (None, Some(_)) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "A version-id marker cannot be specified without a key marker."
+                ));
+            }
+            (Some(key), Some(version))
+                if !objects.get(key).is_some_and(|versions| versions.iter().any(|o| o.version_id == *version)) =>
+            {
+                return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+            }
+            _ => {}
+        }
         let prefix = input.prefix.clone().unwrap_or_default();
         let max = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
         let entries = objects

@@ -24,9 +24,10 @@ pub fn client(sdk_config: &SdkConfig, settings: &Settings) -> Client {
 /// Why an object could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    /// Bigger than the caller accepts: the upload is wrong, reading it again will not shrink it.
-    #[error(transparent)]
-    TooLarge(InvalidInput),
+    /// Bigger than the caller accepts: the upload is wrong, reading it again will not shrink it. `version` is the one
+    /// S3 answered with (`None` in an unversioned bucket), so a caller can tell which upload was refused.
+    #[error("{error}")]
+    TooLarge { error: InvalidInput, version: Option<String> },
     /// GetObject failed (no such key or bucket, access denied, throttled, ...).
     #[error(transparent)]
     Aws(#[from] AwsError),
@@ -38,7 +39,7 @@ pub enum ReadError {
 impl Classify for ReadError {
     fn error_type(&self) -> ErrorType {
         match self {
-            ReadError::TooLarge(e) => e.error_type(),
+            ReadError::TooLarge { error, .. } => error.error_type(),
             ReadError::Aws(e) => e.error_type(),
             ReadError::Stream { .. } => ErrorType::SERVICE_UNAVAILABLE,
         }
@@ -80,7 +81,10 @@ pub async fn read_bounded_version(
     limit: usize,
 ) -> Result<(Bytes, Option<String>), ReadError> {
     let target = format!("s3://{bucket}/{key}");
-    let too_large = || ReadError::TooLarge(InvalidInput::new(&target, format!("is larger than {limit} bytes")));
+    let too_large = |version: &Option<String>| ReadError::TooLarge {
+        error: InvalidInput::new(&target, format!("is larger than {limit} bytes")),
+        version: version.clone(),
+    };
     let out = client
         .get_object()
         .bucket(bucket)
@@ -89,16 +93,16 @@ pub async fn read_bounded_version(
         .send()
         .await
         .map_err(|e| AwsError::new(&target, "GetObject", &e))?;
-    if out.content_length.is_some_and(|n| n < 0 || n as u64 > limit as u64) {
-        return Err(too_large());
-    }
     let read_version = out.version_id.clone();
+    if out.content_length.is_some_and(|n| n < 0 || n as u64 > limit as u64) {
+        return Err(too_large(&read_version));
+    }
     let mut body = out.body;
     let mut bytes = Vec::new();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| ReadError::Stream { target: target.clone(), reason: e.to_string() })?;
         if bytes.len() + chunk.len() > limit {
-            return Err(too_large());
+            return Err(too_large(&read_version));
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -142,25 +146,38 @@ pub async fn history(client: &Client, bucket: &str, key: &str) -> Result<Vec<Ver
         .send()
         .await
         .map_err(|e| AwsError::new(format!("s3://{bucket}/{key}"), "ListObjectVersions", &e))?;
-    // S3 lists versions and delete markers apart, each newest first: merged by time, a version before a marker of
-    // the same second (a stable sort keeps the versions' own order).
-    let mut entries: Vec<(Option<aws_sdk_s3::primitives::DateTime>, Version)> = Vec::new();
-    for v in out.versions() {
-        if v.key() == Some(key)
-            && let Some(id) = v.version_id()
-        {
-            entries.push((v.last_modified().copied(), Version { id: id.to_string(), delete_marker: false }));
+    let of_key = |k: Option<&str>| k == Some(key);
+    let versions = out
+        .versions()
+        .iter()
+        .filter(|v| of_key(v.key()))
+        .filter_map(|v| Some((v.version_id()?.to_string(), v.last_modified().copied())));
+    let markers = out
+        .delete_markers()
+        .iter()
+        .filter(|m| of_key(m.key()))
+        .filter_map(|m| Some((m.version_id()?.to_string(), m.last_modified().copied())));
+    Ok(merged(versions.collect(), markers.collect()))
+}
+
+/// An object's versions and delete markers as one history, newest first. S3 lists each kind apart, newest first:
+/// the versions keep S3's own order (a multipart upload's LastModified is when it began, so times do not order
+/// them), each marker goes before the first version no newer than it, a marker of the same second counting as the
+/// newer: a deletion never brings back what it withdrew.
+fn merged(
+    versions: Vec<(String, Option<aws_sdk_s3::primitives::DateTime>)>,
+    markers: Vec<(String, Option<aws_sdk_s3::primitives::DateTime>)>,
+) -> Vec<Version> {
+    let mut out = Vec::with_capacity(versions.len() + markers.len());
+    let mut markers = markers.into_iter().peekable();
+    for (id, modified) in versions {
+        while let Some((marker, _)) = markers.next_if(|(_, at)| *at >= modified) {
+            out.push(Version { id: marker, delete_marker: true });
         }
+        out.push(Version { id, delete_marker: false });
     }
-    for m in out.delete_markers() {
-        if m.key() == Some(key)
-            && let Some(id) = m.version_id()
-        {
-            entries.push((m.last_modified().copied(), Version { id: id.to_string(), delete_marker: true }));
-        }
-    }
-    entries.sort_by_key(|e| std::cmp::Reverse(e.0));
-    Ok(entries.into_iter().map(|(_, v)| v).collect())
+    out.extend(markers.map(|(id, _)| Version { id, delete_marker: true }));
+    out
 }
 
 #[cfg(test)]
@@ -183,6 +200,22 @@ mod tests {
     }
 
     #[test]
+    fn given_versions_and_delete_markers_when_merged_then_a_marker_of_the_same_second_is_the_newer() {
+        let t = |s: i64| Some(aws_sdk_s3::primitives::DateTime::from_secs(s));
+        let ids = |history: Vec<Version>| -> Vec<(String, bool)> {
+            history.into_iter().map(|v| (v.id, v.delete_marker)).collect()
+        };
+        // GIVEN v1, its deletion in the same second, then v3
+        let history = merged(vec![("v3".into(), t(30)), ("v1".into(), t(10))], vec![("d".into(), t(10))]);
+        // THEN the marker is newer than v1, so nothing before v3 may stand in for it
+        assert_eq!(ids(history.clone()), vec![("v3".into(), false), ("d".into(), true), ("v1".into(), false)]);
+        assert!(older_than(&history, "v3").is_empty());
+        // GIVEN a multipart v2 begun before v1 and completed after it: S3 lists it newer, and that order stands
+        let history = merged(vec![("v3".into(), t(30)), ("v2".into(), t(5)), ("v1".into(), t(10))], vec![]);
+        assert_eq!(older_than(&history, "v3"), vec!["v2", "v1"]);
+    }
+
+    #[test]
     fn given_s3_uris_when_parsed_then_bucket_and_key_or_none() {
         assert_eq!(parse_uri("s3://b/dir/k.json"), Some(("b".into(), "dir/k.json".into())));
         for bad in ["s3://b", "s3:///k", "s3://b/", "https://b/k", "b/k"] {
@@ -195,7 +228,8 @@ mod tests {
         let stream = ReadError::Stream { target: "s3://b/k".into(), reason: "connection reset".into() };
         assert_eq!(stream.error_type(), ErrorType::SERVICE_UNAVAILABLE);
         assert!(stream.error_type().is_retryable());
-        let large = ReadError::TooLarge(InvalidInput::new("s3://b/k", "is larger than 10 bytes"));
+        let large =
+            ReadError::TooLarge { error: InvalidInput::new("s3://b/k", "is larger than 10 bytes"), version: None };
         assert_eq!(large.error_type(), ErrorType::INVALID_INPUT);
         assert_eq!(large.to_string(), "invalid request: `s3://b/k` is larger than 10 bytes");
         let missing = ReadError::Aws(AwsError {

@@ -214,7 +214,7 @@ impl RotateKeyGroup {
                 Input::Schedule(_) => jobs.extend(settings.key_group_ids.iter().map(|g| Job::sweep(g, settings))),
                 Input::Object(object) => match self.upload(&object).await {
                     Ok(job) => jobs.push(job),
-                    Err(Error::Upload(unread)) if !matches!(unread, shared::s3::ReadError::TooLarge(_)) => {
+                    Err(Error::Upload(unread)) if !matches!(unread, shared::s3::ReadError::TooLarge { .. }) => {
                         let target = format!("s3://{}/{}", object.bucket, object.key);
                         report.push(Action::failed(target, Verb::ReadKey.as_str(), &unread));
                     }

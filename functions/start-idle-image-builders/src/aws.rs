@@ -335,8 +335,6 @@ async fn wait_until_stopped(
     }
 }
 
-/// The largest schedules document read from S3: far more schedules than any team keeps, and a bound on memory.
-const SCHEDULES_MAX_BYTES: usize = 256 * 1024;
 /// How many versions before a bad current one are read, at most, looking for the last good one.
 const FALLBACK_READS: usize = 10;
 
@@ -351,28 +349,32 @@ pub struct Kept {
     pub refused: Option<InvalidInput>,
 }
 
+impl Kept {
+    /// No document in force, for this reason, which is also the failed line.
+    fn none(why: InvalidInput) -> Kept {
+        Kept { in_force: InForce { setting: SETTING, document: Err(why.clone()) }, refused: Some(why) }
+    }
+}
+
 /// Reads the schedules document from S3: the current version, validated as a whole; when it is not valid, the
 /// versions before it, newest first, back to the object's last deletion and at most [`FALLBACK_READS`] of them. A
 /// failure that may pass (throttling, a dropped connection) is an error, so the run is retried rather than decided
 /// on a guess; one that will not (no such object, access denied) leaves no document in force.
 pub async fn schedules_in_s3(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Kept, ReadError> {
     let uri = format!("s3://{bucket}/{key}");
-    let refuse = |rule: String| InvalidInput::new(SETTING, rule);
-    let unreadable = |e: ReadError| -> Result<Kept, ReadError> {
-        if e.error_type().is_retryable() {
-            return Err(e);
-        }
-        let why = refuse(format!("{uri} could not be read, so no schedules document is in force: {e}"));
-        Ok(Kept { in_force: InForce { setting: SETTING, document: Err(why.clone()) }, refused: Some(why) })
-    };
-    let (current, version) = match shared::s3::read_bounded_version(s3, bucket, key, None, SCHEDULES_MAX_BYTES).await {
+    let limit = crate::config::schedules::MAX_SCHEDULES_BYTES;
+    let (current, version) = match shared::s3::read_bounded_version(s3, bucket, key, None, limit).await {
         Ok((body, version)) => (validate(&body), version),
         // Too large is a bad version like any other: the one before it may stand in.
-        Err(ReadError::TooLarge(e)) => match shared::s3::current_version(s3, bucket, key).await {
-            Ok(version) => (Err(InvalidInput::new(&e.field, e.rule)), version),
-            Err(e) => return unreadable(e),
-        },
-        Err(e) => return unreadable(e),
+        Err(ReadError::TooLarge { error, version }) => (Err(InvalidInput::new("schedules", error.rule)), version),
+        Err(e) if e.error_type().is_retryable() => return Err(e),
+        // Without s3:ListBucket, S3 answers a missing key (or a deleted one) with AccessDenied, not NoSuchKey.
+        Err(e) => {
+            return Ok(Kept::none(InvalidInput::new(
+                SETTING,
+                format!("{uri} is missing or cannot be read, so no schedules document is in force: {e}"),
+            )));
+        }
     };
     let bad = match current {
         Ok(document) => {
@@ -384,36 +386,52 @@ pub async fn schedules_in_s3(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -
     tracing::error!(document = %named, field = %bad.field, rule = %bad.rule, "the schedules document is not valid");
     let refused = format!("{named} is refused: {}: {}", bad.field, bad.rule);
     let Some(version) = version else {
-        let why = refuse(format!("{refused}; the bucket keeps no versions, so no older one can stand in"));
-        return Ok(Kept { in_force: InForce { setting: SETTING, document: Err(why.clone()) }, refused: Some(why) });
+        let why = format!("{refused}; the bucket keeps no versions, so no older one can stand in");
+        return Ok(Kept::none(InvalidInput::new(SETTING, why)));
     };
     let history = match shared::s3::history(s3, bucket, key).await {
         Ok(history) => history,
-        Err(e) if !e.error_type().is_retryable() => {
-            let why = refuse(format!("{refused}; its older versions could not be listed: {e}"));
-            return Ok(Kept { in_force: InForce { setting: SETTING, document: Err(why.clone()) }, refused: Some(why) });
+        Err(e) if e.error_type().is_retryable() => return Err(e),
+        Err(e) => {
+            let why = format!("{refused}; its older versions could not be listed: {e}");
+            return Ok(Kept::none(InvalidInput::new(SETTING, why)));
         }
-        Err(e) => return Err(e),
     };
     let older = shared::s3::older_than(&history, &version);
+    let (mut invalid, mut unreadable) = (0, Vec::new());
     for old in older.iter().take(FALLBACK_READS) {
-        let body = match shared::s3::read_bounded(s3, bucket, key, Some(old), SCHEDULES_MAX_BYTES).await {
+        let body = match shared::s3::read_bounded(s3, bucket, key, Some(old), limit).await {
             Ok(body) => body,
             Err(e) if e.error_type().is_retryable() => return Err(e),
-            // Gone since it was listed, or too large: the next older one may do.
-            Err(_) => continue,
+            Err(ReadError::TooLarge { .. }) => {
+                invalid += 1;
+                continue;
+            }
+            // Gone since it was listed, or not readable (s3:GetObjectVersion): the next older one may do.
+            Err(e) => {
+                unreadable.push(format!("version {old}: {e}"));
+                continue;
+            }
         };
-        if let Ok(document) = validate(&body) {
-            tracing::warn!(document = %uri, version = %old, "the last good version of the schedules document stays in force");
-            let why = refuse(format!("{refused}; version {old}, the last good one, stays in force"));
-            return Ok(Kept { in_force: InForce { setting: SETTING, document: Ok(document) }, refused: Some(why) });
+        match validate(&body) {
+            Ok(document) => {
+                tracing::warn!(document = %uri, version = %old, "the last good version of the schedules document stays in force");
+                let why =
+                    InvalidInput::new(SETTING, format!("{refused}; version {old}, the last good one, stays in force"));
+                return Ok(Kept { in_force: InForce { setting: SETTING, document: Ok(document) }, refused: Some(why) });
+            }
+            Err(_) => invalid += 1,
         }
     }
-    let tried = older.len().min(FALLBACK_READS);
-    let why = refuse(format!(
-        "{refused}; no version before it is valid ({tried} read), so no schedules document is in force"
-    ));
-    Ok(Kept { in_force: InForce { setting: SETTING, document: Err(why.clone()) }, refused: Some(why) })
+    let mut why = format!("{refused}; no version before it is valid ({invalid} read and not valid");
+    if !unreadable.is_empty() {
+        why.push_str(&format!(", {} not readable: {}", unreadable.len(), unreadable.join("; ")));
+    }
+    if older.len() > FALLBACK_READS {
+        why.push_str(&format!(", {} older ones not tried", older.len() - FALLBACK_READS));
+    }
+    why.push_str("), so no schedules document is in force");
+    Ok(Kept::none(InvalidInput::new(SETTING, why)))
 }
 
 /// The setting a document kept in S3 is named by.

@@ -222,6 +222,37 @@ fn check_agent_version(field: &str, v: &str) -> Result<(), InvalidInput> {
     }
 }
 
+/// A request checked against every rule that needs no schedules document: what is left is to decide it on the
+/// document in force ([`Checked::decide_on`]), which may have to be read first.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    job: Job,
+    /// A reconcile's instant and the request's `schedule`.
+    reconcile: Option<(jiff::Timestamp, Option<String>)>,
+    schedule_tag: String,
+    override_tag: String,
+}
+
+impl Checked {
+    /// The job, decided on `schedules`, the document in force (`None` when the function has none): a reconcile
+    /// needs a valid one that knows the request's schedule; a start or stop leaves the scheduled builders to the
+    /// reconcile while one is valid.
+    pub fn decide_on(self, schedules: Option<&InForce>) -> Result<Job, InvalidInput> {
+        let Checked { mut job, reconcile, schedule_tag, override_tag } = self;
+        match reconcile {
+            Some((at, schedule)) => {
+                let schedules = reconciled_on(schedules, schedule.as_deref())?;
+                job.reconcile = Some(Reconcile { at, schedules, schedule, schedule_tag, override_tag });
+            }
+            // A broken document decides nothing: the fixed start and stop then keep the scheduled builders too, at
+            // the fixed hours, rather than none being started at all.
+            None if schedules.is_some_and(|s| s.document.is_ok()) => job.scheduled_by = Some(schedule_tag),
+            None => {}
+        }
+        Ok(job)
+    }
+}
+
 impl Job {
     /// Merges a request over the settings and checks every field; `schedules` is the document in force (`None`
     /// when the function has none), `default_region` the function's own region.
@@ -233,9 +264,21 @@ impl Job {
         now: jiff::Timestamp,
         dry_run: bool,
     ) -> Result<Job, InvalidInput> {
+        Job::check(request, config, default_region, now, dry_run)?.decide_on(schedules)
+    }
+
+    /// [`Job::new`] up to the schedules document: every rule that needs none, so a request that can never pass is
+    /// refused before the document is read.
+    pub fn check(
+        request: Request,
+        config: &Settings,
+        default_region: Option<&str>,
+        now: jiff::Timestamp,
+        dry_run: bool,
+    ) -> Result<Checked, InvalidInput> {
         let action = request.action.unwrap_or(Action::Start);
         let reconcile = match action {
-            Action::Reconcile => Some(reconcile(&request, config, schedules, now, dry_run)?),
+            Action::Reconcile => Some(reconcile(&request, now, dry_run)?),
             _ => {
                 for (field, set) in [("schedule", request.schedule.is_some()), ("at", request.at.is_some())] {
                     if set {
@@ -362,13 +405,9 @@ impl Job {
                 "`true` is refused: WAIT_FOR_STOPPING is false; a request may only narrow the settings",
             ));
         }
-        // A broken document decides nothing: the fixed start and stop then keep the scheduled builders too, at the
-        // fixed hours, rather than none being started at all.
-        let valid = schedules.is_some_and(|s| s.document.is_ok());
-        let scheduled_by = (valid && reconcile.is_none()).then(|| config.schedule_tag.clone());
-        Ok(Job {
-            reconcile,
-            scheduled_by,
+        let job = Job {
+            reconcile: None,
+            scheduled_by: None,
             action,
             selector,
             required_tags: config.tags.clone(),
@@ -376,40 +415,26 @@ impl Job {
             regions,
             appstream_agent_version,
             wait_for_stopping: request.wait_for_stopping.unwrap_or(config.wait_for_stopping),
+        };
+        Ok(Checked {
+            job,
+            reconcile,
+            schedule_tag: config.schedule_tag.clone(),
+            override_tag: config.override_tag.clone(),
         })
     }
 }
 
-/// A reconcile's schedules, and the instant it decides at.
+/// A reconcile's instant and the request's schedule, checked without the document.
 fn reconcile(
     request: &Request,
-    config: &Settings,
-    in_force: Option<&InForce>,
     now: jiff::Timestamp,
     dry_run: bool,
-) -> Result<Reconcile, InvalidInput> {
-    let Some(InForce { setting, document }) = in_force else {
-        return Err(invalid(
-            "action",
-            "`reconcile` needs SCHEDULES or SCHEDULES_S3_URI: the function has no schedules document",
-        ));
-    };
-    let schedules = match document {
-        Err(bad) => {
-            return Err(invalid(setting, format!("holds no valid schedules document: {}: {}", bad.field, bad.rule)));
-        }
-        Ok(schedules) => schedules.clone(),
-    };
+) -> Result<(jiff::Timestamp, Option<String>), InvalidInput> {
     // A request's schedule is for the builders it names: across a whole selection it would override every
     // builder's own schedule tag.
     if request.schedule.is_some() && request.names.is_none() {
         return Err(invalid("schedule", "needs `names`: a request's schedule is for the builders it names"));
-    }
-    if let Some(name) = &request.schedule
-        && schedules.get(name).is_none()
-    {
-        let known: Vec<&str> = schedules.schedules.iter().map(|s| s.name.as_str()).collect();
-        return Err(invalid("schedule", format!("`{name}` is not a schedule of {setting} ({})", known.join(", "))));
     }
     // Deciding at another time is for seeing what a schedule would do: acting on it would start or stop builders
     // at the wrong hours.
@@ -425,13 +450,35 @@ fn reconcile(
             .parse::<jiff::Timestamp>()
             .map_err(|_| invalid("at", format!("`{text}` must be an RFC 3339 time, e.g. 2026-12-04T08:00:00+01:00")))?,
     };
-    Ok(Reconcile {
-        at,
-        schedules,
-        schedule: request.schedule.clone(),
-        schedule_tag: config.schedule_tag.clone(),
-        override_tag: config.override_tag.clone(),
-    })
+    Ok((at, request.schedule.clone()))
+}
+
+/// The document a reconcile decides on: the one in force, valid, knowing the request's `schedule`.
+fn reconciled_on(
+    in_force: Option<&InForce>,
+    schedule: Option<&str>,
+) -> Result<Arc<schedules::Schedules>, InvalidInput> {
+    let Some(InForce { setting, document }) = in_force else {
+        return Err(invalid(
+            "action",
+            "`reconcile` needs SCHEDULES or SCHEDULES_S3_URI: the function has no schedules document",
+        ));
+    };
+    let schedules = match document {
+        // A document kept in S3 names its setting, version and field itself.
+        Err(bad) if bad.field == *setting => return Err(bad.clone()),
+        Err(bad) => {
+            return Err(invalid(setting, format!("holds no valid schedules document: {}: {}", bad.field, bad.rule)));
+        }
+        Ok(schedules) => schedules.clone(),
+    };
+    if let Some(name) = schedule
+        && schedules.get(name).is_none()
+    {
+        let known: Vec<&str> = schedules.schedules.iter().map(|s| s.name.as_str()).collect();
+        return Err(invalid("schedule", format!("`{name}` is not a schedule of {setting} ({})", known.join(", "))));
+    }
+    Ok(schedules)
 }
 
 #[cfg(test)]

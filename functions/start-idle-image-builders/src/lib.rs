@@ -50,22 +50,24 @@ impl Function for StartIdleImageBuilders {
         StartIdleImageBuilders { settings, clients, s3 }
     }
 
-    /// Every request is validated before the first AWS call.
+    /// Every request is validated before the first AWS call (the schedules document's read, when it is in S3).
     async fn run(&self, inputs: Vec<Input<Request>>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
         let region = self.clients.default_region();
-        let mut requests = Vec::new();
+        let now = jiff::Timestamp::try_from(ctx.now).map_err(|e| Error::Internal(format!("the clock: {e}")))?;
+        let mut checked = Vec::new();
         for input in inputs {
-            requests.push(match input {
+            let request = match input {
                 Input::Request(r) | Input::Schedule(Some(r)) => r,
                 Input::Schedule(None) => Request::default(),
                 other => return Err(InvalidInput::not_a_trigger(other.kind(), Self::NAME).into()),
-            });
+            };
+            checked.push(Job::check(request, &self.settings, region.as_deref(), now, ctx.dry_run)?);
         }
+        // Every request checked, the document they are decided on is read (from S3, when it is kept there).
         let schedules = self.schedules(report).await?;
-        let now = jiff::Timestamp::try_from(ctx.now).map_err(|e| Error::Internal(format!("the clock: {e}")))?;
         let mut jobs = Vec::new();
-        for request in requests {
-            jobs.push(Job::new(request, &self.settings, schedules.as_ref(), region.as_deref(), now, ctx.dry_run)?);
+        for request in checked {
+            jobs.push(request.decide_on(schedules.as_ref())?);
         }
         let limit = self.settings.max_concurrency;
         for job in &jobs {

@@ -430,8 +430,7 @@ pub fn plan(job: &Job, observed: &Observed) -> Vec<Planned> {
 pub enum Scheduled {
     /// It follows no schedule.
     Unscheduled,
-    /// Left as it is, for this reason (an `ignore` override, an unknown schedule, a person's choice in a
-    /// `respect-manual` stretch already acted on).
+    /// Left as it is, for this reason (an `ignore` override, an unknown schedule).
     Leave(String),
     /// A `respect-manual` schedule that wants the builder `running` (or not), left as people set it: its stretch was
     /// acted on already, or keeper's record of that cannot be read.

@@ -162,8 +162,8 @@ fn allowed(statements: &[Statement], types: &BTreeMap<String, Vec<String>>, acti
 /// The schedules document's key in the demo account's desired-state bucket, as `BuilderSchedulesKey` gives it.
 const SCHEDULES_KEY: &str = "schedules.json";
 
-/// Runs every sample of `F` against the demo account, with the schedules document in S3 (`SCHEDULES_S3_URI`) or
-/// without one; returns the calls it made.
+/// Runs every sample of `F` against the demo account, with the schedules document in S3 (`SCHEDULES_S3_URI`, its
+/// current version bad, so the last good one is found) or without one; returns the calls it made.
 async fn calls_of_samples<F: Function>(schedules_in_s3: bool) -> Vec<local::Call> {
     // The demo account, with the sample schedules document kept in S3: the reconcile samples read it there.
     let mut seed = demo_account();
@@ -173,6 +173,12 @@ async fn calls_of_samples<F: Function>(schedules_in_s3: bool) -> Vec<local::Call
     let mut all = Vec::new();
     for (name, event) in samples(F::NAME) {
         let running = start(seed.clone()).await;
+        if schedules_in_s3 {
+            // A bad version on top of the sample: the run lists the document's history and reads the sample by
+            // its version id, the last good one, so those grants are proven too.
+            let bad = r#"{"schedules": [{"name": "typo", "timezone": "Mars/Olympus"}]}"#;
+            running.emulator.objects().put(BUCKET, SCHEDULES_KEY, bad.into(), None);
+        }
         let sdk = sdk_config(&running, "us-east-1", &fast_settings(1)).await;
         // The demo settings (the Makefile's): the demo account's key group and desired-state document.
         let mut pairs = vec![

@@ -770,6 +770,11 @@ async fn given_schedules_in_s3_with_no_good_version_when_run_then_the_reconcile_
     let (_, bad) = running.emulator.objects().put(SCHEDULES_BUCKET, "schedules.json", TYPO.into(), None);
     let uri = format!("s3://{SCHEDULES_BUCKET}/schedules.json");
     let deps = function(&running, 3, &[("SCHEDULES_S3_URI", uri.as_str())]).await;
+    // WHEN a request that can never pass comes first
+    let error = deps.handle(json!({"action": "reconcile", "at": "2026-03-30T06:30:00Z"}), None).await;
+    // THEN it is refused for its own field before the document is even read
+    assert!(error.expect_err("refused").error_message.contains("`at`"));
+    assert!(calls(&running, "GetObject").is_empty(), "no read for a request refused on its own");
     // WHEN the reconcile runs
     let error = deps.handle(reconcile_event(1, "2026-03-30T06:30:00Z"), None).await;
     // THEN it is refused, naming the setting, the version and the field, before any builder is read
@@ -789,7 +794,7 @@ async fn given_schedules_in_s3_with_no_good_version_when_run_then_the_reconcile_
     let missing =
         function(&running, 3, &[("SCHEDULES_S3_URI", format!("s3://{SCHEDULES_BUCKET}/gone.json").as_str())]).await;
     let error = missing.handle(json!({"action": "reconcile"}), None).await.expect_err("refused, by hand");
-    assert!(error.error_message.contains("gone.json could not be read"), "{error:?}");
+    assert!(error.error_message.contains("gone.json is missing or cannot be read"), "{error:?}");
 }
 
 #[tokio::test]
