@@ -28,6 +28,14 @@ use crate::plan::{Observed, Planned, Scheduled, Verb};
 /// (`plan::schedule::LOOK_BACK`).
 const STRETCH_KEPT: std::time::Duration = std::time::Duration::from_secs(410 * 86_400);
 
+/// A stretch's mark, written before keeper starts or stops the builder: killed between the two, the run leaves
+/// the builder to people from then on rather than risk acting on it twice in the stretch.
+const ACTING: &str = "acting";
+/// A stretch's mark once settled: acted on, or found as the schedule wants.
+const ACTED: &str = "acted";
+/// A stretch's mark whose start or stop failed: not acted on, so the next run acts.
+const UNDONE: &str = "undone";
+
 pub struct StartIdleImageBuilders {
     settings: Settings,
     /// One AppStream client per region.
@@ -84,10 +92,12 @@ impl Function for StartIdleImageBuilders {
             if ctx.dry_run {
                 report.actions.extend(planned.iter().map(Planned::as_planned));
             } else {
+                let (planned, unrecorded) = self.intend(ctx, planned).await;
                 let poll = self.settings.poll_interval;
                 let mut lines = aws::apply(job, &planned, ctx, &self.clients, limit, poll).await;
                 self.settle(ctx, &planned, &mut lines).await;
                 report.actions.extend(lines);
+                report.actions.extend(unrecorded);
             }
         }
         Ok(())
@@ -132,6 +142,7 @@ impl StartIdleImageBuilders {
             };
             match ctx.leases.mark(&mark).await {
                 Ok(None) => {}
+                Ok(Some(value)) if value == UNDONE => {}
                 Ok(Some(_)) => {
                     acted.insert(mark);
                 }
@@ -145,15 +156,39 @@ impl StartIdleImageBuilders {
         (acted, unreadable)
     }
 
+    /// Records, before any call, that keeper is about to start or stop each `respect-manual` builder it plans to:
+    /// a run killed after the call leaves a mark behind, and no later run acts on the builder again in that
+    /// stretch (a person may have changed it since). A builder whose mark cannot be written is not acted on: its
+    /// failed line takes its place, and the run is retried.
+    async fn intend(&self, ctx: &Context, planned: Vec<Planned>) -> (Vec<Planned>, Vec<ReportAction>) {
+        let (mut kept, mut unrecorded) = (Vec::with_capacity(planned.len()), Vec::new());
+        for p in planned {
+            let acts = !matches!(p.step, plan::Step::Skip(_));
+            if let Some(mark) = p.mark.as_ref().filter(|_| acts)
+                && let Err(e) = ctx.leases.put_mark(mark, ACTING, STRETCH_KEPT).await
+            {
+                unrecorded.push(ReportAction::failed(p.target(), p.verb().as_str(), &Error::from(e)));
+                continue;
+            }
+            kept.push(p);
+        }
+        (kept, unrecorded)
+    }
+
     /// Records the `respect-manual` stretches this run settled, so that the rest of each leaves the builder to the
-    /// people using it. A record that cannot be written is a failed line: the run is retried, finds the builder as
-    /// wanted, and records it then, before a later run could act on it again.
+    /// people using it, and undoes the mark of a start or stop that failed, so that the retry acts. A record that
+    /// cannot be written is a failed line: the run is retried, finds the builder as wanted, and records it then,
+    /// before a later run could act on it again.
     async fn settle(&self, ctx: &Context, planned: &[Planned], lines: &mut Vec<ReportAction>) {
         let mut failed = Vec::new();
         for (p, line) in planned.iter().zip(lines.iter()) {
-            if let Some(mark) = p.mark.as_ref().filter(|_| p.settles_stretch(line.outcome))
-                && let Err(e) = ctx.leases.put_mark(mark, "acted", STRETCH_KEPT).await
-            {
+            let Some(mark) = &p.mark else { continue };
+            let value = match (p.settles_stretch(line.outcome), &p.step) {
+                (true, _) => ACTED,
+                (false, plan::Step::Skip(_)) => continue,
+                (false, _) => UNDONE,
+            };
+            if let Err(e) = ctx.leases.put_mark(mark, value, STRETCH_KEPT).await {
                 failed.push(ReportAction::failed(p.target(), Verb::Reconcile.as_str(), &Error::from(e)));
             }
         }

@@ -7,6 +7,8 @@
 mod history;
 #[path = "simulation/lifecycle.rs"]
 mod lifecycle;
+#[path = "simulation/reconcile.rs"]
+mod reconcile;
 #[path = "simulation/regions.rs"]
 mod regions;
 #[path = "simulation/rotate.rs"]
@@ -32,6 +34,11 @@ fn given_generated_histories_when_update_distribution_regions_runs_them_then_its
 #[test]
 fn given_generated_histories_when_start_idle_image_builders_runs_them_then_its_promises_hold() {
     simulate("start_idle", start_idle::StartIdle, CASES, STEPS);
+}
+
+#[test]
+fn given_generated_histories_when_start_idle_image_builders_reconciles_them_then_its_schedule_promises_hold() {
+    simulate("reconcile", reconcile::Reconcile::default(), CASES, STEPS);
 }
 
 #[test]
@@ -320,6 +327,51 @@ mod lifecycle_regressions {
             DeliverTwiceAtOnce { event: Hand { build: 0, deprecate: false } },
             Deliver { event: Sweep, dry_run: false },
             LambdaRetry { pick: 0 },
+        ])
+        .await;
+    }
+}
+
+/// Controls of start-idle-image-builders' reconcile: histories the simulation found with a fix undone, kept so
+/// that undoing it again fails here.
+mod reconcile_regressions {
+    use super::history::{self, Step::*};
+    use super::reconcile::{Event::*, Reconcile, Writer::*};
+
+    async fn replay(steps: Vec<history::Step<super::reconcile::Event, super::reconcile::Writer>>) {
+        history::run(&Reconcile::default(), &steps).await.unwrap_or_else(|broken| panic!("{broken}"));
+    }
+
+    /// Found with the fixed jobs' leave-it-to-the-reconcile rule undone (`Checked::decide_on` not setting
+    /// `scheduled_by`): a start by hand started a builder that follows a schedule, so it had two masters.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_reconcile_a_start_by_hand_leaves_a_scheduled_builder_to_the_reconcile() {
+        replay(vec![Deliver { event: Hand { start: true, mask: 1 }, dry_run: false }]).await;
+    }
+
+    /// Found by the simulation (seed 7): a reconcile killed after its start of r-0 took effect had recorded
+    /// nothing, a person stopped r-0, and the next reconcile of the same night started it again. The mark is now
+    /// written before the start (and undone when the start fails).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_reconcile_seed_7_a_run_killed_after_its_start_leaves_the_stretch_to_people() {
+        replay(vec![
+            Crash { event: Reconcile, operation: 0, nth: 0 },
+            Other { writer: Stops(2) },
+            Interleaved { first: Reconcile, operation: 0, second: Reconcile },
+        ])
+        .await;
+    }
+
+    /// Found with the respect-manual marks undone (`settle` writing none), seed 1801807216: a night's reconcile
+    /// started r-0, a person stopped it, and the next reconcile of the same night (a re-send days later decides
+    /// on the night it runs in) started it again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_reconcile_a_respect_manual_stretch_settled_is_left_to_people() {
+        replay(vec![
+            Deliver { event: Reconcile, dry_run: false },
+            ResendDaysLater { pick: 0 },
+            Other { writer: Stops(2) },
+            Deliver { event: Reconcile, dry_run: false },
         ])
         .await;
     }

@@ -811,3 +811,74 @@ async fn given_both_schedules_settings_when_the_function_starts_then_it_refuses_
     .expect("refused at start");
     assert!(refused.to_string().contains("SCHEDULES_S3_URI"), "{refused}");
 }
+
+/// The guard's store, whose marks can be made to refuse writes: keeper's record of a stretch that cannot be kept.
+#[derive(Default)]
+struct MarksRefused {
+    inner: shared::idempotency::MemoryStore,
+    refuse: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl shared::idempotency::IdempotencyStore for MarksRefused {
+    async fn put_in_progress(
+        &self,
+        record: &shared::idempotency::Record,
+        now: shared::idempotency::Now,
+    ) -> Result<shared::idempotency::Lock, shared::idempotency::StoreError> {
+        self.inner.put_in_progress(record, now).await
+    }
+    async fn complete(&self, record: &shared::idempotency::Record) -> Result<bool, shared::idempotency::StoreError> {
+        self.inner.complete(record).await
+    }
+    async fn delete(&self, id: &str, owner: &str) -> Result<bool, shared::idempotency::StoreError> {
+        self.inner.delete(id, owner).await
+    }
+    async fn get_mark(&self, id: &str) -> Result<Option<String>, shared::idempotency::StoreError> {
+        self.inner.get_mark(id).await
+    }
+    async fn put_mark(&self, id: &str, value: &str, expiration: i64) -> Result<(), shared::idempotency::StoreError> {
+        if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(shared::idempotency::StoreError("PutItem: ProvisionedThroughputExceededException".into()));
+        }
+        self.inner.put_mark(id, value, expiration).await
+    }
+}
+
+#[tokio::test]
+async fn given_a_respect_manual_builder_when_its_record_cannot_be_written_or_its_start_fails_then_keeper_acts_only_on_a_record()
+ {
+    // GIVEN a STOPPED builder on a respect-manual schedule that wants it running all day
+    let schedules = r#"{"schedules": [{"name": "polite", "timezone": "UTC", "mode": "respect-manual",
+        "periods": [{"begin": "00:00"}]}]}"#;
+    let running = start(json!({"regions": {"us-east-1": {"imageBuilders": builders(&[
+        ("b", "STOPPED", &[("keeper:schedule", "polite")]),
+    ])}}}))
+    .await;
+    let store = std::sync::Arc::new(MarksRefused::default());
+    let sdk = sdk_config(&running, "us-east-1", &fast_settings(1)).await;
+    let pairs = [("SCHEDULES", schedules), ("MAX_ATTEMPTS", "1")];
+    let host =
+        shared::host::Host::<StartIdleImageBuilders>::with_store(&sdk, &Lookup::from_pairs(&pairs), store.clone())
+            .expect("valid settings");
+    // WHEN the record of the stretch cannot be written
+    store.refuse.store(true, std::sync::atomic::Ordering::SeqCst);
+    let error = host.handle(reconcile_event(1, "2026-06-01T08:00:00Z"), None).await.expect_err("retried");
+    // THEN the builder is not started (a start with no record could be repeated), and the run is retried for it
+    assert!(calls(&running, "StartImageBuilder").is_empty(), "{error:?}");
+    assert_eq!(error.error_type, "Retryable.IdempotencyStore");
+    assert!(error.error_message.contains("us-east-1/b"), "{error:?}");
+    // WHEN the record can be written again but the start fails for good
+    store.refuse.store(false, std::sync::atomic::Ordering::SeqCst);
+    running.emulator.add_fault(local::FaultRule {
+        count: Some(1),
+        ..local::FaultRule::error("StartImageBuilder", "InvalidAccountStatusException")
+    });
+    let report = host.handle(reconcile_event(2, "2026-06-01T08:15:00Z"), None).await.expect("a report");
+    assert_eq!(line(&report, "us-east-1/b").outcome, Outcome::Failed, "{report:?}");
+    // THEN the record is undone: the next run starts it, once
+    let report = host.handle(reconcile_event(3, "2026-06-01T08:30:00Z"), None).await.expect("a report");
+    assert_eq!(line(&report, "us-east-1/b").outcome, Outcome::Applied, "{report:?}");
+    let started: Vec<_> = calls(&running, "StartImageBuilder").into_iter().filter(|c| c.ok()).collect();
+    assert_eq!(started.len(), 1, "{report:?}");
+}

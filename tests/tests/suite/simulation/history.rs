@@ -134,6 +134,11 @@ pub(crate) trait Model: Send + Sync + 'static {
     fn backdate_mark(&self, _name: &str, value: &str, _ms: i64) -> String {
         value.to_string()
     }
+    /// When the function decides on the time (a schedule): the instant histories begin at. Its hosts' clock then
+    /// reads that plus the time the history let pass, instead of the system's.
+    fn clock(&self) -> Option<std::time::SystemTime> {
+        None
+    }
 }
 
 /// The account under test.
@@ -145,9 +150,15 @@ pub(crate) struct World {
     others: Mutex<Vec<usize>>,
     /// The settings in force: the model's, changed by [`Step::Settings`].
     settings: Mutex<Vec<(&'static str, String)>>,
+    /// The time the history let pass so far (ms): what a model's [`Model::clock`] is moved on by.
+    elapsed_ms: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl World {
+    /// The time the history let pass so far (ms).
+    pub(crate) fn elapsed_ms(&self) -> i64 {
+        self.elapsed_ms.load(std::sync::atomic::Ordering::SeqCst)
+    }
     /// A setting in force now (the step that just ran ran under it).
     pub(crate) fn setting(&self, name: &str) -> Option<String> {
         let settings = lock(&self.settings);
@@ -191,6 +202,8 @@ pub(crate) struct Delivered {
     /// The call during which the bootstrap was killed ([`Step::Crash`]), having taken effect: the run answered
     /// nothing and wrote no metrics.
     pub crashed: Option<&'static str>,
+    /// The time the history had let pass when it was delivered (ms, [`World::elapsed_ms`]).
+    pub at_ms: i64,
 }
 
 impl Delivered {
@@ -347,7 +360,19 @@ async fn instances<M: Model>(
     let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let lookup = Lookup::from_pairs(&pairs);
     let sdk = sdk_config(&world.running, "us-east-1", &fast_settings(3)).await;
-    let host = || Host::<M::F>::with_store(&sdk, &lookup, store.clone()).expect("the model's settings are valid");
+    let host = || {
+        let host = Host::<M::F>::with_store(&sdk, &lookup, store.clone()).expect("the model's settings are valid");
+        match model.clock() {
+            Some(base) => {
+                let elapsed = world.elapsed_ms.clone();
+                host.with_clock(move || {
+                    let ms = elapsed.load(std::sync::atomic::Ordering::SeqCst);
+                    base + std::time::Duration::from_millis(ms.max(0) as u64)
+                })
+            }
+            None => host,
+        }
+    };
     *lock(&world.settings) = settings.clone();
     Instances { one: host(), two: host(), store }
 }
@@ -423,6 +448,7 @@ impl<M: Model> Timeline<'_, M> {
             concurrent,
             step: self.step,
             crashed: None,
+            at_ms: self.world.elapsed_ms(),
         });
         self.log.len() - 1
     }
@@ -465,6 +491,7 @@ impl<M: Model> Timeline<'_, M> {
         self.world.running.emulator.world().faults.rules.retain(|r| r.count.is_some());
         self.hosts.store.forget_events();
         let ms = hours * 3_600_000;
+        self.world.elapsed_ms.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
         self.hosts.store.backdate_marks(ms, |name, value| self.model.backdate_mark(name, value, ms));
         self.model.time_passes(self.world, ms);
     }
@@ -713,6 +740,7 @@ pub(crate) async fn run<M: Model>(model: &M, steps: &[Step<M::Event, M::Writer>]
         fresh: Default::default(),
         others: Default::default(),
         settings: Default::default(),
+        elapsed_ms: Default::default(),
     };
     let hosts = Arc::new(instances(model, &world, &[], Arc::new(SimStore::default())).await);
     let mut t = Timeline {
