@@ -25,8 +25,12 @@ impl Drop for Reaped {
     }
 }
 
+/// Where watch listens and invoke sends: one address, the one the free port was found on (by default watch binds
+/// `::` and invoke sends to `::1`, another address than the check's).
+const LOOPBACK: &str = "127.0.0.1";
+
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    TcpListener::bind((LOOPBACK, 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
 /// The runtime API of `cargo lambda watch` on a free port, and the bootstraps started against it.
@@ -39,34 +43,49 @@ pub struct LambdaPath {
 }
 
 impl LambdaPath {
-    /// Starts `cargo lambda watch --only-lambda-apis` and waits until it listens.
+    /// Starts `cargo lambda watch --only-lambda-apis` on 127.0.0.1 and waits until it listens. A free port can be
+    /// taken by another test between the check and watch's bind: watch then exits, while whatever took the port
+    /// answers the readiness check. So the check also needs watch alive a moment after, or it starts again on
+    /// another port.
     pub async fn watch() -> LambdaPath {
         let tool = venv_tool("cargo-lambda", "cargo-lambda")
             .unwrap_or_else(|e| panic!("cargo-lambda is needed for the Lambda-path test: {e}. Run `make test`."));
-        let port = free_port();
-        let watch = Command::new(&tool)
-            .args(["lambda", "watch", "--only-lambda-apis", "--invoke-port", &port.to_string()])
-            .current_dir(workspace_root())
-            // No terminal for it: a process in another group touching it can stop or confuse the caller's shell.
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cargo lambda watch starts");
-        let watch = Reaped(watch);
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(60), "cargo lambda watch did not listen within 60 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        for _ in 0..5 {
+            let port = free_port();
+            let watch = Command::new(&tool)
+                .args(["lambda", "watch", "--only-lambda-apis", "--invoke-address", LOOPBACK])
+                .args(["--invoke-port", &port.to_string()])
+                .current_dir(workspace_root())
+                // No terminal for it: a process in another group touching it can stop or confuse the caller's shell.
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("cargo lambda watch starts");
+            let mut watch = Reaped(watch);
+            let started = Instant::now();
+            let mut exited = false;
+            while TcpStream::connect((LOOPBACK, port)).is_err() {
+                assert!(started.elapsed() < Duration::from_secs(60), "cargo lambda watch did not listen within 60 s");
+                if watch.0.try_wait().ok().flatten().is_some() {
+                    exited = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if !exited && watch.0.try_wait().ok().flatten().is_none() {
+                return LambdaPath { tool, port, bootstraps: Vec::new(), _watch: watch };
+            }
         }
-        LambdaPath { tool, port, bootstraps: Vec::new(), _watch: watch }
+        panic!("cargo lambda watch exited five times on a port that was free a moment before");
     }
 
     /// Starts a function's bootstrap configured as Lambda configures it, aimed at the emulator at `endpoint` with
     /// its documented credentials; `settings` are the function's own environment variables.
     pub fn start_bootstrap(&mut self, bootstrap: &str, endpoint: &str, settings: &[(&str, &str)]) {
         // `_` is the name watch gives a function it did not start.
-        let runtime_api = format!("http://127.0.0.1:{}/.rt", self.port);
+        let runtime_api = format!("http://{LOOPBACK}:{}/.rt", self.port);
         let child = bootstrap_command(bootstrap, &runtime_api, "_", endpoint, settings)
             .spawn()
             .unwrap_or_else(|e| panic!("the bootstrap {bootstrap} starts: {e}"));
@@ -84,7 +103,8 @@ impl LambdaPath {
             ));
             std::fs::write(&file, event.to_string()).expect("the event file is written");
             let out = Command::new(&tool)
-                .args(["lambda", "invoke", "--invoke-port", &port.to_string(), "--data-file"])
+                .args(["lambda", "invoke", "--invoke-address", LOOPBACK, "--invoke-port", &port.to_string()])
+                .arg("--data-file")
                 .arg(&file)
                 .current_dir(workspace_root())
                 .stdin(Stdio::null())

@@ -198,7 +198,9 @@ fn state_after(builder: Option<ImageBuilder>) -> State {
     builder.and_then(|b| b.state).map(|s| State::parse(s.as_str())).unwrap_or_else(|| State::Other(String::new()))
 }
 
-/// Applies the plan with at most `limit` start/stop calls in flight; every builder gets its own outcome.
+/// Applies the plan with at most `limit` start/stop calls in flight; every builder gets its own outcome, with
+/// whether the record of its `respect-manual` stretch is to be undone (written before a call that surely did not
+/// happen).
 pub async fn apply(
     job: &Job,
     planned: &[Planned],
@@ -206,7 +208,7 @@ pub async fn apply(
     clients: &PerRegion<Client>,
     limit: usize,
     poll: Duration,
-) -> Vec<ReportAction> {
+) -> Vec<(ReportAction, bool)> {
     let limit = Semaphore::new(limit);
     // Ready builders take the limit's permits first (tokio's semaphore is fair): a STOPPING builder holds its permit
     // while it waits, and MAX_CONCURRENCY of them ahead in the list would hold back every STOPPED one until they
@@ -219,33 +221,37 @@ pub async fn apply(
         let verb = p.verb();
         async move {
             if let Step::Skip(why) = &p.step {
-                return ReportAction::new(
-                    p.target(),
-                    verb.as_str(),
-                    Outcome::Skipped,
-                    format!("{}: {why}", p.context()),
-                );
+                let line = ReportAction::new(p.target(), verb.as_str(), Outcome::Skipped, format!("{}: {why}", p.context()));
+                return (line, false);
             }
             let client = clients.get(&p.region);
             // The permit covers a STOPPING builder's polling too: MAX_CONCURRENCY bounds the calls in flight, so N
             // STOPPING builders are never N pollers at once.
             let permit = match limit.acquire().await.map_err(permit_error) {
                 Ok(permit) => permit,
-                Err(e) => return failed(p, verb, &e),
+                Err(e) => return (failed(p, verb, &e), false),
             };
             // Asked once the turn is had: with a low limit, a builder may wait long for it. A wait that could not
             // end before the margin is not begun either: the retry waits and starts it.
             let may = match ctx.may_mutate() {
                 Ok(may) => may,
-                Err(Withheld::OutOfTime(e)) => return ReportAction::failed(p.target(), verb.as_str(), &e),
-                Err(Withheld::DryRun) => return p.as_planned(),
+                Err(Withheld::OutOfTime(e)) => return (ReportAction::failed(p.target(), verb.as_str(), &e), false),
+                Err(Withheld::DryRun) => return (p.as_planned(), false),
             };
             if p.step == Step::WaitThenStart {
                 match wait_until_stopped(&client, p, ctx, poll).await {
                     Ok(None) => {}
-                    Ok(Some(skip)) => return skip,
-                    Err(e) => return failed(p, verb, &e),
+                    Ok(Some(skip)) => return (skip, false),
+                    Err(e) => return (failed(p, verb, &e), false),
                 }
+            }
+            // A respect-manual stretch is recorded just before the call, its turn had and any wait over: killed
+            // after the call, the run leaves a record, and no later run acts on the builder again in the stretch.
+            // Without a record there is no call.
+            if let Some(mark) = &p.mark
+                && let Err(e) = ctx.leases.put_mark(mark, plan::MARK_ACTING, plan::STRETCH_KEPT).await
+            {
+                return (failed(p, verb, &Error::from(e)), false);
             }
             let watch = AnswerWatch::new();
             let result = match p.step {
@@ -253,7 +259,9 @@ pub async fn apply(
                 _ => start(&client, p, job.appstream_agent_version.as_deref(), &watch, &may).await,
             };
             drop(permit);
-            match result {
+            // The record is undone only when the call surely did not happen: failed, no attempt's answer lost.
+            let undo = p.mark.is_some() && !watch.lost();
+            let line = match result {
                 Ok(state) => {
                     let agent = job
                         .appstream_agent_version
@@ -293,11 +301,13 @@ pub async fn apply(
                     ),
                     _ => failed(p, verb, &e),
                 },
-            }
+            };
+            let undo = undo && line.outcome == Outcome::Failed;
+            (line, undo)
         }
     });
     let done = futures_util::future::join_all(work).await;
-    let mut lines: Vec<(usize, ReportAction)> = order.into_iter().zip(done).collect();
+    let mut lines: Vec<(usize, (ReportAction, bool))> = order.into_iter().zip(done).collect();
     lines.sort_by_key(|(i, _)| *i);
     lines.into_iter().map(|(_, line)| line).collect()
 }

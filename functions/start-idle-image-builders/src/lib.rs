@@ -24,18 +24,6 @@ pub use crate::error::Error;
 use crate::config::{InForce, Job, Reconcile, Request, SchedulesSource, Settings};
 use crate::plan::{Observed, Planned, Scheduled, Verb};
 
-/// How long the mark of a `respect-manual` stretch acted on is kept: longer than a stretch is looked back on
-/// (`plan::schedule::LOOK_BACK`).
-const STRETCH_KEPT: std::time::Duration = std::time::Duration::from_secs(410 * 86_400);
-
-/// A stretch's mark, written before keeper starts or stops the builder: killed between the two, the run leaves
-/// the builder to people from then on rather than risk acting on it twice in the stretch.
-const ACTING: &str = "acting";
-/// A stretch's mark once settled: acted on, or found as the schedule wants.
-const ACTED: &str = "acted";
-/// A stretch's mark whose start or stop failed: not acted on, so the next run acts.
-const UNDONE: &str = "undone";
-
 pub struct StartIdleImageBuilders {
     settings: Settings,
     /// One AppStream client per region.
@@ -92,12 +80,10 @@ impl Function for StartIdleImageBuilders {
             if ctx.dry_run {
                 report.actions.extend(planned.iter().map(Planned::as_planned));
             } else {
-                let (planned, unrecorded) = self.intend(ctx, planned).await;
                 let poll = self.settings.poll_interval;
-                let mut lines = aws::apply(job, &planned, ctx, &self.clients, limit, poll).await;
-                self.settle(ctx, &planned, &mut lines).await;
+                let applied = aws::apply(job, &planned, ctx, &self.clients, limit, poll).await;
+                let lines = self.settle(ctx, &planned, applied).await;
                 report.actions.extend(lines);
-                report.actions.extend(unrecorded);
             }
         }
         Ok(())
@@ -142,7 +128,7 @@ impl StartIdleImageBuilders {
             };
             match ctx.leases.mark(&mark).await {
                 Ok(None) => {}
-                Ok(Some(value)) if value == UNDONE => {}
+                Ok(Some(value)) if value == plan::MARK_UNDONE => {}
                 Ok(Some(_)) => {
                     acted.insert(mark);
                 }
@@ -156,42 +142,42 @@ impl StartIdleImageBuilders {
         (acted, unreadable)
     }
 
-    /// Records, before any call, that keeper is about to start or stop each `respect-manual` builder it plans to:
-    /// a run killed after the call leaves a mark behind, and no later run acts on the builder again in that
-    /// stretch (a person may have changed it since). A builder whose mark cannot be written is not acted on: its
-    /// failed line takes its place, and the run is retried.
-    async fn intend(&self, ctx: &Context, planned: Vec<Planned>) -> (Vec<Planned>, Vec<ReportAction>) {
-        let (mut kept, mut unrecorded) = (Vec::with_capacity(planned.len()), Vec::new());
-        for p in planned {
-            let acts = !matches!(p.step, plan::Step::Skip(_));
-            if let Some(mark) = p.mark.as_ref().filter(|_| acts)
-                && let Err(e) = ctx.leases.put_mark(mark, ACTING, STRETCH_KEPT).await
-            {
-                unrecorded.push(ReportAction::failed(p.target(), p.verb().as_str(), &Error::from(e)));
-                continue;
+    /// Records the `respect-manual` stretches this run settled (acted on, or found as wanted), so that the rest
+    /// of each leaves the builder to the people using it, and undoes the record of a start or stop that surely did
+    /// not happen (`aws::apply` wrote it just before the call), so that the retry acts. A record that cannot be
+    /// written is a failed line, and the run is retried; an undo that cannot be written leaves the builder to people
+    /// until the stretch ends, and its line says so.
+    async fn settle(
+        &self,
+        ctx: &Context,
+        planned: &[Planned],
+        applied: Vec<(ReportAction, bool)>,
+    ) -> Vec<ReportAction> {
+        let (mut lines, mut failed) = (Vec::with_capacity(applied.len()), Vec::new());
+        for (p, (line, undo)) in planned.iter().zip(applied) {
+            if let Some(mark) = &p.mark {
+                let value = match (p.settles_stretch(line.outcome), undo) {
+                    (true, _) => Some(plan::MARK_ACTED),
+                    (false, true) => Some(plan::MARK_UNDONE),
+                    // A skip keeper did not act for, or a call that may have happened: the record stays.
+                    (false, false) => None,
+                };
+                if let Some(value) = value
+                    && let Err(e) = ctx.leases.put_mark(mark, value, plan::STRETCH_KEPT).await
+                {
+                    let e = Error::from(e);
+                    let mut failure = ReportAction::failed(p.target(), Verb::Reconcile.as_str(), &e);
+                    if undo {
+                        failure.detail.push_str(
+                            "; the record of the failed call could not be undone, so the builder is left to people until the stretch ends",
+                        );
+                    }
+                    failed.push(failure);
+                }
             }
-            kept.push(p);
-        }
-        (kept, unrecorded)
-    }
-
-    /// Records the `respect-manual` stretches this run settled, so that the rest of each leaves the builder to the
-    /// people using it, and undoes the mark of a start or stop that failed, so that the retry acts. A record that
-    /// cannot be written is a failed line: the run is retried, finds the builder as wanted, and records it then,
-    /// before a later run could act on it again.
-    async fn settle(&self, ctx: &Context, planned: &[Planned], lines: &mut Vec<ReportAction>) {
-        let mut failed = Vec::new();
-        for (p, line) in planned.iter().zip(lines.iter()) {
-            let Some(mark) = &p.mark else { continue };
-            let value = match (p.settles_stretch(line.outcome), &p.step) {
-                (true, _) => ACTED,
-                (false, plan::Step::Skip(_)) => continue,
-                (false, _) => UNDONE,
-            };
-            if let Err(e) = ctx.leases.put_mark(mark, value, STRETCH_KEPT).await {
-                failed.push(ReportAction::failed(p.target(), Verb::Reconcile.as_str(), &Error::from(e)));
-            }
+            lines.push(line);
         }
         lines.extend(failed);
+        lines
     }
 }

@@ -439,6 +439,16 @@ pub enum Scheduled {
     Want { running: bool, because: String, stretch: Option<String> },
 }
 
+/// A stretch's mark, written just before keeper starts or stops the builder: killed between the two, the run leaves
+/// the builder to people for the rest of the stretch rather than risk acting on it twice.
+pub const MARK_ACTING: &str = "acting";
+/// A stretch's mark once settled: acted on, or found as the schedule wants.
+pub const MARK_ACTED: &str = "acted";
+/// A stretch's mark whose start or stop surely did not happen: not acted on, so the next run acts.
+pub const MARK_UNDONE: &str = "undone";
+/// How long a stretch's mark is kept: longer than a stretch is looked back on ([`schedule::LOOK_BACK`]).
+pub const STRETCH_KEPT: std::time::Duration = std::time::Duration::from_secs(410 * 86_400);
+
 /// The mark that a builder was acted on in the stretch of a `respect-manual` schedule that began at `since` (epoch
 /// seconds; `None`: it has not changed its mind within the look-back).
 pub fn stretch_mark(region: &str, name: &str, schedule: &str, since: Option<i64>) -> String {
@@ -511,7 +521,7 @@ pub fn scheduled(
             if acted.contains(&mark) {
                 let since = since.and_then(|s| jiff::Timestamp::from_second(s).ok()).map(|t| t.to_string());
                 let because = format!(
-                    "{because}; respect-manual: acted on at the start of this stretch (since {}); left as people set it",
+                    "{because}; respect-manual: acted on already in this stretch (since {}); left as people set it",
                     since.as_deref().unwrap_or("over 400 days")
                 );
                 return Scheduled::Respect { running: now.running, because };
