@@ -175,32 +175,7 @@ impl Model for Reconcile {
     }
 
     fn operations(&self) -> &'static [(&'static str, &'static str, &'static str, &'static str)] {
-        &[
-            (
-                "StartImageBuilder",
-                "ConcurrentModificationException",
-                "ServiceUnavailableException",
-                "InvalidAccountStatusException",
-            ),
-            (
-                "StopImageBuilder",
-                "ConcurrentModificationException",
-                "ServiceUnavailableException",
-                "InvalidAccountStatusException",
-            ),
-            (
-                "DescribeImageBuilders",
-                "ThrottlingException",
-                "ServiceUnavailableException",
-                "InvalidAccountStatusException",
-            ),
-            (
-                "ListTagsForResource",
-                "ThrottlingException",
-                "ServiceUnavailableException",
-                "InvalidAccountStatusException",
-            ),
-        ]
+        &super::start_idle::APPSTREAM_FAULTS
     }
 
     fn payload(&self, event: &Event, n: usize, world: &World) -> Value {

@@ -11,6 +11,25 @@ use start_idle_image_builders::StartIdleImageBuilders;
 use super::history::{Delivered, Model, World};
 
 const BUILDERS: [&str; 4] = ["team-a", "team-b", "team-c", "team-d"];
+
+/// The AppStream calls a fault may hit, with each fault's code (throttled, unavailable, refused). This model's
+/// histories use the first three (it never stops a builder); the reconcile's all four.
+pub(crate) const APPSTREAM_FAULTS: [(&str, &str, &str, &str); 4] = [
+    (
+        "StartImageBuilder",
+        "ConcurrentModificationException",
+        "ServiceUnavailableException",
+        "InvalidAccountStatusException",
+    ),
+    ("DescribeImageBuilders", "ThrottlingException", "ServiceUnavailableException", "InvalidAccountStatusException"),
+    ("ListTagsForResource", "ThrottlingException", "ServiceUnavailableException", "InvalidAccountStatusException"),
+    (
+        "StopImageBuilder",
+        "ConcurrentModificationException",
+        "ServiceUnavailableException",
+        "InvalidAccountStatusException",
+    ),
+];
 /// Carries the opt-out tag.
 const OPTED_OUT: &str = "team-x";
 
@@ -84,26 +103,7 @@ impl Model for StartIdle {
     }
 
     fn operations(&self) -> &'static [(&'static str, &'static str, &'static str, &'static str)] {
-        &[
-            (
-                "StartImageBuilder",
-                "ConcurrentModificationException",
-                "ServiceUnavailableException",
-                "InvalidAccountStatusException",
-            ),
-            (
-                "DescribeImageBuilders",
-                "ThrottlingException",
-                "ServiceUnavailableException",
-                "InvalidAccountStatusException",
-            ),
-            (
-                "ListTagsForResource",
-                "ThrottlingException",
-                "ServiceUnavailableException",
-                "InvalidAccountStatusException",
-            ),
-        ]
+        &APPSTREAM_FAULTS[..3]
     }
 
     fn payload(&self, event: &Event, _n: usize, _world: &World) -> Value {
