@@ -222,11 +222,7 @@ impl Model for Reconcile {
     fn always(&self, world: &World, log: &[Delivered]) -> Result<(), String> {
         let calls = world.calls();
         // The opted-out builder is never touched.
-        if let Some(c) = calls.iter().find(|c| {
-            c.operation.ends_with("ImageBuilder") && c.params.get("Name").map(String::as_str) == Some(OPTED_OUT)
-        }) {
-            return Err(format!("the opted-out builder was touched: {c:?}"));
-        }
+        super::start_idle::untouched(&calls, OPTED_OUT)?;
         // One master: a fixed job never starts or stops a scheduled builder, a reconcile never the free one.
         for d in log.iter().filter(|d| !d.concurrent) {
             let reconcile = Self::is_reconcile(d);
