@@ -72,7 +72,7 @@ pub fn render(json: &str, name: Option<&str>, show: &Show) -> Result<String, Str
         match show {
             Show::At(at) => {
                 let state = schedule::at(s, *at);
-                let local = at.to_zoned(s.tz.clone()).strftime("%a %Y-%m-%d %H:%M %Z");
+                let local = schedule::local_time(s, *at);
                 let word = if state.running { "running" } else { "stopped" };
                 out.push_str(&format!("  {word} at {local} ({at}): {}\n", state.why));
             }
@@ -84,7 +84,7 @@ pub fn render(json: &str, name: Option<&str>, show: &Show) -> Result<String, Str
                     out.push_str("  never running in this range\n");
                 }
                 for (b, e, why) in stretches {
-                    let local = |t: Timestamp| t.to_zoned(s.tz.clone()).strftime("%a %Y-%m-%d %H:%M %Z").to_string();
+                    let local = |t: Timestamp| schedule::local_time(s, t);
                     let hours = (e.as_second() - b.as_second()) as f64 / 3600.0;
                     out.push_str(&format!(
                         "  {} → {}  ({} → {}, {hours:.2} h, {why})\n",

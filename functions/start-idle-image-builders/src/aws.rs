@@ -249,7 +249,7 @@ pub async fn apply(
             // after the call, the run leaves a record, and no later run acts on the builder again in the stretch.
             // Without a record there is no call.
             if let Some(mark) = &p.mark
-                && let Err(e) = ctx.leases.put_mark(mark, plan::MARK_ACTING, plan::STRETCH_KEPT).await
+                && let Err(e) = ctx.leases.put_mark(mark, plan::MARK_ACTED, plan::STRETCH_KEPT).await
             {
                 return (failed(p, verb, &Error::from(e)), false);
             }
@@ -360,9 +360,16 @@ pub struct Kept {
 }
 
 impl Kept {
-    /// No document in force, for this reason, which is also the failed line.
-    fn none(why: InvalidInput) -> Kept {
+    /// No document in force, for this reason (the rule of `SCHEDULES_S3_URI`), which is also the failed line.
+    fn none(why: String) -> Kept {
+        let why = InvalidInput::new(SETTING, why);
         Kept { in_force: InForce { setting: SETTING, document: Err(why.clone()) }, refused: Some(why) }
+    }
+
+    /// `document` in force, and what was refused on the way to it (a bad current version), if anything.
+    fn valid(document: std::sync::Arc<Schedules>, refused: Option<String>) -> Kept {
+        let refused = refused.map(|why| InvalidInput::new(SETTING, why));
+        Kept { in_force: InForce { setting: SETTING, document: Ok(document) }, refused }
     }
 }
 
@@ -380,32 +387,25 @@ pub async fn schedules_in_s3(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -
         Err(e) if e.error_type().is_retryable() => return Err(e),
         // Without s3:ListBucket, S3 answers a missing key (or a deleted one) with AccessDenied, not NoSuchKey.
         Err(e) => {
-            return Ok(Kept::none(InvalidInput::new(
-                SETTING,
-                format!("{uri} is missing or cannot be read, so no schedules document is in force: {e}"),
+            return Ok(Kept::none(format!(
+                "{uri} is missing or cannot be read, so no schedules document is in force: {e}"
             )));
         }
     };
     let bad = match current {
-        Ok(document) => {
-            return Ok(Kept { in_force: InForce { setting: SETTING, document: Ok(document) }, refused: None });
-        }
+        Ok(document) => return Ok(Kept::valid(document, None)),
         Err(bad) => bad,
     };
     let named = version.as_deref().map(|v| format!("version {v} of {uri}")).unwrap_or_else(|| uri.clone());
     tracing::error!(document = %named, field = %bad.field, rule = %bad.rule, "the schedules document is not valid");
     let refused = format!("{named} is refused: {}: {}", bad.field, bad.rule);
     let Some(version) = version else {
-        let why = format!("{refused}; the bucket keeps no versions, so no older one can stand in");
-        return Ok(Kept::none(InvalidInput::new(SETTING, why)));
+        return Ok(Kept::none(format!("{refused}; the bucket keeps no versions, so no older one can stand in")));
     };
     let history = match shared::s3::history(s3, bucket, key).await {
         Ok(history) => history,
         Err(e) if e.error_type().is_retryable() => return Err(e),
-        Err(e) => {
-            let why = format!("{refused}; its older versions could not be listed: {e}");
-            return Ok(Kept::none(InvalidInput::new(SETTING, why)));
-        }
+        Err(e) => return Ok(Kept::none(format!("{refused}; its older versions could not be listed: {e}"))),
     };
     let older = shared::s3::older_than(&history, &version);
     let (mut invalid, mut unreadable) = (0, Vec::new());
@@ -426,9 +426,8 @@ pub async fn schedules_in_s3(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -
         match validate(&body) {
             Ok(document) => {
                 tracing::warn!(document = %uri, version = %old, "the last good version of the schedules document stays in force");
-                let why =
-                    InvalidInput::new(SETTING, format!("{refused}; version {old}, the last good one, stays in force"));
-                return Ok(Kept { in_force: InForce { setting: SETTING, document: Ok(document) }, refused: Some(why) });
+                let why = format!("{refused}; version {old}, the last good one, stays in force");
+                return Ok(Kept::valid(document, Some(why)));
             }
             Err(_) => invalid += 1,
         }
@@ -441,7 +440,7 @@ pub async fn schedules_in_s3(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -
         why.push_str(&format!(", {} older ones not tried", older.len() - FALLBACK_READS));
     }
     why.push_str("), so no schedules document is in force");
-    Ok(Kept::none(InvalidInput::new(SETTING, why)))
+    Ok(Kept::none(why))
 }
 
 /// The setting a document kept in S3 is named by.

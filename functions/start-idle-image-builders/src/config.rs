@@ -101,11 +101,17 @@ impl FromLookup for Settings {
                         accepted: "one of SCHEDULES (the document) or SCHEDULES_S3_URI (where it is kept)".into(),
                     });
                 }
-                (Some(json), None) => Some(SchedulesSource::Inline(schedules::parse(&json).map(Arc::new).inspect_err(
-                    |e| {
-                        tracing::error!(field = %e.field, rule = %e.rule, "SCHEDULES is not a valid schedules document; every reconcile is refused until it is");
-                    },
-                ))),
+                // Refused as the setting, naming the document's field, as a document kept in S3 is.
+                (Some(json), None) => Some(SchedulesSource::Inline(
+                    schedules::parse(&json)
+                        .map(Arc::new)
+                        .inspect_err(|e| {
+                            tracing::error!(field = %e.field, rule = %e.rule, "SCHEDULES is not a valid schedules document; every reconcile is refused until it is");
+                        })
+                        .map_err(|bad| {
+                            invalid("SCHEDULES", format!("holds no valid schedules document: {}: {}", bad.field, bad.rule))
+                        }),
+                )),
                 (None, Some(uri)) => {
                     let (bucket, key) = shared::s3::parse_uri(&uri).ok_or_else(|| ConfigError {
                         name: "SCHEDULES_S3_URI".into(),
@@ -137,14 +143,15 @@ impl FromLookup for Settings {
 /// Where the schedules document is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SchedulesSource {
-    /// In the settings (`SCHEDULES`), read and validated once at start.
+    /// In the settings (`SCHEDULES`), read and validated once at start; a bad one is refused as `SCHEDULES`.
     Inline(Result<Arc<schedules::Schedules>, InvalidInput>),
     /// An S3 object in a versioned bucket (`SCHEDULES_S3_URI`), read at every run: its current version, or when that
     /// is not valid, the newest version before it that is (the last good one stays in force).
     S3 { bucket: String, key: String },
 }
 
-/// The schedules document a run decides on, or why there is none: `setting` names where it was looked for.
+/// The schedules document a run decides on, or why there is none (an error naming `setting`): `setting` names
+/// where it was looked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InForce {
     pub setting: &'static str,
@@ -229,19 +236,19 @@ pub struct Checked {
     job: Job,
     /// A reconcile's instant and the request's `schedule`.
     reconcile: Option<(jiff::Timestamp, Option<String>)>,
-    schedule_tag: String,
-    override_tag: String,
 }
 
 impl Checked {
     /// The job, decided on `schedules`, the document in force (`None` when the function has none): a reconcile
     /// needs a valid one that knows the request's schedule; a start or stop leaves the scheduled builders to the
     /// reconcile while one is valid.
-    pub fn decide_on(self, schedules: Option<&InForce>) -> Result<Job, InvalidInput> {
-        let Checked { mut job, reconcile, schedule_tag, override_tag } = self;
+    pub fn decide_on(self, config: &Settings, schedules: Option<&InForce>) -> Result<Job, InvalidInput> {
+        let Checked { mut job, reconcile } = self;
+        let schedule_tag = config.schedule_tag.clone();
         match reconcile {
             Some((at, schedule)) => {
                 let schedules = reconciled_on(schedules, schedule.as_deref())?;
+                let override_tag = config.override_tag.clone();
                 job.reconcile = Some(Reconcile { at, schedules, schedule, schedule_tag, override_tag });
             }
             // A broken document decides nothing: the fixed start and stop then keep the scheduled builders too, at
@@ -264,7 +271,7 @@ impl Job {
         now: jiff::Timestamp,
         dry_run: bool,
     ) -> Result<Job, InvalidInput> {
-        Job::check(request, config, default_region, now, dry_run)?.decide_on(schedules)
+        Job::check(request, config, default_region, now, dry_run)?.decide_on(config, schedules)
     }
 
     /// [`Job::new`] up to the schedules document: every rule that needs none, so a request that can never pass is
@@ -416,12 +423,7 @@ impl Job {
             appstream_agent_version,
             wait_for_stopping: request.wait_for_stopping.unwrap_or(config.wait_for_stopping),
         };
-        Ok(Checked {
-            job,
-            reconcile,
-            schedule_tag: config.schedule_tag.clone(),
-            override_tag: config.override_tag.clone(),
-        })
+        Ok(Checked { job, reconcile })
     }
 }
 
@@ -464,14 +466,7 @@ fn reconciled_on(
             "`reconcile` needs SCHEDULES or SCHEDULES_S3_URI: the function has no schedules document",
         ));
     };
-    let schedules = match document {
-        // A document kept in S3 names its setting, version and field itself.
-        Err(bad) if bad.field == *setting => return Err(bad.clone()),
-        Err(bad) => {
-            return Err(invalid(setting, format!("holds no valid schedules document: {}: {}", bad.field, bad.rule)));
-        }
-        Ok(schedules) => schedules.clone(),
-    };
+    let schedules = document.clone()?;
     if let Some(name) = schedule
         && schedules.get(name).is_none()
     {

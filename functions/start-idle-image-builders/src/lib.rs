@@ -63,7 +63,7 @@ impl Function for StartIdleImageBuilders {
         let schedules = self.schedules(report).await?;
         let mut jobs = Vec::new();
         for request in checked {
-            jobs.push(request.decide_on(schedules.as_ref())?);
+            jobs.push(request.decide_on(&self.settings, schedules.as_ref())?);
         }
         let limit = self.settings.max_concurrency;
         for job in &jobs {
@@ -142,11 +142,11 @@ impl StartIdleImageBuilders {
         (acted, unreadable)
     }
 
-    /// Records the `respect-manual` stretches this run settled (acted on, or found as wanted), so that the rest
-    /// of each leaves the builder to the people using it, and undoes the record of a start or stop that surely did
-    /// not happen (`aws::apply` wrote it just before the call), so that the retry acts. A record that cannot be
-    /// written is a failed line, and the run is retried; an undo that cannot be written leaves the builder to people
-    /// until the stretch ends, and its line says so.
+    /// Records the `respect-manual` stretches this run found as their schedule wants, so that the rest of each leaves
+    /// the builder to the people using it (one acted on was recorded by `aws::apply`, just before the call), and
+    /// undoes the record of a start or stop that surely did not happen, so that the retry acts. A record that
+    /// cannot be written is a failed line, and the run is retried; an undo that cannot be written leaves the builder
+    /// to people until the stretch ends, and its line says so.
     async fn settle(
         &self,
         ctx: &Context,
@@ -156,10 +156,12 @@ impl StartIdleImageBuilders {
         let (mut lines, mut failed) = (Vec::with_capacity(applied.len()), Vec::new());
         for (p, (line, undo)) in planned.iter().zip(applied) {
             if let Some(mark) = &p.mark {
-                let value = match (p.settles_stretch(line.outcome), undo) {
+                let found_as_wanted = matches!(p.step, plan::Step::Skip(_)) && p.settles_stretch(line.outcome);
+                let value = match (found_as_wanted, undo) {
                     (true, _) => Some(plan::MARK_ACTED),
                     (false, true) => Some(plan::MARK_UNDONE),
-                    // A skip keeper did not act for, or a call that may have happened: the record stays.
+                    // Acted on (recorded before the call), a skip keeper did not act for, or a call that may have
+                    // happened: the record stands.
                     (false, false) => None,
                 };
                 if let Some(value) = value

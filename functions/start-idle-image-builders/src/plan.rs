@@ -439,10 +439,9 @@ pub enum Scheduled {
     Want { running: bool, because: String, stretch: Option<String> },
 }
 
-/// A stretch's mark, written just before keeper starts or stops the builder: killed between the two, the run leaves
-/// the builder to people for the rest of the stretch rather than risk acting on it twice.
-pub const MARK_ACTING: &str = "acting";
-/// A stretch's mark once settled: acted on, or found as the schedule wants.
+/// A stretch's mark once it is settled: found as the schedule wants, or about to be acted on. It is written just
+/// before keeper starts or stops the builder, so a run killed between the two leaves the builder to people for the
+/// rest of the stretch rather than risk acting on it twice; a call that then surely did not happen undoes it.
 pub const MARK_ACTED: &str = "acted";
 /// A stretch's mark whose start or stop surely did not happen: not acted on, so the next run acts.
 pub const MARK_UNDONE: &str = "undone";
@@ -479,10 +478,9 @@ pub fn scheduled(
             Ok(Override::Ignore) => {
                 return Scheduled::Leave(format!("{} is `ignore`: left as it is", reconcile.override_tag));
             }
-            Ok(Override::Running(until) | Override::Stopped(until)) if at < until => {
-                let running = matches!(schedule::parse_override(value), Ok(Override::Running(_)));
+            Ok(o @ (Override::Running(until) | Override::Stopped(until))) if at < until => {
                 let because = format!("{} `{value}`", reconcile.override_tag);
-                return Scheduled::Want { running, because, stretch: None };
+                return Scheduled::Want { running: matches!(o, Override::Running(_)), because, stretch: None };
             }
             Ok(Override::Running(until) | Override::Stopped(until)) => {
                 notes.push(format!("override `{value}` expired at {until}; the schedule rules again"));
@@ -501,7 +499,7 @@ pub fn scheduled(
         return Scheduled::Leave(notes.join("; "));
     };
     let now = schedule::at(schedule, at);
-    let local = at.to_zoned(schedule.tz.clone()).strftime("%a %Y-%m-%d %H:%M %Z").to_string();
+    let local = schedule::local_time(schedule, at);
     let mut because = format!("schedule {name}, {} at {local}", now.why);
     for note in &notes {
         because.push_str("; ");

@@ -362,7 +362,7 @@ mod reconcile_regressions {
         .await;
     }
 
-    /// Found with the respect-manual marks undone (`settle` writing none), seed 1801807216: a night's reconcile
+    /// Found with the respect-manual marks undone (none written), seed 1801807216: a night's reconcile
     /// started r-0, a person stopped it, and the next reconcile of the same night (a re-send days later decides
     /// on the night it runs in) started it again.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

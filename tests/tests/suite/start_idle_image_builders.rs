@@ -494,6 +494,28 @@ fn reconcile_event(n: u32, time: &str) -> Value {
     }})
 }
 
+/// A clock the test moves, which the function's invocations read (`Guarded::with_clock`).
+#[derive(Clone, Default)]
+struct Moved(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl Moved {
+    /// The function wired to the emulator (as [`function`]), reading this clock.
+    async fn function(&self, running: &local::Running, extra: &[(&str, &str)]) -> Guarded<StartIdleImageBuilders> {
+        let clock = self.0.clone();
+        function(running, 3, extra).await.with_clock(move || {
+            let secs = clock.load(std::sync::atomic::Ordering::SeqCst);
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64)
+        })
+    }
+
+    /// The clock moved to `time`, and the `n`-th reconcile as the Scheduler sends it then.
+    fn reconcile(&self, n: u32, time: &str) -> Value {
+        let t: jiff::Timestamp = time.parse().expect("an instant");
+        self.0.store(t.as_second(), std::sync::atomic::Ordering::SeqCst);
+        reconcile_event(n, time)
+    }
+}
+
 fn line<'a>(report: &'a Report, target: &str) -> &'a shared::report::Action {
     report.actions.iter().find(|a| a.target == target).unwrap_or_else(|| panic!("no line for {target}: {report:?}"))
 }
@@ -509,17 +531,12 @@ async fn given_tagged_builders_when_reconciled_across_a_dst_change_a_holiday_and
         ("free", "STOPPED", &[]),
     ])}}}))
     .await;
-    let now = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
-    let clock = now.clone();
-    let deps = function(&running, 3, &[("SCHEDULES", OFFICE)]).await.with_clock(move || {
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(clock.load(std::sync::atomic::Ordering::SeqCst) as u64)
-    });
+    let clock = Moved::default();
+    let deps = clock.function(&running, &[("SCHEDULES", OFFICE)]).await;
     let mut n = 0;
     let mut at = |time: &str| {
-        let t: jiff::Timestamp = time.parse().expect("an instant");
-        now.store(t.as_second(), std::sync::atomic::Ordering::SeqCst);
         n += 1;
-        reconcile_event(n, time)
+        clock.reconcile(n, time)
     };
     let settle = || tokio::time::sleep(std::time::Duration::from_millis(120));
 
@@ -627,18 +644,9 @@ async fn given_a_respect_manual_schedule_when_a_person_stops_the_builder_mid_per
             ("b", "STOPPED", &[("keeper:schedule", "polite")]),
         ])}}}))
         .await;
-    let now = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
-    let clock = now.clone();
-    let deps = function(&running, 3, &[("SCHEDULES", schedules)]).await.with_clock(move || {
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(clock.load(std::sync::atomic::Ordering::SeqCst) as u64)
-    });
-    let at = |time: &str, n: u32| {
-        now.store(
-            time.parse::<jiff::Timestamp>().expect("an instant").as_second(),
-            std::sync::atomic::Ordering::SeqCst,
-        );
-        reconcile_event(n, time)
-    };
+    let clock = Moved::default();
+    let deps = clock.function(&running, &[("SCHEDULES", schedules)]).await;
+    let at = |time: &str, n: u32| clock.reconcile(n, time);
     // WHEN the first run after the period's start finds it stopped
     deps.handle(at("2026-06-01T08:05:00Z", 1), None).await.expect("a report");
     // THEN it is started

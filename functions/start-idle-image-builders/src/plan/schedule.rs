@@ -42,6 +42,11 @@ impl fmt::Display for Why {
 /// calendar makes (a season off, a shutdown of weeks), so a `respect-manual` stretch keeps one start.
 pub const LOOK_BACK: SignedDuration = SignedDuration::from_hours(400 * 24);
 
+/// `at` in the schedule's local time, as reports and `keeper-local schedule` show it: `Mon 2026-03-30 08:30 CEST`.
+pub fn local_time(schedule: &Schedule, at: Timestamp) -> String {
+    at.to_zoned(schedule.tz.clone()).strftime("%a %Y-%m-%d %H:%M %Z").to_string()
+}
+
 /// The schedule's state at `at`.
 /// A holiday is the day a stretch begins on: a night shift that began the evening before runs to its end, and one
 /// that would begin on the holiday does not run, after midnight either.
