@@ -15,6 +15,16 @@ pub enum Caller {
     /// A schedule, SNS, S3 or EventBridge: Lambda retries any function error, so only retryable ones are returned
     /// as errors.
     EventSource,
+    /// Secrets Manager calling a rotation step: it takes any answer that is not a function error for the step done
+    /// and goes on to the next, so every failure, permanent or not, must be a function error.
+    SecretsManager,
+}
+
+impl Caller {
+    /// Whether a permanent failure is answered as a function error (else as a report that carries it).
+    pub fn sees_every_failure(self) -> bool {
+        matches!(self, Caller::ByHand | Caller::SecretsManager)
+    }
 }
 
 /// Turns the handler's result into what the Lambda runtime returns.
@@ -23,7 +33,8 @@ pub enum Caller {
 /// - retryable failure → a function error with the stable type, so Lambda retries and finally dead-letters it;
 /// - permanent failure from an event source → a report whose `error` names the failure: retrying cannot help, and a
 ///   function error would make Lambda retry twice for nothing;
-/// - permanent failure of a request sent by hand → a function error, so the caller sees it at once.
+/// - permanent failure of a request sent by hand → a function error, so the caller sees it at once; the same for a
+///   rotation step, which Secrets Manager would otherwise take for done.
 ///
 /// Every failure is logged at ERROR with its type, so alarms see the permanent ones too.
 pub fn into_lambda_result<E: Classify>(
@@ -36,7 +47,7 @@ pub fn into_lambda_result<E: Classify>(
         Err(error) => {
             let failure = Failure::of(&error);
             tracing::error!(error_type = %failure.error_type, error = %failure.error_message, event_id = %header.event_id, "invocation failed");
-            if error.error_type().is_retryable() || caller == Caller::ByHand {
+            if error.error_type().is_retryable() || caller.sees_every_failure() {
                 Err(failure.into())
             } else {
                 Ok(Report { error: Some(failure), ..header })
@@ -71,6 +82,14 @@ mod tests {
     #[test]
     fn given_permanent_failure_sent_by_hand_when_answered_then_caller_sees_function_error() {
         let diag = into_lambda_result::<TestError>(Err(TestError::Bad), Caller::ByHand, header()).unwrap_err();
+        assert_eq!(diag.error_type, "Permanent.InvalidInput");
+    }
+
+    #[test]
+    fn given_permanent_failure_of_a_rotation_step_when_answered_then_secrets_manager_sees_a_function_error() {
+        // GIVEN a step refused for good: a report would be taken by Secrets Manager for the step done
+        let diag = into_lambda_result::<TestError>(Err(TestError::Bad), Caller::SecretsManager, header()).unwrap_err();
+        // THEN it is a function error, so the rotation stops there
         assert_eq!(diag.error_type, "Permanent.InvalidInput");
     }
 }

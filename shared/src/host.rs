@@ -547,7 +547,7 @@ struct AllFailed {
 impl AllFailed {
     fn of(report: &Report, caller: Caller) -> Option<AllFailed> {
         let all_failed = !report.actions.is_empty() && report.actions.iter().all(|a| a.outcome == Outcome::Failed);
-        if caller != Caller::ByHand || !all_failed {
+        if !caller.sees_every_failure() || !all_failed {
             return None;
         }
         let error_type = report.actions.iter().find_map(|a| a.failure)?;

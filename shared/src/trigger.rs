@@ -6,7 +6,9 @@
 //!    `aws.s3`, or an event the function recognises through [`Request::is_notification`];
 //! 3. EventBridge Scheduler input: the function's request with a `scheduler` block (`executionId`, `scheduledTime`,
 //!    `scheduleArn`) that the schedules in template.yaml fill from the scheduler's context attributes;
-//! 4. anything else that is a JSON object: the function's request sent by hand.
+//! 4. a Secrets Manager rotation step (`SecretId`, `ClientRequestToken`, `Step`), for a function that rotates a
+//!    secret ([`Rotation`]);
+//! 5. anything else that is a JSON object: the function's request sent by hand.
 //!
 //! The event id is what idempotency keys and client tokens are derived from, so it is stable across redeliveries of
 //! one event and differs between two events.
@@ -36,8 +38,8 @@ pub const DRY_RUN_KEY: &str = "dryRun";
 
 const ACCEPTED_SHAPES: &str = "an SNS event (Records[].EventSource = aws:sns), an S3 event notification \
 (Records[].eventSource = aws:s3), an EventBridge Scheduled Event (source aws.events), an EventBridge S3 Object Created \
-event (source aws.s3), EventBridge Scheduler input (the request with a `scheduler` block), or the function's request \
-as a JSON object";
+event (source aws.s3), EventBridge Scheduler input (the request with a `scheduler` block), a Secrets Manager rotation \
+step (SecretId, ClientRequestToken, Step), or the function's request as a JSON object";
 
 /// The function's request type. Functions deny unknown fields so that a typo is an error naming the field.
 pub trait Request: DeserializeOwned {
@@ -84,7 +86,48 @@ pub enum Trigger<R> {
     S3(Vec<S3Object>),
     /// An EventBridge event (other than a schedule or S3) that the function recognises.
     Event(Notification),
+    /// Secrets Manager calling its rotation function for one step of a rotation.
+    Rotation(Rotation),
     Manual(Manual<R>),
+}
+
+/// One step of a Secrets Manager rotation, as Secrets Manager invokes the rotation function: the secret, the version
+/// the rotation makes (its `ClientRequestToken`, the version id) and the step. Secrets Manager calls a step again
+/// after a failure or a timeout, with the same three.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The secret's ARN (or name, sent by hand).
+    pub secret_id: String,
+    /// The version id of the secret version this rotation makes.
+    pub token: String,
+    pub step: RotationStep,
+    /// Sent by Secrets Manager for rotations whose function assumes a role: PutSecretValue must quote it.
+    pub rotation_token: Option<String>,
+}
+
+/// The four steps of a rotation, in the order Secrets Manager calls them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RotationStep {
+    CreateSecret,
+    SetSecret,
+    TestSecret,
+    FinishSecret,
+}
+
+impl RotationStep {
+    pub const ALL: [RotationStep; 4] =
+        [RotationStep::CreateSecret, RotationStep::SetSecret, RotationStep::TestSecret, RotationStep::FinishSecret];
+
+    /// The step's name on the wire (`createSecret` ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RotationStep::CreateSecret => "createSecret",
+            RotationStep::SetSecret => "setSecret",
+            RotationStep::TestSecret => "testSecret",
+            RotationStep::FinishSecret => "finishSecret",
+        }
+    }
 }
 
 /// A scheduled run: an EventBridge rule (no request: the function runs on its settings) or EventBridge Scheduler
@@ -171,6 +214,8 @@ pub enum Input<R> {
     Notification(Value),
     /// An object an S3 notification names.
     Object(S3Object),
+    /// A step of a Secrets Manager rotation.
+    Rotation(Rotation),
 }
 
 impl<R> Input<R> {
@@ -181,6 +226,7 @@ impl<R> Input<R> {
             Input::Schedule(_) => "a schedule",
             Input::Notification(_) => "an AWS notification",
             Input::Object(_) => "an S3 upload",
+            Input::Rotation(_) => "a Secrets Manager rotation step",
         }
     }
 }
@@ -204,6 +250,12 @@ impl<R> Trigger<R> {
             }
             Trigger::S3(objects) => combined("s3", objects.iter().map(|o| o.event_id.as_str())),
             Trigger::Event(n) => n.announces.clone().unwrap_or_else(|| n.event_id.clone()),
+            // Secrets Manager's call of a step again (after a failure or a timeout) is the same event; the secret is
+            // in it because a token is only unique within its secret.
+            Trigger::Rotation(r) => {
+                let secret = sha256_hex(r.secret_id.as_bytes());
+                format!("rotation-{}-{}-{}", r.step.as_str(), r.token, &secret[..16])
+            }
             Trigger::Manual(m) => m.event_id.clone(),
         }
     }
@@ -237,7 +289,7 @@ impl<R> Trigger<R> {
             Trigger::Schedule(s) => s.dry_run,
             Trigger::Sns(records) => records.iter().any(|r| r.dry_run),
             Trigger::Manual(m) => m.dry_run,
-            Trigger::S3(_) | Trigger::Event(_) => false,
+            Trigger::S3(_) | Trigger::Event(_) | Trigger::Rotation(_) => false,
         }
     }
 
@@ -254,6 +306,7 @@ impl<R> Trigger<R> {
                 .collect(),
             Trigger::S3(objects) => objects.into_iter().map(Input::Object).collect(),
             Trigger::Event(n) => vec![Input::Notification(n.document)],
+            Trigger::Rotation(r) => vec![Input::Rotation(r)],
             Trigger::Manual(m) => vec![Input::Request(m.request)],
         }
     }
@@ -262,6 +315,7 @@ impl<R> Trigger<R> {
     pub fn caller(&self) -> Caller {
         match self {
             Trigger::Manual(_) => Caller::ByHand,
+            Trigger::Rotation(_) => Caller::SecretsManager,
             _ => Caller::EventSource,
         }
     }
@@ -273,6 +327,7 @@ impl<R> Trigger<R> {
             Trigger::Sns(_) => "sns",
             Trigger::S3(_) => "s3",
             Trigger::Event(_) => "eventbridge",
+            Trigger::Rotation(_) => "secretsmanager",
             Trigger::Manual(_) => "manual",
         }
     }
@@ -311,6 +366,9 @@ fn parse_checked<R: Request>(payload: Value) -> Result<Trigger<R>, TriggerError>
     if object.contains_key(SCHEDULER_KEY) {
         return parse_scheduler(object);
     }
+    if object.contains_key("Step") && object.contains_key("SecretId") {
+        return parse_rotation(Value::Object(object));
+    }
     parse_manual(object)
 }
 
@@ -331,6 +389,42 @@ fn envelope<T: DeserializeOwned>(envelope: &'static str, value: Value) -> Result
         path: e.path().to_string(),
         message: e.inner().to_string(),
     })
+}
+
+/// Secrets Manager's event, exactly: a field it never sends is refused, so a request by hand that happens to have a
+/// `Step` is not taken for a rotation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotationEvent {
+    #[serde(rename = "SecretId")]
+    secret_id: String,
+    #[serde(rename = "ClientRequestToken")]
+    client_request_token: String,
+    #[serde(rename = "Step")]
+    step: RotationStep,
+    #[serde(rename = "RotationToken", default)]
+    rotation_token: Option<String>,
+}
+
+fn parse_rotation<R>(whole: Value) -> Result<Trigger<R>, TriggerError> {
+    let event: RotationEvent = envelope("Secrets Manager rotation event", whole)?;
+    let blank = |path: &str| TriggerError::BadEnvelope {
+        envelope: "Secrets Manager rotation event",
+        path: path.into(),
+        message: "is empty".into(),
+    };
+    if event.secret_id.trim().is_empty() {
+        return Err(blank("SecretId"));
+    }
+    if event.client_request_token.trim().is_empty() {
+        return Err(blank("ClientRequestToken"));
+    }
+    Ok(Trigger::Rotation(Rotation {
+        secret_id: event.secret_id,
+        token: event.client_request_token,
+        step: event.step,
+        rotation_token: event.rotation_token.filter(|t| !t.is_empty()),
+    }))
 }
 
 fn parse_sns<R: Request>(whole: Value) -> Result<Trigger<R>, TriggerError> {

@@ -210,7 +210,9 @@ impl UpdateDistributionRegions {
                     }
                     Source { bucket: o.bucket, key: o.key, version: o.version_id }
                 }
-                other @ Input::Notification(_) => return Err(InvalidInput::not_a_trigger(other.kind(), NAME).into()),
+                other @ (Input::Notification(_) | Input::Rotation(_)) => {
+                    return Err(InvalidInput::not_a_trigger(other.kind(), NAME).into());
+                }
             };
             // A retried event of an older version must not undo a newer document: it is skipped whole.
             if let Some(why) = source.superseded(&self.s3).await? {

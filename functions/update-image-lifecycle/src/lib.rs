@@ -153,7 +153,9 @@ impl UpdateImageLifecycle {
             Input::Request(r) | Input::Schedule(Some(r)) => self.request(r),
             Input::Schedule(None) => self.request(Request::default()),
             Input::Notification(document) => Ok(vec![from_notification(&document)?]),
-            other @ Input::Object(_) => Err(InvalidInput::not_a_trigger(other.kind(), NAME).into()),
+            other @ (Input::Object(_) | Input::Rotation(_)) => {
+                Err(InvalidInput::not_a_trigger(other.kind(), NAME).into())
+            }
         }
     }
 

@@ -349,3 +349,46 @@ fn given_triggers_when_flattened_then_one_input_per_request_object_or_notificati
     assert_eq!(schedule, vec![Input::Schedule(None)]);
     assert_eq!(schedule[0].kind(), "a schedule");
 }
+
+const SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:keeper/signing-AbCdEf";
+
+#[test]
+fn given_a_secrets_manager_rotation_step_when_parsed_then_a_rotation_keyed_by_secret_token_and_step() {
+    // GIVEN the event Secrets Manager invokes a rotation function with
+    let event = |step: &str| json!({"SecretId": SECRET, "ClientRequestToken": "c2f9e0d1-1111-4222-8333-444455556666", "Step": step});
+    let trigger = parse::<Req>(event("setSecret")).unwrap();
+    // THEN it is a rotation step, answered as Secrets Manager needs (every failure a function error)
+    let Trigger::Rotation(r) = &trigger else { panic!("{trigger:?}") };
+    assert_eq!((r.secret_id.as_str(), r.step, r.rotation_token.as_deref()), (SECRET, RotationStep::SetSecret, None));
+    assert_eq!(trigger.caller(), Caller::SecretsManager);
+    assert!(!trigger.asks_for_dry_run());
+    // AND the same step again is the same event; another step, or the same token of another secret, is not
+    let again = parse::<Req>(event("setSecret")).unwrap();
+    assert_eq!(trigger.event_id(), again.event_id());
+    assert_ne!(trigger.event_id(), parse::<Req>(event("testSecret")).unwrap().event_id());
+    let mut other = event("setSecret");
+    other["SecretId"] = json!("arn:aws:secretsmanager:us-east-1:123456789012:secret:other-XyZ123");
+    assert_ne!(trigger.event_id(), parse::<Req>(other).unwrap().event_id());
+    assert!(matches!(&trigger.into_inputs()[..], [Input::Rotation(r)] if r.token.starts_with("c2f9")));
+    // AND a RotationToken (a rotation whose function assumes a role) is kept for PutSecretValue
+    let mut with_token = event("createSecret");
+    with_token["RotationToken"] = json!("0c2b1f3e-aaaa-4bbb-8ccc-ddddeeeeffff");
+    let Trigger::Rotation(r) = parse::<Req>(with_token).unwrap() else { panic!() };
+    assert_eq!(r.rotation_token.as_deref(), Some("0c2b1f3e-aaaa-4bbb-8ccc-ddddeeeeffff"));
+}
+
+#[test]
+fn given_broken_rotation_events_when_parsed_then_refused_naming_the_field() {
+    let cases = [
+        (json!({"SecretId": SECRET, "ClientRequestToken": "t", "Step": "rotateSecret"}), "Step"),
+        (json!({"SecretId": SECRET, "ClientRequestToken": "", "Step": "createSecret"}), "ClientRequestToken"),
+        (json!({"SecretId": " ", "ClientRequestToken": "t", "Step": "createSecret"}), "SecretId"),
+        (json!({"SecretId": SECRET, "Step": "createSecret"}), "ClientRequestToken"),
+        (json!({"SecretId": SECRET, "ClientRequestToken": "t", "Step": "createSecret", "names": []}), "names"),
+    ];
+    for (event, field) in cases {
+        let e = parse::<Req>(event.clone()).unwrap_err();
+        assert!(e.to_string().contains(field), "{event}: {e}");
+        assert!(matches!(e, TriggerError::BadEnvelope { .. }), "{event}: {e:?}");
+    }
+}
