@@ -49,6 +49,15 @@ pub async fn created(cf: &Client, id: &str) -> Result<f64, Error> {
     Ok(key.created_time.as_secs_f64())
 }
 
+/// The PEM CloudFront holds for a public key; `None` when there is no such key.
+pub async fn encoded_key(cf: &Client, id: &str) -> Result<Option<String>, Error> {
+    match cf.get_public_key().id(id).send().await {
+        Ok(out) => Ok(out.public_key.and_then(|k| k.public_key_config).map(|c| c.encoded_key)),
+        Err(e) if matches!(e.as_service_error(), Some(GetPublicKeyError::NoSuchPublicKey(_))) => Ok(None),
+        Err(e) => Err(AwsError::new(id, "GetPublicKey", &e).into()),
+    }
+}
+
 /// The key of a job: its id, and who created it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Made {
@@ -106,7 +115,7 @@ pub async fn create(cf: &Client, key: &NewKey, _: &Permit) -> Result<Made, Error
 }
 
 /// Two PEM texts of one key: line breaks and surrounding blanks do not count.
-fn same_pem(a: &str, b: &str) -> bool {
+pub fn same_pem(a: &str, b: &str) -> bool {
     let squeeze = |s: &str| s.split_whitespace().collect::<String>();
     squeeze(a) == squeeze(b)
 }

@@ -5,6 +5,8 @@ use shared::config::{ConfigError, FromLookup, Lookup};
 use shared::error::InvalidInput;
 use shared::trigger;
 
+use crate::keypair::Algorithm;
+
 /// CloudFront's limit of public keys in one key group.
 pub const MAX_KEYS_PER_GROUP: usize = 5;
 
@@ -40,6 +42,11 @@ pub struct Settings {
     pub grace_hours: u32,
     /// `DELETE_RETIRED_KEYS` (default false): delete retired keys no key group uses any more.
     pub delete_retired_keys: bool,
+    /// `KEY_ALGORITHM` (`RSA_2048`, the default, or `ECDSA_P256`): the key pairs managed rotations make.
+    pub key_algorithm: Algorithm,
+    /// `PUBLIC_KEY_QUOTA` (1..1000, default 10, CloudFront's default quota): the public keys the account may hold. A
+    /// managed rotation that would need one more is refused before it makes anything.
+    pub public_key_quota: usize,
 }
 
 impl FromLookup for Settings {
@@ -50,6 +57,15 @@ impl FromLookup for Settings {
             max_keys: lookup.number("MAX_KEYS", 2usize, 1..=MAX_KEYS_PER_GROUP)?,
             grace_hours: lookup.number("GRACE_HOURS", 24u32, 0..=MAX_GRACE_HOURS as u32)?,
             delete_retired_keys: lookup.flag("DELETE_RETIRED_KEYS", false)?,
+            key_algorithm: match lookup.string("KEY_ALGORITHM") {
+                None => Algorithm::Rsa2048,
+                Some(name) => Algorithm::parse(&name).ok_or_else(|| ConfigError {
+                    name: "KEY_ALGORITHM".into(),
+                    problem: format!("`{name}` is not a key CloudFront accepts"),
+                    accepted: Algorithm::NAMES.into(),
+                })?,
+            },
+            public_key_quota: lookup.number("PUBLIC_KEY_QUOTA", 10usize, 1..=1000)?,
         })
     }
 }
@@ -134,6 +150,8 @@ pub struct Job {
     pub max_keys: usize,
     pub grace_hours: f64,
     pub delete_retired: bool,
+    /// The keys it adds do not sign yet: a managed rotation's setSecret, whose key signs from finishSecret on.
+    pub pending_signer: bool,
 }
 
 /// A valid CloudFront public-key name from a file name: letters, digits, `-` and `_`.
@@ -225,6 +243,7 @@ impl Job {
             max_keys,
             grace_hours,
             delete_retired: request.delete_retired_keys.unwrap_or(config.delete_retired_keys),
+            pending_signer: false,
         })
     }
 
@@ -254,6 +273,7 @@ impl Job {
             max_keys: config.max_keys,
             grace_hours: f64::from(config.grace_hours),
             delete_retired: config.delete_retired_keys,
+            pending_signer: false,
         }
     }
 }

@@ -36,6 +36,15 @@ pub enum Error {
     /// CloudFront answered without a member it always sends.
     #[error("{operation} answered without {missing}")]
     UnexpectedResponse { operation: &'static str, missing: &'static str },
+    /// Another invocation holds the secret (a step Secrets Manager called again while the first still runs).
+    #[error(transparent)]
+    Lease(#[from] shared::idempotency::LeaseError),
+    /// Too little time was left to start a rotation step.
+    #[error(transparent)]
+    OutOfTime(#[from] shared::host::OutOfTime),
+    /// testSecret: the pending key did not prove itself (its signature, or its place in the group).
+    #[error("the pending key failed its test: {0}")]
+    KeyTest(String),
     /// A fault in keeper itself.
     #[error("internal error: {0}")]
     Internal(String),
@@ -53,6 +62,9 @@ impl Classify for Error {
             Error::Paging(e) => e.error_type(),
             Error::Aws(e) => e.error_type(),
             Error::UnexpectedResponse { .. } => ErrorType::SERVICE_UNAVAILABLE,
+            Error::Lease(e) => e.error_type(),
+            Error::OutOfTime(e) => e.error_type(),
+            Error::KeyTest(_) => ErrorType::permanent("KeyTestFailed"),
             Error::Internal(_) => ErrorType::INTERNAL,
         }
     }

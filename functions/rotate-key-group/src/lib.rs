@@ -4,12 +4,18 @@
 //! inputs → [`config::Job`]s (validated, PEMs checked) → plan with the key to create before creating it → create →
 //! read-modify-write of the group (re-read on PreconditionFailed; when each added key joins and what the event
 //! changes recorded before each update) → delete retired, unused keys → this deployment's orphans.
+//!
+//! As the rotation function of a key group's secret (managed signing keys), each Secrets Manager step is
+//! [`managed`]'s, on the same read-modify-write.
 
 pub mod aws;
 pub mod config;
 pub mod error;
+pub mod keypair;
+pub mod managed;
 pub mod marks;
 pub mod plan;
+pub mod secrets;
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -37,8 +43,11 @@ pub struct RotateKeyGroup {
     settings: Settings,
     /// `keeper:<KEEPER_STACK>`: how the comment of every key this deployment makes starts.
     tag: String,
+    /// `KEEPER_STACK`: the deployment whose secrets (tagged `keeper:stack`) it rotates.
+    stack: String,
     cloudfront: aws_sdk_cloudfront::Client,
     s3: aws_sdk_s3::Client,
+    secretsmanager: aws_sdk_secretsmanager::Client,
 }
 
 const NAME: &str = "rotate-key-group";
@@ -54,8 +63,10 @@ impl Function for RotateKeyGroup {
         RotateKeyGroup {
             settings,
             tag: owner_tag(&shared.stack),
+            stack: shared.stack.clone(),
             cloudfront: shared::service_client!(aws_sdk_cloudfront, sdk_config, shared),
             s3: shared::s3::client(sdk_config, shared),
+            secretsmanager: shared::service_client!(aws_sdk_secretsmanager, sdk_config, shared),
         }
     }
 
@@ -72,6 +83,12 @@ impl Function for RotateKeyGroup {
     /// throttled) is one failed line and the others still rotate; then this deployment's orphaned keys are cleaned
     /// up and counted.
     async fn run(&self, inputs: Vec<Input<Request>>, ctx: &Context, report: &mut Report) -> Result<(), Error> {
+        // A rotation step is the whole invocation (Secrets Manager sends one at a time), without the sweep: a step is
+        // answered as soon as its part is done, and a sweep's failure must not fail the step.
+        if let Some(Input::Rotation(_)) = inputs.first() {
+            let Some(Input::Rotation(rotation)) = inputs.into_iter().next() else { return Ok(()) };
+            return self.rotation_step(rotation, ctx, report).await;
+        }
         let by_hand = ctx.caller == Caller::ByHand;
         let jobs = self.jobs(inputs, ctx, report).await?;
         let mut reported = Vec::new();
@@ -220,7 +237,9 @@ impl RotateKeyGroup {
                     }
                     Err(refused) => return Err(refused),
                 },
-                other @ Input::Notification(_) => return Err(InvalidInput::not_a_trigger(other.kind(), NAME).into()),
+                other @ (Input::Notification(_) | Input::Rotation(_)) => {
+                    return Err(InvalidInput::not_a_trigger(other.kind(), NAME).into());
+                }
             }
         }
         Ok(jobs)
@@ -510,8 +529,11 @@ impl RotateKeyGroup {
                     state.intent.clone()
                 };
                 marks::put_intent(&ctx.leases, &ctx.event_id, group_id, &recorded).await?;
+                // A managed rotation's key joins without signing: the key it replaces keeps signing, and its grace
+                // period starts, only when finishSecret makes the key's version AWSCURRENT.
+                let joins = if job.pending_signer { f64::INFINITY } else { now_secs() };
                 for id in &plan.added {
-                    marks::put_joined(&ctx.leases, group_id, id, now_secs()).await?;
+                    marks::put_joined(&ctx.leases, group_id, id, joins).await?;
                 }
                 // Pending until the update is answered (or recognised): a refused update leaves no mark the sweep
                 // acts on.

@@ -23,19 +23,33 @@ pub fn joined_name(group: &str, key: &str) -> String {
     format!("joined#{group}#{key}")
 }
 
-/// When keeper added `key` to `group` (epoch seconds), if it did and the mark is kept.
+/// What the join mark of a managed rotation's key holds from the moment setSecret adds it until finishSecret makes
+/// its version AWSCURRENT: it is in the group, but signers still use the key it replaces, whose grace period must not
+/// start yet.
+const NOT_SIGNING_YET: &str = "pending";
+
+/// When `key` started signing for `group` (epoch seconds): when keeper added it, or, for a managed rotation's key,
+/// when its version became AWSCURRENT; `f64::INFINITY` while it has not (see [`NOT_SIGNING_YET`]), so that no key it
+/// replaces counts as replaced. `None` when keeper did not add it or the mark is gone.
 pub async fn joined(leases: &Leases, group: &str, key: &str) -> Result<Option<f64>, Error> {
     let Some(value) = leases.mark(&joined_name(group, key)).await? else { return Ok(None) };
+    if value == NOT_SIGNING_YET {
+        return Ok(Some(f64::INFINITY));
+    }
     let millis: i64 = value.parse().map_err(|_| {
         Error::Internal(format!("the mark of when {key} joined {group} is not epoch milliseconds: {value}"))
     })?;
     Ok(Some(millis as f64 / 1000.0))
 }
 
-/// Records that `key` joins `group` now (`now`, epoch seconds), just before the update that adds it.
+/// Records that `key` joins `group` now (`now`, epoch seconds), just before the update that adds it; or, with `now`
+/// infinite, that it joins without signing yet (a managed rotation's key, until finishSecret).
 pub async fn put_joined(leases: &Leases, group: &str, key: &str, now: f64) -> Result<(), Error> {
-    let millis = (now * 1000.0).round() as i64;
-    Ok(leases.put_mark(&joined_name(group, key), &millis.to_string(), JOINED_KEPT).await?)
+    let value = match now.is_finite() {
+        true => ((now * 1000.0).round() as i64).to_string(),
+        false => NOT_SIGNING_YET.to_string(),
+    };
+    Ok(leases.put_mark(&joined_name(group, key), &value, JOINED_KEPT).await?)
 }
 
 /// The mark that this deployment retired `key` (from a group): a key it did not make, but whose deletion is its

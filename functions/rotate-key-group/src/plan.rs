@@ -127,6 +127,14 @@ pub enum Verb {
     Rotate,
     Update,
     ReadKey,
+    /// A managed rotation's new key pair, stored as the secret's pending version (createSecret).
+    StoreKey,
+    /// A managed rotation's pending key proved: a URL signed and verified, the key in its group (testSecret).
+    TestKey,
+    /// A managed rotation's pending version made AWSCURRENT (finishSecret).
+    MakeCurrent,
+    /// A rotation step with nothing left to do.
+    Step,
 }
 
 impl shared::report::Verb for Verb {
@@ -141,6 +149,10 @@ impl shared::report::Verb for Verb {
         Verb::Rotate,
         Verb::Update,
         Verb::ReadKey,
+        Verb::StoreKey,
+        Verb::TestKey,
+        Verb::MakeCurrent,
+        Verb::Step,
     ];
 
     fn as_str(self) -> &'static str {
@@ -155,6 +167,10 @@ impl shared::report::Verb for Verb {
             Verb::Rotate => "rotate",
             Verb::Update => "update",
             Verb::ReadKey => "read-key",
+            Verb::StoreKey => "store-key",
+            Verb::TestKey => "test-key",
+            Verb::MakeCurrent => "make-current",
+            Verb::Step => "rotation-step",
         }
     }
 
@@ -164,6 +180,7 @@ impl shared::report::Verb for Verb {
             Verb::AddKey => Some("added"),
             Verb::RetireKey => Some("retired"),
             Verb::DeleteKey => Some("deleted"),
+            Verb::MakeCurrent => Some("rotatedSecrets"),
             _ => None,
         }
     }
@@ -469,7 +486,12 @@ where
     if items.len() > MAX_KEYS_PER_GROUP {
         let next =
             items.iter().filter(|i| !rotation.add.contains(i)).filter_map(&retirable_at).fold(f64::INFINITY, f64::min);
-        let when = if next.is_finite() { iso(next) } else { "never (every key is being added)".into() };
+        let when = if next.is_finite() {
+            iso(next)
+        } else {
+            "not known yet (every key is being added, or has not started signing: a managed rotation in progress)"
+                .into()
+        };
         return Err(Refusal::QuotaWouldBeExceeded(format!(
             "adding would put {} keys in the group (CloudFront allows {MAX_KEYS_PER_GROUP}) and none may be retired yet; the next key becomes retirable at {when}",
             items.len()
