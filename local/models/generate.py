@@ -30,6 +30,10 @@ SERVICES = {
         "CreatePublicKey", "ListPublicKeys", "GetPublicKey", "GetPublicKeyConfig", "DeletePublicKey",
         "CreateKeyGroup", "ListKeyGroups", "GetKeyGroup", "GetKeyGroupConfig", "UpdateKeyGroup", "DeleteKeyGroup",
     ],
+    "secretsmanager": [
+        "CreateSecret", "DescribeSecret", "GetSecretValue", "PutSecretValue", "UpdateSecretVersionStage",
+        "ListSecretVersionIds", "TagResource", "RotateSecret", "CancelRotateSecret",
+    ],
 }
 
 SHAPE_KEYS = ("type", "required", "min", "max", "pattern", "enum", "payload", "flattened", "timestampFormat")

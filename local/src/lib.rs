@@ -1,4 +1,5 @@
-//! keeper's emulated AWS: AppStream, Image Builder, CloudFront and S3 on one port, spoken to by the real SDK clients.
+//! keeper's emulated AWS: AppStream, Image Builder, CloudFront, Secrets Manager and S3 on one port, spoken to by the
+//! real SDK clients.
 //!
 //! Requests are routed by the service named in their SigV4 credential scope; each service validates its input like
 //! AWS, keeps state, and encodes replies and errors the way its protocol does, so the SDK yields the same typed
@@ -16,6 +17,7 @@
 //! | [`appstream`] | AppStream image builders in awsJson1_1 and RPC v2 CBOR, with their state machine |
 //! | [`imagebuilder`] | Image Builder distribution configurations, images, lifecycle executions, client tokens |
 //! | [`cloudfront`] | CloudFront public keys and key groups in restXml, with ETags and quotas |
+//! | [`secretsmanager`] | Secrets Manager secrets, versions and staging labels; rotation requests left to a driver |
 //! | [`s3`] | S3 objects through the `s3s` crate |
 //! | [`world`] | the account: each service's state per region, seeded and dumped as JSON |
 //! | [`faults`] | injected errors and latency; the call log's entries |
@@ -34,6 +36,7 @@ pub mod faults;
 pub mod imagebuilder;
 pub mod model;
 pub mod s3;
+pub mod secretsmanager;
 pub mod server;
 pub mod testing;
 pub mod validate;

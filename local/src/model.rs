@@ -17,6 +17,8 @@ use serde_json::{Map, Value};
 pub struct Model {
     pub service: String,
     pub api_version: String,
+    /// The `X-Amz-Target` prefix of the awsJson protocols (`<prefix>.<Operation>`).
+    pub target_prefix: Option<String>,
     pub operations: BTreeMap<String, Operation>,
     pub shapes: BTreeMap<String, Shape>,
     #[serde(skip)]
@@ -104,6 +106,7 @@ fn load(text: &str) -> Model {
 pub static APPSTREAM: LazyLock<Model> = LazyLock::new(|| load(include_str!("../models/appstream.json")));
 pub static IMAGEBUILDER: LazyLock<Model> = LazyLock::new(|| load(include_str!("../models/imagebuilder.json")));
 pub static CLOUDFRONT: LazyLock<Model> = LazyLock::new(|| load(include_str!("../models/cloudfront.json")));
+pub static SECRETSMANAGER: LazyLock<Model> = LazyLock::new(|| load(include_str!("../models/secretsmanager.json")));
 
 /// Shows a value the way AWS's messages do: strings quoted, the rest as JSON, long ones cut.
 fn shown(value: &Value) -> String {
@@ -392,7 +395,7 @@ mod tests {
 
     #[test]
     fn given_the_generated_models_when_loaded_then_every_pattern_compiles_and_every_shape_resolves() {
-        for model in [&*APPSTREAM, &*IMAGEBUILDER, &*CLOUDFRONT] {
+        for model in [&*APPSTREAM, &*IMAGEBUILDER, &*CLOUDFRONT, &*SECRETSMANAGER] {
             assert!(!model.operations.is_empty());
             for shape in model.shapes.values() {
                 let refs = shape.members.values().chain(&shape.member).chain(&shape.key).chain(&shape.value);

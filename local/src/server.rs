@@ -20,7 +20,7 @@ use crate::clock::now_ms;
 use crate::faults::{Call, FaultRule};
 use crate::wire::{ApiError, ApiRequest, Body, Encoded};
 use crate::world::World;
-use crate::{appstream, auth, cloudfront, imagebuilder, s3};
+use crate::{appstream, auth, cloudfront, imagebuilder, s3, secretsmanager};
 
 /// The largest request body accepted (CloudFront and Image Builder bodies are far smaller).
 const MAX_BODY: usize = 10 * 1024 * 1024;
@@ -357,10 +357,16 @@ async fn handle(emulator: Arc<Emulator>, req: Request<Incoming>) -> Response<Bod
         })
         .await
         .map(|r| cloudfront::encode(r, &request_id)),
+        "secretsmanager" => call(&emulator, request, "secretsmanager", secretsmanager::route, secretsmanager::status_of, secretsmanager::validate, |world, request, op| {
+            let account = world.account_id.clone();
+            secretsmanager::execute(&mut world.region(&request.region).secretsmanager, &account, request, op)
+        })
+        .await
+        .map(secretsmanager::encode),
         other => Err(Encoded {
             status: 400,
             headers: vec![("content-type".into(), "application/json".into())],
-            body: json!({"message": format!("service `{other}` is not emulated; served: appstream, imagebuilder, cloudfront, s3")}).to_string().into(),
+            body: json!({"message": format!("service `{other}` is not emulated; served: appstream, imagebuilder, cloudfront, secretsmanager, s3")}).to_string().into(),
         }),
     };
     match encoded {
@@ -427,6 +433,8 @@ fn refuse<B>(req: &Request<B>, service: Option<&str>, e: ApiError, request_id: &
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let service = service.unwrap_or(if path.starts_with("/2020-05-31/") {
         "cloudfront"
+    } else if header("x-amz-target").is_some_and(|t| t.starts_with("secretsmanager.")) {
+        "secretsmanager"
     } else if header("x-amz-target").is_some() || path.starts_with("/service/") {
         "appstream"
     } else if header("x-amz-content-sha256").is_some() {
@@ -454,6 +462,7 @@ fn refuse<B>(req: &Request<B>, service: Option<&str>, e: ApiError, request_id: &
             let protocol = if cbor { appstream::Protocol::Cbor } else { appstream::Protocol::Json };
             appstream::encode(protocol, Err(ApiError { code: json_code, ..e }))
         }
+        "secretsmanager" => secretsmanager::encode(Err(ApiError { code: json_code, ..e })),
         _ => imagebuilder::encode(Err(ApiError { code: json_code, ..e }), request_id),
     };
     respond(encoded, request_id)
@@ -463,7 +472,8 @@ fn percent_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned()
 }
 
-/// `/_keeper/state` (GET), `/_keeper/calls` (GET, DELETE), `/_keeper/faults` (GET, POST a rule or a list, DELETE).
+/// `/_keeper/state` (GET), `/_keeper/calls` (GET, DELETE), `/_keeper/faults` (GET, POST a rule or a list, DELETE),
+/// `/_keeper/rotations` (GET the Secrets Manager rotations no driver has run; DELETE takes them, answering them).
 async fn admin(emulator: &Emulator, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let body = http_body_util::Limited::new(body, MAX_BODY).collect().await.map(|c| c.to_bytes()).unwrap_or_default();
@@ -495,9 +505,15 @@ async fn admin(emulator: &Emulator, req: Request<Incoming>) -> Response<Body> {
             emulator.world().faults.rules.clear();
             json_response(200, &json!({"cleared": true}))
         }
+        ("GET", "/_keeper/rotations") => {
+            json_response(200, &serde_json::to_value(emulator.world().rotation_requests()).unwrap_or_default())
+        }
+        ("DELETE", "/_keeper/rotations") => {
+            json_response(200, &serde_json::to_value(emulator.world().take_rotation_requests()).unwrap_or_default())
+        }
         (method, path) => json_response(
             404,
-            &json!({"message": format!("no admin route {method} {path}; try GET /_keeper/state, /_keeper/calls, /_keeper/faults")}),
+            &json!({"message": format!("no admin route {method} {path}; try GET /_keeper/state, /_keeper/calls, /_keeper/faults, /_keeper/rotations")}),
         ),
     }
 }

@@ -11,18 +11,20 @@ use crate::clock::Timing;
 use crate::cloudfront::CloudFront;
 use crate::faults::{FaultRule, Faults};
 use crate::imagebuilder::{self, Execution};
+use crate::secretsmanager::{self, RotationRequest, Secret};
 
 fn default_account() -> String {
     "123456789012".into()
 }
 
-/// What one region holds: AppStream's image builders and Image Builder's resources.
+/// What one region holds: AppStream's image builders, Image Builder's resources and Secrets Manager's secrets.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(from = "RegionSeed", into = "RegionSeed")]
 pub struct Region {
     /// AppStream image builders by name.
     pub image_builders: Builders,
     pub imagebuilder: imagebuilder::State,
+    pub secretsmanager: secretsmanager::State,
 }
 
 /// A region as seeds and dumps write it: one flat object, unknown keys refused.
@@ -39,6 +41,12 @@ struct RegionSeed {
     images: BTreeMap<String, Value>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     lifecycle_executions: BTreeMap<String, Execution>,
+    /// Secrets Manager secrets by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    secrets: BTreeMap<String, Secret>,
+    /// RotateSecret calls whose rotation Lambda no driver has run yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    rotation_requests: Vec<RotationRequest>,
 }
 
 impl From<RegionSeed> for Region {
@@ -51,6 +59,7 @@ impl From<RegionSeed> for Region {
                 lifecycle_executions: seed.lifecycle_executions,
                 client_tokens: Default::default(),
             },
+            secretsmanager: secretsmanager::State { secrets: seed.secrets, rotation_requests: seed.rotation_requests },
         }
     }
 }
@@ -62,6 +71,8 @@ impl From<Region> for RegionSeed {
             distribution_configurations: region.imagebuilder.distribution_configurations,
             images: region.imagebuilder.images,
             lifecycle_executions: region.imagebuilder.lifecycle_executions,
+            secrets: region.secretsmanager.secrets,
+            rotation_requests: region.secretsmanager.rotation_requests,
         }
     }
 }
@@ -170,6 +181,7 @@ impl World {
         for (name, region) in world.regions.iter_mut() {
             imagebuilder::normalize_seed(&account, name, &mut region.imagebuilder, now_ms);
             appstream::normalize_seed(&account, name, &mut region.image_builders, now_ms);
+            secretsmanager::normalize_seed(&account, name, &mut region.secretsmanager, now_ms);
         }
         world.cloudfront.normalize_seed(now_ms);
         Ok(world)
@@ -185,6 +197,18 @@ impl World {
             appstream::tick(&mut region.image_builders, now_ms);
             imagebuilder::tick(&mut region.imagebuilder, now_ms);
         }
+    }
+
+    /// The rotations RotateSecret asked for that no driver has taken yet, region by region, oldest first: the
+    /// invocations of the rotation Lambda AWS would make, which the emulator leaves to a driver (the steps' calls
+    /// come back as PutSecretValue and UpdateSecretVersionStage).
+    pub fn rotation_requests(&self) -> Vec<RotationRequest> {
+        self.regions.values().flat_map(|r| r.secretsmanager.rotation_requests.iter().cloned()).collect()
+    }
+
+    /// [`World::rotation_requests`], removed: a driver takes each one once.
+    pub fn take_rotation_requests(&mut self) -> Vec<RotationRequest> {
+        self.regions.values_mut().flat_map(|r| std::mem::take(&mut r.secretsmanager.rotation_requests)).collect()
     }
 
     pub fn add_faults(&mut self, rules: impl IntoIterator<Item = FaultRule>) {

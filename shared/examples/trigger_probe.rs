@@ -48,6 +48,7 @@ impl Function for TriggerProbe {
                     (field("source"), field("detail-type"))
                 }
                 Input::Object(o) => (format!("s3://{}/{}", o.bucket, o.key), o.event_name),
+                Input::Rotation(r) => (r.secret_id, format!("{} of version {}", r.step.as_str(), r.token)),
             };
             report.push(Action::new(target, "read", Outcome::Skipped, detail));
         }
@@ -76,6 +77,7 @@ fn envelope(trigger: Trigger<AnyRequest>) -> Vec<(String, String)> {
             objects.into_iter().map(|o| (format!("s3://{}/{}", o.bucket, o.key), o.event_name)).collect()
         }
         Trigger::Event(n) => vec![(n.source, n.detail_type)],
+        Trigger::Rotation(r) => vec![(r.secret_id, format!("Secrets Manager {}", r.step.as_str()))],
         Trigger::Manual(m) => vec![("manual".into(), format!("{} field(s)", m.request.0.len()))],
     }
 }

@@ -7,4 +7,5 @@ mod credentials;
 mod imagebuilder;
 mod model_conformance;
 mod s3_and_admin;
+mod secretsmanager;
 mod support;

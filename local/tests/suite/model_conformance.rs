@@ -1,15 +1,15 @@
 //! Conformance derived from the service models: for every emulated operation, one valid request that succeeds (its
 //! reply checked against the output shape) and, for every constraint the model puts on its input, one request that
 //! breaks exactly that constraint and must be refused with the service's validation error naming the member, with
-//! no change to the account. Requests are written on the wire by hand (both AppStream protocols, restJson1, restXml)
-//! so that an SDK's own checks cannot hide what the emulator accepts. A constraint added to a model (regenerate with
-//! `make models`) is exercised here without anyone writing a case.
+//! no change to the account. Requests are written on the wire by hand (both AppStream protocols, Secrets Manager's
+//! awsJson1_1, restJson1, restXml) so that an SDK's own checks cannot hide what the emulator accepts. A constraint
+//! added to a model (regenerate with `make models`) is exercised here without anyone writing a case.
 
 use crate::support;
 
 use std::collections::BTreeSet;
 
-use local::model::{APPSTREAM, CLOUDFRONT, IMAGEBUILDER, Model};
+use local::model::{APPSTREAM, CLOUDFRONT, IMAGEBUILDER, Model, SECRETSMANAGER};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 use serde_json::{Map, Value, json};
@@ -19,6 +19,13 @@ const ACCOUNT: &str = "123456789012";
 const DIST: &str = "arn:aws:imagebuilder:us-east-1:123456789012:distribution-configuration/web";
 const IMAGE: &str = "arn:aws:imagebuilder:us-east-1:123456789012:image/web/1.0.0/1";
 const EXECUTION: &str = "lce-0123abcd-0123-4567-89ab-0123456789ab";
+const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf";
+const DEPRECATED: &str = "a0000000-0000-4000-8000-000000000000";
+const PREVIOUS: &str = "a1111111-1111-4111-8111-111111111111";
+const CURRENT: &str = "a2222222-2222-4222-8222-222222222222";
+const PENDING: &str = "b1111111-1111-4111-8111-111111111111";
+const TOKEN: &str = "c0000000-0000-4000-8000-000000000000";
+const ROTATION_LAMBDA: &str = "arn:aws:lambda:us-east-1:123456789012:function:rotate-db";
 
 fn pem(name: &str) -> String {
     let path = format!("{}/../shared/tests/fixtures/keys/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -36,7 +43,20 @@ fn seed() -> Value {
             "images": {IMAGE: {"tags": {"team": "web"}}, "arn:aws:imagebuilder:us-east-1:123456789012:image/web/1.0.0/2": {}},
             "lifecycleExecutions": {EXECUTION: {"lifecycleExecutionId": EXECUTION, "resourceArn": IMAGE,
                 "targetStatus": "DEPRECATED", "startMs": 0, "endMs": 1, "done": true, "applyAtMs": 1, "applied": true,
-                "keepsRecord": true}}
+                "keepsRecord": true}},
+            "secrets": {
+                "db": {"arn": SECRET_ARN, "description": "web database", "kmsKeyId": "alias/keeper", "tags": {"team": "web"},
+                    "rotationEnabled": true, "rotationLambdaArn": ROTATION_LAMBDA, "rotationRules": {"AutomaticallyAfterDays": 30},
+                    "lastRotatedMs": 1_700_000_000_000i64, "versions": [
+                        {"versionId": DEPRECATED, "secretString": "oldest"},
+                        {"versionId": PREVIOUS, "secretString": "old", "stages": ["AWSPREVIOUS"]},
+                        {"versionId": CURRENT, "secretString": "new", "stages": ["AWSCURRENT"]}
+                    ]},
+                "rotating": {"rotationEnabled": true, "rotationLambdaArn": ROTATION_LAMBDA, "versions": [
+                    {"versionId": CURRENT, "secretString": "now", "stages": ["AWSCURRENT"]},
+                    {"versionId": PENDING, "secretString": "next", "stages": ["AWSPENDING"]}
+                ]}
+            }
         }},
         "cloudfront": {
             "publicKeys": {
@@ -115,13 +135,40 @@ fn valid_requests() -> Vec<(&'static Model, &'static str, Value)> {
             "KeyGroupConfig": {"Name": "group", "Items": ["K1", "K3"]}}),
         ),
         (&*CLOUDFRONT, "DeleteKeyGroup", json!({"Id": "G2", "IfMatch": "EG2"})),
+        (
+            &*SECRETSMANAGER,
+            "CreateSecret",
+            json!({"Name": "new-secret", "SecretString": "s3cr3t", "ClientRequestToken": TOKEN}),
+        ),
+        (&*SECRETSMANAGER, "DescribeSecret", json!({"SecretId": SECRET_ARN})),
+        (&*SECRETSMANAGER, "GetSecretValue", json!({"SecretId": "db"})),
+        (
+            &*SECRETSMANAGER,
+            "PutSecretValue",
+            json!({"SecretId": "db", "SecretString": "newer", "ClientRequestToken": TOKEN}),
+        ),
+        (
+            &*SECRETSMANAGER,
+            "UpdateSecretVersionStage",
+            json!({"SecretId": "db", "VersionStage": "AWSCURRENT", "MoveToVersionId": PREVIOUS,
+            "RemoveFromVersionId": CURRENT}),
+        ),
+        (&*SECRETSMANAGER, "ListSecretVersionIds", json!({"SecretId": SECRET_ARN})),
+        (&*SECRETSMANAGER, "TagResource", json!({"SecretId": "db", "Tags": [{"Key": "owner", "Value": "ops"}]})),
+        (
+            &*SECRETSMANAGER,
+            "RotateSecret",
+            json!({"SecretId": "db", "RotationLambdaARN": ROTATION_LAMBDA,
+            "RotationRules": {"AutomaticallyAfterDays": 30}}),
+        ),
+        (&*SECRETSMANAGER, "CancelRotateSecret", json!({"SecretId": "rotating"})),
     ]
 }
 
 /// The code each service answers a broken constraint with.
 fn validation_code(model: &Model) -> &'static str {
     match model.service.as_str() {
-        "appstream" => "ValidationException",
+        "appstream" | "secretsmanager" => "ValidationException",
         "imagebuilder" => "InvalidRequestException",
         _ => "InvalidArgument",
     }
@@ -141,6 +188,7 @@ enum Wire {
 fn wires(model: &Model) -> Vec<Wire> {
     match model.service.as_str() {
         "appstream" => vec![Wire::AwsJson, Wire::Cbor],
+        "secretsmanager" => vec![Wire::AwsJson],
         "imagebuilder" => vec![Wire::RestJson],
         _ => vec![Wire::RestXml],
     }
@@ -188,7 +236,8 @@ async fn send(running: &local::Running, model: &Model, wire: Wire, operation: &s
     let mut headers: Vec<(String, String)> = Vec::new();
     let (method, mut path, body): (&str, String, Vec<u8>) = match wire {
         Wire::AwsJson => {
-            headers.push(("x-amz-target".into(), format!("PhotonAdminProxyService.{operation}")));
+            let prefix = model.target_prefix.as_deref().unwrap();
+            headers.push(("x-amz-target".into(), format!("{prefix}.{operation}")));
             headers.push(("content-type".into(), "application/x-amz-json-1.1".into()));
             ("POST", "/".into(), input.to_string().into_bytes())
         }
@@ -361,14 +410,25 @@ impl Values {
                 let low: usize = c[1].parse().unwrap();
                 format!("{{{low},{}}}", c[2].parse::<usize>().unwrap().min(low + 3))
             });
-        let simplified = regex::Regex::new(r"([^\\])\*").unwrap().replace_all(&simplified, "$1{0,3}");
-        let simplified = regex::Regex::new(r"([^\\])\+").unwrap().replace_all(&simplified, "$1{1,3}");
-        let strategy = proptest::string::string_regex(&simplified).unwrap();
-        for _ in 0..500 {
-            let candidate = strategy.new_tree(&mut self.runner).unwrap().current();
-            let n = candidate.chars().count();
-            if (min..=max).contains(&n) && real.is_match(&candidate).unwrap() && !candidate.contains(['\n', '\r']) {
-                return candidate;
+        // Repetitions of at most three first; a shape longer than that at its shortest (a token of one character
+        // class, 36 at least) then gets repetitions as long as its minimum.
+        let bounds = if min > 3 { vec![3, min] } else { vec![3] };
+        for bound in bounds {
+            let repeated = regex::Regex::new(r"([^\\])\*")
+                .unwrap()
+                .replace_all(&simplified, format!("$1{{0,{bound}}}").as_str())
+                .into_owned();
+            let repeated = regex::Regex::new(r"([^\\])\+")
+                .unwrap()
+                .replace_all(&repeated, format!("$1{{1,{bound}}}").as_str())
+                .into_owned();
+            let strategy = proptest::string::string_regex(&repeated).unwrap();
+            for _ in 0..500 {
+                let candidate = strategy.new_tree(&mut self.runner).unwrap().current();
+                let n = candidate.chars().count();
+                if (min..=max).contains(&n) && real.is_match(&candidate).unwrap() && !candidate.contains(['\n', '\r']) {
+                    return candidate;
+                }
             }
         }
         panic!("no valid value found for {shape} ({pattern}, {min}..={max})");
@@ -703,6 +763,42 @@ const NOT_RETURNED: &[&str] = &[
     "imagebuilder:LatestVersionReferences.latestPatchVersionArn",
     "imagebuilder:LatestVersionReferences.latestVersionArn",
     "imagebuilder:LifecycleExecution.lifecyclePolicyArn",
+    // One page of versions, as for the other services.
+    "secretsmanager:ListSecretVersionIdsResponse.NextToken",
+    // The seeded secret holds text, and was last rotated on a schedule in days.
+    "secretsmanager:GetSecretValueResponse.SecretBinary",
+    "secretsmanager:RotationRulesType.Duration",
+    "secretsmanager:RotationRulesType.ScheduleExpression",
+    // Never kept by the emulator: replication (CreateSecret refuses it), cross-account replicas, deletion, partner
+    // (external) rotation, owning services, access dates, the next rotation date and per-version KMS keys.
+    "secretsmanager:CreateSecretResponse.ReplicationStatus",
+    "secretsmanager:CrossAccountPrimaryType.PrimarySecretARN",
+    "secretsmanager:CrossAccountPrimaryType.ReplicationStatus",
+    "secretsmanager:CrossAccountPrimaryType.StatusMessage",
+    "secretsmanager:CrossAccountReplicaEntry.ReplicaSecretARN",
+    "secretsmanager:CrossAccountReplicaEntry.ReplicationRoleARN",
+    "secretsmanager:CrossAccountReplicaEntry.ReplicationStatus",
+    "secretsmanager:CrossAccountReplicaEntry.StatusMessage",
+    "secretsmanager:DescribeSecretResponse.CrossAccountPrimary",
+    "secretsmanager:DescribeSecretResponse.CrossAccountReplicas",
+    "secretsmanager:DescribeSecretResponse.DeletedDate",
+    "secretsmanager:DescribeSecretResponse.ExternalSecretRotationMetadata",
+    "secretsmanager:DescribeSecretResponse.ExternalSecretRotationRoleArn",
+    "secretsmanager:DescribeSecretResponse.LastAccessedDate",
+    "secretsmanager:DescribeSecretResponse.NextRotationDate",
+    "secretsmanager:DescribeSecretResponse.OwningService",
+    "secretsmanager:DescribeSecretResponse.PrimaryRegion",
+    "secretsmanager:DescribeSecretResponse.ReplicationStatus",
+    "secretsmanager:DescribeSecretResponse.Type",
+    "secretsmanager:ExternalSecretRotationMetadataItem.Key",
+    "secretsmanager:ExternalSecretRotationMetadataItem.Value",
+    "secretsmanager:ReplicationStatusType.KmsKeyId",
+    "secretsmanager:ReplicationStatusType.LastAccessedDate",
+    "secretsmanager:ReplicationStatusType.Region",
+    "secretsmanager:ReplicationStatusType.Status",
+    "secretsmanager:ReplicationStatusType.StatusMessage",
+    "secretsmanager:SecretVersionsListEntry.KmsKeyIds",
+    "secretsmanager:SecretVersionsListEntry.LastAccessedDate",
 ];
 
 #[tokio::test]
@@ -711,7 +807,7 @@ async fn given_every_emulated_operation_when_each_modeled_constraint_is_broken_t
     let mut values = Values { runner: TestRunner::deterministic() };
     let requests = valid_requests();
     // Every operation of every model is covered.
-    for model in [&*APPSTREAM, &*IMAGEBUILDER, &*CLOUDFRONT] {
+    for model in [&*APPSTREAM, &*IMAGEBUILDER, &*CLOUDFRONT, &*SECRETSMANAGER] {
         let covered: BTreeSet<&str> =
             requests.iter().filter(|(m, _, _)| m.service == model.service).map(|(_, op, _)| *op).collect();
         let modeled: BTreeSet<&str> = model.operations.keys().map(String::as_str).collect();
