@@ -8,6 +8,8 @@ use shared::report::Outcome;
 use testbed::emulator::{calls, fast_settings, sdk_config, start};
 use testbed::guard::Guarded;
 
+mod managed_keys;
+
 const GROUP: &str = "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f";
 const BUCKET: &str = "keeper-keys-123456789012-us-east-1";
 
