@@ -25,14 +25,16 @@ use update_image_lifecycle::UpdateImageLifecycle;
 
 const USAGE: &str = "usage:
   keeper-local serve [--port N] [--host ADDR] [--seed FILE] [--verify-signatures]
-      the emulated AWS (AppStream, Image Builder, CloudFront, S3) on one port; point any AWS client at it with
-      AWS_ENDPOINT_URL=http://ADDR:N and any credentials; with --verify-signatures only the documented pair
+      the emulated AWS (AppStream, Image Builder, CloudFront, Secrets Manager, S3) on one port; point any AWS client
+      at it with AWS_ENDPOINT_URL=http://ADDR:N and any credentials; with --verify-signatures only the documented pair
       AWS_ACCESS_KEY_ID=AKIDKEEPERLOCAL AWS_SECRET_ACCESS_KEY=keeper-local-secret is accepted, signatures checked
-      admin: GET /_keeper/state, GET|DELETE /_keeper/calls, GET|POST|DELETE /_keeper/faults
+      admin: GET /_keeper/state, GET|DELETE /_keeper/calls, GET|POST|DELETE /_keeper/faults,
+      GET|DELETE /_keeper/rotations (the rotation Lambda invocations RotateSecret asked for; DELETE takes them)
   keeper-local invoke <function> <event.json> [--seed FILE]
       runs the function's handler on the event against an in-process emulator seeded with FILE
       (default events/local-account.json) and prints its report, its calls, its metrics and what changed in the
-      account on stdout; the logs and the EMF line go to stderr
+      account on stdout; the logs and the EMF line go to stderr. A Secrets Manager rotation event whose Step is
+      createSecret runs the whole rotation, as Secrets Manager does: the four steps in turn, with its token
   keeper-local schedule <schedules.json> [--name N] (--from DATE --to DATE | --at TIME)
       what a schedules document does (start-idle-image-builders' reconcile): each schedule's running stretches
       from the start of DATE to the end of the other, in its local time and in UTC, or its state at an RFC 3339
@@ -41,13 +43,14 @@ const USAGE: &str = "usage:
 exit status: 0 when the command did its work; 1 when the invocation failed (Lambda would record an error: the
   report says which, and whether a retry may pass); 2 when it could not run (usage, a file, a setting)";
 
-/// What one invocation returns: the function's answer and its metrics, or why it could not be run (a bad setting).
-type Answer<'a> = Pin<Box<dyn Future<Output = Result<(Result<Report, Diagnostic>, Metrics), String>> + 'a>>;
+/// What the invocations return: for each, the function's answer and its metrics (they stop at the first that
+/// failed); or why they could not be run (a bad setting).
+type Answer<'a> = Pin<Box<dyn Future<Output = Result<Vec<(Result<Report, Diagnostic>, Metrics)>, String>> + 'a>>;
 
 /// One function `invoke` can run: its name, and its handler on the shared host.
 struct Entry {
     name: &'static str,
-    invoke: for<'a> fn(&'a SdkConfig, &'a Lookup<'a>, Value) -> Answer<'a>,
+    invoke: for<'a> fn(&'a SdkConfig, &'a Lookup<'a>, Vec<Value>) -> Answer<'a>,
 }
 
 const fn entry<F: Function>() -> Entry {
@@ -62,13 +65,40 @@ const FUNCTIONS: [Entry; 4] = [
     entry::<UpdateImageLifecycle>(),
 ];
 
-/// Runs one function's real handler on the payload, on the same host as in Lambda, with an in-memory guard.
-fn invoke_with<'a, F: Function>(sdk_config: &'a SdkConfig, lookup: &'a Lookup<'a>, payload: Value) -> Answer<'a> {
+/// Runs one function's real handler on the payloads in turn, on the same host as in Lambda (one instance, one
+/// in-memory guard and store), until one fails.
+fn invoke_with<'a, F: Function>(sdk_config: &'a SdkConfig, lookup: &'a Lookup<'a>, payloads: Vec<Value>) -> Answer<'a> {
     Box::pin(async move {
         let host =
             Host::<F>::with_store(sdk_config, lookup, Arc::new(MemoryStore::default())).map_err(|e| e.to_string())?;
-        Ok(host.answer(payload, None).await)
+        let mut answers = Vec::new();
+        for payload in payloads {
+            let answer = host.answer(payload, None).await;
+            let failed = answer.0.is_err();
+            answers.push(answer);
+            if failed {
+                break;
+            }
+        }
+        Ok(answers)
     })
+}
+
+/// The invocations of an event: itself, or, for a Secrets Manager rotation's first step (createSecret), the whole
+/// rotation as Secrets Manager drives it: the four steps in order with the same token, each once the one before it
+/// was answered.
+fn invocations(payload: Value) -> Vec<Value> {
+    if payload.get("Step").and_then(Value::as_str) != Some("createSecret") || payload.get("SecretId").is_none() {
+        return vec![payload];
+    }
+    ["createSecret", "setSecret", "testSecret", "finishSecret"]
+        .iter()
+        .map(|step| {
+            let mut one = payload.clone();
+            one["Step"] = Value::String(step.to_string());
+            one
+        })
+        .collect()
 }
 
 fn main() -> ExitCode {
@@ -217,15 +247,25 @@ async fn invoke(args: &[String]) -> Result<Ran, String> {
     let region = lookup.string("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
     let retries = shared::retry::retry_config(&settings);
     let sdk_config = local::client::sdk_config(&running.url, &region, retries).await;
-    let (answer, metrics) = (entry.invoke)(&sdk_config, &lookup, payload).await?;
+    let payloads = invocations(payload);
+    let several = payloads.len() > 1;
+    let answers = (entry.invoke)(&sdk_config, &lookup, payloads.clone()).await?;
     // What a person reads goes to stdout; the machine lines (the EMF line Lambda's log agent reads, the logs) go to
     // stderr, so `2>/dev/null` leaves the report, the calls and the changes alone.
-    eprintln!("{}", metrics.emf_line_now());
-    println!("== report");
-    match &answer {
-        Ok(report) => println!("{}", serde_json::to_string_pretty(report).unwrap_or_default()),
-        Err(diagnostic) => println!("{}: {}", diagnostic.error_type, diagnostic.error_message),
+    for ((answer, metrics), payload) in answers.iter().zip(&payloads) {
+        eprintln!("{}", metrics.emf_line_now());
+        match payload.get("Step").and_then(Value::as_str).filter(|_| several) {
+            Some(step) => println!("== report of {step}"),
+            None => println!("== report"),
+        }
+        match answer {
+            Ok(report) => println!("{}", serde_json::to_string_pretty(report).unwrap_or_default()),
+            Err(diagnostic) => println!("{}: {}", diagnostic.error_type, diagnostic.error_message),
+        }
     }
+    let Some((answer, metrics)) = answers.into_iter().last() else {
+        return Err("no invocation ran".into());
+    };
     println!("== calls to the emulated account");
     for call in running.emulator.calls() {
         let params: Vec<String> =
@@ -240,7 +280,11 @@ async fn invoke(args: &[String]) -> Result<Ran, String> {
         println!("  (none)");
     }
     for change in changes {
-        println!("  {change}");
+        // A secret's value is the private key of a managed signing key: its path is shown, never its value.
+        match change.find(".secretString") {
+            Some(at) => println!("  {}.secretString: (a secret value, not shown)", &change[..at]),
+            None => println!("  {change}"),
+        }
     }
     Ok(match answer {
         Ok(_) => Ran::Done,

@@ -53,6 +53,11 @@ class Resolver:
             return fixed[name]
         if name in self.parameters:
             return str(self.parameters[name])
+        # A secret's Ref is its ARN, which ends in six characters Secrets Manager picks: a wildcard stands in for them.
+        resource = self.resources.get(name, {})
+        if resource.get("Type") == "AWS::SecretsManager::Secret":
+            secret = self.values(resource.get("Properties", {}).get("Name", name))[0]
+            return f"arn:{PARTITION}:secretsmanager:{REGION}:{ACCOUNT}:secret:{secret}-*"
         # A resource: its logical id stands in for its name (only ARNs built from it are compared).
         return name
 

@@ -86,6 +86,7 @@ fn policies() -> Policies {
         "",
         &format!("LifecycleExecutionRoleArn={LIFECYCLE_ROLE}"),
         "DeleteRetiredKeys=true",
+        &format!("ManagedKeyGroupId={}", "5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f"),
         &format!("BuilderSchedulesKey={SCHEDULES_KEY}"),
         &format!("DistributionConfigurationArns={}", testbed::samples::DEMO_DISTRIBUTION_CONFIGURATIONS),
     ]);
@@ -139,6 +140,8 @@ fn authorisations(call: &local::Call, account: &str) -> Vec<(String, String)> {
         ("imagebuilder", "GetImage") => vec![(action(op), p("imageBuildVersionArn"))],
         ("imagebuilder", "ListImageBuildVersions") => vec![(action(op), p("imageVersionArn"))],
         ("imagebuilder", "ListLifecycleExecutions") => vec![(action(op), p("resourceArn"))],
+        // The rotation steps name the secret by its ARN, as Secrets Manager sends it.
+        ("secretsmanager", _) => vec![(action(op), p("SecretId"))],
         ("s3", "ListObjectVersions") => vec![("s3:ListBucketVersions".into(), format!("arn:aws:s3:::{}", p("Bucket")))],
         ("s3", "GetObject" | "HeadObject") => {
             let object = format!("arn:aws:s3:::{}/{}", p("Bucket"), p("Key"));
@@ -199,7 +202,22 @@ async fn calls_of_samples<F: Function>(schedules_in_s3: bool) -> Vec<local::Call
         }
         let host = Host::<F>::with_store(&sdk, &Lookup::from_pairs(&pairs), Arc::new(MemoryStore::default()))
             .unwrap_or_else(|e| panic!("{}: settings: {e}", F::NAME));
-        let _ = host.handle(event, None).await;
+        // A rotation's sample is its first step: the whole rotation runs, as Secrets Manager drives it, so that every
+        // step's grants are proven.
+        let steps = match event.get("Step") {
+            Some(_) => ["createSecret", "setSecret", "testSecret", "finishSecret"]
+                .iter()
+                .map(|step| {
+                    let mut one = event.clone();
+                    one["Step"] = Value::String(step.to_string());
+                    one
+                })
+                .collect(),
+            None => vec![event],
+        };
+        for event in steps {
+            let _ = host.handle(event, None).await;
+        }
         let calls = running.emulator.calls();
         eprintln!("{} {name}: {} calls", F::NAME, calls.len());
         all.extend(calls);

@@ -24,6 +24,7 @@ fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_job() {
             "s3-put.json",
             "schedule-sweep.json",
             "scheduler-sweep.json",
+            "secretsmanager-rotation.json",
             "sns-message.json"
         ]
     );
@@ -50,6 +51,15 @@ fn given_each_sample_event_when_parsed_then_its_trigger_and_a_valid_job() {
                 other => panic!("{name}: {other:?}"),
             },
             Trigger::Manual(m) => m.request,
+            Trigger::Rotation(r) => {
+                // The demo account's managed secret and the version its pending rotation made.
+                assert_eq!(r.step, shared::trigger::RotationStep::CreateSecret, "{name}");
+                assert!(
+                    r.secret_id.contains(":secret:keeper/signing-key/5f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f-"),
+                    "{name}"
+                );
+                continue;
+            }
             other => panic!("{name}: unexpected {other:?}"),
         };
         let job = Job::from_request(request, &config, "keeper:keeper", |_| "token".into())
