@@ -413,15 +413,10 @@ impl Values {
         // Repetitions of at most three first; a shape longer than that at its shortest (a token of one character
         // class, 36 at least) then gets repetitions as long as its minimum.
         let bounds = if min > 3 { vec![3, min] } else { vec![3] };
+        let (star, plus) = (regex::Regex::new(r"([^\\])\*").unwrap(), regex::Regex::new(r"([^\\])\+").unwrap());
         for bound in bounds {
-            let repeated = regex::Regex::new(r"([^\\])\*")
-                .unwrap()
-                .replace_all(&simplified, format!("$1{{0,{bound}}}").as_str())
-                .into_owned();
-            let repeated = regex::Regex::new(r"([^\\])\+")
-                .unwrap()
-                .replace_all(&repeated, format!("$1{{1,{bound}}}").as_str())
-                .into_owned();
+            let repeated = star.replace_all(&simplified, format!("$1{{0,{bound}}}").as_str()).into_owned();
+            let repeated = plus.replace_all(&repeated, format!("$1{{1,{bound}}}").as_str()).into_owned();
             let strategy = proptest::string::string_regex(&repeated).unwrap();
             for _ in 0..500 {
                 let candidate = strategy.new_tree(&mut self.runner).unwrap().current();

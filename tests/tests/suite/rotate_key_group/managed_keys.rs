@@ -456,7 +456,8 @@ async fn given_secrets_and_tokens_not_for_this_deployment_when_a_step_is_called_
     let store = testbed::guard::store().await;
     let host = host_on(&running, &store, &[("KEY_ALGORITHM", "ECDSA_P256")]).await;
     let sm = secrets_client(&running).await;
-    let cases: [(&[(&str, &str)], &str, &str); 3] = [
+    type Tags<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Tags<'_>, &str, &str); 3] = [
         (&[("keeper:key-group", GROUP)], "createSecret", "has no keeper:stack tag"),
         (
             &[("keeper:stack", "other-stack"), ("keeper:key-group", GROUP)],
