@@ -1,11 +1,9 @@
 //! The request (by hand or SNS), the settings, and the validated [`Job`] per key group.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use shared::config::{ConfigError, FromLookup, Lookup};
 use shared::error::InvalidInput;
 use shared::trigger;
-
-use crate::keypair::Algorithm;
 
 /// CloudFront's limit of public keys in one key group.
 pub const MAX_KEYS_PER_GROUP: usize = 5;
@@ -27,6 +25,30 @@ pub struct Request {
 }
 
 impl trigger::Request for Request {}
+
+/// The kind of key a managed rotation makes (`KEY_ALGORITHM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Algorithm {
+    #[serde(rename = "RSA_2048")]
+    Rsa2048,
+    #[serde(rename = "ECDSA_P256")]
+    EcdsaP256,
+}
+
+impl Algorithm {
+    pub const NAMES: &'static str = "RSA_2048, ECDSA_P256";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Rsa2048 => "RSA_2048",
+            Algorithm::EcdsaP256 => "ECDSA_P256",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Algorithm> {
+        [Algorithm::Rsa2048, Algorithm::EcdsaP256].into_iter().find(|a| a.as_str().eq_ignore_ascii_case(name))
+    }
+}
 
 /// The function's own settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,29 +14,7 @@ use spki::SubjectPublicKeyInfoOwned;
 use spki::der::DecodePem;
 use spki::der::pem::{self, LineEnding};
 
-/// The kind of key a managed rotation makes (`KEY_ALGORITHM`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Algorithm {
-    #[serde(rename = "RSA_2048")]
-    Rsa2048,
-    #[serde(rename = "ECDSA_P256")]
-    EcdsaP256,
-}
-
-impl Algorithm {
-    pub const NAMES: &'static str = "RSA_2048, ECDSA_P256";
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Algorithm::Rsa2048 => "RSA_2048",
-            Algorithm::EcdsaP256 => "ECDSA_P256",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Algorithm> {
-        [Algorithm::Rsa2048, Algorithm::EcdsaP256].into_iter().find(|a| a.as_str().eq_ignore_ascii_case(name))
-    }
-}
+pub use crate::config::Algorithm;
 
 /// A private key as PKCS#8 PEM. Its `Debug` says only that it is one, so no log line, report or error that formats
 /// a value holding it can carry it.
