@@ -554,9 +554,12 @@ fn update_stage(state: &mut State, ctx: &Ctx<'_>, body: &Object) -> Result<Value
         })?),
         None => None,
     };
-    // Already there: nothing to move (a retry of a move whose answer was lost lands here, its RemoveFromVersionId
-    // no longer holding the label).
-    if to.is_some() && to == holder {
+    // Already there, and nothing else asked: nothing to move. A RemoveFromVersionId that does not hold the label is
+    // refused below even then (the API reference: it must name the version the label is attached to), so a retry of
+    // a move whose answer was lost meets that refusal, as at AWS, and the caller must recognise its own move.
+    let named_holder =
+        remove_from.is_none_or(|from| holder.map(|h| secret.versions[h].version_id.as_str()) == Some(from));
+    if to.is_some() && to == holder && named_holder {
         return Ok(json!({"ARN": secret.arn, "Name": name}));
     }
     // Every check comes before any change: a refused call leaves the labels as they were.

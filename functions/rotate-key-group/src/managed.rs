@@ -354,6 +354,15 @@ impl RotateKeyGroup {
         report: &mut Report,
     ) -> Result<(), Error> {
         let key = self.pending_key(secret, &r.token, group).await?;
+        // What testSecret proved may have changed since (a console edit, the sweep, a replayed earlier step): the key
+        // signers switch to must be in CloudFront and in the group at the moment they switch.
+        self.stored_public_key(secret, &key).await?;
+        if !crate::aws::group(&self.cloudfront, group).await?.items.contains(&key.key_pair_id) {
+            return Err(Error::KeyTest(format!(
+                "{} is no longer in key group {group}: AWSCURRENT stays where it is; rotate again (the retry's setSecret adds it back)",
+                key.key_pair_id
+            )));
+        }
         let previous = secret.staged(CURRENT).map(String::from);
         if let Err(e) =
             secrets::make_current(&self.secretsmanager, &secret.arn, &r.token, previous.as_deref(), may).await

@@ -556,3 +556,24 @@ async fn given_a_rotation_logged_at_trace_when_its_logs_and_reports_are_read_the
         assert!(!written.contains(&body[start..start + 24]), "a piece of the private key is in the logs or reports");
     }
 }
+
+#[tokio::test]
+async fn given_the_pending_key_removed_from_the_group_after_test_secret_when_finish_secret_runs_then_awscurrent_stays() {
+    // GIVEN a rotation tested, and then its key removed from the group in the console
+    let running = start(seed()).await;
+    let store = testbed::guard::store().await;
+    let host = host_on(&running, &store, &[("KEY_ALGORITHM", "ECDSA_P256")]).await;
+    let sm = secrets_client(&running).await;
+    let arn = managed_secret(&sm, &OURS).await;
+    let token = start_rotation(&sm, &arn).await;
+    for step in ["createSecret", "setSecret", "testSecret"] {
+        host.handle(event(&arn, &token, step), None).await.unwrap();
+    }
+    running.emulator.world().cloudfront.key_groups.get_mut(GROUP).unwrap().items.retain(|id| id == "K0HAND");
+    // WHEN finishSecret runs THEN it fails, and signers keep reading the version whose key still signs
+    let d = host.handle(event(&arn, &token, "finishSecret"), None).await.unwrap_err();
+    assert!(d.error_message.contains("is no longer in key group"), "{d:?}");
+    let current = sm.get_secret_value().secret_id(&arn).send().await.unwrap();
+    assert_ne!(current.version_id.as_deref(), Some(token.as_str()));
+    assert!(!writes(&running).contains(&"UpdateSecretVersionStage".to_string()));
+}
