@@ -558,7 +558,8 @@ async fn given_a_rotation_logged_at_trace_when_its_logs_and_reports_are_read_the
 }
 
 #[tokio::test]
-async fn given_the_pending_key_removed_from_the_group_after_test_secret_when_finish_secret_runs_then_awscurrent_stays() {
+async fn given_the_pending_key_removed_from_the_group_after_test_secret_when_finish_secret_runs_then_awscurrent_stays()
+{
     // GIVEN a rotation tested, and then its key removed from the group in the console
     let running = start(seed()).await;
     let store = testbed::guard::store().await;
