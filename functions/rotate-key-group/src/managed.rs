@@ -200,6 +200,20 @@ impl RotateKeyGroup {
         Ok(stored)
     }
 
+    /// The pending key, its public key as CloudFront stores it, and proof that the group lists it: what testSecret
+    /// tests and finishSecret checks again just before signers switch. AWSCURRENT never moves to a key not in it.
+    async fn pending_in_group(&self, secret: &Secret, token: &str, group: &str) -> Result<(SigningKey, String), Error> {
+        let key = self.pending_key(secret, token, group).await?;
+        let stored = self.stored_public_key(secret, &key).await?;
+        if !crate::aws::group(&self.cloudfront, group).await?.items.contains(&key.key_pair_id) {
+            return Err(Error::KeyTest(format!(
+                "{} is no longer in key group {group} (setSecret has not added it, or someone removed it since): AWSCURRENT stays where it is; rotate again",
+                key.key_pair_id
+            )));
+        }
+        Ok((key, stored))
+    }
+
     /// createSecret: unless the version holds a key already, refuse a rotation that cannot fit (the group full within
     /// its grace, the account out of public keys) before making anything; then make a key pair, create its public key
     /// (CallerReference from the secret, the token and the key, so that a retry whose earlier key pair was lost with
@@ -312,8 +326,7 @@ impl RotateKeyGroup {
     /// testSecret: a URL signed with the pending private key, in CloudFront's canned-policy format, verifies with
     /// the public key as CloudFront stores it; and the key is in the group. Read-only.
     async fn test_secret(&self, r: &Rotation, secret: &Secret, group: &str, report: &mut Report) -> Result<(), Error> {
-        let key = self.pending_key(secret, &r.token, group).await?;
-        let stored = self.stored_public_key(secret, &key).await?;
+        let (key, stored) = self.pending_in_group(secret, &r.token, group).await?;
         let url = format!("https://keeper.invalid/rotation-test/{}", key.key_pair_id);
         let expires = now_secs() as u64 + 300;
         let signed = keypair::sign_url(&url, expires, &key.key_pair_id, key.algorithm, &key.private_key)
@@ -321,13 +334,6 @@ impl RotateKeyGroup {
         let named = keypair::verify_url(&signed, &stored).map_err(|e| Error::KeyTest(e.to_string()))?;
         if named != key.key_pair_id {
             return Err(Error::KeyTest(format!("the signed URL names {named}, not {}", key.key_pair_id)));
-        }
-        let read = crate::aws::group(&self.cloudfront, group).await?;
-        if !read.items.contains(&key.key_pair_id) {
-            return Err(Error::KeyTest(format!(
-                "{} is not in key group {group}: setSecret has not added it, or someone removed it since",
-                key.key_pair_id
-            )));
         }
         let detail = format!(
             "a canned-policy URL signed with the pending private key verifies with CloudFront's copy of {}, which is in {group}",
@@ -353,16 +359,9 @@ impl RotateKeyGroup {
         may: &Permit,
         report: &mut Report,
     ) -> Result<(), Error> {
-        let key = self.pending_key(secret, &r.token, group).await?;
         // What testSecret proved may have changed since (a console edit, the sweep, a replayed earlier step): the key
         // signers switch to must be in CloudFront and in the group at the moment they switch.
-        self.stored_public_key(secret, &key).await?;
-        if !crate::aws::group(&self.cloudfront, group).await?.items.contains(&key.key_pair_id) {
-            return Err(Error::KeyTest(format!(
-                "{} is no longer in key group {group}: AWSCURRENT stays where it is; rotate again (the retry's setSecret adds it back)",
-                key.key_pair_id
-            )));
-        }
+        let (key, _) = self.pending_in_group(secret, &r.token, group).await?;
         let previous = secret.staged(CURRENT).map(String::from);
         if let Err(e) =
             secrets::make_current(&self.secretsmanager, &secret.arn, &r.token, previous.as_deref(), may).await
